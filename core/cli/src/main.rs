@@ -1,0 +1,2 @@
+//! `vigil`: the developer command.
+fn main() {}

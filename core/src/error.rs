@@ -1,0 +1,90 @@
+//! The one error type of the core.
+//!
+//! Decoding errors always name the field and the byte offset where the input
+//! went wrong, so a developer staring at a hex dump can find the culprit, and
+//! never carry the reading's value (it is protected health information).
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The input ended before a field that its flags or length promise.
+    #[error("{characteristic}: field `{field}` at byte {offset}: input ends early (needs {needed} byte(s), {available} left)")]
+    Truncated {
+        /// Characteristic being decoded, e.g. `"CGM Measurement"`.
+        characteristic: &'static str,
+        /// Name of the field that could not be read.
+        field: &'static str,
+        /// Byte offset at which the field starts.
+        offset: usize,
+        /// Bytes the field needs.
+        needed: usize,
+        /// Bytes that were left.
+        available: usize,
+    },
+    /// Bytes remain after the last field the value's flags describe.
+    #[error("{characteristic}: {extra} unexpected byte(s) after field `{field}` at byte {offset}")]
+    Oversized {
+        /// Characteristic being decoded.
+        characteristic: &'static str,
+        /// Last field that was read.
+        field: &'static str,
+        /// Offset of the first unexpected byte.
+        offset: usize,
+        /// How many bytes are left over.
+        extra: usize,
+    },
+    /// A field holds a value the specification reserves for future use.
+    #[error("{characteristic}: field `{field}` at byte {offset} holds reserved value {value:#x}")]
+    Reserved {
+        /// Characteristic being decoded.
+        characteristic: &'static str,
+        /// Field holding the reserved value.
+        field: &'static str,
+        /// Byte offset of the field.
+        offset: usize,
+        /// The reserved value as read.
+        value: u32,
+    },
+    /// Fields contradict each other or the specification's rules.
+    #[error("{characteristic}: field `{field}` at byte {offset}: {reason}")]
+    Inconsistent {
+        /// Characteristic being decoded.
+        characteristic: &'static str,
+        /// Field found inconsistent.
+        field: &'static str,
+        /// Byte offset of the field.
+        offset: usize,
+        /// What rule was broken.
+        reason: &'static str,
+    },
+    /// The E2E-CRC does not match the bytes it protects: the record is corrupt
+    /// and must never become a reading.
+    #[error("{characteristic}: field `e2e_crc` at byte {offset}: CRC mismatch (sent {sent:#06x}, computed {computed:#06x})")]
+    CrcMismatch {
+        /// Characteristic being decoded.
+        characteristic: &'static str,
+        /// Byte offset of the CRC field.
+        offset: usize,
+        /// CRC carried by the record.
+        sent: u16,
+        /// CRC computed over the record's bytes.
+        computed: u16,
+    },
+    /// A value cannot be represented in the characteristic's wire format.
+    #[error("{characteristic}: field `{field}` cannot be encoded: {reason}")]
+    Unencodable {
+        /// Characteristic being encoded.
+        characteristic: &'static str,
+        /// Field that does not fit.
+        field: &'static str,
+        /// Why it does not fit.
+        reason: &'static str,
+    },
+    /// A caller asked for something the core does not know, such as a
+    /// characteristic UUID without a codec.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+/// Result type of the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

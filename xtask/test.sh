@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test Vigil has, on a fresh Debian machine.
+#
+# Installs what the suite needs from Debian's packages when run as root;
+# otherwise names what is missing and fails. Nothing is skipped silently:
+# a step that cannot run fails the whole command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# need CMD PACKAGE: make sure CMD exists, installing PACKAGE when root.
+need() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    if [ -z "${VIGIL_APT_UPDATED:-}" ]; then
+      apt-get update -qq
+      export VIGIL_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+  else
+    echo "missing: '$cmd' (Debian package '$pkg'); install it or run this as root" >&2
+    exit 1
+  fi
+}
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "missing: cargo (install Rust with rustup: https://rustup.rs)" >&2
+  exit 1
+fi
+need cc gcc
+need pkg-config pkg-config
+
+say "format"
+cargo fmt --all -- --check
+
+say "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "unit, property, fuzz and integration tests"
+cargo test --workspace --locked
+
+say "benchmarks compile and run once (figures: bench/RESULTS.md)"
+cargo test --workspace --benches --locked
+
+say "all tests passed"
