@@ -8,7 +8,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The input ended before a field that its flags or length promise.
-    #[error("{characteristic}: field `{field}` at byte {offset}: input ends early (needs {needed} byte(s), {available} left)")]
+    #[error(
+        "{characteristic}: field `{field}` at byte {offset}: input ends early (needs {needed} byte(s), {available} left)"
+    )]
     Truncated {
         /// Characteristic being decoded, e.g. `"CGM Measurement"`.
         characteristic: &'static str,
@@ -59,7 +61,9 @@ pub enum Error {
     },
     /// The E2E-CRC does not match the bytes it protects: the record is corrupt
     /// and must never become a reading.
-    #[error("{characteristic}: field `e2e_crc` at byte {offset}: CRC mismatch (sent {sent:#06x}, computed {computed:#06x})")]
+    #[error(
+        "{characteristic}: field `e2e_crc` at byte {offset}: CRC mismatch (sent {sent:#06x}, computed {computed:#06x})"
+    )]
     CrcMismatch {
         /// Characteristic being decoded.
         characteristic: &'static str,

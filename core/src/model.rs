@@ -235,6 +235,16 @@ impl Reading {
     }
 }
 
+/// One timestamped value of one stream: the unit that reduction, metrics
+/// and alert rules work on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When it was measured (absolute UTC).
+    pub time: DateTime<Utc>,
+    /// Value in the stream's canonical unit.
+    pub value: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,2 +1,66 @@
-//! `vigil`: the developer command.
-fn main() {}
+//! `vigil`: the developer command for the core.
+//!
+//! Each subcommand runs the real core code on files or bytes, so what a
+//! developer sees here is what the SDK does on a phone. Exit codes: 0 on
+//! success, 2 on malformed input (one line on stderr naming what is wrong),
+//! 1 on any other failure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod alerts;
+mod decode;
+mod metrics;
+mod reduce;
+mod trace;
+
+/// Vigil developer tool.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode one characteristic value (hex) into JSON records.
+    Decode(decode::Args),
+    /// Keep only the readings the cloud needs, within a bounded error.
+    Reduce(reduce::Args),
+    /// Consensus CGM metrics of a glucose trace.
+    Metrics(metrics::Args),
+    /// Every alert start and end the engine raises on a glucose trace.
+    Alerts(alerts::Args),
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Malformed input: exit 2.
+    Input(String),
+    /// Anything else (I/O, ...): exit 1.
+    Other(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(args),
+        Command::Reduce(args) => reduce::run(args),
+        Command::Metrics(args) => metrics::run(args),
+        Command::Alerts(args) => alerts::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(msg)) => {
+            eprintln!("vigil: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(msg)) => {
+            eprintln!("vigil: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -256,7 +256,12 @@ mod tests {
         let _ = r.u8("flags");
         assert!(matches!(
             r.finish(),
-            Err(Error::Oversized { field: "flags", offset: 1, extra: 2, .. })
+            Err(Error::Oversized {
+                field: "flags",
+                offset: 1,
+                extra: 2,
+                ..
+            })
         ));
     }
 

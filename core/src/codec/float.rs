@@ -102,7 +102,11 @@ impl Layout {
         } else {
             return None;
         };
-        Some(if exponent == 0 { marker } else { Special::Reserved })
+        Some(if exponent == 0 {
+            marker
+        } else {
+            Special::Reserved
+        })
     }
 
     fn value(&self, raw: u32) -> Result<f64, Special> {
@@ -237,8 +241,14 @@ mod tests {
     fn sfloat_special_values() {
         assert_eq!(SFloat::from_raw(0x07FF).special(), Some(Special::NaN));
         assert_eq!(SFloat::from_raw(0x0800).special(), Some(Special::NRes));
-        assert_eq!(SFloat::from_raw(0x07FE).special(), Some(Special::PosInfinity));
-        assert_eq!(SFloat::from_raw(0x0802).special(), Some(Special::NegInfinity));
+        assert_eq!(
+            SFloat::from_raw(0x07FE).special(),
+            Some(Special::PosInfinity)
+        );
+        assert_eq!(
+            SFloat::from_raw(0x0802).special(),
+            Some(Special::NegInfinity)
+        );
         assert_eq!(SFloat::from_raw(0x0801).special(), Some(Special::Reserved));
         assert_eq!(SFloat::NAN.value(), Err(Special::NaN));
     }
@@ -246,10 +256,22 @@ mod tests {
     #[test]
     fn float32_special_values() {
         assert_eq!(Float32::from_raw(0x007F_FFFF).special(), Some(Special::NaN));
-        assert_eq!(Float32::from_raw(0x0080_0000).special(), Some(Special::NRes));
-        assert_eq!(Float32::from_raw(0x007F_FFFE).special(), Some(Special::PosInfinity));
-        assert_eq!(Float32::from_raw(0x0080_0002).special(), Some(Special::NegInfinity));
-        assert_eq!(Float32::from_raw(0x0080_0001).special(), Some(Special::Reserved));
+        assert_eq!(
+            Float32::from_raw(0x0080_0000).special(),
+            Some(Special::NRes)
+        );
+        assert_eq!(
+            Float32::from_raw(0x007F_FFFE).special(),
+            Some(Special::PosInfinity)
+        );
+        assert_eq!(
+            Float32::from_raw(0x0080_0002).special(),
+            Some(Special::NegInfinity)
+        );
+        assert_eq!(
+            Float32::from_raw(0x0080_0001).special(),
+            Some(Special::Reserved)
+        );
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! The alert engine: rules on every raw reading (issue 4).

@@ -1,0 +1,1 @@
+//! Consensus CGM metrics and the AGP profile, shared with the cloud (issue 4).

@@ -1,0 +1,1 @@
+//! Source precedence between devices reporting the same quantity (issue 4).

@@ -1,0 +1,1 @@
+//! Bounded-error trend reduction (issue 4).

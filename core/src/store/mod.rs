@@ -1,0 +1,1 @@
+//! The on-phone SQLite buffer (issue 4).

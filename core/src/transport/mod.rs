@@ -1,0 +1,3 @@
+//! Talking to devices: btleplug, host-fed bytes, and simulated peripherals.
+
+pub mod simulated;

@@ -1,0 +1,4 @@
+//! Simulated peripherals that speak the exact GATT bytes, and the physiology
+//! that drives them.
+
+pub mod physiology;

@@ -1,0 +1,1 @@
+//! Seeded, realistic glucose and heart-rate physiology.
