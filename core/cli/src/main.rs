@@ -13,6 +13,7 @@ mod alerts;
 mod decode;
 mod metrics;
 mod reduce;
+#[allow(dead_code)] // Until every subcommand that reads traces has landed.
 mod trace;
 
 /// Vigil developer tool.
