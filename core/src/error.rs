@@ -88,6 +88,9 @@ pub enum Error {
     /// characteristic UUID without a codec.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A device or the Bluetooth stack refused, failed or timed out.
+    #[error("device: {0}")]
+    Device(String),
 }
 
 /// Result type of the core.
