@@ -29,6 +29,7 @@ mod session;
 mod status;
 
 pub use feature::{CgmFeature, FeatureBits, SampleLocation, SampleType};
+pub(crate) use feature::{read_type_location, type_location_octet};
 pub use measurement::{CgmMeasurement, Records};
 pub use session::{CgmSessionRunTime, CgmSessionStartTime, DateTime, DstOffset, TimeZone};
 pub use status::{Annunciation, CalTempOctet, CgmStatus, StatusOctet, WarningOctet};
