@@ -15,7 +15,7 @@ use crate::{Error, Result};
 
 const CHARACTERISTIC: &str = "Heart Rate Measurement";
 
-// Flag bits, HRS 1.0 §3.1.1.1 "Flags Field".
+// Flag bits: HRS 1.0, Heart Rate Measurement, Flags field.
 const FLAG_FORMAT_U16: u8 = 1 << 0;
 const FLAG_CONTACT_SHIFT: u8 = 1;
 const FLAG_CONTACT_MASK: u8 = 0b11 << FLAG_CONTACT_SHIFT;
@@ -23,7 +23,8 @@ const FLAG_ENERGY: u8 = 1 << 3;
 const FLAG_RR: u8 = 1 << 4;
 const FLAG_DEFINED: u8 = FLAG_FORMAT_U16 | FLAG_CONTACT_MASK | FLAG_ENERGY | FLAG_RR;
 
-/// RR intervals travel in units of 1/1024 s (HRS 1.0 §3.1.1.5).
+/// RR intervals travel in units of 1/1024 s (HRS 1.0, Heart Rate
+/// Measurement, RR-Interval field).
 pub const RR_TICKS_PER_SECOND: f64 = 1024.0;
 
 /// How the heart-rate value travels.
@@ -89,7 +90,7 @@ pub struct HeartRateMeasurement {
     /// Whether the sensor reports skin contact.
     pub sensor_contact: SensorContact,
     /// Energy expended since the last reset, kJ; the sensor holds it at 65535
-    /// once reached (HRS 1.0 §3.1.1.4).
+    /// once reached (HRS 1.0, Energy Expended field).
     pub energy_expended_kj: Option<u16>,
     /// RR intervals, oldest first, in 1/1024 s; empty when none were sent.
     pub rr_intervals: Vec<u16>,
@@ -202,9 +203,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    // HRS 1.0 §3.1.1: flags 0x16 = uint8 format, contact supported and
-    // detected (bits 1-2 = 0b11), RR present; 72 bpm; two RR intervals of
-    // 0x0334 = 820/1024 s and 0x0400 = 1 s.
+    // HRS 1.0 Heart Rate Measurement: flags 0x16 = uint8 format, contact
+    // supported and detected (bits 1-2 = 0b11), RR present; 72 bpm; two RR
+    // intervals of 0x0334 = 820/1024 s and 0x0400 = 1 s.
     #[test]
     fn decodes_uint8_rate_with_contact_and_rr_intervals() {
         let m = HeartRateMeasurement::decode(&[0x16, 72, 0x34, 0x03, 0x00, 0x04]).unwrap();
@@ -217,8 +218,9 @@ mod tests {
         assert_eq!(m.rr_intervals_s(), vec![820.0 / 1024.0, 1.0]);
     }
 
-    // HRS 1.0 §3.1.1.1/§3.1.1.4: flags 0x0D = uint16 format, contact code 2
-    // (supported, not detected), energy present; 70 bpm as uint16, 300 kJ.
+    // HRS 1.0 Flags and Energy Expended fields: flags 0x0D = uint16 format,
+    // contact code 2 (supported, not detected), energy present; 70 bpm as
+    // uint16, 300 kJ.
     #[test]
     fn uint16_rate_of_70_stays_uint16_on_reencode() {
         let bytes = [0x0D, 70, 0x00, 0x2C, 0x01];
