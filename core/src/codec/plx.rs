@@ -248,8 +248,6 @@ impl PlxContinuousMeasurement {
 }
 
 #[cfg(test)]
-// Tests index fixed test vectors; a panic there is a failing test.
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::Error;

@@ -363,8 +363,6 @@ impl GlucoseMeasurementContext {
 }
 
 #[cfg(test)]
-// Tests index fixed test vectors; a panic there is a failing test.
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -280,8 +280,6 @@ impl GlucoseMeasurement {
 }
 
 #[cfg(test)]
-// Tests index fixed test vectors; a panic there is a failing test.
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use chrono::NaiveDate;
