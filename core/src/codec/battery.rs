@@ -17,7 +17,7 @@ pub const MAX_PERCENT: u8 = 100;
 
 /// A battery level in percent, guaranteed 0..=100 when it came from
 /// [`BatteryLevel::decode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BatteryLevel {
     /// Remaining charge, percent of full (0..=100).
     pub percent: u8,

@@ -29,7 +29,7 @@ const CHARACTERISTIC: &str = "CGM Specific Ops Control Point";
 
 /// Op codes of the CGM Specific Ops Control Point (CGMS §3.6.1, table of op
 /// codes). 0 and 29-255 are reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum SocpOpCode {
     /// Set CGM Communication Interval (operand: minutes, uint8).
@@ -135,7 +135,7 @@ impl SocpOpCode {
 
 /// The six alert levels a sensor can hold; each has a set, a get and a
 /// response op code, three apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertLevel {
     /// Patient high level, mg/dL.
     PatientHigh,
@@ -183,7 +183,7 @@ impl AlertLevel {
 }
 
 /// Calibration Status bits of a calibration record; bits 3-7 reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CalibrationStatus(u8);
 
 impl CalibrationStatus {
@@ -228,7 +228,7 @@ impl CalibrationStatus {
 
 /// A calibration record (CGMS §3.6.2.4, "Calibration Data Record"), 10
 /// bytes: the operand of Set Glucose Calibration Value and of its response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CalibrationRecord {
     /// Glucose concentration of the calibration sample, mg/dL.
     pub glucose: SFloat,
@@ -288,7 +288,7 @@ impl CalibrationRecord {
 
 /// Response Code values of the CGM Specific Ops Control Point (CGMS
 /// §3.6.1); 0 and 6-255 reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocpResponseCode {
     /// Success (1).
     Success,
@@ -328,7 +328,7 @@ impl SocpResponseCode {
 }
 
 /// A request the phone writes to the CGM Specific Ops Control Point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CgmOpsRequest {
     /// Set the communication interval in minutes (0 disables periodic
     /// communication, 255 asks for the fastest interval).
@@ -366,7 +366,7 @@ pub enum CgmOpsRequest {
 }
 
 /// A response the sensor indicates on the CGM Specific Ops Control Point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CgmOpsResponse {
     /// The communication interval in minutes.
     CommunicationInterval {

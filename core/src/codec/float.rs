@@ -109,11 +109,12 @@ impl Layout {
         })
     }
 
-    fn value(&self, raw: u32) -> Result<f64, Special> {
+    fn value(&self, raw: u32, pow10: i32) -> Result<f64, Special> {
         if let Some(s) = self.special(raw) {
             return Err(s);
         }
         let (mantissa, exponent) = self.split(raw);
+        let exponent = exponent + pow10;
         let m = f64::from(mantissa);
         // Dividing by an exact power of ten rounds once; multiplying by an
         // inexact 10^-n would round twice.
@@ -209,12 +210,30 @@ macro_rules! medical_float {
 
             /// The number, or the marker in its place.
             pub fn value(self) -> Result<f64, Special> {
-                $layout.value(u32::from(self.0))
+                $layout.value(u32::from(self.0), 0)
+            }
+
+            /// The number times `10^pow10`, rounded once: a unit change
+            /// such as kg/L to mg/dL (`pow10 = 5`) stays exact where a
+            /// float multiplication would not (0.0012 × 10^5 is not 120).
+            pub fn scaled(self, pow10: i32) -> Result<f64, Special> {
+                $layout.value(u32::from(self.0), pow10)
             }
 
             /// The number, or `None` for a marker.
             pub fn to_f64(self) -> Option<f64> {
                 self.value().ok()
+            }
+        }
+
+        impl Serialize for $name {
+            /// A number, or the marker's label (`"NaN"`, `"NRes"`, `"+INF"`,
+            /// `"-INF"`, `"reserved"`) so a marker never reads as a value.
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self.value() {
+                    Ok(v) => s.serialize_f64(v),
+                    Err(special) => s.serialize_str(special.label()),
+                }
             }
         }
     };
@@ -293,6 +312,14 @@ mod tests {
         assert_eq!(SFloat::from_raw(0x2001).to_f64(), Some(100.0));
         // 0x8001: exponent -8 -> 1e-8.
         assert_eq!(SFloat::from_raw(0x8001).to_f64(), Some(1e-8));
+    }
+
+    #[test]
+    fn scaling_by_a_power_of_ten_is_exact() {
+        // 120 × 10^-5 kg/L is 120 mg/dL.
+        let v = SFloat::new(120, -5).map(|v| v.scaled(5));
+        assert_eq!(v, Some(Ok(120.0)));
+        assert_eq!(SFloat::NAN.scaled(5), Err(Special::NaN));
     }
 
     #[test]

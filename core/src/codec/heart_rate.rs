@@ -28,7 +28,7 @@ const FLAG_DEFINED: u8 = FLAG_FORMAT_U16 | FLAG_CONTACT_MASK | FLAG_ENERGY | FLA
 pub const RR_TICKS_PER_SECOND: f64 = 1024.0;
 
 /// How the heart-rate value travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeartRateFormat {
     /// One byte, 0..=255 bpm.
     Uint8,
@@ -37,7 +37,7 @@ pub enum HeartRateFormat {
 }
 
 /// The Sensor Contact Status bits (flags bits 1-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SensorContact {
     /// Code 0: the sensor does not report contact.
     NotSupported,
@@ -81,7 +81,7 @@ impl SensorContact {
 }
 
 /// One Heart Rate Measurement value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, PartialEq, Eq, Hash)]
 pub struct HeartRateMeasurement {
     /// Width the heart rate travels in; kept so encoding is byte-exact.
     pub format: HeartRateFormat,

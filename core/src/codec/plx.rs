@@ -29,7 +29,7 @@ const FLAG_DEFINED: u8 =
     FLAG_FAST | FLAG_SLOW | FLAG_MEASUREMENT_STATUS | FLAG_DEVICE_STATUS | FLAG_PULSE_AMPLITUDE;
 
 /// One SpO2 and pulse-rate pair, as sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpO2Pr {
     /// Oxygen saturation, percent; special values survive.
     pub spo2: SFloat,
@@ -129,7 +129,7 @@ bit_set! {
 }
 
 /// One PLX Continuous Measurement value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PlxContinuousMeasurement {
     /// SpO2PR-Normal: the pair to show and store; always present.
     pub normal: SpO2Pr,

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 const CHARACTERISTIC: &str = "Record Access Control Point";
 
 /// Which service's RACP is spoken; it decides what a filter type means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RacpService {
     /// Continuous Glucose Monitoring Service: filter 0x01 is Time Offset.
     Cgm,
@@ -32,7 +32,7 @@ pub enum RacpService {
 }
 
 /// RACP op codes (0 and 7-255 reserved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RacpOpCode {
     /// Report stored records (1).
     ReportStoredRecords,
@@ -76,7 +76,7 @@ impl RacpOpCode {
 }
 
 /// RACP response code values (0 and 10-255 reserved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RacpResponseCode {
     /// Success (1).
     Success,
@@ -124,7 +124,7 @@ impl RacpResponseCode {
 }
 
 /// One filter value, named for what it means in its service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FilterValue {
     /// CGMS filter type 0x01: minutes since session start.
     TimeOffset(u16),
@@ -181,7 +181,7 @@ impl FilterValue {
 }
 
 /// Which records a request addresses: the operator and its operand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordFilter {
     /// All records (operator 0x01).
     All,
@@ -217,7 +217,7 @@ impl RecordFilter {
 }
 
 /// A request the phone writes to the RACP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RacpRequest {
     /// Report (send) the stored records the filter selects.
     ReportStoredRecords(RecordFilter),
@@ -230,7 +230,7 @@ pub enum RacpRequest {
 }
 
 /// A response the sensor indicates on the RACP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RacpResponse {
     /// How many records matched (operator Null, uint16 operand).
     NumberOfStoredRecords(u16),

@@ -17,7 +17,7 @@ use crate::codec::crc::e2e_crc;
 use crate::{Error, Result};
 
 /// The 24-bit CGM Feature field; bits 17-23 are reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FeatureBits(u32);
 
 macro_rules! feature_bits {
@@ -97,7 +97,7 @@ impl FeatureBits {
 macro_rules! nibble_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal, { $( $(#[$vdoc:meta])* $variant:ident = $value:expr, )* }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $( $(#[$vdoc])* $variant = $value, )*
         }
@@ -183,7 +183,7 @@ pub(crate) fn type_location_octet(t: SampleType, l: SampleLocation) -> u8 {
 }
 
 /// CGM Feature (0x2AA8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CgmFeature {
     /// The supported features.
     pub features: FeatureBits,

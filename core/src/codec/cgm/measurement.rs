@@ -37,7 +37,7 @@ const DEFINED_FLAGS: u8 = TREND | QUALITY | WARNING | CAL_TEMP | STATUS;
 const MIN_SIZE: usize = 6;
 
 /// One CGM Measurement record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CgmMeasurement {
     /// CGM Glucose Concentration in mg/dL, raw (specials survive).
     pub glucose: SFloat,
@@ -178,7 +178,7 @@ impl CgmMeasurement {
 
 /// Iterator over the records of one CGM Measurement notification (see
 /// [`CgmMeasurement::records`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, serde::Serialize, Clone)]
 pub struct Records<'a> {
     bytes: &'a [u8],
     pos: usize,

@@ -19,7 +19,7 @@ use crate::codec::bytes::{Reader, Writer};
 use crate::{Error, Result};
 
 /// The Bluetooth Date Time: local wall-clock time as the sensor knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DateTime {
     /// 1582-9999, or 0 when unknown.
     pub year: u16,
@@ -117,7 +117,7 @@ impl DateTime {
 
 /// Time Zone: offset from UTC in 15-minute units (standard time, without
 /// DST), −48..=+56, or unknown (−128 on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeZone(i8);
 
 impl TimeZone {
@@ -146,7 +146,7 @@ impl TimeZone {
 }
 
 /// DST Offset code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DstOffset {
     /// Standard time (0).
     Standard,
@@ -195,7 +195,7 @@ impl DstOffset {
 }
 
 /// CGM Session Start Time (0x2AAA).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CgmSessionStartTime {
     /// Local date and time at which the session started.
     pub start: DateTime,
@@ -260,7 +260,7 @@ impl CgmSessionStartTime {
 }
 
 /// CGM Session Run Time (0x2AAB): the expected run time of the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CgmSessionRunTime {
     /// Expected session run time in hours.
     pub run_time_hours: u16,

@@ -22,6 +22,13 @@ macro_rules! annunciation_octet {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
         pub struct $name(u8);
 
+        impl serde::Serialize for $name {
+            /// As the list of conditions announced, e.g. `["session_stopped"]`.
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.set_names())
+            }
+        }
+
         impl $name {
             $(
                 $(#[$bdoc])*
@@ -55,6 +62,13 @@ macro_rules! annunciation_octet {
             /// Whether no condition is announced.
             pub const fn is_empty(self) -> bool {
                 self.0 == 0
+            }
+
+            /// Names of the conditions announced, for logs and JSON.
+            pub fn set_names(self) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $( if self.$getter() { names.push(stringify!($getter)); } )*
+                names
             }
 
             $(
@@ -140,7 +154,7 @@ pub(super) fn read_octet<T>(
 }
 
 /// The full 24-bit Sensor Status Annunciation, as CGM Status carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Annunciation {
     /// Bits 0-7.
     pub status: StatusOctet,
@@ -178,7 +192,7 @@ impl Annunciation {
 
 /// CGM Status (0x2AA9): the sensor's current annunciation, readable even
 /// when no measurement is running (CGMS §3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CgmStatus {
     /// Minutes since the session start at which this status applies.
     pub time_offset_min: u16,

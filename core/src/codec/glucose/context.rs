@@ -119,7 +119,7 @@ code_enum! {
 }
 
 /// Unit of the Medication field (flags bit 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MedicationUnit {
     /// Bit clear: kilograms.
     #[default]
@@ -129,7 +129,7 @@ pub enum MedicationUnit {
 }
 
 /// Carbohydrate intake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Carbohydrate {
     /// Which meal.
     pub id: CarbohydrateId,
@@ -145,7 +145,7 @@ impl Carbohydrate {
 }
 
 /// Who tested and the patient's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TesterHealth {
     /// Who took the test.
     pub tester: Tester,
@@ -154,7 +154,7 @@ pub struct TesterHealth {
 }
 
 /// Exercise before the test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Exercise {
     /// Duration in seconds; [`EXERCISE_DURATION_OVERRUN`] means longer.
     pub duration_s: u16,
@@ -170,7 +170,7 @@ impl Exercise {
 }
 
 /// Medication taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Medication {
     /// Kind of medication.
     pub id: MedicationId,
@@ -180,7 +180,7 @@ pub struct Medication {
 }
 
 /// One Glucose Measurement Context value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GlucoseMeasurementContext {
     /// Sequence number of the measurement this context belongs to.
     pub sequence_number: u16,

@@ -13,7 +13,7 @@
 use super::{DateTime, DateTimeFields, bit_set, code_enum};
 use crate::codec::bytes::{Reader, Writer};
 use crate::codec::float::SFloat;
-use crate::model::{kg_l_to_mg_dl, mol_l_to_mg_dl};
+use crate::model::MG_DL_PER_MMOL_L;
 use crate::{Error, Result};
 use chrono::{NaiveDateTime, TimeDelta};
 
@@ -40,7 +40,7 @@ const BASE_TIME: DateTimeFields = DateTimeFields {
 };
 
 /// Unit of the Glucose Concentration field (flags bit 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ConcentrationUnit {
     /// Bit clear: kilograms per litre.
     #[default]
@@ -125,7 +125,7 @@ bit_set! {
 }
 
 /// A glucose concentration with what and where it was sampled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GlucoseSample {
     /// Concentration as sent, in the measurement's
     /// [`GlucoseMeasurement::concentration_unit`]; special values survive.
@@ -137,7 +137,7 @@ pub struct GlucoseSample {
 }
 
 /// One Glucose Measurement value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GlucoseMeasurement {
     /// Sequence number of the record in the meter; the context, if any,
     /// carries the same one.
@@ -261,12 +261,19 @@ impl GlucoseMeasurement {
 
     /// The concentration in canonical mg/dL; `None` when absent or a special
     /// value (NaN, NRes, ±INF, reserved).
+    ///
+    /// The unit's power of ten is applied to the SFLOAT's exponent rather
+    /// than multiplied in, so 120 × 10^-5 kg/L reads as exactly 120 mg/dL
+    /// (the same factors as [`crate::model::kg_l_to_mg_dl`] and
+    /// [`crate::model::mol_l_to_mg_dl`]).
     pub fn concentration_mg_dl(&self) -> Option<f64> {
-        let value = self.sample?.concentration.to_f64()?;
-        Some(match self.concentration_unit {
-            ConcentrationUnit::KgPerL => kg_l_to_mg_dl(value),
-            ConcentrationUnit::MolPerL => mol_l_to_mg_dl(value),
-        })
+        let c = self.sample?.concentration;
+        match self.concentration_unit {
+            // kg/L × 10^5 = mg/dL.
+            ConcentrationUnit::KgPerL => c.scaled(5).ok(),
+            // mol/L × 10^3 = mmol/L.
+            ConcentrationUnit::MolPerL => c.scaled(3).ok().map(|mmol| mmol * MG_DL_PER_MMOL_L),
+        }
     }
 
     /// Base time plus time offset, in the meter's local time (this

@@ -44,7 +44,7 @@ macro_rules! code_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )*
             /// A code the specification reserves, kept exactly as sent.
@@ -100,7 +100,7 @@ macro_rules! bit_set {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+        #[derive(Debug, serde::Serialize, Clone, Copy, Default, PartialEq, Eq, Hash)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: bool, )*
         }
@@ -142,7 +142,7 @@ pub(crate) use bit_set;
 /// Decoding guarantees every field is in its specified range (year 0 or
 /// 1582..=9999, month 0..=12, day 0..=31, hours 0..=23, minutes and seconds
 /// 0..=59) and that a known day exists in its month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DateTime {
     /// Gregorian year, 1582..=9999, or 0 when not known.
     pub year: u16,
