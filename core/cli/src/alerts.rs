@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use vigil_core::alerts::{AlertConfig, AlertEngine, AlertEvent, Phase};
+use vigil_core::model::Sample;
 
 use crate::{Failure, trace};
 
@@ -97,6 +98,26 @@ fn config(args: &Args) -> AlertConfig {
     }
 }
 
+/// Every event the engine raises over `samples`, in order, then at `now`.
+fn events(
+    engine: &mut AlertEngine,
+    samples: &[Sample],
+    now: Option<DateTime<Utc>>,
+) -> Result<Vec<AlertEvent>, Failure> {
+    let mut all = Vec::new();
+    for (i, sample) in samples.iter().enumerate() {
+        let events = engine
+            .on_glucose(*sample)
+            // Line 1 is the header.
+            .map_err(|e| Failure::Input(format!("line {}: {e}", i + 2)))?;
+        all.extend(events);
+    }
+    if let Some(now) = now {
+        all.extend(engine.on_tick(now));
+    }
+    Ok(all)
+}
+
 /// Runs `vigil alerts`.
 pub fn run(args: Args) -> Result<(), Failure> {
     let now = args
@@ -111,26 +132,86 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut engine = AlertEngine::new(config(&args), args.key.clone())
         .map_err(|e| Failure::Input(e.to_string()))?;
     let trace = trace::read_path(&args.input)?;
+    let events = events(&mut engine, &trace.samples, now)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut print = |events: Vec<AlertEvent>| -> Result<(), Failure> {
-        for e in &events {
-            let line = serde_json::to_string(&Line::from(e))
-                .map_err(|e| Failure::Other(format!("cannot encode JSON: {e}")))?;
-            writeln!(out, "{line}").map_err(|e| Failure::Other(format!("cannot write: {e}")))?;
+    let io = |e: std::io::Error| Failure::Other(format!("cannot write: {e}"));
+    for e in &events {
+        let line = serde_json::to_string(&Line::from(e))
+            .map_err(|e| Failure::Other(format!("cannot encode JSON: {e}")))?;
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(csv: &str) -> Vec<Sample> {
+        match trace::read(csv.as_bytes()) {
+            Ok(t) => t.samples,
+            Err(e) => panic!("{e:?}"),
         }
-        Ok(())
-    };
-    for (i, sample) in trace.samples.iter().enumerate() {
-        let events = engine
-            .on_glucose(*sample)
-            // Line 1 is the header.
-            .map_err(|e| Failure::Input(format!("line {}: {e}", i + 2)))?;
-        print(events)?;
     }
-    if let Some(now) = now {
-        print(engine.on_tick(now))?;
+
+    fn lines(csv: &str) -> Vec<serde_json::Value> {
+        let mut engine = AlertEngine::new(AlertConfig::default(), "trace").unwrap();
+        events(&mut engine, &samples(csv), None)
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::to_value(Line::from(e)).unwrap())
+            .collect()
     }
-    out.flush()
-        .map_err(|e| Failure::Other(format!("cannot write: {e}")))
+
+    #[test]
+    fn a_gap_in_the_file_prints_signal_loss_when_20_minutes_ran_out() {
+        let out = lines("time,glucose_mgdl\n2026-01-05T00:00:00Z,100\n2026-01-05T00:25:00Z,101\n");
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["kind"], "signal_loss");
+        assert_eq!(out[0]["phase"], "start");
+        assert_eq!(out[0]["time"], "2026-01-05T00:20:00Z");
+        assert!(out[0]["glucose_mg_dl"].is_null());
+        assert_eq!(out[1]["phase"], "end");
+        assert_eq!(out[1]["time"], "2026-01-05T00:25:00Z");
+        assert_eq!(out[1]["glucose_mg_dl"], 101.0);
+        assert_eq!(out[0]["id"], out[1]["id"]);
+        // Exactly the keys.
+        let keys: Vec<_> = out[0].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 5);
+        for k in ["id", "kind", "phase", "time", "glucose_mg_dl"] {
+            assert!(keys.iter().any(|x| x == k), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_realert_prints_as_start_with_the_episodes_id() {
+        let mut csv = String::from("time,glucose_mgdl\n");
+        for m in (0..=30).step_by(5) {
+            csv += &format!("2026-01-05T00:{m:02}:00Z,65\n");
+        }
+        let out = lines(&csv);
+        let phases: Vec<_> = out
+            .iter()
+            .map(|l| (l["phase"].clone(), l["time"].clone()))
+            .collect();
+        assert_eq!(
+            phases,
+            vec![
+                ("start".into(), "2026-01-05T00:00:00Z".into()),
+                ("start".into(), "2026-01-05T00:30:00Z".into()),
+            ]
+        );
+        assert_eq!(out[0]["id"], out[1]["id"]);
+    }
+
+    #[test]
+    fn rows_out_of_time_order_are_an_input_error_naming_the_line() {
+        let mut engine = AlertEngine::new(AlertConfig::default(), "trace").unwrap();
+        let csv = "time,glucose_mgdl\n2026-01-05T00:05:00Z,100\n2026-01-05T00:00:00Z,100\n";
+        match events(&mut engine, &samples(csv), None) {
+            Err(Failure::Input(msg)) => assert!(msg.starts_with("line 3:"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -83,3 +83,43 @@ pub fn run(args: Args) -> Result<(), Failure> {
     println!("{line}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_metrics_round_to_two_decimals_and_keep_the_count() {
+        let samples = match trace::read(
+            "time,glucose_mgdl\n2026-01-05T00:00:00Z,100\n2026-01-05T00:05:00Z,101\n2026-01-05T00:10:00Z,50\n"
+                .as_bytes(),
+        ) {
+            Ok(t) => t.samples,
+            Err(e) => panic!("{e:?}"),
+        };
+        let m = consensus_metrics(&samples, TimeDelta::minutes(5)).unwrap();
+        let v = serde_json::to_value(Printed::from(&m)).unwrap();
+        // Mean 251 / 3 = 83.666…; one of three readings below 54 = 33.333…%.
+        assert_eq!(v["mean_mg_dl"], 83.67);
+        assert_eq!(v["tbr_lt54_pct"], 33.33);
+        assert_eq!(v["readings"], 3);
+        let keys = [
+            "mean_mg_dl",
+            "sd_mg_dl",
+            "cv_pct",
+            "gmi_pct",
+            "tbr_lt54_pct",
+            "tbr_lt70_pct",
+            "tir_70_180_pct",
+            "tar_gt180_pct",
+            "tar_gt250_pct",
+            "active_pct",
+            "days",
+            "readings",
+        ];
+        assert_eq!(v.as_object().unwrap().len(), keys.len());
+        for k in keys {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+    }
+}
