@@ -2,13 +2,14 @@
 //! the same core code the SDK and the cloud use, printed as one JSON object.
 //!
 //! Numbers are rounded to two decimals (half away from zero) for reading; the
-//! core keeps full precision. `readings` is an exact count.
+//! core keeps full precision. `readings` is an exact count. `--agp` adds one
+//! extra key, `agp`: the AGP percentile profile by time-of-day slot.
 
 use std::path::PathBuf;
 
-use chrono::TimeDelta;
+use chrono::{FixedOffset, TimeDelta};
 use serde::Serialize;
-use vigil_core::metrics::{GlucoseMetrics, consensus_metrics};
+use vigil_core::metrics::{AgpSlot, GlucoseMetrics, agp_profile, consensus_metrics};
 
 use crate::{Failure, trace};
 
@@ -21,6 +22,42 @@ pub struct Args {
     /// The sensor's expected sampling interval in minutes (for active %).
     #[arg(long, default_value_t = 5.0)]
     pub interval_min: f64,
+    /// Also print the AGP profile (key `agp`).
+    #[arg(long)]
+    pub agp: bool,
+    /// AGP slot width in minutes (must divide 24 h).
+    #[arg(long, default_value_t = 15)]
+    pub agp_slot_min: i64,
+    /// The patient's UTC offset in minutes, for the AGP's time of day.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub utc_offset_min: i32,
+}
+
+/// One AGP slot as printed; percentiles are null for a slot without data.
+#[derive(Debug, Serialize)]
+struct PrintedSlot {
+    start_minute: u32,
+    readings: usize,
+    p5: Option<f64>,
+    p25: Option<f64>,
+    p50: Option<f64>,
+    p75: Option<f64>,
+    p95: Option<f64>,
+}
+
+impl From<&AgpSlot> for PrintedSlot {
+    fn from(s: &AgpSlot) -> Self {
+        let p = |i: usize| s.percentiles.and_then(|p| p.get(i).copied()).map(round2);
+        PrintedSlot {
+            start_minute: s.start_minute,
+            readings: s.readings,
+            p5: p(0),
+            p25: p(1),
+            p50: p(2),
+            p75: p(3),
+            p95: p(4),
+        }
+    }
 }
 
 /// The printed object; field order is the order of the key list.
@@ -38,6 +75,8 @@ struct Printed {
     active_pct: f64,
     days: f64,
     readings: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agp: Option<Vec<PrintedSlot>>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -59,6 +98,7 @@ impl From<&GlucoseMetrics> for Printed {
             active_pct: round2(m.active_pct),
             days: round2(m.days),
             readings: m.readings,
+            agp: None,
         }
     }
 }
@@ -78,7 +118,24 @@ pub fn run(args: Args) -> Result<(), Failure> {
         TimeDelta::milliseconds(interval_ms.round() as i64),
     )
     .map_err(|e| Failure::Input(e.to_string()))?;
-    let line = serde_json::to_string(&Printed::from(&metrics))
+    let mut printed = Printed::from(&metrics);
+    if args.agp {
+        let offset =
+            FixedOffset::east_opt(args.utc_offset_min.saturating_mul(60)).ok_or_else(|| {
+                Failure::Input(format!(
+                    "--utc-offset-min {} is out of range",
+                    args.utc_offset_min
+                ))
+            })?;
+        let agp = agp_profile(
+            &trace.samples,
+            TimeDelta::minutes(args.agp_slot_min),
+            offset,
+        )
+        .map_err(|e| Failure::Input(e.to_string()))?;
+        printed.agp = Some(agp.iter().map(PrintedSlot::from).collect());
+    }
+    let line = serde_json::to_string(&printed)
         .map_err(|e| Failure::Other(format!("cannot encode JSON: {e}")))?;
     println!("{line}");
     Ok(())
