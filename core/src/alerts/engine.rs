@@ -6,6 +6,12 @@
 //! moment, stamped with the moment itself, whether the clock moved by a tick
 //! or by the next reading: so the events never depend on how often the host
 //! ticks (a property test holds it to that).
+//!
+//! Rate rules (fast fall, fast rise, predicted urgent low) need a rate, which
+//! needs `rate_min_readings` readings inside the rate window. While there is
+//! none (the first minutes, or just after a signal gap) those rules are not
+//! evaluated: nothing starts, and an episode in progress neither re-alerts nor
+//! ends until a rate says so.
 
 use std::collections::VecDeque;
 
@@ -46,7 +52,7 @@ struct Payload {
 /// Guarantees: deterministic (the same inputs in the same order give the
 /// same events, ids included); events of one call are in time order; every
 /// `Start` is followed by at most one `End` with its id and nothing after it;
-/// no allocation beyond the readings of one rate window.
+/// memory stays bounded by one rate window of readings.
 #[derive(Debug, Clone)]
 pub struct AlertEngine {
     config: AlertConfig,
@@ -90,8 +96,11 @@ impl AlertEngine {
 
     /// Silences `kind` until `until` (exclusive): no start or re-alert of it
     /// is raised before then; an end still is. Replaces any earlier snooze of
-    /// that kind. When the snooze runs out and the rule still holds, the next
-    /// reading meeting it (or, for time-driven kinds, `until` itself) raises.
+    /// that kind. Once it runs out, an episode not yet announced starts at the
+    /// next reading meeting its rule, and an announced one re-alerts on its
+    /// usual schedule (the first reading meeting the rule at least one
+    /// re-alert interval after its last raise); time-driven kinds raise at
+    /// `until` itself if they are still due.
     pub fn snooze(&mut self, kind: AlertKind, until: DateTime<Utc>) {
         if let Some(s) = self.snoozed_until.get_mut(kind.index()) {
             *s = Some(until);
@@ -204,7 +213,8 @@ impl AlertEngine {
 
     /// Moves the engine's clock to `now` without a reading: raises the
     /// time-driven alerts due strictly before `now` (signal loss, its
-    /// re-alerts, a session warning). A `now` in the past does nothing.
+    /// re-alerts, a session warning). A `now` in the past does nothing;
+    /// before the first glucose reading there is no signal to lose.
     pub fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<AlertEvent> {
         let mut out = Vec::new();
         self.advance(now, &mut out);
