@@ -483,3 +483,41 @@ fn every_number_is_configurable() {
         ]
     );
 }
+
+#[test]
+fn a_rate_alert_waits_for_a_new_rate_after_a_gap_before_it_ends() {
+    let ev = run(&[
+        (0, 150.0),
+        (5, 140.0),
+        (10, 128.0), // -2.2: fast fall starts
+        (40, 128.0), // after a 30-minute gap: one reading in the window
+        (45, 128.0), // two: still no rate
+        (50, 128.0), // three flat readings: rate 0, ends
+    ]);
+    assert_eq!(
+        summary(&ev, &[FastFall, SignalLoss]),
+        vec![
+            (FastFall, Start, 10, Some(128.0)),
+            (SignalLoss, Start, 30, None),
+            (SignalLoss, End, 40, Some(128.0)),
+            (FastFall, End, 50, Some(128.0)),
+        ]
+    );
+}
+
+#[test]
+fn a_snoozed_signal_loss_starts_when_the_snooze_runs_out() {
+    let mut e = engine();
+    e.on_glucose(s(0, 100.0)).unwrap();
+    e.snooze(SignalLoss, t(30));
+    assert!(e.on_tick(t(29)).is_empty());
+    let ev = e.on_glucose(s(40, 100.0)).unwrap();
+    assert_eq!(
+        summary(&ev, &[SignalLoss]),
+        vec![
+            (SignalLoss, Start, 30, None),
+            (SignalLoss, End, 40, Some(100.0))
+        ]
+    );
+    assert_eq!(ev[0].id, alert_id("patient-7", SignalLoss, t(30)));
+}
