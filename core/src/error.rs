@@ -91,6 +91,17 @@ pub enum Error {
     /// A device or the Bluetooth stack refused, failed or timed out.
     #[error("device: {0}")]
     Device(String),
+    /// A setting (an alert threshold, a sampling interval, ...) is out of its
+    /// meaningful range or contradicts another setting, e.g. a low-glucose
+    /// threshold above the high one. Refused when the configuration is built,
+    /// so a bad setting can never silently disable an alarm.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidSetting {
+        /// Name of the offending setting, as spelled in its struct.
+        setting: &'static str,
+        /// What is wrong with it (settings are not patient data).
+        reason: String,
+    },
 }
 
 /// Result type of the core.
