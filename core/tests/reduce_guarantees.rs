@@ -181,6 +181,29 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn physiology_traces_keep_every_guarantee(
+        seed in any::<u64>(),
+        profile in 0usize..3,
+        one_minute in any::<bool>(),
+        marks in prop::collection::vec(prop::bool::weighted(0.02), 2 * 1440),
+    ) {
+        let profile = GlucoseProfile::all()[profile].clone();
+        let interval = if one_minute { SampleInterval::OneMinute } else { SampleInterval::FiveMinutes };
+        let mut model = GlucoseModel::new(seed, profile, t0(), interval).unwrap();
+        let per_day = (1440 / interval.minutes()) as usize;
+        let samples = model.sensor_samples(2 * per_day);
+        let marks = &marks[..samples.len()];
+        let config = ReducerConfig::glucose(interval.duration());
+        let kept = reduce(&samples, marks, &Policy::BoundedError(config)).unwrap();
+        assert_guarantees(&samples, marks, &config, &kept);
+        prop_assert_eq!(online(&samples, marks, config), kept);
+    }
+}
+
 #[test]
 fn a_straight_line_keeps_only_its_ends_within_max_silence() {
     let values: Vec<f64> = (0..12).map(|i| 100.0 + 2.0 * f64::from(i)).collect();

@@ -164,8 +164,9 @@ pub struct Decision {
 /// An online reducer of either policy.
 ///
 /// Contract shared by both: decisions come out in push order, each exactly
-/// once, never revised; the newest reading is decided once the next one
-/// arrives (or at [`Reducer::finish`]), older ones possibly later.
+/// once, never revised. No reading is decided before the next one arrives
+/// (or [`Reducer::finish`] is called); the bounded reducer may wait longer,
+/// until a reading arrives more than `max_silence` after the last kept one.
 #[derive(Debug, Clone)]
 pub enum Reducer {
     /// See [`BoundedReducer`] (boxed: it carries its scan window).
@@ -178,7 +179,9 @@ impl Reducer {
     /// A reducer for `policy`; fails on an invalid configuration.
     pub fn new(policy: &Policy) -> Result<Self> {
         Ok(match policy {
-            Policy::BoundedError(config) => Reducer::Bounded(Box::new(BoundedReducer::new(*config)?)),
+            Policy::BoundedError(config) => {
+                Reducer::Bounded(Box::new(BoundedReducer::new(*config)?))
+            }
             Policy::RelativeChange(rule) => Reducer::Relative(RelativeChangeReducer::new(*rule)?),
         })
     }

@@ -30,3 +30,40 @@ pub fn max_error(full: &[Sample], kept: &[Sample]) -> Option<f64> {
         interpolate(kept, s.time).map(|v| worst.max((v - s.value).abs()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn at(min: i64, value: f64) -> Sample {
+        let t0 = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Sample {
+            time: t0 + TimeDelta::minutes(min),
+            value,
+        }
+    }
+
+    #[test]
+    fn interpolation_is_exact_at_kept_readings_linear_between_and_absent_outside() {
+        let kept = [at(0, 100.0), at(10, 120.0), at(20, 90.0)];
+        assert_eq!(interpolate(&kept, at(0, 0.0).time), Some(100.0));
+        assert_eq!(interpolate(&kept, at(10, 0.0).time), Some(120.0));
+        assert_eq!(interpolate(&kept, at(5, 0.0).time), Some(110.0));
+        assert_eq!(interpolate(&kept, at(15, 0.0).time), Some(105.0));
+        assert_eq!(interpolate(&kept, at(-1, 0.0).time), None);
+        assert_eq!(interpolate(&kept, at(21, 0.0).time), None);
+        assert_eq!(interpolate(&[], at(0, 0.0).time), None);
+    }
+
+    #[test]
+    fn max_error_is_the_worst_miss_or_none_outside_the_kept_span() {
+        let kept = [at(0, 100.0), at(10, 120.0)];
+        let full = [at(0, 100.0), at(5, 113.0), at(10, 120.0)];
+        assert_eq!(max_error(&full, &kept), Some(3.0));
+        assert_eq!(max_error(&[at(11, 1.0)], &kept), None);
+    }
+}
