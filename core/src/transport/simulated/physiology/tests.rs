@@ -186,3 +186,70 @@ fn heart_rate_follows_activity_and_rr_intervals_match_it() {
         (rr.windows(2).map(|w| (w[1] - w[0]).powi(2)).sum::<f64>() / (rr.len() - 1) as f64).sqrt();
     assert!((0.01..0.1).contains(&rmssd), "RMSSD {rmssd}");
 }
+
+/// Mean over days of (blood glucose at `to` hours - at `from` hours).
+fn mean_daily_change(profile: GlucoseProfile, from: usize, to: usize) -> f64 {
+    let model = GlucoseModel::new(8, profile, start(), SampleInterval::OneMinute).unwrap();
+    let blood: Vec<f64> = model.take(28 * 1440).map(|p| p.blood_mgdl).collect();
+    let days = blood.chunks(1440);
+    let n = days.len() as f64;
+    days.map(|d| d[to * 60] - d[from * 60]).sum::<f64>() / n
+}
+
+fn quiet_profile() -> GlucoseProfile {
+    GlucoseProfile {
+        drift_sd: 0.0,
+        noise_sd_mgdl: 0.0,
+        compression_p: 0.0,
+        exercise_p: 0.0,
+        dawn_mgdl_per_min: 0.0,
+        ..GlucoseProfile::well_controlled_type1()
+    }
+}
+
+#[test]
+fn the_dawn_phenomenon_raises_early_morning_glucose() {
+    let without = mean_daily_change(quiet_profile(), 3, 7);
+    let with = mean_daily_change(
+        GlucoseProfile {
+            dawn_mgdl_per_min: 0.3,
+            ..quiet_profile()
+        },
+        3,
+        7,
+    );
+    assert!(with - without > 20.0, "{without} -> {with}");
+}
+
+#[test]
+fn exercise_lowers_afternoon_glucose() {
+    let without = mean_daily_change(quiet_profile(), 16, 19);
+    let with = mean_daily_change(
+        GlucoseProfile {
+            exercise_p: 1.0,
+            ..quiet_profile()
+        },
+        16,
+        19,
+    );
+    assert!(without - with > 10.0, "{without} -> {with}");
+}
+
+#[test]
+fn impossible_profiles_are_rejected() {
+    let bad = GlucoseProfile {
+        lag_min: 0.5,
+        ..GlucoseProfile::type2()
+    };
+    assert!(GlucoseModel::new(1, bad, start(), SampleInterval::OneMinute).is_err());
+    let bad = GlucoseProfile {
+        compression_p: 1.5,
+        ..GlucoseProfile::type2()
+    };
+    assert!(GlucoseModel::new(1, bad, start(), SampleInterval::OneMinute).is_err());
+    let bad = HeartProfile {
+        strap_beats: 0,
+        ..HeartProfile::adult()
+    };
+    assert!(HeartModel::new(1, bad, start()).is_err());
+}
