@@ -13,7 +13,6 @@ mod alerts;
 mod decode;
 mod metrics;
 mod reduce;
-#[allow(dead_code)] // Until every subcommand that reads traces has landed.
 mod trace;
 
 /// Vigil developer tool.
