@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo bench -p vigil-core --bench decode`.
 
+// criterion_group! generates a public function that cannot carry a doc.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -8,6 +8,8 @@
 //! reject some inputs, which proves the mutations actually exercise it.
 //! `core/fuzz/` runs the same decoders under libFuzzer for longer runs.
 
+#![allow(clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vigil_core::codec::racp::RacpService;

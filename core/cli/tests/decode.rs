@@ -1,6 +1,8 @@
 //! `vigil decode` as a developer uses it: hex in, JSON records out, exit 2
 //! with one line naming the field and offset on malformed input.
 
+#![allow(clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
