@@ -14,7 +14,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use super::capacity::{self, BufferEvent};
 use super::{Buffer, from_micros, ledger, to_micros, u64_to_sql};
 use crate::error::{Error, Result};
-use crate::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
+use crate::model::{DeviceId, PatientId, Profile, Provenance, Quality, Reading, Stream};
 
 /// Where a stored reading is on its way to the cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,7 +52,8 @@ impl SyncState {
 /// A reading as the buffer holds it, with its row id and sync bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredReading {
-    /// Row id: increases with arrival order, stable while the row exists.
+    /// Row id: stable while the row exists; increases with arrival order
+    /// within a data class (see [`TREND_ID_BASE`]).
     pub id: i64,
     /// Sync state.
     pub state: SyncState,
@@ -107,8 +108,45 @@ pub struct SyncCursor {
 }
 
 const INSERT_SQL: &str = "INSERT INTO readings (patient, device, stream, session, sequence, value, \
-     sensor_time, receive_time, quality_percent, quality_flagged, characteristic, raw) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING";
+     sensor_time, receive_time, quality_percent, quality_flagged, characteristic, raw, id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING";
+
+/// First row id of trend-class readings; record-class readings take the
+/// ids below it.
+///
+/// SQLite frees a page only when every row on it is gone, and rows sit in
+/// row-id order. Were trend and record readings interleaved, evicting trend
+/// readings would leave every old page partly full and free almost
+/// nothing, and the policy would evict far more than it needs (all of it,
+/// during a long outage that pins the unsent records). Two id ranges keep
+/// each class on its own pages, so evicting the oldest trend readings frees
+/// whole pages. Within a range ids grow with arrival order. Trend readings
+/// (the fewer: 3 of 7 in the worst case) take the upper range because large
+/// ids cost bytes in the table and every index; 2^40 leaves each range
+/// about 10^12 ids.
+pub const TREND_ID_BASE: i64 = 1 << 40;
+
+/// The next free ids of the (trend, record) ranges, read inside the
+/// caller's transaction so a rolled-back insert leaves no stale counter.
+fn next_ids(tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64)> {
+    let last = |sql: &str| -> Result<Option<i64>> {
+        Ok(tx
+            .prepare_cached(sql)?
+            .query_row([TREND_ID_BASE], |r| r.get(0))
+            .optional()?)
+    };
+    let trend = last("SELECT id FROM readings WHERE id >= ?1 ORDER BY id DESC LIMIT 1")?
+        .unwrap_or(TREND_ID_BASE - 1);
+    let record =
+        last("SELECT id FROM readings WHERE id < ?1 ORDER BY id DESC LIMIT 1")?.unwrap_or(0);
+    if record + 1 >= TREND_ID_BASE || trend == i64::MAX {
+        return Err(Error::Storage {
+            code: None,
+            message: "reading id range exhausted".into(),
+        });
+    }
+    Ok((trend + 1, record + 1))
+}
 
 const SELECT_COLUMNS: &str = "id, sync_state, held, batch, patient, device, stream, session, \
      sequence, value, sensor_time, receive_time, quality_percent, quality_flagged, \
@@ -237,9 +275,12 @@ impl Buffer {
         let mut ids = Vec::with_capacity(readings.len());
         let mut tallies: BTreeMap<(&str, Stream), ledger::Tally> = BTreeMap::new();
         let mut latest_receive = None;
+        let (mut next_trend, mut next_record) = next_ids(&tx)?;
         {
             let mut stmt = tx.prepare_cached(INSERT_SQL)?;
             for r in readings {
+                let is_trend = r.stream.profile() == Profile::Trend;
+                let id = if is_trend { next_trend } else { next_record };
                 let changed = stmt.execute(params![
                     r.patient.0,
                     r.provenance.device.0,
@@ -253,12 +294,18 @@ impl Buffer {
                     r.quality.flagged,
                     r.provenance.characteristic,
                     r.provenance.raw,
+                    id,
                 ])?;
                 let tally = tallies
                     .entry((r.provenance.device.0.as_str(), r.stream))
                     .or_default();
                 if changed == 1 {
-                    ids.push(Some(tx.last_insert_rowid()));
+                    ids.push(Some(id));
+                    if is_trend {
+                        next_trend += 1;
+                    } else {
+                        next_record += 1;
+                    }
                     tally.received += 1;
                 } else {
                     ids.push(None);
