@@ -316,7 +316,8 @@ impl Buffer {
             }
         }
         ledger::add_tallies(&tx, &tallies)?;
-        let eviction = capacity::enforce(&tx, self.capacity.policy, &self.trend_streams_sql)?;
+        let (used, eviction) =
+            capacity::enforce(&tx, self.capacity.policy, &self.trend_streams_sql)?;
         tx.commit()?;
 
         let inserted = ids.iter().filter(|i| i.is_some()).count();
@@ -324,7 +325,6 @@ impl Buffer {
         if let Some(ev) = eviction {
             events.push(BufferEvent::Evicted(ev));
         }
-        let used = capacity::used_bytes(&self.conn)?;
         if let Some(ev) = self.capacity.observe(used, latest_receive) {
             events.push(ev);
         }

@@ -215,17 +215,18 @@ impl CapacityState {
 
 /// Brings the database within budget inside the insert's transaction:
 /// evicts acknowledged readings, then unsent trend readings, oldest first,
-/// and counts every one in the ledger. Fails with [`Error::BufferFull`]
-/// (and the caller's transaction rolls back) when that is not enough.
+/// and counts every one in the ledger. Returns the bytes in use afterwards
+/// and the eviction, if any. Fails with [`Error::BufferFull`] (and the
+/// caller's transaction rolls back) when that is not enough.
 pub(crate) fn enforce(
     tx: &Transaction<'_>,
     policy: CapacityPolicy,
     trend_streams_sql: &str,
-) -> Result<Option<Eviction>> {
+) -> Result<(u64, Option<Eviction>)> {
     let budget = policy.budget_bytes;
     let mut used = used_bytes(tx)?;
     if used <= budget {
-        return Ok(None);
+        return Ok((used, None));
     }
     // Evict a little below the budget so the next inserts do not each pay
     // for an eviction round.
@@ -302,5 +303,5 @@ pub(crate) fn enforce(
             budget_bytes: budget,
         });
     }
-    Ok((!eviction.ranges.is_empty()).then_some(eviction))
+    Ok((used, (!eviction.ranges.is_empty()).then_some(eviction)))
 }
