@@ -314,3 +314,51 @@ fn a_file_that_is_not_a_database_is_a_storage_error() {
     let err = Buffer::open(dir.db(), BufferConfig::default()).unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "{err:?}");
 }
+
+#[test]
+fn a_late_acknowledgement_of_an_abandoned_batch_marks_nothing() {
+    let dir = TempDir::new("late-ack");
+    let mut buffer = open(&dir);
+    let readings: Vec<_> = (0..3)
+        .map(|i| {
+            reading(
+                "cgm-1",
+                Stream::Glucose,
+                i,
+                t0() + Duration::minutes(i as i64),
+                100.0,
+            )
+        })
+        .collect();
+    buffer.insert(&readings).unwrap();
+    let abandoned = buffer.next_batch(Stream::Glucose, 10).unwrap().unwrap();
+    buffer.rollback_in_flight(Some(abandoned.id)).unwrap();
+    let resent = buffer.next_batch(Stream::Glucose, 10).unwrap().unwrap();
+    assert_ne!(resent.id, abandoned.id, "batch ids are never reused");
+    assert_eq!(buffer.acknowledge_batch(abandoned.id).unwrap(), 0);
+    assert_eq!(buffer.count(None, Some(SyncState::InFlight)).unwrap(), 3);
+}
+
+#[test]
+fn batches_in_flight_when_the_process_died_are_unsent_again_after_reopening() {
+    let dir = TempDir::new("reopen-inflight");
+    {
+        let mut buffer = open(&dir);
+        buffer
+            .insert(&[reading("oxi-1", Stream::Spo2, 1, t0(), 97.0)])
+            .unwrap();
+        let batch = buffer.next_batch(Stream::Spo2, 10).unwrap().unwrap();
+        assert_eq!(batch.readings[0].state, SyncState::InFlight);
+    }
+    let mut buffer = open(&dir);
+    assert_eq!(buffer.count(None, Some(SyncState::Unsent)).unwrap(), 1);
+    assert_eq!(
+        buffer
+            .next_batch(Stream::Spo2, 10)
+            .unwrap()
+            .unwrap()
+            .readings
+            .len(),
+        1
+    );
+}

@@ -85,8 +85,10 @@ pub struct InsertOutcome {
 /// A batch of unsent readings of one stream, now marked in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// Local handle for acknowledging or rolling back this batch. Not an
-    /// idempotency key: the cloud dedupes on each reading's key.
+    /// Local handle for acknowledging or rolling back this batch, never
+    /// reused (so a late acknowledgement of an abandoned batch marks
+    /// nothing). Not an idempotency key: the cloud dedupes on each
+    /// reading's key.
     pub id: i64,
     /// The stream all readings belong to.
     pub stream: Stream,
@@ -151,6 +153,17 @@ fn next_ids(tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64)> {
 const SELECT_COLUMNS: &str = "id, sync_state, held, batch, patient, device, stream, session, \
      sequence, value, sensor_time, receive_time, quality_percent, quality_flagged, \
      characteristic, raw";
+
+/// Drops the rows of batches with nothing left in flight. Their ids stay
+/// used: `AUTOINCREMENT` never hands them out again.
+fn forget_finished_batches(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM batches WHERE NOT EXISTS \
+         (SELECT 1 FROM readings WHERE batch = batches.id AND sync_state = 1)",
+    )?
+    .execute([])?;
+    Ok(())
+}
 
 /// Raw column values of one row, converted outside rusqlite's closure so
 /// conversion errors become typed errors.
@@ -398,11 +411,9 @@ impl Buffer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let batch: i64 = tx.query_row(
-            "SELECT ifnull(max(batch), 0) + 1 FROM readings WHERE batch IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        tx.prepare_cached("INSERT INTO batches (stream, created_at) VALUES (?1, ?2)")?
+            .execute(params![stream.as_str(), to_micros(chrono::Utc::now())])?;
+        let batch = tx.last_insert_rowid();
         let marked = tx
             .prepare_cached(
                 "UPDATE readings SET sync_state = 1, batch = ?1 WHERE id IN \
@@ -411,6 +422,8 @@ impl Buffer {
             )?
             .execute(params![batch, stream.as_str(), limit])?;
         if marked == 0 {
+            // Dropping the transaction rolls the batch row back; AUTOINCREMENT
+            // still never hands out an id that was committed.
             return Ok(None);
         }
         let rows = {
@@ -479,21 +492,26 @@ impl Buffer {
             .map(|((d, s), t)| ((d.as_str(), *s), *t))
             .collect();
         ledger::add_tallies(&tx, &borrowed)?;
+        forget_finished_batches(&tx)?;
         tx.commit()?;
         Ok(total)
     }
 
     /// Returns in-flight readings to unsent after a failed or abandoned send
-    /// (all batches when `batch` is `None`, e.g. at start-up after a kill).
-    /// Returns how many were rolled back.
+    /// (all batches when `batch` is `None`). Returns how many were rolled
+    /// back. [`Buffer::open`] does this for every batch: a batch in flight
+    /// when the process died has no one left to acknowledge it, and the
+    /// server stores a resent reading once.
     pub fn rollback_in_flight(&mut self, batch: Option<i64>) -> Result<u64> {
-        let n = self
-            .conn
+        let tx = self.conn.transaction()?;
+        let n = tx
             .prepare_cached(
                 "UPDATE readings SET sync_state = 0, batch = NULL \
-             WHERE sync_state = 1 AND (?1 IS NULL OR batch = ?1)",
+                 WHERE sync_state = 1 AND (?1 IS NULL OR batch = ?1)",
             )?
             .execute([batch])?;
+        forget_finished_batches(&tx)?;
+        tx.commit()?;
         Ok(n as u64)
     }
 

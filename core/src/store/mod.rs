@@ -90,8 +90,9 @@ pub struct Buffer {
 
 impl Buffer {
     /// Opens (or creates) the buffer at `path`, switches it to WAL mode,
-    /// applies the durability setting, turns foreign keys on, and migrates
-    /// the schema to [`schema::VERSION`].
+    /// applies the durability setting, turns foreign keys on, migrates the
+    /// schema to [`schema::VERSION`], and returns batches left in flight by
+    /// a previous process to unsent.
     ///
     /// Fails with [`Error::Storage`] if the file is not a SQLite database,
     /// was written by a newer schema, or cannot be opened.
@@ -120,11 +121,14 @@ impl Buffer {
             .filter(|s| s.profile() == crate::model::Profile::Trend)
             .map(|s| format!("'{}'", s.as_str()))
             .collect();
-        Ok(Buffer {
+        let mut buffer = Buffer {
             conn,
             capacity: capacity::CapacityState::new(config.capacity),
             trend_streams_sql: trend.join(","),
-        })
+        };
+        // Whoever had batches in flight died with the previous process.
+        buffer.rollback_in_flight(None)?;
+        Ok(buffer)
     }
 
     /// Runs `PRAGMA integrity_check` and returns SQLite's verdict (`"ok"`

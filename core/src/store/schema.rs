@@ -11,7 +11,9 @@
 //! Versions:
 //! - 1: readings with their sync state.
 //! - 2: reduction's hold-back marker and the in-flight batch on readings,
-//!   the alert outbox, sync cursors, the device registry (devices and who
+//!   batch ids that are never reused (`AUTOINCREMENT`, so a late
+//!   acknowledgement of an abandoned batch cannot match a new one), the
+//!   alert outbox, sync cursors, the device registry (devices and who
 //!   wore them when) and the completeness ledger.
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -49,6 +51,11 @@ CREATE UNIQUE INDEX readings_key ON readings (device, stream, session IS NULL, i
 CREATE INDEX readings_by_state ON readings (stream, sync_state, id);
 CREATE INDEX readings_evictable ON readings (sync_state, id);
 CREATE INDEX readings_batch ON readings (batch) WHERE batch IS NOT NULL;
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
 CREATE TABLE alert_outbox (
     id TEXT NOT NULL,
     phase TEXT NOT NULL,
@@ -113,6 +120,11 @@ ALTER TABLE readings ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE readings ADD COLUMN batch INTEGER;
 CREATE INDEX readings_evictable ON readings (sync_state, id);
 CREATE INDEX readings_batch ON readings (batch) WHERE batch IS NOT NULL;
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
 CREATE TABLE alert_outbox (
     id TEXT NOT NULL,
     phase TEXT NOT NULL,
