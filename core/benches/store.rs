@@ -19,7 +19,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rusqlite::{Connection, params};
 use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
-use vigil_core::store::{Buffer, BufferConfig, Durability, schema};
+use vigil_core::store::{Buffer, BufferConfig, Durability, schema, stream_code};
 
 /// Readings per insert call / per commit in the rows of the table.
 const BATCHES: [usize; 2] = [100, 1000];
@@ -174,7 +174,7 @@ fn raw_run(
                 stmt.execute(params![
                     r.patient.0,
                     r.provenance.device.0,
-                    r.stream.as_str(),
+                    stream_code(r.stream),
                     r.provenance.session,
                     r.sequence as i64,
                     r.value,

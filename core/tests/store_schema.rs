@@ -18,7 +18,7 @@ CREATE TABLE readings (
     id INTEGER PRIMARY KEY,
     patient TEXT NOT NULL,
     device TEXT NOT NULL,
-    stream TEXT NOT NULL,
+    stream INTEGER NOT NULL,
     session INTEGER,
     sequence INTEGER NOT NULL,
     value REAL NOT NULL,
@@ -126,9 +126,9 @@ fn version_1_database_upgrades_to_the_fresh_schema_and_keeps_its_readings() {
         conn.execute(
             "INSERT INTO readings (patient, device, stream, session, sequence, value, sensor_time, \
              receive_time, quality_percent, quality_flagged, characteristic, raw, sync_state) \
-             VALUES ('p', 'cgm-1', 'glucose', 1, 7, 104.0, 1772352000000000, 1772352000180000, \
+             VALUES ('p', 'cgm-1', 1, 1, 7, 104.0, 1772352000000000, 1772352000180000, \
              NULL, 0, 10919, x'0C00', 2), \
-             ('p', 'cgm-1', 'glucose', 1, 8, 99.0, 1772352060000000, 1772352060180000, \
+             ('p', 'cgm-1', 1, 1, 8, 99.0, 1772352060000000, 1772352060180000, \
              NULL, 0, 10919, x'0C00', 0)",
             [],
         )

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::capacity::{self, BufferEvent};
-use super::{Buffer, from_micros, ledger, to_micros, u64_to_sql};
+use super::{Buffer, from_micros, ledger, stream_code, stream_from_code, to_micros, u64_to_sql};
 use crate::error::{Error, Result};
 use crate::model::{DeviceId, PatientId, Profile, Provenance, Quality, Reading, Stream};
 
@@ -174,7 +174,7 @@ struct RowValues {
     batch: Option<i64>,
     patient: String,
     device: String,
-    stream: String,
+    stream: i64,
     session: Option<i64>,
     sequence: i64,
     value: f64,
@@ -216,7 +216,7 @@ fn corrupt(what: &str) -> Error {
 
 impl RowValues {
     fn into_stored(self) -> Result<StoredReading> {
-        let stream = Stream::parse(&self.stream).ok_or_else(|| corrupt("stream"))?;
+        let stream = stream_from_code(self.stream).ok_or_else(|| corrupt("stream"))?;
         Ok(StoredReading {
             id: self.id,
             state: SyncState::from_sql(self.state)?,
@@ -297,7 +297,7 @@ impl Buffer {
                 let changed = stmt.execute(params![
                     r.patient.0,
                     r.provenance.device.0,
-                    r.stream.as_str(),
+                    stream_code(r.stream),
                     r.provenance.session,
                     u64_to_sql(r.sequence, "sequence")?,
                     r.value,
@@ -379,7 +379,7 @@ impl Buffer {
             .query_row(
                 params![
                     device.0,
-                    stream.as_str(),
+                    stream_code(stream),
                     session.is_none(),
                     session.unwrap_or(0),
                     u64_to_sql(sequence, "sequence")?
@@ -397,7 +397,7 @@ impl Buffer {
             "SELECT count(*) FROM readings WHERE (?1 IS NULL OR stream = ?1) AND (?2 IS NULL OR sync_state = ?2)",
         )?
         .query_row(
-            params![stream.map(Stream::as_str), state.map(SyncState::to_sql)],
+            params![stream.map(stream_code), state.map(SyncState::to_sql)],
             |r| r.get(0),
         )?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -420,7 +420,7 @@ impl Buffer {
              (SELECT id FROM readings WHERE stream = ?2 AND sync_state = 0 AND held = 0 \
               ORDER BY id LIMIT ?3)",
             )?
-            .execute(params![batch, stream.as_str(), limit])?;
+            .execute(params![batch, stream_code(stream), limit])?;
         if marked == 0 {
             // Dropping the transaction rolls the batch row back; AUTOINCREMENT
             // still never hands out an id that was committed.
@@ -476,12 +476,10 @@ impl Buffer {
             };
             for k in keys {
                 let rows = stmt
-                    .query_map([k], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })?
+                    .query_map([k], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 for (device, stream) in rows {
-                    let stream = Stream::parse(&stream).ok_or_else(|| corrupt("stream"))?;
+                    let stream = stream_from_code(stream).ok_or_else(|| corrupt("stream"))?;
                     tallies.entry((device, stream)).or_default().acknowledged += 1;
                 }
             }

@@ -29,9 +29,9 @@
 //!   per second plus 2 per minute, [`WORST_CASE_READINGS_72H`] readings.
 //!   The default budget is that times the measured size plus 10 % headroom.
 //!   Measured on 2026-11-25 (x86-64 Linux, bundled SQLite 3.50.2, 4 KiB
-//!   pages): 174.1 bytes per reading over two hours of the mix (50,640
-//!   readings); stated as 180. Default budget: 1,823,040 readings × 180 B ×
-//!   1.1 = 360,961,920 bytes (about 344 MiB). Patient and device ids are
+//!   pages): 144.7 bytes per reading over two hours of the mix (50,640
+//!   readings); stated as 150. Default budget: 1,823,040 readings × 150 B ×
+//!   1.1 = 300,801,600 bytes (about 287 MiB). Patient and device ids are
 //!   stored as text on every row (12 and 5-7 bytes in the measurement);
 //!   longer ids cost more.
 
@@ -46,7 +46,7 @@ use crate::model::{DeviceId, Stream};
 
 /// Bytes one reading occupies on disk (rows plus indexes), measured with
 /// the worst-case stream mix and realistic raw bytes; see the module docs.
-pub const MEASURED_BYTES_PER_READING: u64 = 180;
+pub const MEASURED_BYTES_PER_READING: u64 = 150;
 
 /// Readings the worst-case device set produces in 72 hours: 7 per second
 /// (heart rate, 4 RR intervals, SpO2, pulse rate) plus 2 per minute (CGM
@@ -253,7 +253,7 @@ pub(crate) fn enforce(
                 .query_map([chunk], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(1)?,
                         r.get::<_, i64>(2)?,
                     ))
                 })?
@@ -262,7 +262,7 @@ pub(crate) fn enforce(
                 break;
             }
             for (device, stream, t) in rows {
-                let stream = Stream::parse(&stream).ok_or_else(|| Error::Storage {
+                let stream = super::stream_from_code(stream).ok_or_else(|| Error::Storage {
                     code: None,
                     message: "stored reading has an invalid stream".into(),
                 })?;

@@ -220,7 +220,7 @@ impl Buffer {
                 "SELECT count(*), ifnull(sum(sync_state = 0), 0), ifnull(sum(sync_state = 1), 0), \
                  ifnull(sum(held AND sync_state = 0), 0) FROM readings WHERE device = ?1 AND stream = ?2",
             )?
-            .query_row(params![device.0, stream.as_str()], |r| {
+            .query_row(params![device.0, super::stream_code(stream)], |r| {
                 Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
             })?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);

@@ -25,15 +25,18 @@ pub const VERSION: i64 = 2;
 
 /// The complete schema at [`VERSION`], used for fresh databases.
 ///
-/// Times are microseconds since the Unix epoch (UTC). `session_key` makes a
-/// reading without a session unique too: SQLite treats NULLs as distinct in
-/// a UNIQUE constraint, so the key stores `session IS NULL` beside the value.
+/// Times are microseconds since the Unix epoch (UTC). `readings.stream` is
+/// the stream's fixed integer code ([`super::stream_code`]; the hot table
+/// and its indexes carry it on every row); the small tables keep the
+/// stream's name. The unique key stores `session IS NULL` beside
+/// `ifnull(session, 0)` because SQLite treats NULLs as distinct in a UNIQUE
+/// index, and a reading without a session must dedupe too.
 pub const CURRENT: &str = "
 CREATE TABLE readings (
     id INTEGER PRIMARY KEY,
     patient TEXT NOT NULL,
     device TEXT NOT NULL,
-    stream TEXT NOT NULL,
+    stream INTEGER NOT NULL,
     session INTEGER,
     sequence INTEGER NOT NULL,
     value REAL NOT NULL,
@@ -171,7 +174,12 @@ CREATE TABLE ledger (
     PRIMARY KEY (device, stream)
 );
 INSERT INTO ledger (device, stream, received, acknowledged)
-    SELECT device, stream, count(*), sum(sync_state = 2) FROM readings GROUP BY device, stream;
+    SELECT device, CASE stream WHEN 1 THEN 'glucose' WHEN 2 THEN 'meter_glucose'
+        WHEN 3 THEN 'glucose_trend' WHEN 4 THEN 'heart_rate' WHEN 5 THEN 'rr_interval'
+        WHEN 6 THEN 'energy_expended' WHEN 7 THEN 'spo2' WHEN 8 THEN 'pulse_rate'
+        WHEN 9 THEN 'battery' END,
+        count(*), sum(sync_state = 2)
+    FROM readings GROUP BY device, stream;
 CREATE TABLE ledger_ranges (
     id INTEGER PRIMARY KEY,
     device TEXT NOT NULL,
