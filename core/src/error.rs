@@ -102,6 +102,28 @@ pub enum Error {
         /// What is wrong with it (settings are not patient data).
         reason: String,
     },
+    /// The on-phone SQLite buffer failed (I/O, corruption, a schema the
+    /// code does not know). Carries SQLite's result code when there is one
+    /// and a message that never contains reading values.
+    #[error("storage: {message}")]
+    Storage {
+        /// SQLite's extended result code, when the failure came from SQLite.
+        code: Option<i32>,
+        /// What failed, free of patient data.
+        message: String,
+    },
+    /// The buffer is over its byte budget and holds nothing it may evict
+    /// (only unsent record-class data and in-flight batches are left); the
+    /// write was refused as a whole rather than dropped silently.
+    #[error(
+        "buffer full: {used_bytes} bytes in use of a {budget_bytes}-byte budget, nothing evictable"
+    )]
+    BufferFull {
+        /// Bytes in use after every allowed eviction.
+        used_bytes: u64,
+        /// The byte budget the app set.
+        budget_bytes: u64,
+    },
 }
 
 /// Result type of the core.

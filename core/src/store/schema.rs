@@ -1,0 +1,245 @@
+//! The buffer's schema: the current version, the SQL of a fresh database, and
+//! one upgrade step per version.
+//!
+//! A phone may skip any number of app releases, so every old version must
+//! upgrade forward step by step, inside one transaction, to exactly the
+//! schema a fresh install gets. Fresh databases are created from
+//! [`CURRENT`] (not by replaying the steps) so the test that upgrades a
+//! frozen old schema and compares it with a fresh one can actually catch a
+//! step that forgot something.
+//!
+//! Versions:
+//! - 1: readings with their sync state.
+//! - 2: reduction's hold-back marker and the in-flight batch on readings,
+//!   batch ids that are never reused (`AUTOINCREMENT`, so a late
+//!   acknowledgement of an abandoned batch cannot match a new one), the
+//!   alert outbox, sync cursors, the device registry (devices and who
+//!   wore them when) and the completeness ledger.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// The schema version this code writes, kept in SQLite's `user_version`.
+pub const VERSION: i64 = 2;
+
+/// The complete schema at [`VERSION`], used for fresh databases.
+///
+/// Times are microseconds since the Unix epoch (UTC). `readings.stream` is
+/// the stream's fixed integer code ([`super::stream_code`]; the hot table
+/// and its indexes carry it on every row); the small tables keep the
+/// stream's name. The unique key stores `session IS NULL` beside
+/// `ifnull(session, 0)` because SQLite treats NULLs as distinct in a UNIQUE
+/// index, and a reading without a session must dedupe too.
+pub const CURRENT: &str = "
+CREATE TABLE readings (
+    id INTEGER PRIMARY KEY,
+    patient TEXT NOT NULL,
+    device TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    session INTEGER,
+    sequence INTEGER NOT NULL,
+    value REAL NOT NULL,
+    sensor_time INTEGER NOT NULL,
+    receive_time INTEGER NOT NULL,
+    quality_percent REAL,
+    quality_flagged INTEGER NOT NULL,
+    characteristic INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    sync_state INTEGER NOT NULL DEFAULT 0,
+    held INTEGER NOT NULL DEFAULT 0,
+    batch INTEGER
+);
+CREATE UNIQUE INDEX readings_key ON readings (device, stream, session IS NULL, ifnull(session, 0), sequence);
+CREATE INDEX readings_by_state ON readings (stream, sync_state, id);
+CREATE INDEX readings_evictable ON readings (sync_state, id);
+CREATE INDEX readings_batch ON readings (batch) WHERE batch IS NOT NULL;
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE alert_outbox (
+    id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    value REAL,
+    payload BLOB NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    PRIMARY KEY (id, phase)
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (time) WHERE delivered_at IS NULL;
+CREATE TABLE sync_cursors (
+    endpoint TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    last_acked_sequence INTEGER,
+    last_batch_id TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, stream)
+);
+CREATE TABLE devices (
+    device TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    paired_at INTEGER NOT NULL,
+    forgotten_at INTEGER
+);
+CREATE TABLE wear (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (device) ON DELETE CASCADE,
+    patient TEXT NOT NULL,
+    worn_from INTEGER NOT NULL,
+    worn_to INTEGER
+);
+CREATE INDEX wear_by_device ON wear (device, worn_from);
+CREATE TABLE ledger (
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    reported_missing INTEGER NOT NULL DEFAULT 0,
+    acknowledged INTEGER NOT NULL DEFAULT 0,
+    evicted_acknowledged INTEGER NOT NULL DEFAULT 0,
+    evicted_unsent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device, stream)
+);
+CREATE TABLE ledger_ranges (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    from_time INTEGER NOT NULL,
+    to_time INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX ledger_ranges_by_stream ON ledger_ranges (device, stream, kind, from_time);
+";
+
+/// Version 1 to 2: everything but the readings table arrived in version 2.
+const V1_TO_V2: &str = "
+ALTER TABLE readings ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE readings ADD COLUMN batch INTEGER;
+CREATE INDEX readings_evictable ON readings (sync_state, id);
+CREATE INDEX readings_batch ON readings (batch) WHERE batch IS NOT NULL;
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE alert_outbox (
+    id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    value REAL,
+    payload BLOB NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    PRIMARY KEY (id, phase)
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (time) WHERE delivered_at IS NULL;
+CREATE TABLE sync_cursors (
+    endpoint TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    last_acked_sequence INTEGER,
+    last_batch_id TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, stream)
+);
+CREATE TABLE devices (
+    device TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    paired_at INTEGER NOT NULL,
+    forgotten_at INTEGER
+);
+CREATE TABLE wear (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (device) ON DELETE CASCADE,
+    patient TEXT NOT NULL,
+    worn_from INTEGER NOT NULL,
+    worn_to INTEGER
+);
+CREATE INDEX wear_by_device ON wear (device, worn_from);
+CREATE TABLE ledger (
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    reported_missing INTEGER NOT NULL DEFAULT 0,
+    acknowledged INTEGER NOT NULL DEFAULT 0,
+    evicted_acknowledged INTEGER NOT NULL DEFAULT 0,
+    evicted_unsent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device, stream)
+);
+INSERT INTO ledger (device, stream, received, acknowledged)
+    SELECT device, CASE stream WHEN 1 THEN 'glucose' WHEN 2 THEN 'meter_glucose'
+        WHEN 3 THEN 'glucose_trend' WHEN 4 THEN 'heart_rate' WHEN 5 THEN 'rr_interval'
+        WHEN 6 THEN 'energy_expended' WHEN 7 THEN 'spo2' WHEN 8 THEN 'pulse_rate'
+        WHEN 9 THEN 'battery' END,
+        count(*), sum(sync_state = 2)
+    FROM readings GROUP BY device, stream;
+CREATE TABLE ledger_ranges (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    from_time INTEGER NOT NULL,
+    to_time INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX ledger_ranges_by_stream ON ledger_ranges (device, stream, kind, from_time);
+";
+
+/// Applies the one step that takes a database from version `from` to
+/// `from + 1`. The caller holds the transaction and bumps `user_version`.
+///
+/// Fails with [`Error::Storage`] for a version with no step (0 is handled by
+/// creating [`CURRENT`], not by a step).
+pub fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
+    match from {
+        1 => conn.execute_batch(V1_TO_V2).map_err(Error::from),
+        other => Err(Error::Storage {
+            code: None,
+            message: format!("no schema upgrade step from version {other}"),
+        }),
+    }
+}
+
+/// Brings the database to [`VERSION`]: creates a fresh schema in an empty
+/// database, or runs every step from the stored version, all in one
+/// immediate transaction so a kill mid-way leaves the old version intact.
+///
+/// Refuses a database written by a newer release rather than guess at it.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stored: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if stored > VERSION {
+        return Err(Error::Storage {
+            code: None,
+            message: format!(
+                "database schema version {stored} is newer than this code's version {VERSION}"
+            ),
+        });
+    }
+    if stored == 0 {
+        let objects: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if objects != 0 {
+            return Err(Error::Storage {
+                code: None,
+                message: "database has tables but no schema version; not a Vigil buffer".into(),
+            });
+        }
+        tx.execute_batch(CURRENT)?;
+    } else {
+        for from in stored..VERSION {
+            upgrade_from(&tx, from)?;
+        }
+    }
+    // `user_version` takes no bound parameters; VERSION is a constant.
+    tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+    tx.commit()?;
+    Ok(())
+}
