@@ -30,6 +30,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 need cc gcc
+need c++ g++
 need pkg-config pkg-config
 
 say "format"
@@ -43,5 +44,13 @@ cargo test --workspace --locked
 
 say "benchmarks compile and run once (figures: bench/RESULTS.md)"
 cargo test --workspace --benches --locked
+
+say "libFuzzer targets build, and each survives a short uninstrumented run"
+cargo build --locked --manifest-path core/fuzz/Cargo.toml
+for target in core/fuzz/fuzz_targets/*.rs; do
+  name=$(basename "$target" .rs)
+  core/fuzz/target/debug/"$name" -runs=20000 -seed=1 2>/dev/null \
+    || { echo "fuzz target $name failed" >&2; exit 1; }
+done
 
 say "all tests passed"

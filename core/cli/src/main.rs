@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod alerts;
 mod decode;
+mod demo;
 mod metrics;
 mod reduce;
 mod trace;
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the on-phone pipeline end to end for a few simulated patients.
+    Demo(demo::Args),
     /// Decode one characteristic value (hex) into JSON records.
     Decode(decode::Args),
     /// Keep only the readings the cloud needs, within a bounded error.
@@ -47,6 +50,7 @@ pub enum Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Reduce(args) => reduce::run(args),
         Command::Metrics(args) => metrics::run(args),
