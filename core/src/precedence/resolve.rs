@@ -412,11 +412,10 @@ impl Precedence {
                     None => true,
                     Some(t) => alive.iter().any(|r| worse(r.value, *t)),
                 };
-                let extreme =
-                    alive
-                        .iter()
-                        .map(|r| r.value)
-                        .reduce(|a, b| if worse(b, a) { b } else { a });
+                let extreme = alive
+                    .iter()
+                    .map(|r| r.value)
+                    .reduce(|a, b| if worse(b, a) { b } else { a });
                 match (engaged, extreme) {
                     (true, Some(x)) => self.narrow(alive, losers, name, |r| {
                         if worse(x, r.value) {
