@@ -3,8 +3,9 @@
 //! resolved series and the audit decision.
 
 // Helpers sit outside `#[test]` functions, where clippy's
-// allow-unwrap-in-tests does not reach; a failed unwrap here is a failed test.
-#![allow(clippy::unwrap_used)]
+// allow-unwrap-in-tests does not reach; a failed unwrap or panic here is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use chrono::{DateTime, TimeDelta, Utc};
 use vigil_core::Error;
