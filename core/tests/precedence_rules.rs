@@ -467,3 +467,29 @@ fn policies_and_decisions_round_trip_through_json() {
     let back: Vec<vigil_core::precedence::Decision> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, res.decisions);
 }
+
+// Chrono's earliest instant with a slot one microsecond wider than its
+// distance to the epoch: the slot would start one microsecond before the
+// earliest instant. The resolver must say so, not panic or wrap around.
+#[test]
+fn a_slot_before_the_representable_range_is_an_error_not_a_panic() {
+    let mut r = reading("cgm", Stream::Glucose, 0, 100.0, 1);
+    r.sensor_time = DateTime::<Utc>::MIN_UTC;
+    let res = Precedence::new(PrecedenceConfig {
+        quantity: Quantity::Glucose,
+        coincidence: Coincidence::Slots {
+            width: TimeDelta::microseconds(1 - DateTime::<Utc>::MIN_UTC.timestamp_micros()),
+        },
+        rules: vec![Rule::MostRecent],
+    })
+    .unwrap()
+    .resolve(&patient(), &[r.clone()]);
+    assert!(matches!(res, Err(Error::InvalidInput(_))), "{res:?}");
+
+    // The same instant in a window needs no slot start and resolves.
+    let res = resolve(
+        PrecedenceConfig::default_for(Quantity::Glucose),
+        &[r.clone()],
+    );
+    assert_eq!(res.series[0].reading, r);
+}

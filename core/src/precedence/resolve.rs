@@ -249,12 +249,18 @@ impl Precedence {
                 // validate() proved the width fits in microseconds and is > 0.
                 let w = width.num_microseconds().unwrap_or(i64::MAX).max(1);
                 for r in sorted {
-                    let start_us = r.sensor_time.timestamp_micros().div_euclid(w) * w;
-                    let start = DateTime::from_timestamp_micros(start_us).ok_or_else(|| {
-                        Error::InvalidInput(
-                            "precedence: a slot starts outside the representable time range".into(),
-                        )
-                    })?;
+                    // In i128: near chrono's earliest date the slot start can
+                    // fall below i64 microseconds.
+                    let (t, w) = (i128::from(r.sensor_time.timestamp_micros()), i128::from(w));
+                    let start_us = i64::try_from(t.div_euclid(w) * w).ok();
+                    let start = start_us
+                        .and_then(DateTime::from_timestamp_micros)
+                        .ok_or_else(|| {
+                            Error::InvalidInput(
+                                "precedence: a slot starts outside the representable time range"
+                                    .into(),
+                            )
+                        })?;
                     match out.last_mut() {
                         Some((t, group)) if *t == start => group.push(r),
                         _ => out.push((start, vec![r])),
