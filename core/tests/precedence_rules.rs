@@ -71,7 +71,7 @@ fn values(res: &Resolution) -> Vec<f64> {
     res.series.iter().map(|p| p.reading.value).collect()
 }
 
-// Strap 72 bpm at 0 s and oximeter 80 bpm at 0.5 s fall in one 2-s moment;
+// Strap 72 bpm at 0 s and oximeter 80 bpm at 0.5 s fall in one 1-s moment;
 // the default heart-rate ranking puts the strap (ECG) first: 72 wins.
 #[test]
 fn chest_strap_outranks_oximeter_for_heart_rate() {
@@ -241,10 +241,10 @@ fn staleness_limit_stops_a_quiet_trusted_device_from_winning() {
     assert!(fresh.decisions[0].losers[0].reason.contains("40"));
 }
 
-// Two oximeters 1 s apart in one 2-s moment: the later (96 %) wins.
+// Two oximeters 0.6 s apart in one 1-s moment: the later (96 %) wins.
 #[test]
 fn most_recent_valid_reading_wins() {
-    let later = reading("ox-a", Stream::Spo2, 1_000, 96.0, 2);
+    let later = reading("ox-a", Stream::Spo2, 600, 96.0, 2);
     let res = resolve(
         PrecedenceConfig::default_for(Quantity::Spo2),
         &[later.clone(), reading("ox-b", Stream::Spo2, 0, 98.0, 1)],
@@ -492,4 +492,36 @@ fn a_slot_before_the_representable_range_is_an_error_not_a_panic() {
         &[r.clone()],
     );
     assert_eq!(res.series[0].reading, r);
+}
+
+// A strap and an oximeter both notifying at 1 Hz, the oximeter 0.4 s behind,
+// for one minute: 60 moments of one strap and one oximeter reading each, so
+// the resolved series keeps the 1-Hz rate and every point is the strap's.
+#[test]
+fn default_heart_rate_window_keeps_a_one_hertz_rate() {
+    let mut input = Vec::new();
+    for i in 0..60 {
+        input.push(reading(
+            "strap",
+            Stream::HeartRate,
+            i * 1000,
+            70.0,
+            i as u64,
+        ));
+        input.push(reading(
+            "ox",
+            Stream::PulseRate,
+            i * 1000 + 400,
+            75.0,
+            i as u64,
+        ));
+    }
+    let res = resolve(PrecedenceConfig::default_for(Quantity::HeartRate), &input);
+    assert_eq!(res.series.len(), 60);
+    assert!(
+        res.series
+            .iter()
+            .all(|p| p.reading.stream == Stream::HeartRate)
+    );
+    assert!(res.decisions.iter().all(|d| d.losers.len() == 1));
 }

@@ -106,14 +106,16 @@ pub struct PrecedenceConfig {
 impl PrecedenceConfig {
     /// The display policy of `quantity`.
     ///
-    /// - Heart rate: moments of 2 s (straps and oximeters notify about once
-    ///   a second); a chest strap (electrical, ECG) outranks an oximeter
+    /// - Heart rate: moments of 1 s, the usual notification interval of
+    ///   straps and oximeters, so each device brings about one reading to a
+    ///   moment and the resolved series keeps their rate (a wider window
+    ///   would merge successive readings of one device); a chest strap (electrical, ECG) outranks an oximeter
     ///   (optical, PPG, more easily fooled by motion); then the most recent.
     /// - Glucose: moments of 5 min (a CGM's usual sampling interval); a meter
     ///   (capillary blood, the reference CGMs are calibrated against, without
     ///   the interstitial lag) outranks a CGM, so a fingerstick wins the
     ///   moment it was taken; then the most recent.
-    /// - SpO2: moments of 2 s, the most recent reading.
+    /// - SpO2: moments of 1 s (as heart rate), the most recent reading.
     pub fn default_for(quantity: Quantity) -> PrecedenceConfig {
         let rank = |names: &[&str]| Rule::DeviceRank {
             ranking: names.iter().map(|n| DeviceClass::new(*n)).collect(),
@@ -122,7 +124,7 @@ impl PrecedenceConfig {
             Quantity::HeartRate => PrecedenceConfig {
                 quantity,
                 coincidence: Coincidence::Window {
-                    width: TimeDelta::seconds(2),
+                    width: TimeDelta::seconds(1),
                 },
                 rules: vec![rank(&["heart_rate_strap", "oximeter"]), Rule::MostRecent],
             },
@@ -136,7 +138,7 @@ impl PrecedenceConfig {
             Quantity::Spo2 => PrecedenceConfig {
                 quantity,
                 coincidence: Coincidence::Window {
-                    width: TimeDelta::seconds(2),
+                    width: TimeDelta::seconds(1),
                 },
                 rules: vec![Rule::MostRecent],
             },
