@@ -1,1 +1,0 @@
-//! Source precedence between devices reporting the same quantity (issue 4).
