@@ -18,6 +18,7 @@ pub mod bytes;
 pub mod cgm;
 pub mod cgm_ops;
 pub mod crc;
+pub mod date_time;
 pub mod float;
 pub mod glucose;
 pub mod heart_rate;

@@ -12,108 +12,23 @@
 //! [`DateTime`] is shared with the Glucose Service's RACP filter (User
 //! Facing Time), which uses the same seven bytes.
 
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 
 use super::{append_crc, read_checked_crc};
+use crate::Result;
 use crate::codec::bytes::{Reader, Writer};
-use crate::{Error, Result};
+pub use crate::codec::date_time::DateTime;
+use crate::codec::date_time::DateTimeFields;
 
-/// The Bluetooth Date Time: local wall-clock time as the sensor knows it.
-#[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DateTime {
-    /// 1582-9999, or 0 when unknown.
-    pub year: u16,
-    /// 1-12, or 0 when unknown.
-    pub month: u8,
-    /// 1-31, or 0 when unknown.
-    pub day: u8,
-    /// 0-23.
-    pub hours: u8,
-    /// 0-59.
-    pub minutes: u8,
-    /// 0-59.
-    pub seconds: u8,
-}
-
-impl DateTime {
-    /// Encoded length in bytes.
-    pub const LEN: usize = 7;
-
-    /// The first field (name, value) outside its range, if any.
-    fn out_of_range(&self) -> Option<(&'static str, usize, u32)> {
-        let checks = [
-            (
-                "year",
-                0,
-                u32::from(self.year),
-                self.year == 0 || (1582..=9999).contains(&self.year),
-            ),
-            ("month", 2, u32::from(self.month), self.month <= 12),
-            ("day", 3, u32::from(self.day), self.day <= 31),
-            ("hours", 4, u32::from(self.hours), self.hours <= 23),
-            ("minutes", 5, u32::from(self.minutes), self.minutes <= 59),
-            ("seconds", 6, u32::from(self.seconds), self.seconds <= 59),
-        ];
-        checks
-            .into_iter()
-            .find(|&(_, _, _, ok)| !ok)
-            .map(|(field, rel, value, _)| (field, rel, value))
-    }
-
-    /// Reads a Date Time, rejecting reserved (out-of-range) values with the
-    /// offset of the offending byte.
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let start = r.offset();
-        let v = Self {
-            year: r.u16("year")?,
-            month: r.u8("month")?,
-            day: r.u8("day")?,
-            hours: r.u8("hours")?,
-            minutes: r.u8("minutes")?,
-            seconds: r.u8("seconds")?,
-        };
-        match v.out_of_range() {
-            Some((field, rel, value)) => Err(r.reserved(field, start + rel, value)),
-            None => Ok(v),
-        }
-    }
-
-    /// Appends the seven bytes, or fails for a value out of range.
-    pub(crate) fn write(&self, w: &mut Writer, characteristic: &'static str) -> Result<()> {
-        if let Some((field, _, _)) = self.out_of_range() {
-            return Err(Error::Unencodable {
-                characteristic,
-                field,
-                reason: "outside the Date Time range",
-            });
-        }
-        w.u16(self.year)
-            .u8(self.month)
-            .u8(self.day)
-            .u8(self.hours)
-            .u8(self.minutes)
-            .u8(self.seconds);
-        Ok(())
-    }
-
-    /// The calendar date and time, if year, month and day are known and
-    /// form a real date (a Date Time of 31 February is in range but no date).
-    pub fn to_naive(&self) -> Option<chrono::NaiveDateTime> {
-        if self.year == 0 || self.month == 0 || self.day == 0 {
-            return None;
-        }
-        NaiveDate::from_ymd_opt(
-            i32::from(self.year),
-            u32::from(self.month),
-            u32::from(self.day),
-        )?
-        .and_hms_opt(
-            u32::from(self.hours),
-            u32::from(self.minutes),
-            u32::from(self.seconds),
-        )
-    }
-}
+/// Field names errors use for the session's start time.
+const START: DateTimeFields = DateTimeFields {
+    year: "year",
+    month: "month",
+    day: "day",
+    hours: "hours",
+    minutes: "minutes",
+    seconds: "seconds",
+};
 
 /// Time Zone: offset from UTC in 15-minute units (standard time, without
 /// DST), −48..=+56, or unknown (−128 on the wire).
@@ -214,7 +129,7 @@ impl CgmSessionStartTime {
     /// Decodes the value; `crc` says whether the sensor supports the E2E-CRC.
     pub fn decode(bytes: &[u8], crc: bool) -> Result<Self> {
         let mut r = Reader::new(Self::CHARACTERISTIC, bytes);
-        let start = DateTime::read(&mut r)?;
+        let start = DateTime::read(&mut r, START)?;
         let offset = r.offset();
         let tz = r.i8("time_zone")?;
         // The reserved value is reported as its two's-complement byte.
@@ -239,7 +154,7 @@ impl CgmSessionStartTime {
     /// Encodes the value; fails only for a Date Time out of range.
     pub fn encode(&self) -> Result<Vec<u8>> {
         let mut w = Writer::new();
-        self.start.write(&mut w, Self::CHARACTERISTIC)?;
+        self.start.write(&mut w, Self::CHARACTERISTIC, START)?;
         w.i8(self.time_zone.raw()).u8(self.dst.code());
         if self.crc.is_some() {
             append_crc(&mut w);
@@ -300,6 +215,7 @@ impl CgmSessionRunTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use crate::codec::crc::e2e_crc;
     use chrono::TimeZone as _;
     use proptest::prelude::*;
@@ -335,12 +251,25 @@ mod tests {
         let unknown_year = [0, 0, 6, 1, 10, 30, 0, 4, 4];
         let unknown_zone = [0xE8, 0x07, 6, 1, 10, 30, 0, 0x80, 0];
         let unknown_dst = [0xE8, 0x07, 6, 1, 10, 30, 0, 4, 255];
-        let impossible_date = [0xE8, 0x07, 2, 31, 10, 30, 0, 4, 0];
-        for bytes in [unknown_year, unknown_zone, unknown_dst, impossible_date] {
+        for bytes in [unknown_year, unknown_zone, unknown_dst] {
             let s = CgmSessionStartTime::decode(&bytes, false).unwrap();
             assert_eq!(s.to_utc(), None, "{bytes:?}");
             assert_eq!(s.encode().unwrap(), bytes);
         }
+    }
+
+    #[test]
+    fn a_day_that_does_not_exist_is_inconsistent_not_guessed() {
+        // 31 February 2024: every field is in range, the date is not.
+        let impossible_date = [0xE8, 0x07, 2, 31, 10, 30, 0, 4, 0];
+        assert!(matches!(
+            CgmSessionStartTime::decode(&impossible_date, false),
+            Err(Error::Inconsistent {
+                field: "day",
+                offset: 3,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -437,7 +366,8 @@ mod tests {
         (
             prop_oneof![Just(0u16), 1582u16..=9999],
             0u8..=12,
-            0u8..=31,
+            // Every month has day 28; later days are tested by hand.
+            0u8..=28,
             0u8..=23,
             0u8..=59,
             0u8..=59,
