@@ -1,1 +1,0 @@
-//! Seeded, realistic glucose and heart-rate physiology.
