@@ -13,6 +13,7 @@ mod alerts;
 mod decode;
 mod metrics;
 mod reduce;
+mod simulate;
 #[allow(dead_code)] // Until every subcommand that reads traces has landed.
 mod trace;
 
@@ -34,6 +35,8 @@ enum Command {
     Metrics(metrics::Args),
     /// Every alert start and end the engine raises on a glucose trace.
     Alerts(alerts::Args),
+    /// Readings of a simulated device, through the real codecs and session.
+    Simulate(simulate::Args),
 }
 
 /// A failure with the exit code it maps to.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Reduce(args) => reduce::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Alerts(args) => alerts::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,6 +192,7 @@ impl SimulatedCgm {
         self.session = Some(SensorSession { start: at });
         self.last_start = at;
         self.last_offset = 0;
+        self.prev_sensor = None;
     }
 
     fn minutes_since(start: DateTime<Utc>, t: DateTime<Utc>) -> i64 {
@@ -213,13 +214,12 @@ impl SimulatedCgm {
         };
         let stopped = offset >= expiry;
         let status = self.status_octet(t, stopped);
-        let trend = {
-            // The model reports levels, the sensor a rate: the slope over
-            // the last interval, to 0.1 mg/dL/min.
-            let prev = self.prev_sensor.unwrap_or(point.sensor_mgdl);
+        // The model reports levels, the sensor a rate: the slope over the
+        // last interval, to 0.1 mg/dL/min (none for a session's first).
+        let trend = self.prev_sensor.and_then(|prev| {
             let per_min = (point.sensor_mgdl - prev) / f64::from(self.cfg.interval.minutes());
             SFloat::new((per_min * 10.0).round().clamp(-2000.0, 2000.0) as i32, -1)
-        };
+        });
         self.prev_sensor = Some(point.sensor_mgdl);
         let record = CgmMeasurement {
             glucose: SFloat::new(point.sensor_mgdl.round() as i32, 0).unwrap_or(SFloat::NAN),
