@@ -530,3 +530,174 @@ impl SimulatedCgm {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::racp::{
+        FilterValue, RacpRequest, RacpResponse, RacpResponseCode, RecordFilter,
+    };
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn connected(cfg: CgmConfig) -> SimulatedCgm {
+        let mut s = SimulatedCgm::new(cfg).unwrap();
+        s.set_connected(t0(), true);
+        for c in [
+            u::CGM_MEASUREMENT,
+            u::RECORD_ACCESS_CONTROL_POINT,
+            u::CGM_SPECIFIC_OPS_CONTROL_POINT,
+        ] {
+            s.set_subscribed(uuid(c), true).unwrap();
+        }
+        s
+    }
+
+    fn racp(filter: RecordFilter) -> Vec<u8> {
+        RacpRequest::ReportStoredRecords(filter).encode().unwrap()
+    }
+
+    #[test]
+    fn a_report_sends_records_then_the_response_indication() {
+        let mut s = connected(CgmConfig::new("c", 1, t0()));
+        let now = t0() + TimeDelta::minutes(60);
+        // Offset 0 was measured as the link came up, before notifications
+        // were enabled: stored, not sent.
+        let live = s.advance(now);
+        assert_eq!(live.len(), 12);
+        let filter = RecordFilter::AtLeast(FilterValue::TimeOffset(30));
+        s.write(now, uuid(u::RECORD_ACCESS_CONTROL_POINT), &racp(filter))
+            .unwrap();
+        let out = s.advance(now);
+        let (last, records) = out.split_last().unwrap();
+        let offsets: Vec<u16> = records
+            .iter()
+            .map(|e| {
+                assert_eq!(e.characteristic, uuid(u::CGM_MEASUREMENT));
+                CgmMeasurement::decode(&e.value, true)
+                    .unwrap()
+                    .time_offset_min
+            })
+            .collect();
+        assert_eq!(offsets, vec![30, 35, 40, 45, 50, 55, 60]);
+        assert_eq!(last.characteristic, uuid(u::RECORD_ACCESS_CONTROL_POINT));
+        assert_eq!(
+            RacpResponse::decode(&last.value).unwrap(),
+            RacpResponse::ResponseCode {
+                request_op_code: 1,
+                code: RacpResponseCode::Success
+            }
+        );
+    }
+
+    #[test]
+    fn a_second_request_before_the_answer_is_procedure_already_in_progress() {
+        let mut s = connected(CgmConfig::new("c", 1, t0()));
+        let now = t0() + TimeDelta::minutes(10);
+        let cp = uuid(u::RECORD_ACCESS_CONTROL_POINT);
+        s.write(now, cp, &racp(RecordFilter::All)).unwrap();
+        assert_eq!(
+            s.write(now, cp, &racp(RecordFilter::All)),
+            Err(AttError::ProcedureAlreadyInProgress)
+        );
+        s.advance(now);
+        assert!(s.write(now, cp, &racp(RecordFilter::All)).is_ok());
+    }
+
+    #[test]
+    fn control_points_need_indications_enabled() {
+        let mut s = SimulatedCgm::new(CgmConfig::new("c", 1, t0())).unwrap();
+        s.set_connected(t0(), true);
+        assert_eq!(
+            s.write(
+                t0(),
+                uuid(u::RECORD_ACCESS_CONTROL_POINT),
+                &racp(RecordFilter::All)
+            ),
+            Err(AttError::ClientCharacteristicConfigurationImproperlyConfigured)
+        );
+        assert_eq!(
+            s.write(t0(), uuid(u::CGM_FEATURE), &[0]),
+            Err(AttError::WriteNotPermitted)
+        );
+    }
+
+    #[test]
+    fn stop_and_start_session_restart_time_offsets() {
+        let mut s = connected(CgmConfig::new("c", 1, t0()));
+        let socp = uuid(u::CGM_SPECIFIC_OPS_CONTROL_POINT);
+        let code = |s: &mut SimulatedCgm, now| {
+            let out = s.advance(now);
+            let e = out.iter().find(|e| e.characteristic == socp).unwrap();
+            CgmOpsResponse::decode(&e.value, true).unwrap()
+        };
+        let t1 = t0() + TimeDelta::minutes(42);
+        s.write(t1, socp, &CgmOpsRequest::StartSession.encode(true))
+            .unwrap();
+        assert!(matches!(
+            code(&mut s, t1),
+            CgmOpsResponse::ResponseCode {
+                code: SocpResponseCode::ProcedureNotCompleted,
+                ..
+            }
+        ));
+        s.write(t1, socp, &CgmOpsRequest::StopSession.encode(true))
+            .unwrap();
+        assert!(matches!(
+            code(&mut s, t1),
+            CgmOpsResponse::ResponseCode {
+                code: SocpResponseCode::Success,
+                ..
+            }
+        ));
+        let status = CgmStatus::decode(&s.read(t1, uuid(u::CGM_STATUS)).unwrap(), true).unwrap();
+        assert!(status.status.status.session_stopped());
+        s.write(t1, socp, &CgmOpsRequest::StartSession.encode(true))
+            .unwrap();
+        code(&mut s, t1);
+        let out = s.advance(t1 + TimeDelta::minutes(10));
+        let offsets: Vec<u16> = out
+            .iter()
+            .filter(|e| e.characteristic == uuid(u::CGM_MEASUREMENT))
+            .map(|e| {
+                CgmMeasurement::decode(&e.value, true)
+                    .unwrap()
+                    .time_offset_min
+            })
+            .collect();
+        // Grid points at 45 and 50 minutes are 3 and 8 minutes into the
+        // session that started at 42.
+        assert_eq!(offsets, vec![3, 8]);
+        assert_eq!(s.held_offsets(), vec![3, 8]);
+    }
+
+    #[test]
+    fn without_e2e_crc_every_value_decodes_without_one() {
+        let mut cfg = CgmConfig::new("c", 1, t0());
+        cfg.e2e_crc = false;
+        let mut s = connected(cfg);
+        let now = t0() + TimeDelta::minutes(20);
+        let feature = CgmFeature::decode(&s.read(now, uuid(u::CGM_FEATURE)).unwrap()).unwrap();
+        assert!(!feature.features.e2e_crc());
+        CgmSessionStartTime::decode(
+            &s.read(now, uuid(u::CGM_SESSION_START_TIME)).unwrap(),
+            false,
+        )
+        .unwrap();
+        for e in s.advance(now) {
+            CgmMeasurement::decode(&e.value, false).unwrap();
+        }
+    }
+
+    #[test]
+    fn records_survive_while_disconnected_and_are_not_sent() {
+        let mut s = connected(CgmConfig::new("c", 1, t0()));
+        s.set_connected(t0() + TimeDelta::minutes(1), false);
+        assert!(s.advance(t0() + TimeDelta::minutes(30)).is_empty());
+        assert_eq!(s.held_offsets().len(), 7);
+    }
+}

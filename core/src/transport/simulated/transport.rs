@@ -362,3 +362,75 @@ impl Transport for SimulatedTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::codec::service;
+    use crate::transport::simulated::{
+        CgmConfig, Fault, FaultPlan, HeartRateConfig, SimulatedCgm, SimulatedHeartRate, uuid,
+    };
+    use chrono::TimeDelta;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scanning_filters_by_service() {
+        let mut radio = Radio::new();
+        radio.add(Box::new(
+            SimulatedCgm::new(CgmConfig::new("cgm", 1, t0())).unwrap(),
+        ));
+        radio.add(Box::new(
+            SimulatedHeartRate::new(HeartRateConfig::new("hr", 1, t0())).unwrap(),
+        ));
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
+        let t = SimulatedTransport::start(radio, clock, Duration::from_secs(1));
+        let mut rx = t.events();
+        t.start_scan(&[uuid(service::HEART_RATE)]).await.unwrap();
+        match rx.recv().await.unwrap() {
+            TransportEvent::Discovered(a) => assert_eq!(a.id, PeripheralId("hr".into())),
+            other => panic!("{other:?}"),
+        }
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn going_out_of_range_drops_the_link_after_every_earlier_value() {
+        let mut cfg = HeartRateConfig::new("hr", 1, t0());
+        cfg.faults = FaultPlan::scripted(vec![Fault::OutOfRange {
+            from: t0() + TimeDelta::seconds(10),
+            to: t0() + TimeDelta::seconds(60),
+        }]);
+        let mut radio = Radio::new();
+        let id = radio.add(Box::new(SimulatedHeartRate::new(cfg).unwrap()));
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
+        let t = SimulatedTransport::start(radio, clock, Duration::from_secs(1));
+        let mut rx = t.events();
+        t.connect(&id).await.unwrap();
+        t.subscribe(&id, uuid(crate::codec::uuid::HEART_RATE_MEASUREMENT))
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await, Some(TransportEvent::Connected(id.clone())));
+        let mut values = 0;
+        loop {
+            match rx.recv().await.unwrap() {
+                TransportEvent::Value { .. } => values += 1,
+                TransportEvent::Disconnected(d) => {
+                    assert_eq!(d, id);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!((9..=10).contains(&values), "{values}");
+        // Unreachable: a connect fails until the device is back in range.
+        assert!(t.connect(&id).await.is_err());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(t.connect(&id).await.is_ok());
+    }
+}
