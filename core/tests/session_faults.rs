@@ -17,19 +17,21 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use vigil_core::clock::{Clock, TokioClock};
 use vigil_core::codec::cgm::CgmMeasurement;
+use vigil_core::codec::uuid::RECORD_ACCESS_CONTROL_POINT;
 use vigil_core::model::{PatientId, Reading, Stream};
 use vigil_core::session::DeviceKind;
 use vigil_core::session::{
     DeviceEventKind, GapReason, MemorySink, Session, SessionConfig, SessionSink,
 };
-use vigil_core::transport::Transport;
 use vigil_core::transport::host_fed::HostFedTransport;
 use vigil_core::transport::simulated::physiology::SampleInterval;
+use vigil_core::transport::simulated::{AttError, Emission, Peripheral, uuid};
 use vigil_core::transport::simulated::{
     CgmConfig, Fault, FaultPlan, HeartRateConfig, HostApp, MeterConfig, OximeterConfig, Radio,
     RandomFaults, SimulatedCgm, SimulatedHeartRate, SimulatedMeter, SimulatedOximeter,
     SimulatedTransport,
 };
+use vigil_core::transport::{Advertisement, Characteristic, GattUuid, Transport};
 
 const TICK: Duration = Duration::from_secs(1);
 
@@ -150,8 +152,76 @@ fn glucose_offsets(sink: &MemorySink) -> Vec<u64> {
         .collect()
 }
 
+/// Every write the phone made: characteristic and bytes.
+type WriteLog = Arc<Mutex<Vec<(GattUuid, Vec<u8>)>>>;
+
+/// A peripheral that records every write the phone makes.
+struct Recording<P> {
+    inner: P,
+    writes: WriteLog,
+}
+
+impl<P: Peripheral> Peripheral for Recording<P> {
+    fn advertisement(&self) -> Advertisement {
+        self.inner.advertisement()
+    }
+    fn characteristics(&self) -> Vec<Characteristic> {
+        self.inner.characteristics()
+    }
+    fn reachable(&self, now: DateTime<Utc>) -> bool {
+        self.inner.reachable(now)
+    }
+    fn read(&mut self, now: DateTime<Utc>, c: GattUuid) -> Result<Vec<u8>, AttError> {
+        self.inner.read(now, c)
+    }
+    fn write(&mut self, now: DateTime<Utc>, c: GattUuid, v: &[u8]) -> Result<(), AttError> {
+        self.writes.lock().unwrap().push((c, v.to_vec()));
+        self.inner.write(now, c, v)
+    }
+    fn set_subscribed(&mut self, c: GattUuid, on: bool) -> Result<(), AttError> {
+        self.inner.set_subscribed(c, on)
+    }
+    fn set_connected(&mut self, now: DateTime<Utc>, connected: bool) {
+        self.inner.set_connected(now, connected)
+    }
+    fn advance(&mut self, now: DateTime<Utc>) -> Vec<Emission> {
+        self.inner.advance(now)
+    }
+}
+
 mod scenarios {
     use super::*;
+
+    pub async fn backfill_asks_only_for_what_is_missing(make: MakeTransport) {
+        let mut cfg = cgm(15);
+        cfg.faults = FaultPlan::scripted(vec![Fault::OutOfRange {
+            from: at(61),
+            to: at(120),
+        }]);
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let device = Recording {
+            inner: SimulatedCgm::new(cfg).unwrap(),
+            writes: writes.clone(),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
+        let mut radio = Radio::new();
+        let id = radio.add(Box::new(device));
+        let transport = make(radio, clock.clone());
+        let scfg = SessionConfig::new(DeviceKind::Cgm, id, patient());
+        let mut session = Session::new(scfg, transport, clock, MemorySink::new());
+        session.run_until(at(3 * 60)).await.unwrap();
+        let racp: Vec<Vec<u8>> = writes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _)| *c == uuid(RECORD_ACCESS_CONTROL_POINT))
+            .map(|(_, v)| v.clone())
+            .collect();
+        // First connection: report all (op 0x01, operator 0x01). After the
+        // time out of range: report records with time offset (filter 0x01)
+        // ≥ 61, one past the last one received (60).
+        assert_eq!(racp, vec![vec![0x01, 0x01], vec![0x01, 0x03, 0x01, 61, 0]]);
+    }
 
     pub async fn a_quiet_day_is_complete(make: MakeTransport) {
         let mut cfg = cgm(1);
@@ -517,6 +587,10 @@ macro_rules! fault_suite {
         mod $name {
             use super::*;
 
+            #[tokio::test(start_paused = true)]
+            async fn backfill_asks_only_for_what_is_missing() {
+                scenarios::backfill_asks_only_for_what_is_missing($make).await;
+            }
             #[tokio::test(start_paused = true)]
             async fn a_quiet_day_is_complete() {
                 scenarios::a_quiet_day_is_complete($make).await;
