@@ -1,9 +1,9 @@
 //! A simulated pulse oximeter (Pulse Oximeter Service 0x1822 plus
 //! Battery): one PLX Continuous Measurement a second.
 //!
-//! Pulse rate comes from the seeded [`HeartModel`]; SpO2 is a seeded,
-//! slowly wandering saturation around a healthy 97 %, a little lower in
-//! sleep, to one decimal. Like a strap it stores nothing, so nothing can be
+//! Pulse rate comes from the seeded [`super::physiology::HeartModel`];
+//! SpO2 is a seeded, slowly wandering saturation around a healthy 97 %, a
+//! little lower in sleep, to one decimal. Like a strap it stores nothing, so nothing can be
 //! backfilled.
 
 use chrono::{DateTime, Utc};
