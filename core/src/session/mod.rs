@@ -230,7 +230,9 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
 
     /// Runs the state machine until the clock reaches `until`, then
     /// disconnects. Link failures are never errors: they lead to a
-    /// reconnect with backoff.
+    /// reconnect with backoff. To run until told otherwise, pass a far
+    /// future and drop the future to stop: every output already handed to
+    /// the sink stays there, and the next run resumes from its cursor.
     pub async fn run_until(&mut self, until: DateTime<Utc>) -> Result<()> {
         self.until = until;
         let id = self.cfg.peripheral.clone();

@@ -240,3 +240,55 @@ impl<S: SessionSink + ?Sized> SessionSink for Box<S> {
         (**self).accept(output)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PatientId, Provenance, Quality};
+
+    fn t(min: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::minutes(min)
+    }
+
+    #[test]
+    fn the_cursor_is_the_newest_reading_or_gap_end_per_device_and_stream() {
+        let dev = DeviceId("d".into());
+        let mut sink = MemorySink::new();
+        assert_eq!(sink.cursor(&dev, Stream::Glucose), None);
+        sink.accept(SessionOutput::Reading(Reading {
+            patient: PatientId("p".into()),
+            stream: Stream::Glucose,
+            value: 100.0,
+            sensor_time: t(5),
+            receive_time: t(5),
+            sequence: 5,
+            quality: Quality::default(),
+            provenance: Provenance {
+                device: dev.clone(),
+                characteristic: 0x2AA7,
+                raw: vec![],
+                session: Some(1),
+            },
+        }));
+        assert_eq!(
+            sink.cursor(&dev, Stream::Glucose).map(|c| c.sequence),
+            Some(5)
+        );
+        assert_eq!(sink.cursor(&dev, Stream::HeartRate), None);
+        sink.accept(SessionOutput::Gap(Gap {
+            device: dev.clone(),
+            stream: Stream::Glucose,
+            session: Some(1),
+            from: t(5),
+            to: t(60),
+            first_missing: Some(10),
+            last_missing: Some(55),
+            reason: GapReason::NotHeld,
+        }));
+        // A gap already recorded is not asked for (nor recorded) again.
+        let c = sink.cursor(&dev, Stream::Glucose).unwrap();
+        assert_eq!((c.sequence, c.session), (55, Some(1)));
+        assert_eq!(sink.gaps().len(), 1);
+        assert_eq!(sink.readings(Stream::Glucose).len(), 1);
+    }
+}
