@@ -14,6 +14,7 @@ mod decode;
 mod demo;
 mod metrics;
 mod reduce;
+mod simulate;
 mod trace;
 
 /// Vigil developer tool.
@@ -36,6 +37,8 @@ enum Command {
     Metrics(metrics::Args),
     /// Every alert start and end the engine raises on a glucose trace.
     Alerts(alerts::Args),
+    /// Readings of a simulated device, through the real codecs and session.
+    Simulate(simulate::Args),
 }
 
 /// A failure with the exit code it maps to.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Reduce(args) => reduce::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Alerts(args) => alerts::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,7 @@
 //! broadcast channel drops or blocks under a burst (a RACP backfill of a
 //! day's records), and a dropped notification is a lost reading.
 
+pub mod host_fed;
 pub mod simulated;
 
 use async_trait::async_trait;
