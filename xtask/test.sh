@@ -31,6 +31,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 need cc gcc
 need pkg-config pkg-config
+# The btleplug suite runs the real Linux backend against an emulated BlueZ
+# on a private system bus (tests/fake-bluez); libdbus itself is vendored.
+need dbus-daemon dbus-daemon
 
 say "format"
 cargo fmt --all -- --check
