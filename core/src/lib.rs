@@ -16,12 +16,14 @@
 //! See `docs/architecture.md` for the whole flow.
 
 pub mod alerts;
+pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod precedence;
 pub mod reduce;
+pub mod session;
 pub mod store;
 pub mod transport;
 

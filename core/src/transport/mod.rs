@@ -21,6 +21,7 @@
 
 #[cfg(feature = "btleplug")]
 pub mod btleplug;
+pub mod host_fed;
 pub mod simulated;
 
 use async_trait::async_trait;
