@@ -32,7 +32,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use vigil_core::transport::simulated::{AttError, Emission, Peripheral};
+use vigil_core::clock::Clock;
+use vigil_core::transport::simulated::{AttError, Peripheral};
 use vigil_core::transport::{Characteristic, GattUuid};
 use zbus::fdo::{ObjectManager, Properties};
 use zbus::object_server::SignalEmitter;
@@ -119,12 +120,28 @@ struct Device {
 
 struct Shared {
     now: DateTime<Utc>,
+    /// When set, time follows this clock (shared with the session under
+    /// test); otherwise only [`FakeBluez::advance_to`] moves it.
+    clock: Option<Arc<dyn Clock>>,
     discovering: bool,
     powered: bool,
     devices: BTreeMap<String, Device>,
 }
 
 type SharedRef = Arc<Mutex<Shared>>;
+
+impl Shared {
+    /// The current time, never going backwards.
+    fn now(&mut self) -> DateTime<Utc> {
+        if let Some(clock) = &self.clock {
+            let t = clock.now();
+            if t > self.now {
+                self.now = t;
+            }
+        }
+        self.now
+    }
+}
 
 /// Locks the shared state. A panic while holding the lock can only come
 /// from a test assertion, so the state is still usable afterwards.
@@ -144,8 +161,25 @@ impl FakeBluez {
     /// object manager and one powered adapter `hci0`. The fake's clock
     /// starts at `start`.
     pub async fn serve(address: &str, start: DateTime<Utc>) -> Result<Self, FakeError> {
+        Self::serve_inner(address, start, None).await
+    }
+
+    /// Like [`FakeBluez::serve`], but the fake's time is `clock`'s (the
+    /// same clock the session under test reads), so device time and phone
+    /// time agree. Devices run when [`FakeBluez::tick`] is called.
+    pub async fn serve_with_clock(address: &str, clock: Arc<dyn Clock>) -> Result<Self, FakeError> {
+        let start = clock.now();
+        Self::serve_inner(address, start, Some(clock)).await
+    }
+
+    async fn serve_inner(
+        address: &str,
+        start: DateTime<Utc>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Result<Self, FakeError> {
         let shared = Arc::new(Mutex::new(Shared {
             now: start,
+            clock,
             discovering: false,
             powered: true,
             devices: BTreeMap::new(),
@@ -189,7 +223,16 @@ impl FakeBluez {
 
     /// The fake's current (simulated) time.
     pub fn now(&self) -> DateTime<Utc> {
-        lock(&self.shared).now
+        lock(&self.shared).now()
+    }
+
+    /// Runs every device up to the clock's time (see
+    /// [`FakeBluez::serve_with_clock`]) and sends what they emit; drops the
+    /// links of devices that became unreachable. Returns how many
+    /// notifications and indications went out.
+    pub async fn tick(&self) -> Result<usize, FakeError> {
+        let now = self.now();
+        self.advance_to(now).await
     }
 
     /// Whether the device at `path` is connected.
@@ -206,7 +249,7 @@ impl FakeBluez {
     pub async fn advance_to(&self, now: DateTime<Utc>) -> Result<usize, FakeError> {
         let paths: Vec<String> = {
             let mut shared = lock(&self.shared);
-            if now > shared.now {
+            if now > shared.now() {
                 shared.now = now;
             }
             shared.devices.keys().cloned().collect()
@@ -224,7 +267,7 @@ impl FakeBluez {
     pub async fn drop_link(&self, path: &str) -> Result<(), FakeError> {
         {
             let mut shared = lock(&self.shared);
-            let now = shared.now;
+            let now = shared.now();
             let device = shared
                 .devices
                 .get_mut(path)
@@ -245,39 +288,49 @@ impl FakeBluez {
 /// signals, in order. Only a connected device sends anything: a sensor
 /// stores what it measures while the link is down.
 async fn pump(conn: &Connection, shared: &SharedRef, path: &str) -> Result<usize, FakeError> {
-    let emissions: Vec<(String, Emission)> = {
+    // Decided under the lock, sent after it: the lock is never held
+    // across an await.
+    let (link_dropped, emissions) = {
         let mut guard = lock(shared);
-        let now = guard.now;
-        let Some(device) = guard.devices.get_mut(path) else {
-            return Ok(0);
-        };
-        if !device.connected {
-            // Still run the device so it keeps measuring and storing.
-            let _ = device.peripheral.advance(now);
-            return Ok(0);
-        }
-        let out = device.peripheral.advance(now);
-        let mut routed = Vec::with_capacity(out.len());
-        for e in out {
-            if let Some(char_path) = device.char_paths.get(&e.characteristic) {
-                device.values.insert(e.characteristic, e.value.clone());
-                routed.push((char_path.clone(), e));
+        let now = guard.now();
+        match guard.devices.get_mut(path) {
+            None => (false, Vec::new()),
+            Some(device) if device.connected && !device.peripheral.reachable(now) => {
+                // Out of range or switched off: the link drops, as BlueZ
+                // reports a supervision timeout; the device keeps measuring.
+                device.connected = false;
+                device.notifying.clear();
+                device.peripheral.set_connected(now, false);
+                let _ = device.peripheral.advance(now);
+                (true, Vec::new())
+            }
+            Some(device) if !device.connected => {
+                // Still run the device so it keeps measuring and storing.
+                let _ = device.peripheral.advance(now);
+                (false, Vec::new())
+            }
+            Some(device) => {
+                let out = device.peripheral.advance(now);
+                let mut routed = Vec::with_capacity(out.len());
+                for e in out {
+                    if let Some(char_path) = device.char_paths.get(&e.characteristic) {
+                        device.values.insert(e.characteristic, e.value.clone());
+                        routed.push((char_path.clone(), e));
+                    }
+                }
+                (false, routed)
             }
         }
-        routed
     };
+    if link_dropped {
+        emit_link_down(conn, path).await?;
+        return Ok(0);
+    }
     let sent = emissions.len();
     for (char_path, e) in emissions {
-        let emitter = SignalEmitter::new(conn, char_path)?;
         let mut changed = HashMap::new();
         changed.insert("Value", Value::from(e.value));
-        Properties::properties_changed(
-            &emitter,
-            InterfaceName::from_static_str_unchecked(CHAR_IFACE),
-            changed,
-            Cow::Borrowed(&[]),
-        )
-        .await?;
+        emit_props(conn, &char_path, CHAR_IFACE, changed).await?;
     }
     Ok(sent)
 }
@@ -323,7 +376,7 @@ impl Adapter1 {
         let (to_export, to_refresh) = {
             let mut shared = lock(&self.shared);
             shared.discovering = true;
-            let now = shared.now;
+            let now = shared.now();
             let mut to_export = Vec::new();
             let mut to_refresh = Vec::new();
             for (path, d) in shared.devices.iter_mut() {
@@ -449,7 +502,7 @@ impl Device1 {
     ) -> Result<(), BluezError> {
         let (table, export) = {
             let mut shared = lock(&self.shared);
-            let now = shared.now;
+            let now = shared.now();
             let device = shared
                 .devices
                 .get_mut(&self.path)
@@ -482,7 +535,7 @@ impl Device1 {
     async fn disconnect(&self, #[zbus(connection)] conn: &Connection) -> Result<(), BluezError> {
         {
             let mut shared = lock(&self.shared);
-            let now = shared.now;
+            let now = shared.now();
             let device = shared
                 .devices
                 .get_mut(&self.path)
@@ -674,7 +727,7 @@ impl GattCharacteristic1 {
         f: impl FnOnce(&mut Device, DateTime<Utc>) -> Result<T, BluezError>,
     ) -> Result<T, BluezError> {
         let mut guard = lock(&self.shared);
-        let now = guard.now;
+        let now = guard.now();
         let device = guard
             .devices
             .get_mut(&self.device_path)

@@ -6,9 +6,11 @@
 // Test-only helpers: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use vigil_core::clock::Clock;
 use vigil_core::transport::{EventReceiver, TransportEvent};
 use vigil_fake_bluez::{FakeBluez, PrivateBus};
 
@@ -25,14 +27,24 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A private bus with an emulated BlueZ on it, and the process pointed at
 /// it. Dropping it kills the daemon.
 pub struct Rig {
-    pub fake: FakeBluez,
+    pub fake: Arc<FakeBluez>,
     // Field order matters: the fake's connection closes before the bus dies.
     pub bus: PrivateBus,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Rig {
+    /// A rig whose time moves only by `FakeBluez::advance_to`.
     pub async fn start(t0: DateTime<Utc>) -> Rig {
+        Self::start_inner(t0, None).await
+    }
+
+    /// A rig whose devices live on `clock` (shared with a session).
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Rig {
+        Self::start_inner(clock.now(), Some(clock)).await
+    }
+
+    async fn start_inner(t0: DateTime<Utc>, clock: Option<Arc<dyn Clock>>) -> Rig {
         let serial = SERIAL.lock().await;
         let dir = std::env::temp_dir().join(format!("vigil-fake-bluez-{}", std::process::id()));
         let bus =
@@ -44,9 +56,12 @@ impl Rig {
         unsafe {
             std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
         }
-        let fake = FakeBluez::serve(bus.address(), t0)
-            .await
-            .expect("serve org.bluez on the private bus");
+        let fake = match clock {
+            Some(clock) => FakeBluez::serve_with_clock(bus.address(), clock).await,
+            None => FakeBluez::serve(bus.address(), t0).await,
+        }
+        .expect("serve org.bluez on the private bus");
+        let fake = Arc::new(fake);
         Rig {
             fake,
             bus,
