@@ -32,6 +32,10 @@
 //!   message; they never carry characteristic values (which may be
 //!   protected health information).
 //!
+//! On Android btleplug needs its JNI side initialised by the host app
+//! (`btleplug::platform::init`) before [`BtleplugTransport::new`]; apps
+//! that prefer their own `BluetoothGatt` code use the host-fed transport.
+//!
 //! On Linux btleplug talks to BlueZ over the D-Bus *system* bus; the test
 //! suite runs it unmodified against an emulated BlueZ on a private bus
 //! (`tests/fake-bluez`).
@@ -444,4 +448,18 @@ async fn discovered(adapter: &Adapter, shared: &Shared, id: platform::Peripheral
         services,
         rssi: props.rssi,
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sig_uuids_cross_into_btleplug_and_back_unchanged() {
+        let battery_level = GattUuid::from_u16(0x2A19);
+        let theirs = to_uuid(battery_level);
+        assert_eq!(theirs.to_string(), "00002a19-0000-1000-8000-00805f9b34fb");
+        assert_eq!(theirs, ::btleplug::api::bleuuid::uuid_from_u16(0x2A19));
+        assert_eq!(from_uuid(theirs), battery_level);
+    }
 }

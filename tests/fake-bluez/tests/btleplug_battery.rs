@@ -193,6 +193,13 @@ async fn btleplug_reads_notifies_and_reconnects_through_emulated_bluez() {
     }
     assert_eq!(values(&seen), vec![99, 98, 97], "events: {seen:?}");
 
+    // With the link down, calls fail with a typed error.
+    let offline = transport.read(&id, BATTERY_LEVEL).await;
+    assert!(
+        matches!(offline, Err(vigil_core::Error::Device(_))),
+        "{offline:?}"
+    );
+
     // Offline minute: measured, not sent.
     assert_eq!(
         rig.fake.advance_to(t0() + Span::minutes(4)).await.unwrap(),
