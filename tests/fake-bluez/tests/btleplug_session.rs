@@ -10,7 +10,7 @@
 //! reconnect lands); the invariant checked may not.
 
 // Test helpers outside #[test] fns: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -55,27 +55,26 @@ fn at(minutes: i64) -> DateTime<Utc> {
     t0() + TimeDelta::minutes(minutes)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing() {
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock {
-        epoch: t0(),
-        origin: Instant::now(),
-    });
-    let rig = Rig::start_with_clock(clock.clone()).await;
+/// Serves a one-minute CGM (history before `t0`, then `faults`) over the
+/// emulated BlueZ and runs a real session through the btleplug transport
+/// until minute `end`. The device is found by a service scan, as an app
+/// pairing a new sensor would.
+async fn run_over_btleplug(
+    history: TimeDelta,
+    faults: Vec<Fault>,
+    end: i64,
+) -> (MemorySink, Arc<Mutex<SimulatedCgm>>) {
+    let (rig, clock) = Rig::start_with_clock(|| {
+        Arc::new(ScaledClock {
+            epoch: t0(),
+            origin: Instant::now(),
+        })
+    })
+    .await;
 
-    // The sensor has been measuring for two hours before the phone first
-    // connects (a first backfill), drops the link twice, and is out of
-    // range for four minutes in between (a second backfill).
-    let mut cfg = CgmConfig::new("cgm-1", 21, t0() - TimeDelta::hours(2));
+    let mut cfg = CgmConfig::new("cgm-1", 21, t0() - history);
     cfg.interval = SampleInterval::OneMinute;
-    cfg.faults = FaultPlan::scripted(vec![
-        Fault::Disconnect { at: at(6) },
-        Fault::OutOfRange {
-            from: at(11),
-            to: at(15),
-        },
-        Fault::Disconnect { at: at(22) },
-    ]);
+    cfg.faults = FaultPlan::scripted(faults);
     let cgm = Arc::new(Mutex::new(SimulatedCgm::new(cfg).unwrap()));
     let path = rig.fake.add_peripheral(Box::new(cgm.clone()));
 
@@ -93,8 +92,6 @@ async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing
 
     let transport = Arc::new(BtleplugTransport::new().await.unwrap());
     let mut rx = transport.events();
-
-    // Discover the CGM by its service.
     transport
         .start_scan(&[GattUuid::from_u16(0x181F)])
         .await
@@ -107,7 +104,6 @@ async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing
     transport.stop_scan().await.unwrap();
     assert!(path.ends_with(adv.id.0.rsplit('/').next().unwrap()));
 
-    // Run the session for half an hour of simulated time.
     let mut scfg = SessionConfig::new(
         DeviceKind::Cgm,
         adv.id.clone(),
@@ -121,29 +117,20 @@ async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing
         max: Duration::from_millis(500),
         jitter: 0.3,
     };
-    let end = 30;
     let mut session = Session::new(scfg, transport.clone(), clock.clone(), MemorySink::new());
     tokio::time::timeout(Duration::from_secs(60), session.run_until(at(end)))
         .await
         .expect("the session ends within a minute of wall time")
         .unwrap();
     ticker.abort();
-    let sink = session.into_sink();
+    (session.into_sink(), cgm)
+}
 
-    // The link really dropped and came back, more than once.
-    let events = sink.events();
-    let connects = events
-        .iter()
-        .filter(|e| matches!(e.kind, DeviceEventKind::Connected))
-        .count();
-    let drops = events
-        .iter()
-        .filter(|e| matches!(e.kind, DeviceEventKind::Disconnected { .. }))
-        .count();
-    assert!(connects >= 3, "connects {connects}: {events:?}");
-    assert!(drops >= 2, "drops {drops}: {events:?}");
-
-    // In order, no duplicates.
+/// The invariant: readings in order with no duplicate, and every record
+/// the sensor holds, measured before the last two minutes (possibly still
+/// in flight), arrived exactly once with its exact bytes and absolute time.
+/// Returns how many records it checked.
+fn assert_holds_everything(sink: &MemorySink, cgm: &Mutex<SimulatedCgm>, end: i64) -> usize {
     let readings = sink.readings(Stream::Glucose);
     for pair in readings.windows(2) {
         assert!(
@@ -153,10 +140,6 @@ async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing
             pair[1].sequence
         );
     }
-
-    // Every record the sensor holds, measured before the last two minutes
-    // (possibly still in flight), arrived exactly once with its exact
-    // bytes and absolute time.
     let dev = cgm.lock().unwrap();
     let start = dev.session_start();
     let mut checked = 0;
@@ -174,12 +157,47 @@ async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing
         assert_eq!(hits[0].provenance.raw, record.encode());
         checked += 1;
     }
-    assert!(checked >= 120 + 25, "checked {checked}");
     assert!(sink.gaps().is_empty(), "{:?}", sink.gaps());
+    checked
+}
+
+fn count(sink: &MemorySink, f: impl Fn(&DeviceEventKind) -> bool) -> usize {
+    sink.events().iter().filter(|e| f(&e.kind)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing() {
+    // Two hours measured before the phone first connects (a first
+    // backfill), two peer disconnects, and four minutes out of range in
+    // between (a second backfill).
+    let end = 30;
+    let (sink, cgm) = run_over_btleplug(
+        TimeDelta::hours(2),
+        vec![
+            Fault::Disconnect { at: at(6) },
+            Fault::OutOfRange {
+                from: at(11),
+                to: at(15),
+            },
+            Fault::Disconnect { at: at(22) },
+        ],
+        end,
+    )
+    .await;
+
+    // The link really dropped and came back, more than once.
+    let connects = count(&sink, |k| matches!(k, DeviceEventKind::Connected));
+    let drops = count(&sink, |k| matches!(k, DeviceEventKind::Disconnected { .. }));
+    assert!(connects >= 3, "connects {connects}: {:?}", sink.events());
+    assert!(drops >= 2, "drops {drops}: {:?}", sink.events());
+
+    let checked = assert_holds_everything(&sink, &cgm, end);
+    assert!(checked >= 120 + 25, "checked {checked}");
 
     // Both backfills happened over RACP: the two hours before the first
     // connection, and the minutes out of range, arrived after they were
     // measured, not live.
+    let readings = sink.readings(Stream::Glucose);
     let late = |from: DateTime<Utc>, to: DateTime<Utc>| {
         readings
             .iter()
@@ -195,4 +213,38 @@ async fn cgm_session_over_btleplug_backfills_after_disconnects_and_loses_nothing
     );
     assert!(first >= 115, "first backfill {first}");
     assert!(second >= 2, "out-of-range minutes backfilled: {second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_duplicated_and_corrupt_notifications_over_btleplug_lose_nothing() {
+    // A hostile link: live notifications lost, then sent twice, then
+    // corrupted (E2E-CRC wrong), then a peer disconnect. The session must
+    // still end with each held record exactly once and intact.
+    let end = 30;
+    let (sink, cgm) = run_over_btleplug(
+        TimeDelta::minutes(10),
+        vec![
+            Fault::DropNotifications {
+                from: at(3),
+                to: at(8),
+            },
+            Fault::DuplicateNotifications {
+                from: at(10),
+                to: at(16),
+            },
+            Fault::CorruptFrames {
+                from: at(18),
+                to: at(22),
+            },
+            Fault::Disconnect { at: at(25) },
+        ],
+        end,
+    )
+    .await;
+    let checked = assert_holds_everything(&sink, &cgm, end);
+    eprintln!(
+        "btleplug hostile link: {} readings, {checked} held records checked",
+        sink.readings(Stream::Glucose).len()
+    );
+    assert!(checked >= 10 + 25, "checked {checked}");
 }

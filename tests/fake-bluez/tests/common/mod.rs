@@ -36,16 +36,25 @@ pub struct Rig {
 impl Rig {
     /// A rig whose time moves only by `FakeBluez::advance_to`.
     pub async fn start(t0: DateTime<Utc>) -> Rig {
-        Self::start_inner(t0, None).await
-    }
-
-    /// A rig whose devices live on `clock` (shared with a session).
-    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Rig {
-        Self::start_inner(clock.now(), Some(clock)).await
-    }
-
-    async fn start_inner(t0: DateTime<Utc>, clock: Option<Arc<dyn Clock>>) -> Rig {
         let serial = SERIAL.lock().await;
+        Self::start_inner(serial, t0, None).await
+    }
+
+    /// A rig whose devices live on the clock `make` builds (to share with
+    /// a session). The clock is built once this test has the bus to itself,
+    /// so a wall-time clock does not run while the test waits its turn.
+    pub async fn start_with_clock(make: impl FnOnce() -> Arc<dyn Clock>) -> (Rig, Arc<dyn Clock>) {
+        let serial = SERIAL.lock().await;
+        let clock = make();
+        let rig = Self::start_inner(serial, clock.now(), Some(clock.clone())).await;
+        (rig, clock)
+    }
+
+    async fn start_inner(
+        serial: tokio::sync::MutexGuard<'static, ()>,
+        t0: DateTime<Utc>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Rig {
         let dir = std::env::temp_dir().join(format!("vigil-fake-bluez-{}", std::process::id()));
         let bus =
             PrivateBus::start_in(dir).expect("private dbus-daemon (Debian package dbus-daemon)");
