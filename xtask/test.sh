@@ -32,6 +32,9 @@ fi
 need cc gcc
 need c++ g++
 need pkg-config pkg-config
+# The btleplug suite runs the real Linux backend against an emulated BlueZ
+# on a private system bus (tests/fake-bluez); libdbus itself is vendored.
+need dbus-daemon dbus-daemon
 
 say "format"
 cargo fmt --all -- --check

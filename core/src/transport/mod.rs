@@ -19,6 +19,8 @@
 //! broadcast channel drops or blocks under a burst (a RACP backfill of a
 //! day's records), and a dropped notification is a lost reading.
 
+#[cfg(feature = "btleplug")]
+pub mod btleplug;
 pub mod host_fed;
 pub mod simulated;
 
