@@ -211,9 +211,9 @@ impl<W: Write + Send> SessionSink for PrintSink<W> {
         self.cursors.get(&(device.clone(), stream)).copied()
     }
 
-    fn accept(&mut self, output: SessionOutput) {
+    fn accept(&mut self, output: SessionOutput) -> vigil_core::Result<()> {
         let SessionOutput::Reading(r) = output else {
-            return;
+            return Ok(());
         };
         self.cursors.insert(
             (r.provenance.device.clone(), r.stream),
@@ -228,6 +228,7 @@ impl<W: Write + Send> SessionSink for PrintSink<W> {
                 self.error = Some(e.to_string());
             }
         }
+        Ok(())
     }
 }
 

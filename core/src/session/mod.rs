@@ -37,6 +37,17 @@
 //!   sensor no longer holds become a [`Gap`] with [`GapReason::NotHeld`].
 //! - **Backoff**: exponential from 1 s to 5 min with ±30 % seeded jitter,
 //!   reset by a successful connection.
+//! - **A sink failure stops the run.** When [`SessionSink::accept`] fails
+//!   (a full disk, [`Error::BufferFull`]), the session hands the sink
+//!   nothing more, forgets its cached cursors, disconnects and returns the
+//!   error from [`Session::run_until`]. Retrying inside the session would
+//!   hide a condition only the app can fix (free space, sync), and going
+//!   on would store later records past one that was not kept, moving the
+//!   cursor beyond a hole. Stopping is lossless for devices that store
+//!   records: the next run (same session or a new one over the same sink)
+//!   backfills from the sink's cursor and fetches the failed record again.
+//!   A heart-rate strap or oximeter stores nothing, so what they sent
+//!   while the sink failed is lost, as it is while out of range.
 //!
 //! Dedupe keys: (device, sensor session, time offset) for a CGM, (device,
 //! sequence number) for a meter. A heart-rate strap and an oximeter store
@@ -144,6 +155,8 @@ impl SessionConfig {
 enum Halt {
     /// The run's end time was reached.
     Until,
+    /// The sink refused an output; the error waits in `sink_error`.
+    Sink,
     /// The link is gone or unusable; reconnect.
     Link(String),
 }
@@ -184,6 +197,9 @@ pub struct Session<T: Transport + ?Sized, S: SessionSink> {
     // Any device.
     last_battery: Option<u8>,
     battery_low_reported: bool,
+    /// The first failure of the sink in this run; once set, nothing more
+    /// is handed to the sink and the run stops at the next await.
+    sink_error: Option<Error>,
 }
 
 impl<T: Transport + ?Sized, S: SessionSink> std::fmt::Debug for Session<T, S> {
@@ -215,6 +231,7 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
             drift_reported: false,
             last_battery: None,
             battery_low_reported: false,
+            sink_error: None,
         }
     }
 
@@ -233,11 +250,26 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
     /// reconnect with backoff. To run until told otherwise, pass a far
     /// future and drop the future to stop: every output already handed to
     /// the sink stays there, and the next run resumes from its cursor.
+    ///
+    /// Fails only when the sink refused an output (see the module docs):
+    /// the error is the sink's, every output accepted before it is kept,
+    /// and calling `run_until` again resumes from the sink's cursor.
     pub async fn run_until(&mut self, until: DateTime<Utc>) -> Result<()> {
         self.until = until;
+        let result = self.run_inner(until).await;
+        if result.is_err() {
+            // The cache may hold the cursor of an output the sink refused;
+            // the sink's own cursor is the truth for the next run.
+            self.cursors.clear();
+        }
+        result
+    }
+
+    async fn run_inner(&mut self, until: DateTime<Utc>) -> Result<()> {
         let id = self.cfg.peripheral.clone();
         let mut attempt = 0u32;
         while self.clock.now() < until {
+            self.check_sink()?;
             if self.transport.connect(&id).await.is_err() {
                 attempt = attempt.saturating_add(1);
                 self.wait_backoff(attempt).await;
@@ -254,8 +286,10 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
             };
             // The link may already be gone; nothing to do about a failure.
             let _ = self.transport.disconnect(&id).await;
+            self.check_sink()?;
             match outcome {
                 Ok(()) | Err(Halt::Until) => break,
+                Err(Halt::Sink) => {}
                 Err(Halt::Link(reason)) => {
                     self.event(DeviceEventKind::Disconnected { reason });
                     attempt = attempt.saturating_add(1);
@@ -263,7 +297,30 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
                 }
             }
         }
-        Ok(())
+        self.check_sink()
+    }
+
+    /// Returns the sink's first failure in this run, if any.
+    fn check_sink(&mut self) -> Result<()> {
+        match self.sink_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands one output to the sink unless it already failed in this run;
+    /// `true` when the sink kept it.
+    fn emit(&mut self, output: SessionOutput) -> bool {
+        if self.sink_error.is_some() {
+            return false;
+        }
+        match self.sink.accept(output) {
+            Ok(()) => true,
+            Err(e) => {
+                self.sink_error = Some(e);
+                false
+            }
+        }
     }
 
     async fn wait_backoff(&mut self, attempt: u32) {
@@ -284,7 +341,7 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
             at: self.clock.now(),
             kind,
         };
-        self.sink.accept(SessionOutput::Event(e));
+        self.emit(SessionOutput::Event(e));
     }
 
     fn cursor(&mut self, stream: Stream) -> Option<Cursor> {
@@ -316,14 +373,6 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
         if !value.is_finite() {
             return;
         }
-        self.cursors.insert(
-            stream,
-            Some(Cursor {
-                session,
-                sequence,
-                time: sensor_time,
-            }),
-        );
         let r = Reading {
             patient: self.cfg.patient.clone(),
             stream,
@@ -339,21 +388,31 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
                 session,
             },
         };
-        self.sink.accept(SessionOutput::Reading(r));
-    }
-
-    fn gap(&mut self, gap: Gap) {
-        if let Some(last) = gap.last_missing {
+        // The cached cursor moves only once the sink kept the reading.
+        if self.emit(SessionOutput::Reading(r)) {
             self.cursors.insert(
-                gap.stream,
+                stream,
                 Some(Cursor {
-                    session: gap.session,
-                    sequence: last,
-                    time: gap.to,
+                    session,
+                    sequence,
+                    time: sensor_time,
                 }),
             );
         }
-        self.sink.accept(SessionOutput::Gap(gap));
+    }
+
+    fn gap(&mut self, gap: Gap) {
+        let cursor = gap.last_missing.map(|last| Cursor {
+            session: gap.session,
+            sequence: last,
+            time: gap.to,
+        });
+        let stream = gap.stream;
+        if self.emit(SessionOutput::Gap(gap)) {
+            if let Some(c) = cursor {
+                self.cursors.insert(stream, Some(c));
+            }
+        }
     }
 
     // ----- transport helpers -------------------------------------------------
@@ -362,6 +421,9 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
     /// deadline); a disconnect of this device halts.
     async fn next_value(&mut self, deadline: DateTime<Utc>) -> Step<Option<(u16, Vec<u8>)>> {
         loop {
+            if self.sink_error.is_some() {
+                return Err(Halt::Sink);
+            }
             let left = deadline - self.clock.now();
             let Ok(left) = left.to_std() else {
                 return Ok(None);
@@ -739,15 +801,19 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
             );
         } else {
             // A special value (NaN, NRes) is no reading, but the record was
-            // received: move the cursor so it is neither refetched nor a gap.
-            self.cursors.insert(
-                Stream::Glucose,
-                Some(Cursor {
-                    session: Some(a.session),
-                    sequence: off,
-                    time,
-                }),
-            );
+            // received: move the cursor so it is neither refetched nor a gap
+            // (unless the sink failed: then the run stops and the next one
+            // starts from the sink's cursor).
+            if self.sink_error.is_none() {
+                self.cursors.insert(
+                    Stream::Glucose,
+                    Some(Cursor {
+                        session: Some(a.session),
+                        sequence: off,
+                        time,
+                    }),
+                );
+            }
         }
         if let Some(trend) = m.trend_mg_dl_per_min() {
             self.reading(

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::model::{DeviceId, Reading, Stream};
 
 /// Why readings are missing.
@@ -145,7 +146,14 @@ pub trait SessionSink: Send {
 
     /// Takes one output. Readings and gaps of a stream arrive in sequence
     /// order within a session.
-    fn accept(&mut self, output: SessionOutput);
+    ///
+    /// `Ok` means the output is safe (for a durable sink: committed) and
+    /// [`SessionSink::cursor`] already reflects it. An error means it was
+    /// not kept: the session then hands this sink nothing more, stops, and
+    /// returns the error from [`super::Session::run_until`]; the next run
+    /// backfills from the cursor, so a record the sensor still holds is
+    /// fetched again rather than lost.
+    fn accept(&mut self, output: SessionOutput) -> Result<()>;
 }
 
 /// An in-memory sink for tests, demos and `vigil simulate`.
@@ -201,7 +209,7 @@ impl SessionSink for MemorySink {
         self.cursors.get(&(device.clone(), stream)).copied()
     }
 
-    fn accept(&mut self, output: SessionOutput) {
+    fn accept(&mut self, output: SessionOutput) -> Result<()> {
         match &output {
             SessionOutput::Reading(r) => {
                 self.cursors.insert(
@@ -228,6 +236,7 @@ impl SessionSink for MemorySink {
             SessionOutput::Event(_) => {}
         }
         self.outputs.push(output);
+        Ok(())
     }
 }
 
@@ -236,7 +245,7 @@ impl<S: SessionSink + ?Sized> SessionSink for Box<S> {
         (**self).cursor(device, stream)
     }
 
-    fn accept(&mut self, output: SessionOutput) {
+    fn accept(&mut self, output: SessionOutput) -> Result<()> {
         (**self).accept(output)
     }
 }
@@ -269,7 +278,8 @@ mod tests {
                 raw: vec![],
                 session: Some(1),
             },
-        }));
+        }))
+        .unwrap();
         assert_eq!(
             sink.cursor(&dev, Stream::Glucose).map(|c| c.sequence),
             Some(5)
@@ -284,7 +294,8 @@ mod tests {
             first_missing: Some(10),
             last_missing: Some(55),
             reason: GapReason::NotHeld,
-        }));
+        }))
+        .unwrap();
         // A gap already recorded is not asked for (nor recorded) again.
         let c = sink.cursor(&dev, Stream::Glucose).unwrap();
         assert_eq!((c.sequence, c.session), (55, Some(1)));

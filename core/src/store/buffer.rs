@@ -390,6 +390,22 @@ impl Buffer {
         row.map(RowValues::into_stored).transpose()
     }
 
+    /// Every stored reading of `device`'s `stream`, in arrival order (row
+    /// id): what a check of "every record exactly once, in order" reads, and
+    /// what an export of one stream walks. Loads them all; meant for one
+    /// device's stream, not the whole buffer.
+    pub fn readings_of(&self, device: &DeviceId, stream: Stream) -> Result<Vec<StoredReading>> {
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM readings WHERE device = ?1 AND stream = ?2 ORDER BY id"
+        );
+        let rows = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![device.0, stream_code(stream)], read_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(RowValues::into_stored).collect()
+    }
+
     /// How many readings are stored, optionally only of one stream and/or
     /// in one sync state.
     pub fn count(&self, stream: Option<Stream>, state: Option<SyncState>) -> Result<u64> {

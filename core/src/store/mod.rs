@@ -28,6 +28,10 @@
 //!   with pressure events at 80 % and 95 % and counted evictions when full
 //!   (see [`capacity`]).
 //!
+//! - **The buffer is the session's sink** ([`BufferSink`]): a reading a
+//!   session handed over is committed before the session moves on, and the
+//!   newest record in the file is where an app restart resumes backfill.
+//!
 //! Timestamps are stored as microseconds since the Unix epoch (UTC);
 //! RR intervals are finer than a millisecond.
 
@@ -37,6 +41,7 @@ pub mod ledger;
 pub mod outbox;
 pub mod registry;
 pub mod schema;
+pub mod sink;
 
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +59,7 @@ pub use capacity::{
 pub use ledger::{Completeness, LedgerRange, RangeKind};
 pub use outbox::OutboxAlert;
 pub use registry::{DeviceRecord, WearPeriod};
+pub use sink::BufferSink;
 
 /// How far a returned write is guaranteed to survive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -15,13 +15,17 @@
 //!   acknowledgement of an abandoned batch cannot match a new one), the
 //!   alert outbox, sync cursors, the device registry (devices and who
 //!   wore them when) and the completeness ledger.
+//! - 3: a gap a session reported keeps its sensor session, first and last
+//!   missing sequence and reason on its ledger range, so the buffer as a
+//!   session sink can resume backfill after the end of a recorded gap and
+//!   give the gap back exactly as the session saw it.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
 /// The schema version this code writes, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// The complete schema at [`VERSION`], used for fresh databases.
 ///
@@ -112,7 +116,11 @@ CREATE TABLE ledger_ranges (
     from_time INTEGER NOT NULL,
     to_time INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    recorded_at INTEGER NOT NULL
+    recorded_at INTEGER NOT NULL,
+    session INTEGER,
+    first_sequence INTEGER,
+    last_sequence INTEGER,
+    reason TEXT
 );
 CREATE INDEX ledger_ranges_by_stream ON ledger_ranges (device, stream, kind, from_time);
 ";
@@ -193,6 +201,15 @@ CREATE TABLE ledger_ranges (
 CREATE INDEX ledger_ranges_by_stream ON ledger_ranges (device, stream, kind, from_time);
 ";
 
+/// Version 2 to 3: the session's view of a gap on its ledger range (all
+/// NULL for evictions and for ranges recorded before version 3).
+const V2_TO_V3: &str = "
+ALTER TABLE ledger_ranges ADD COLUMN session INTEGER;
+ALTER TABLE ledger_ranges ADD COLUMN first_sequence INTEGER;
+ALTER TABLE ledger_ranges ADD COLUMN last_sequence INTEGER;
+ALTER TABLE ledger_ranges ADD COLUMN reason TEXT;
+";
+
 /// Applies the one step that takes a database from version `from` to
 /// `from + 1`. The caller holds the transaction and bumps `user_version`.
 ///
@@ -201,6 +218,7 @@ CREATE INDEX ledger_ranges_by_stream ON ledger_ranges (device, stream, kind, fro
 pub fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     match from {
         1 => conn.execute_batch(V1_TO_V2).map_err(Error::from),
+        2 => conn.execute_batch(V2_TO_V3).map_err(Error::from),
         other => Err(Error::Storage {
             code: None,
             message: format!("no schema upgrade step from version {other}"),
