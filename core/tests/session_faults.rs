@@ -4,9 +4,17 @@
 //! its bytes and the right absolute time; anything it no longer holds is an
 //! explicit gap.
 //!
-//! The suite is written once and instantiated per transport by
-//! `fault_suite!` (one line each below); the btleplug transport joins with
-//! one more line once it can serve these peripherals.
+//! The suite is written once and instantiated per transport and per sink
+//! by `fault_suite!` (one line each below): the in-memory sink, and the
+//! SQLite buffer in a temporary file, where every assertion about readings
+//! and gaps reads what the buffer holds through its public queries
+//! (`readings_of`, `gaps`, `session_cursor`, `completeness`). The buffer
+//! keeps no device events (see `store::sink`), so the buffer runs take
+//! events from a log kept beside it. The buffer runs use
+//! `Durability::AppCrash` (`synchronous=NORMAL`): the suite is about what
+//! the session hands over, not about fsync, and it keeps the suite fast.
+//! The btleplug transport joins with one more line once it can serve these
+//! peripherals.
 
 // Test helpers outside #[test] fns: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,11 +26,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use vigil_core::clock::{Clock, TokioClock};
 use vigil_core::codec::cgm::CgmMeasurement;
 use vigil_core::codec::uuid::RECORD_ACCESS_CONTROL_POINT;
-use vigil_core::model::{PatientId, Reading, Stream};
+use vigil_core::model::{DeviceId, PatientId, Reading, Stream};
 use vigil_core::session::DeviceKind;
 use vigil_core::session::{
-    DeviceEventKind, GapReason, MemorySink, Session, SessionConfig, SessionSink,
+    Cursor, DeviceEvent, DeviceEventKind, Gap, GapReason, MemorySink, Session, SessionConfig,
+    SessionOutput, SessionSink,
 };
+use vigil_core::store::{Buffer, BufferConfig, BufferSink, Durability};
 use vigil_core::transport::host_fed::HostFedTransport;
 use vigil_core::transport::simulated::physiology::SampleInterval;
 use vigil_core::transport::simulated::{AttError, Emission, Peripheral, uuid};
@@ -33,7 +43,130 @@ use vigil_core::transport::simulated::{
 };
 use vigil_core::transport::{Advertisement, Characteristic, GattUuid, Transport};
 
+mod store_common;
+
 const TICK: Duration = Duration::from_secs(1);
+
+/// What a sink under test holds, read back the way its owner would.
+trait Held: SessionSink + Sized + 'static {
+    /// An empty sink.
+    fn fresh() -> Self;
+    /// The readings of `stream`, in the order they were kept.
+    fn readings(&self, stream: Stream) -> Vec<Reading>;
+    /// Every gap, in the order recorded.
+    fn gaps(&self) -> Vec<Gap>;
+    /// Every device event, in order.
+    fn events(&self) -> Vec<DeviceEvent>;
+    /// The same sink after an app restart: for the buffer, everything is
+    /// closed and the file opened again.
+    fn reopen(self) -> Self;
+}
+
+impl Held for MemorySink {
+    fn fresh() -> Self {
+        MemorySink::new()
+    }
+    fn readings(&self, stream: Stream) -> Vec<Reading> {
+        MemorySink::readings(self, stream)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+    fn gaps(&self) -> Vec<Gap> {
+        MemorySink::gaps(self).into_iter().cloned().collect()
+    }
+    fn events(&self) -> Vec<DeviceEvent> {
+        MemorySink::events(self).into_iter().cloned().collect()
+    }
+    fn reopen(self) -> Self {
+        self
+    }
+}
+
+/// The SQLite buffer in a temporary file, as a session's sink.
+struct StoreSink {
+    sink: Option<BufferSink>,
+    /// Device events, which the buffer does not keep.
+    events: Vec<DeviceEvent>,
+    /// The devices that wrote, so the queries know whom to ask about.
+    devices: Vec<DeviceId>,
+    dir: store_common::TempDir,
+}
+
+fn open_buffer(dir: &store_common::TempDir) -> BufferSink {
+    let config = BufferConfig {
+        durability: Durability::AppCrash,
+        ..BufferConfig::default()
+    };
+    BufferSink::new(Buffer::open(dir.db(), config).unwrap())
+}
+
+impl StoreSink {
+    fn buffer(&self) -> &Buffer {
+        self.sink.as_ref().unwrap().buffer()
+    }
+}
+
+impl SessionSink for StoreSink {
+    fn cursor(&self, device: &DeviceId, stream: Stream) -> Option<Cursor> {
+        self.sink.as_ref().unwrap().cursor(device, stream)
+    }
+    fn accept(&mut self, output: SessionOutput) -> vigil_core::Result<()> {
+        let device = match &output {
+            SessionOutput::Reading(r) => r.provenance.device.clone(),
+            SessionOutput::Gap(g) => g.device.clone(),
+            SessionOutput::Event(e) => e.device.clone(),
+        };
+        if !self.devices.contains(&device) {
+            self.devices.push(device);
+        }
+        if let SessionOutput::Event(e) = &output {
+            self.events.push(e.clone());
+        }
+        self.sink.as_mut().unwrap().accept(output)
+    }
+}
+
+impl Held for StoreSink {
+    fn fresh() -> Self {
+        let dir = store_common::TempDir::new("session-faults");
+        StoreSink {
+            sink: Some(open_buffer(&dir)),
+            events: Vec::new(),
+            devices: Vec::new(),
+            dir,
+        }
+    }
+    fn readings(&self, stream: Stream) -> Vec<Reading> {
+        let mut out = Vec::new();
+        for d in &self.devices {
+            let stored = self.buffer().readings_of(d, stream).unwrap();
+            // The ledger agrees with the rows: nothing lost on the way in.
+            let c = self.buffer().completeness(d, stream).unwrap();
+            assert_eq!(c.received, stored.len() as u64);
+            assert_eq!(c.stored, stored.len() as u64);
+            out.extend(stored.into_iter().map(|s| s.reading));
+        }
+        out
+    }
+    fn gaps(&self) -> Vec<Gap> {
+        let mut out = Vec::new();
+        for d in &self.devices {
+            for stream in Stream::ALL {
+                out.extend(self.buffer().gaps(d, stream).unwrap());
+            }
+        }
+        out
+    }
+    fn events(&self) -> Vec<DeviceEvent> {
+        self.events.clone()
+    }
+    fn reopen(mut self) -> Self {
+        drop(self.sink.take());
+        self.sink = Some(open_buffer(&self.dir));
+        self
+    }
+}
 
 /// Builds a transport serving `radio` on `clock`.
 type MakeTransport = fn(Radio, Arc<dyn Clock>) -> Arc<dyn Transport>;
@@ -64,12 +197,12 @@ fn patient() -> PatientId {
 
 /// Runs a CGM session against `cfg` for `minutes`, over a fresh sink or
 /// the one given.
-async fn run_cgm_with(
+async fn run_cgm_with<S: Held>(
     make: MakeTransport,
     cfg: CgmConfig,
     minutes: i64,
-    sink: MemorySink,
-) -> (MemorySink, Arc<Mutex<SimulatedCgm>>) {
+    sink: S,
+) -> (S, Arc<Mutex<SimulatedCgm>>) {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
     let cgm = Arc::new(Mutex::new(SimulatedCgm::new(cfg).unwrap()));
     let mut radio = Radio::new();
@@ -82,19 +215,19 @@ async fn run_cgm_with(
     (session.into_sink(), cgm)
 }
 
-async fn run_cgm(
+async fn run_cgm<S: Held>(
     make: MakeTransport,
     cfg: CgmConfig,
     minutes: i64,
-) -> (MemorySink, Arc<Mutex<SimulatedCgm>>) {
-    run_cgm_with(make, cfg, minutes, MemorySink::new()).await
+) -> (S, Arc<Mutex<SimulatedCgm>>) {
+    run_cgm_with(make, cfg, minutes, S::fresh()).await
 }
 
 fn cgm(seed: u64) -> CgmConfig {
     CgmConfig::new("cgm-1", seed, t0())
 }
 
-fn count(sink: &MemorySink, f: impl Fn(&DeviceEventKind) -> bool) -> usize {
+fn count<S: Held>(sink: &S, f: impl Fn(&DeviceEventKind) -> bool) -> usize {
     sink.events().iter().filter(|e| f(&e.kind)).count()
 }
 
@@ -102,10 +235,10 @@ fn count(sink: &MemorySink, f: impl Fn(&DeviceEventKind) -> bool) -> usize {
 /// in order); every record the sensor holds that was measured before the
 /// end (less one interval, still in flight) is there with its exact bytes
 /// and the absolute time session start + offset.
-fn assert_holds_everything(sink: &MemorySink, device: &Mutex<SimulatedCgm>, end_min: i64) {
+fn assert_holds_everything<S: Held>(sink: &S, device: &Mutex<SimulatedCgm>, end_min: i64) {
     let readings = sink.readings(Stream::Glucose);
     for pair in readings.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
+        let (a, b) = (&pair[0], &pair[1]);
         if a.provenance.session == b.provenance.session {
             assert!(
                 a.sequence < b.sequence,
@@ -119,7 +252,7 @@ fn assert_holds_everything(sink: &MemorySink, device: &Mutex<SimulatedCgm>, end_
     let dev = device.lock().unwrap();
     let start = dev.session_start();
     let session = readings.last().and_then(|r| r.provenance.session);
-    let current: Vec<&&Reading> = readings
+    let current: Vec<&Reading> = readings
         .iter()
         .filter(|r| r.provenance.session == session)
         .collect();
@@ -145,7 +278,7 @@ fn assert_holds_everything(sink: &MemorySink, device: &Mutex<SimulatedCgm>, end_
     assert!(checked > 0, "the test must check something");
 }
 
-fn glucose_offsets(sink: &MemorySink) -> Vec<u64> {
+fn glucose_offsets<S: Held>(sink: &S) -> Vec<u64> {
     sink.readings(Stream::Glucose)
         .iter()
         .map(|r| r.sequence)
@@ -192,7 +325,7 @@ impl<P: Peripheral> Peripheral for Recording<P> {
 mod scenarios {
     use super::*;
 
-    pub async fn backfill_asks_only_for_what_is_missing(make: MakeTransport) {
+    pub async fn backfill_asks_only_for_what_is_missing<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(15);
         cfg.faults = FaultPlan::scripted(vec![Fault::OutOfRange {
             from: at(61),
@@ -208,7 +341,7 @@ mod scenarios {
         let id = radio.add(Box::new(device));
         let transport = make(radio, clock.clone());
         let scfg = SessionConfig::new(DeviceKind::Cgm, id, patient());
-        let mut session = Session::new(scfg, transport, clock, MemorySink::new());
+        let mut session = Session::new(scfg, transport, clock, S::fresh());
         session.run_until(at(3 * 60)).await.unwrap();
         let racp: Vec<Vec<u8>> = writes
             .lock()
@@ -223,37 +356,37 @@ mod scenarios {
         assert_eq!(racp, vec![vec![0x01, 0x01], vec![0x01, 0x03, 0x01, 61, 0]]);
     }
 
-    pub async fn a_quiet_day_is_complete(make: MakeTransport) {
+    pub async fn a_quiet_day_is_complete<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(1);
         cfg.interval = SampleInterval::OneMinute;
-        let (sink, dev) = run_cgm(make, cfg, 24 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 24 * 60).await;
         assert_holds_everything(&sink, &dev, 24 * 60);
         assert!(sink.readings(Stream::Glucose).len() >= 24 * 60 - 2);
         assert!(sink.gaps().is_empty());
         assert_eq!(count(&sink, |k| matches!(k, DeviceEventKind::Connected)), 1);
     }
 
-    pub async fn disconnects_lose_nothing(make: MakeTransport) {
+    pub async fn disconnects_lose_nothing<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(2);
         cfg.faults = FaultPlan::scripted(
             [37, 122, 123, 300, 301, 302]
                 .map(|m| Fault::Disconnect { at: at(m) })
                 .to_vec(),
         );
-        let (sink, dev) = run_cgm(make, cfg, 8 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 8 * 60).await;
         assert_holds_everything(&sink, &dev, 8 * 60);
         assert!(count(&sink, |k| matches!(k, DeviceEventKind::Disconnected { .. })) >= 3);
         assert!(count(&sink, |k| matches!(k, DeviceEventKind::Reconnecting { .. })) >= 3);
         assert!(sink.gaps().is_empty());
     }
 
-    pub async fn out_of_range_is_backfilled(make: MakeTransport) {
+    pub async fn out_of_range_is_backfilled<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(3);
         cfg.faults = FaultPlan::scripted(vec![Fault::OutOfRange {
             from: at(60),
             to: at(4 * 60),
         }]);
-        let (sink, dev) = run_cgm(make, cfg, 6 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 6 * 60).await;
         assert_holds_everything(&sink, &dev, 6 * 60);
         // The three hours away came in by backfill: received well after
         // they were measured.
@@ -266,18 +399,18 @@ mod scenarios {
         assert!(sink.gaps().is_empty());
     }
 
-    pub async fn what_the_sensor_no_longer_holds_is_an_explicit_gap(make: MakeTransport) {
+    pub async fn what_the_sensor_no_longer_holds_is_an_explicit_gap<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(4);
         cfg.capacity = 24; // two hours of 5-minute records
         cfg.faults = FaultPlan::scripted(vec![Fault::OutOfRange {
             from: at(60),
             to: at(6 * 60),
         }]);
-        let (sink, dev) = run_cgm(make, cfg, 7 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 7 * 60).await;
         assert_holds_everything(&sink, &dev, 7 * 60);
         let gaps = sink.gaps();
         assert_eq!(gaps.len(), 1, "{gaps:?}");
-        let g = gaps[0];
+        let g = &gaps[0];
         assert_eq!(g.reason, GapReason::NotHeld);
         let offsets = glucose_offsets(&sink);
         let first_after = offsets
@@ -295,7 +428,7 @@ mod scenarios {
         assert!(u64::from(held[0]) > g.last_missing.unwrap());
     }
 
-    pub async fn dropped_notifications_are_recovered(make: MakeTransport) {
+    pub async fn dropped_notifications_are_recovered<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(5);
         cfg.faults = FaultPlan::scripted(vec![
             Fault::DropNotifications {
@@ -307,29 +440,29 @@ mod scenarios {
                 to: at(201),
             },
         ]);
-        let (sink, dev) = run_cgm(make, cfg, 5 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 5 * 60).await;
         assert_holds_everything(&sink, &dev, 5 * 60);
         assert!(sink.gaps().is_empty());
     }
 
-    pub async fn duplicated_notifications_are_stored_once(make: MakeTransport) {
+    pub async fn duplicated_notifications_are_stored_once<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(6);
         cfg.faults = FaultPlan::scripted(vec![Fault::DuplicateNotifications {
             from: at(10),
             to: at(120),
         }]);
-        let (sink, dev) = run_cgm(make, cfg, 3 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 3 * 60).await;
         assert_holds_everything(&sink, &dev, 3 * 60);
     }
 
-    pub async fn corrupt_frames_never_become_readings(make: MakeTransport, crc: bool) {
+    pub async fn corrupt_frames_never_become_readings<S: Held>(make: MakeTransport, crc: bool) {
         let mut cfg = cgm(7);
         cfg.e2e_crc = crc;
         cfg.faults = FaultPlan::scripted(vec![Fault::CorruptFrames {
             from: at(20),
             to: at(60),
         }]);
-        let (sink, dev) = run_cgm(make, cfg, 3 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 3 * 60).await;
         assert!(count(&sink, |k| matches!(k, DeviceEventKind::CorruptFrame { .. })) >= 7);
         // Zero loss: every corrupt record came back through the backfill
         // (the held-records check compares exact, valid bytes).
@@ -339,10 +472,10 @@ mod scenarios {
         }
     }
 
-    pub async fn warm_up_is_reported_then_readings_start(make: MakeTransport) {
+    pub async fn warm_up_is_reported_then_readings_start<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(8);
         cfg.warmup_min = 30;
-        let (sink, dev) = run_cgm(make, cfg, 3 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 3 * 60).await;
         assert_holds_everything(&sink, &dev, 3 * 60);
         let kinds: Vec<_> = sink.events().iter().map(|e| e.kind.clone()).collect();
         let warm = kinds
@@ -357,13 +490,13 @@ mod scenarios {
         assert_eq!(glucose_offsets(&sink)[0], 30);
     }
 
-    pub async fn expiry_then_new_session_keeps_both_sessions(make: MakeTransport) {
+    pub async fn expiry_then_new_session_keeps_both_sessions<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(9);
         cfg.run_time_hours = 2;
         cfg.warmup_min = 15;
         cfg.faults = FaultPlan::scripted(vec![Fault::NewSession { at: at(3 * 60 + 2) }]);
         // Ends before the second session expires at 5 h 02.
-        let (sink, dev) = run_cgm(make, cfg, 4 * 60 + 30).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 4 * 60 + 30).await;
         assert_holds_everything(&sink, &dev, 4 * 60 + 30);
         assert_eq!(count(&sink, |k| *k == DeviceEventKind::SessionStopped), 1);
         assert_eq!(
@@ -382,7 +515,7 @@ mod scenarios {
         assert!(sink.gaps().is_empty());
     }
 
-    pub async fn a_new_session_while_away_makes_a_session_gap(make: MakeTransport) {
+    pub async fn a_new_session_while_away_makes_a_session_gap<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(10);
         cfg.faults = FaultPlan::scripted(vec![
             Fault::OutOfRange {
@@ -391,7 +524,7 @@ mod scenarios {
             },
             Fault::NewSession { at: at(2 * 60) },
         ]);
-        let (sink, dev) = run_cgm(make, cfg, 5 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 5 * 60).await;
         assert_holds_everything(&sink, &dev, 5 * 60);
         let gaps = sink.gaps();
         assert_eq!(gaps.len(), 1, "{gaps:?}");
@@ -400,13 +533,13 @@ mod scenarios {
         assert!(gaps[0].from < at(60));
     }
 
-    pub async fn low_battery_is_a_reading_and_an_event(make: MakeTransport) {
+    pub async fn low_battery_is_a_reading_and_an_event<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(11);
         cfg.faults = FaultPlan::scripted(vec![Fault::LowBattery {
             at: at(90),
             percent: 7,
         }]);
-        let (sink, dev) = run_cgm(make, cfg, 3 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 3 * 60).await;
         assert_holds_everything(&sink, &dev, 3 * 60);
         let levels: Vec<f64> = sink
             .readings(Stream::Battery)
@@ -427,10 +560,10 @@ mod scenarios {
         );
     }
 
-    pub async fn sensor_clock_drift_is_recorded_and_corrected(make: MakeTransport) {
+    pub async fn sensor_clock_drift_is_recorded_and_corrected<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(12);
         cfg.clock_skew = TimeDelta::minutes(7);
-        let (sink, dev) = run_cgm(make, cfg, 2 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 2 * 60).await;
         let drift = sink
             .events()
             .iter()
@@ -449,7 +582,7 @@ mod scenarios {
         }
     }
 
-    pub async fn random_faults_lose_nothing_the_sensor_holds(make: MakeTransport) {
+    pub async fn random_faults_lose_nothing_the_sensor_holds<S: Held>(make: MakeTransport) {
         let mut cfg = cgm(13);
         cfg.faults = FaultPlan::random(
             99,
@@ -463,27 +596,28 @@ mod scenarios {
                 corruptions_per_day: 6.0,
             },
         );
-        let (sink, dev) = run_cgm(make, cfg, 12 * 60).await;
+        let (sink, dev) = run_cgm::<S>(make, cfg, 12 * 60).await;
         assert_holds_everything(&sink, &dev, 12 * 60);
         assert!(sink.gaps().is_empty());
     }
 
-    pub async fn a_restarted_session_resumes_from_the_sink(make: MakeTransport) {
-        let (sink, _) = run_cgm(make, cgm(14), 60).await;
+    pub async fn a_restarted_session_resumes_from_the_sink<S: Held>(make: MakeTransport) {
+        let (sink, _) = run_cgm::<S>(make, cgm(14), 60).await;
         let before = sink.readings(Stream::Glucose).len();
         let last = sink.cursor(
             &vigil_core::model::DeviceId("cgm-1".into()),
             Stream::Glucose,
         );
-        // Same sensor, same seed: the app restarts with its buffer.
-        let (sink, dev) = run_cgm_with(make, cgm(14), 3 * 60, sink).await;
+        // Same sensor, same seed: the app restarts with its buffer (for the
+        // SQLite buffer: every handle closed, the file opened again).
+        let (sink, dev) = run_cgm_with(make, cgm(14), 3 * 60, sink.reopen()).await;
         assert_holds_everything(&sink, &dev, 3 * 60);
         let after = sink.readings(Stream::Glucose);
         assert!(after.len() > before);
         assert!(after[before].sequence > last.unwrap().sequence);
     }
 
-    pub async fn meter_records_come_once_by_sequence_with_gaps(make: MakeTransport) {
+    pub async fn meter_records_come_once_by_sequence_with_gaps<S: Held>(make: MakeTransport) {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
         let mut cfg = MeterConfig::new("bgm-1", 21, t0());
         cfg.capacity = 3;
@@ -499,7 +633,7 @@ mod scenarios {
         let transport = make(radio, clock.clone());
         let mut scfg = SessionConfig::new(DeviceKind::GlucoseMeter, id, patient());
         scfg.meter_utc_offset_min = 60;
-        let mut session = Session::new(scfg, transport, clock, MemorySink::new());
+        let mut session = Session::new(scfg, transport, clock, S::fresh());
         session.run_until(at(3 * 24 * 60)).await.unwrap();
         let sink = session.into_sink();
         let readings = sink.readings(Stream::MeterGlucose);
@@ -519,7 +653,7 @@ mod scenarios {
         // Two days away with room for three records: the rest is a gap.
         let gaps = sink.gaps();
         assert_eq!(gaps.len(), 1, "{gaps:?}");
-        let g = gaps[0];
+        let g = &gaps[0];
         let missing = g.first_missing.unwrap()..=g.last_missing.unwrap();
         assert!(seqs.iter().all(|s| !missing.contains(s)));
         assert_eq!(
@@ -531,7 +665,9 @@ mod scenarios {
         );
     }
 
-    pub async fn heart_rate_resumes_after_a_dropout_with_monotonic_sequences(make: MakeTransport) {
+    pub async fn heart_rate_resumes_after_a_dropout_with_monotonic_sequences<S: Held>(
+        make: MakeTransport,
+    ) {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
         let mut cfg = HeartRateConfig::new("hr-1", 31, t0());
         cfg.faults = FaultPlan::scripted(vec![
@@ -548,7 +684,7 @@ mod scenarios {
         let id = radio.add(Box::new(SimulatedHeartRate::new(cfg).unwrap()));
         let transport = make(radio, clock.clone());
         let scfg = SessionConfig::new(DeviceKind::HeartRate, id, patient());
-        let mut session = Session::new(scfg, transport, clock, MemorySink::new());
+        let mut session = Session::new(scfg, transport, clock, S::fresh());
         session.run_until(at(40)).await.unwrap();
         let sink = session.into_sink();
         let hr = sink.readings(Stream::HeartRate);
@@ -565,14 +701,14 @@ mod scenarios {
         assert!(hr.iter().all(|r| (30.0..=220.0).contains(&r.value)));
     }
 
-    pub async fn oximeter_streams_spo2_and_pulse(make: MakeTransport) {
+    pub async fn oximeter_streams_spo2_and_pulse<S: Held>(make: MakeTransport) {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
         let mut radio = Radio::new();
         let cfg = OximeterConfig::new("plx-1", 41, t0());
         let id = radio.add(Box::new(SimulatedOximeter::new(cfg).unwrap()));
         let transport = make(radio, clock.clone());
         let scfg = SessionConfig::new(DeviceKind::PulseOximeter, id, patient());
-        let mut session = Session::new(scfg, transport, clock, MemorySink::new());
+        let mut session = Session::new(scfg, transport, clock, S::fresh());
         session.run_until(at(10)).await.unwrap();
         let sink = session.into_sink();
         let spo2 = sink.readings(Stream::Spo2);
@@ -583,89 +719,102 @@ mod scenarios {
 }
 
 macro_rules! fault_suite {
-    ($name:ident, $make:expr) => {
+    ($name:ident, $make:expr, $sink:ty) => {
         mod $name {
             use super::*;
 
             #[tokio::test(start_paused = true)]
             async fn backfill_asks_only_for_what_is_missing() {
-                scenarios::backfill_asks_only_for_what_is_missing($make).await;
+                scenarios::backfill_asks_only_for_what_is_missing::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn a_quiet_day_is_complete() {
-                scenarios::a_quiet_day_is_complete($make).await;
+                scenarios::a_quiet_day_is_complete::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn disconnects_lose_nothing() {
-                scenarios::disconnects_lose_nothing($make).await;
+                scenarios::disconnects_lose_nothing::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn out_of_range_is_backfilled() {
-                scenarios::out_of_range_is_backfilled($make).await;
+                scenarios::out_of_range_is_backfilled::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn what_the_sensor_no_longer_holds_is_an_explicit_gap() {
-                scenarios::what_the_sensor_no_longer_holds_is_an_explicit_gap($make).await;
+                scenarios::what_the_sensor_no_longer_holds_is_an_explicit_gap::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn dropped_notifications_are_recovered() {
-                scenarios::dropped_notifications_are_recovered($make).await;
+                scenarios::dropped_notifications_are_recovered::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn duplicated_notifications_are_stored_once() {
-                scenarios::duplicated_notifications_are_stored_once($make).await;
+                scenarios::duplicated_notifications_are_stored_once::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn corrupt_frames_with_crc_never_become_readings() {
-                scenarios::corrupt_frames_never_become_readings($make, true).await;
+                scenarios::corrupt_frames_never_become_readings::<$sink>($make, true).await;
             }
             #[tokio::test(start_paused = true)]
             async fn corrupt_frames_without_crc_never_become_readings() {
-                scenarios::corrupt_frames_never_become_readings($make, false).await;
+                scenarios::corrupt_frames_never_become_readings::<$sink>($make, false).await;
             }
             #[tokio::test(start_paused = true)]
             async fn warm_up_is_reported_then_readings_start() {
-                scenarios::warm_up_is_reported_then_readings_start($make).await;
+                scenarios::warm_up_is_reported_then_readings_start::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn expiry_then_new_session_keeps_both_sessions() {
-                scenarios::expiry_then_new_session_keeps_both_sessions($make).await;
+                scenarios::expiry_then_new_session_keeps_both_sessions::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn a_new_session_while_away_makes_a_session_gap() {
-                scenarios::a_new_session_while_away_makes_a_session_gap($make).await;
+                scenarios::a_new_session_while_away_makes_a_session_gap::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn low_battery_is_a_reading_and_an_event() {
-                scenarios::low_battery_is_a_reading_and_an_event($make).await;
+                scenarios::low_battery_is_a_reading_and_an_event::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn sensor_clock_drift_is_recorded_and_corrected() {
-                scenarios::sensor_clock_drift_is_recorded_and_corrected($make).await;
+                scenarios::sensor_clock_drift_is_recorded_and_corrected::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn random_faults_lose_nothing_the_sensor_holds() {
-                scenarios::random_faults_lose_nothing_the_sensor_holds($make).await;
+                scenarios::random_faults_lose_nothing_the_sensor_holds::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn a_restarted_session_resumes_from_the_sink() {
-                scenarios::a_restarted_session_resumes_from_the_sink($make).await;
+                scenarios::a_restarted_session_resumes_from_the_sink::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn meter_records_come_once_by_sequence_with_gaps() {
-                scenarios::meter_records_come_once_by_sequence_with_gaps($make).await;
+                scenarios::meter_records_come_once_by_sequence_with_gaps::<$sink>($make).await;
             }
             #[tokio::test(start_paused = true)]
             async fn heart_rate_resumes_after_a_dropout_with_monotonic_sequences() {
-                scenarios::heart_rate_resumes_after_a_dropout_with_monotonic_sequences($make).await;
+                scenarios::heart_rate_resumes_after_a_dropout_with_monotonic_sequences::<$sink>(
+                    $make,
+                )
+                .await;
             }
             #[tokio::test(start_paused = true)]
             async fn oximeter_streams_spo2_and_pulse() {
-                scenarios::oximeter_streams_spo2_and_pulse($make).await;
+                scenarios::oximeter_streams_spo2_and_pulse::<$sink>($make).await;
             }
         }
     };
 }
 
-fault_suite!(over_simulated, simulated as MakeTransport);
-fault_suite!(over_host_fed, host_fed as MakeTransport);
+fault_suite!(over_simulated, simulated as MakeTransport, MemorySink);
+fault_suite!(over_host_fed, host_fed as MakeTransport, MemorySink);
+fault_suite!(
+    over_simulated_into_buffer,
+    simulated as MakeTransport,
+    StoreSink
+);
+fault_suite!(
+    over_host_fed_into_buffer,
+    host_fed as MakeTransport,
+    StoreSink
+);
