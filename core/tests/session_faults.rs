@@ -285,6 +285,34 @@ fn glucose_offsets<S: Held>(sink: &S) -> Vec<u64> {
         .collect()
 }
 
+/// A sink that refuses chosen readings (counted over every reading it is
+/// offered, from 0), as a full disk would, and keeps everything else in
+/// the sink it wraps.
+struct Refusing<S> {
+    inner: S,
+    offered: usize,
+    refuse: Vec<usize>,
+}
+
+impl<S: SessionSink> SessionSink for Refusing<S> {
+    fn cursor(&self, device: &DeviceId, stream: Stream) -> Option<Cursor> {
+        self.inner.cursor(device, stream)
+    }
+    fn accept(&mut self, output: SessionOutput) -> vigil_core::Result<()> {
+        if let SessionOutput::Reading(_) = output {
+            let n = self.offered;
+            self.offered += 1;
+            if self.refuse.contains(&n) {
+                return Err(vigil_core::Error::Storage {
+                    code: None,
+                    message: format!("disk full (injected at reading {n})"),
+                });
+            }
+        }
+        self.inner.accept(output)
+    }
+}
+
 /// Every write the phone made: characteristic and bytes.
 type WriteLog = Arc<Mutex<Vec<(GattUuid, Vec<u8>)>>>;
 
@@ -617,6 +645,48 @@ mod scenarios {
         assert!(after[before].sequence > last.unwrap().sequence);
     }
 
+    pub async fn a_sink_that_refuses_readings_loses_nothing_the_sensor_holds<S: Held>(
+        make: MakeTransport,
+    ) {
+        let mut cfg = cgm(16);
+        // The third refusal falls in the backfill after the time away.
+        cfg.faults = FaultPlan::scripted(vec![Fault::OutOfRange {
+            from: at(60),
+            to: at(3 * 60),
+        }]);
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
+        let dev = Arc::new(Mutex::new(SimulatedCgm::new(cfg).unwrap()));
+        let mut radio = Radio::new();
+        let id = radio.add(Box::new(dev.clone()));
+        let transport = make(radio, clock.clone());
+        let scfg = SessionConfig::new(DeviceKind::Cgm, id, patient());
+        let sink = Refusing {
+            inner: S::fresh(),
+            offered: 0,
+            refuse: vec![3, 10, 40],
+        };
+        let mut session = Session::new(scfg, transport, clock.clone(), sink);
+        let mut stops = Vec::new();
+        loop {
+            match session.run_until(at(5 * 60)).await {
+                Ok(()) => break,
+                Err(e) => {
+                    assert!(e.to_string().contains("disk full"), "{e}");
+                    stops.push(clock.now());
+                    assert!(stops.len() <= 3, "stopped more often than refused");
+                }
+            }
+        }
+        // Every refusal stopped the run, and the third came in the backfill.
+        assert_eq!(stops.len(), 3);
+        assert!(stops[2] >= at(3 * 60), "{stops:?}");
+        let sink = session.into_sink().inner;
+        // Each refused record came back from the sensor on the next run:
+        // exactly once, in order, at its time, and no gap.
+        assert_holds_everything(&sink, &dev, 5 * 60);
+        assert!(sink.gaps().is_empty());
+    }
+
     pub async fn meter_records_come_once_by_sequence_with_gaps<S: Held>(make: MakeTransport) {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(t0()));
         let mut cfg = MeterConfig::new("bgm-1", 21, t0());
@@ -786,6 +856,13 @@ macro_rules! fault_suite {
             #[tokio::test(start_paused = true)]
             async fn a_restarted_session_resumes_from_the_sink() {
                 scenarios::a_restarted_session_resumes_from_the_sink::<$sink>($make).await;
+            }
+            #[tokio::test(start_paused = true)]
+            async fn a_sink_that_refuses_readings_loses_nothing_the_sensor_holds() {
+                scenarios::a_sink_that_refuses_readings_loses_nothing_the_sensor_holds::<$sink>(
+                    $make,
+                )
+                .await;
             }
             #[tokio::test(start_paused = true)]
             async fn meter_records_come_once_by_sequence_with_gaps() {
