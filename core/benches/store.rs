@@ -301,13 +301,30 @@ fn pipeline_run(
         }
         held.extend(decisions.drain(..).filter(|d| !d.kept).map(|d| d.index));
         if pending.len() == batch || i + 1 == notifications.len() {
-            ids.extend(buffer.insert(&pending)?.ids.into_iter().flatten());
-            pending.clear();
-            let marked: Vec<i64> = held
-                .drain(..)
-                .filter_map(|k| ids.get(k as usize).copied())
+            // Marks for readings already stored ride along with this
+            // insert; the rest wait for the next one.
+            let (ready, later): (Vec<u64>, Vec<u64>) =
+                held.drain(..).partition(|&k| (k as usize) < ids.len());
+            held = later;
+            let marked: Vec<i64> = ready
+                .iter()
+                .filter_map(|&k| ids.get(k as usize).copied())
                 .collect();
-            buffer.mark_held(&marked, true)?;
+            ids.extend(
+                buffer
+                    .insert_and_mark_held(&pending, &marked)?
+                    .ids
+                    .into_iter()
+                    .flatten(),
+            );
+            pending.clear();
+            if i + 1 == notifications.len() {
+                let last: Vec<i64> = held
+                    .drain(..)
+                    .filter_map(|k| ids.get(k as usize).copied())
+                    .collect();
+                buffer.mark_held(&last, true)?;
+            }
         }
     }
     Ok(notifications.len() as f64 / start.elapsed().as_secs_f64())

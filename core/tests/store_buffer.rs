@@ -194,6 +194,45 @@ fn held_back_readings_are_kept_but_left_out_of_batches() {
 }
 
 #[test]
+fn hold_back_marks_ride_along_with_the_next_insert() {
+    let dir = TempDir::new("held-along");
+    let mut buffer = open(&dir);
+    let spo2 = |i: u64| {
+        reading(
+            "oxi-1",
+            Stream::Spo2,
+            i,
+            t0() + Duration::seconds(i as i64),
+            97.0,
+        )
+    };
+    let first: Vec<i64> = buffer
+        .insert(&[spo2(0), spo2(1), spo2(2)])
+        .unwrap()
+        .ids
+        .into_iter()
+        .flatten()
+        .collect();
+    // The reducer decided about readings 1 and 2 only once later ones came.
+    let out = buffer
+        .insert_and_mark_held(&[spo2(3), spo2(4)], &first[1..3])
+        .unwrap();
+    assert_eq!(out.inserted, 2);
+    let c = buffer
+        .completeness(&DeviceId("oxi-1".into()), Stream::Spo2)
+        .unwrap();
+    assert_eq!((c.stored, c.held_back), (5, 2));
+    // A refused insert takes its marks with it.
+    let mut bad = spo2(5);
+    bad.value = f64::NAN;
+    assert!(buffer.insert_and_mark_held(&[bad], &first[0..1]).is_err());
+    let c = buffer
+        .completeness(&DeviceId("oxi-1".into()), Stream::Spo2)
+        .unwrap();
+    assert_eq!(c.held_back, 2);
+}
+
+#[test]
 fn alert_outbox_is_idempotent_by_id_and_phase_and_survives_reopen() {
     let dir = TempDir::new("outbox");
     let alert = |phase: &str| OutboxAlert {

@@ -214,14 +214,28 @@ fn run_patient(
         // notifications would; the reducer's hold-backs are marked in the
         // same rhythm, once their readings have rows.
         if pending.len() >= 12 || i + 1 == count {
-            let outcome = buffer.insert(&pending).map_err(fail("buffer"))?;
+            // Marks for readings that already have rows ride along with
+            // this insert (one commit); the rest wait for the next one.
+            let (ready, later): (Vec<u64>, Vec<u64>) = held_back
+                .drain(..)
+                .partition(|&k| usize::try_from(k).is_ok_and(|k| k < ids.len()));
+            held_back = later;
+            let marked: Vec<i64> = ready
+                .iter()
+                .filter_map(|&k| usize::try_from(k).ok().and_then(|k| ids.get(k).copied()))
+                .collect();
+            let outcome = buffer
+                .insert_and_mark_held(&pending, &marked)
+                .map_err(fail("buffer"))?;
             ids.extend(outcome.ids.iter().flatten());
             pending.clear();
-            let held: Vec<i64> = held_back
-                .drain(..)
-                .filter_map(|k| usize::try_from(k).ok().and_then(|k| ids.get(k).copied()))
-                .collect();
-            buffer.mark_held(&held, true).map_err(fail("buffer"))?;
+            if i + 1 == count {
+                let last: Vec<i64> = held_back
+                    .drain(..)
+                    .filter_map(|k| usize::try_from(k).ok().and_then(|k| ids.get(k).copied()))
+                    .collect();
+                buffer.mark_held(&last, true).map_err(fail("buffer"))?;
+            }
         }
     }
     let metrics = consensus_metrics(&samples, TimeDelta::minutes(5)).map_err(fail("metrics"))?;

@@ -279,6 +279,19 @@ impl Buffer {
     /// left, the whole call fails with [`Error::BufferFull`] and stores
     /// nothing. Invalid input ([`Error::InvalidInput`]) also stores nothing.
     pub fn insert(&mut self, readings: &[Reading]) -> Result<InsertOutcome> {
+        self.insert_and_mark_held(readings, &[])
+    }
+
+    /// [`Buffer::insert`], and in the same transaction marks the already
+    /// stored readings `held` as held back by reduction (as
+    /// [`Buffer::mark_held`] does): the reducer decides about a reading only
+    /// after later ones arrive, so its marks trail the inserts, and folding
+    /// them into the next insert saves a commit (an fsync) per batch.
+    pub fn insert_and_mark_held(
+        &mut self,
+        readings: &[Reading],
+        held: &[i64],
+    ) -> Result<InsertOutcome> {
         for r in readings {
             validate(r)?;
         }
@@ -329,6 +342,7 @@ impl Buffer {
             }
         }
         ledger::add_tallies(&tx, &tallies)?;
+        mark_held_in(&tx, held, true)?;
         let (used, eviction) =
             capacity::enforce(&tx, self.capacity.policy, &self.trend_streams_sql)?;
         tx.commit()?;
@@ -533,14 +547,7 @@ impl Buffer {
     /// reading stays stored and counted but is left out of batches.
     pub fn mark_held(&mut self, ids: &[i64], held: bool) -> Result<u64> {
         let tx = self.conn.transaction()?;
-        let mut n = 0u64;
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE readings SET held = ?1 WHERE id = ?2 AND sync_state = 0")?;
-            for id in ids {
-                n += stmt.execute(params![held, id])? as u64;
-            }
-        }
+        let n = mark_held_in(&tx, ids, held)?;
         tx.commit()?;
         Ok(n)
     }
@@ -596,4 +603,16 @@ impl Buffer {
         })
         .transpose()
     }
+}
+
+/// Sets the held-back marker of unsent readings `ids` inside `tx`; returns
+/// how many rows changed.
+fn mark_held_in(tx: &rusqlite::Transaction<'_>, ids: &[i64], held: bool) -> Result<u64> {
+    let mut n = 0u64;
+    let mut stmt =
+        tx.prepare_cached("UPDATE readings SET held = ?1 WHERE id = ?2 AND sync_state = 0")?;
+    for id in ids {
+        n += stmt.execute(params![held, id])? as u64;
+    }
+    Ok(n)
 }
