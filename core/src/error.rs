@@ -124,6 +124,19 @@ pub enum Error {
         /// The byte budget the app set.
         budget_bytes: u64,
     },
+    /// A wire-protocol message (batch, alert, heartbeat, acknowledgement)
+    /// is malformed, of an unsupported version, or cannot be encoded
+    /// losslessly. Names the field and, for the binary form, the byte
+    /// offset; never carries a reading's value.
+    #[error("wire: field `{field}`{}: {reason}", offset.map(|o| format!(" at byte {o}")).unwrap_or_default())]
+    Wire {
+        /// The field (or stage, e.g. `"content-encoding"`) that failed.
+        field: &'static str,
+        /// Byte offset in the (decompressed) binary body, when known.
+        offset: Option<usize>,
+        /// What is wrong, free of patient data.
+        reason: String,
+    },
 }
 
 /// Result type of the core.

@@ -15,7 +15,8 @@
 //!    provenance with the raw bytes kept for audit.
 //! 5. [`alerts`] sees every raw reading; [`store`] keeps every reading in
 //!    SQLite; [`reduce`] chooses what the cloud needs within a bounded error.
-//! 6. [`metrics`] and [`precedence`] are shared with the cloud.
+//! 6. [`metrics`], [`precedence`] and [`wire`] (the versioned protocol
+//!    between the SDK and the ingest service) are shared with the cloud.
 //!
 //! See `docs/architecture.md` for the whole flow.
 
@@ -30,5 +31,6 @@ pub mod reduce;
 pub mod session;
 pub mod store;
 pub mod transport;
+pub mod wire;
 
 pub use error::{Error, Result};
