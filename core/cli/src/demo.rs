@@ -1,24 +1,37 @@
 //! `vigil demo`: the whole on-phone path, end to end, for a few simulated
-//! patients: physiology → CGM Measurement GATT bytes (with E2E-CRC) → codec
-//! → canonical reading → alert engine (every raw reading) → SQLite buffer
-//! (durable, deduplicated, alert outbox) → bounded-error reduction (held-back
-//! readings marked in the buffer) → consensus metrics.
+//! patients, through the same code a phone runs:
+//!
+//! simulated CGM (physiology, exact GATT bytes with E2E-CRC, a RACP record
+//! store, seeded faults: disconnects, out of range, dropped, duplicated and
+//! corrupt notifications) → simulated transport → session (backfill through
+//! RACP, dedupe, gaps, time mapping) → alert engine on every raw reading →
+//! SQLite buffer (durable, deduplicated, alert outbox, ledger) → bounded-error
+//! reduction (held-back readings marked, as batch assembly will) → consensus
+//! metrics.
 //!
 //! Each patient is one phone with its own buffer file, as in the field.
-//! Everything is deterministic for a seed and runs on simulated time.
+//! Everything is deterministic for a seed and runs on simulated time (a
+//! paused tokio clock), so two weeks take seconds.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use vigil_core::alerts::{AlertConfig, AlertEngine, AlertEvent, Phase};
-use vigil_core::codec::SFloat;
-use vigil_core::codec::cgm::CgmMeasurement;
-use vigil_core::metrics::consensus_metrics;
-use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Sample, Stream};
-use vigil_core::reduce::{Decision, Policy, Reducer, ReducerConfig};
-use vigil_core::store::{Buffer, BufferConfig, OutboxAlert};
-use vigil_core::transport::simulated::physiology::{GlucoseModel, GlucoseProfile, SampleInterval};
+use vigil_core::clock::{Clock, TokioClock};
+use vigil_core::metrics::{GlucoseMetrics, consensus_metrics};
+use vigil_core::model::{DeviceId, PatientId, Sample, Stream};
+use vigil_core::reduce::{Policy, ReducerConfig, reduce};
+use vigil_core::session::{
+    Cursor, DeviceEventKind, DeviceKind, Session, SessionConfig, SessionOutput, SessionSink,
+};
+use vigil_core::store::{Buffer, BufferConfig, BufferSink, OutboxAlert};
+use vigil_core::transport::simulated::physiology::GlucoseProfile;
+use vigil_core::transport::simulated::{
+    CgmConfig, FaultPlan, Radio, RandomFaults, SimulatedCgm, SimulatedTransport,
+};
 
 use crate::Failure;
 
@@ -31,7 +44,7 @@ pub struct Args {
     /// Simulated days per patient.
     #[arg(long, default_value_t = 14)]
     days: u32,
-    /// Seed of the simulated physiology.
+    /// Seed of the simulated physiology and faults.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Folder for the patients' buffer files (created; old files replaced).
@@ -39,13 +52,77 @@ pub struct Args {
     dir: PathBuf,
 }
 
+/// Faults a phone in a pocket sees over days: a few a day of each kind.
+const FIELD_FAULTS: RandomFaults = RandomFaults {
+    disconnects_per_hour: 0.1,
+    out_of_range_per_day: 2.0,
+    drops_per_day: 3.0,
+    duplicates_per_day: 3.0,
+    corruptions_per_day: 3.0,
+};
+
+/// The phone's side of the session: every raw glucose reading goes through
+/// the alert engine first (alarms never wait for storage or a batch), then
+/// into the SQLite buffer.
+struct Phone {
+    buffer: BufferSink,
+    engine: AlertEngine,
+    alerts: Vec<AlertEvent>,
+    alerting: HashSet<u64>,
+    gaps: usize,
+    disconnects: usize,
+}
+
+impl SessionSink for Phone {
+    fn cursor(&self, device: &DeviceId, stream: Stream) -> Option<Cursor> {
+        self.buffer.cursor(device, stream)
+    }
+
+    fn accept(&mut self, output: SessionOutput) -> vigil_core::Result<()> {
+        match &output {
+            SessionOutput::Reading(r) if r.stream == Stream::Glucose => {
+                let sample = Sample {
+                    time: r.sensor_time,
+                    value: r.value,
+                };
+                let events = self.engine.on_glucose(sample)?;
+                for e in &events {
+                    let payload = serde_json::to_vec(e).map_err(|e| {
+                        vigil_core::Error::InvalidInput(format!("alert payload: {e}"))
+                    })?;
+                    self.buffer.buffer_mut().enqueue_alert(&OutboxAlert {
+                        id: e.id.clone(),
+                        kind: e.kind.as_str().to_string(),
+                        phase: format!("{:?}", e.phase).to_lowercase(),
+                        time: e.time,
+                        value: e.glucose_mg_dl,
+                        payload,
+                    })?;
+                }
+                if !events.is_empty() {
+                    self.alerting.insert(r.sequence);
+                }
+                self.alerts.extend(events);
+            }
+            SessionOutput::Gap(_) => self.gaps += 1,
+            SessionOutput::Event(e) if matches!(e.kind, DeviceEventKind::Disconnected { .. }) => {
+                self.disconnects += 1
+            }
+            _ => {}
+        }
+        self.buffer.accept(output)
+    }
+}
+
 /// What one patient's run produced.
 struct Summary {
     profile: &'static str,
-    readings: u64,
-    kept: u64,
-    alerts: Vec<AlertEvent>,
-    metrics: vigil_core::metrics::GlucoseMetrics,
+    readings: usize,
+    kept: usize,
+    gaps: usize,
+    disconnects: usize,
+    alert_starts: usize,
+    metrics: GlucoseMetrics,
     db_bytes: u64,
 }
 
@@ -61,10 +138,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .with_ymd_and_hms(2026, 1, 5, 0, 0, 0)
         .single()
         .ok_or_else(|| Failure::Other("demo start time".into()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| Failure::Other(format!("cannot start the runtime: {e}")))?;
     let profiles = GlucoseProfile::all();
     let clock = Instant::now();
     println!(
-        "Vigil demo: {} patients × {} days of 5-minute CGM, seed {}, buffers in {}",
+        "Vigil demo: {} patients × {} days of 5-minute CGM with field faults, seed {}, buffers in {}",
         args.patients,
         args.days,
         args.seed,
@@ -72,31 +154,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
     );
     println!();
     println!(
-        "| patient | profile | readings | kept by reduction | alerts (start) | mean mg/dL | TIR % | TBR<70 % | GMI % | buffer KiB |"
+        "| patient | profile | readings | gaps | disconnects | kept by reduction | alerts | mean mg/dL | TIR % | TBR<70 % | GMI % | buffer KiB |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut total_readings = 0;
-    let mut total_kept = 0;
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut total_readings, mut total_kept) = (0, 0);
     for p in 0..args.patients {
         let Some(profile) = profiles.get(p as usize % profiles.len().max(1)).cloned() else {
             return Err(Failure::Other("no physiology profiles".into()));
         };
         let path = args.dir.join(format!("patient-{p}.db"));
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.clone().into_os_string();
-            name.push(suffix);
-            // A stale file from an earlier run would only be deduplicated;
-            // starting clean keeps the figures honest.
-            let _ = std::fs::remove_file(PathBuf::from(name));
-        }
-        let s = run_patient(p, profile, start, &args, &path)?;
-        let starts = s.alerts.iter().filter(|a| a.phase == Phase::Start).count();
+        remove_database(&path);
+        let s = runtime.block_on(run_patient(p, profile, start, &args, &path))?;
         println!(
-            "| p{p} | {} | {} | {:.1} % | {} | {:.0} | {:.1} | {:.1} | {:.2} | {} |",
+            "| p{p} | {} | {} | {} | {} | {:.1} % | {} | {:.0} | {:.1} | {:.1} | {:.2} | {} |",
             s.profile,
             s.readings,
+            s.gaps,
+            s.disconnects,
             100.0 * s.kept as f64 / s.readings.max(1) as f64,
-            starts,
+            s.alert_starts,
             s.metrics.mean_mg_dl,
             s.metrics.tir_70_180_pct,
             s.metrics.tbr_lt70_pct,
@@ -108,149 +184,117 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     println!();
     println!(
-        "{total_readings} readings decoded, checked, alerted on and stored durably; \
-         reduction keeps {total_kept} ({:.1} %) for the cloud within 3 mg/dL; {:.2} s.",
+        "{total_readings} readings collected through the session (RACP backfill after every \
+         fault), alerted on and stored durably; reduction keeps {total_kept} ({:.1} %) for the \
+         cloud within 3 mg/dL; {:.2} s.",
         100.0 * total_kept as f64 / total_readings.max(1) as f64,
         clock.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-fn run_patient(
+/// Starts from a clean file: an old one would only be deduplicated, and
+/// the figures would not be this run's.
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+async fn run_patient(
     index: u32,
     profile: GlucoseProfile,
     start: DateTime<Utc>,
     args: &Args,
-    path: &std::path::Path,
+    path: &Path,
 ) -> Result<Summary, Failure> {
-    let patient = PatientId(format!("demo-patient-{index}"));
-    let device = DeviceId(format!("sim-cgm-{index}"));
     let name = profile.name;
     let seed = args.seed.wrapping_mul(1000).wrapping_add(u64::from(index));
-    let mut model = GlucoseModel::new(seed, profile, start, SampleInterval::FiveMinutes)
-        .map_err(fail("physiology"))?;
-    let mut engine =
-        AlertEngine::new(AlertConfig::default(), device.0.clone()).map_err(fail("alerts"))?;
-    let policy = Policy::BoundedError(ReducerConfig::glucose(TimeDelta::minutes(5)));
-    let mut reducer = Reducer::new(&policy).map_err(fail("reduction"))?;
-    let mut buffer = Buffer::open(path, BufferConfig::default()).map_err(fail("buffer"))?;
+    let length = TimeDelta::days(i64::from(args.days));
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(start));
 
-    let count = u64::from(args.days) * 24 * 12;
-    let mut samples = Vec::new();
-    let mut alerts = Vec::new();
-    let mut pending: Vec<Reading> = Vec::new();
-    let mut ids: Vec<i64> = Vec::new();
-    let mut decisions: Vec<Decision> = Vec::new();
-    let mut held_back: Vec<u64> = Vec::new();
-    let mut kept = 0u64;
-    for i in 0..count {
-        let point = model.next_point();
-        let offset = u16::try_from(i * 5).unwrap_or(u16::MAX);
-        // The sensor's side: the exact notification bytes, CRC included.
-        let bytes = CgmMeasurement {
-            glucose: SFloat::from_f64(point.sensor_mgdl).unwrap_or(SFloat::NAN),
-            time_offset_min: offset,
-            status: None,
-            cal_temp: None,
-            warning: None,
-            trend: None,
-            quality: None,
-            crc: Some(0),
-        }
-        .encode();
-        // The phone's side: decode and check the CRC, as the session does.
-        for record in CgmMeasurement::decode_notification(&bytes, true).map_err(fail("decode"))? {
-            let Some(value) = record.glucose_mg_dl() else {
-                continue;
-            };
-            let time = start + TimeDelta::minutes(i64::from(record.time_offset_min));
-            let sample = Sample { time, value };
-            let events = engine.on_glucose(sample).map_err(fail("alerts"))?;
-            for e in &events {
-                let payload = serde_json_bytes(e)?;
-                buffer
-                    .enqueue_alert(&OutboxAlert {
-                        id: e.id.clone(),
-                        kind: e.kind.as_str().to_string(),
-                        phase: format!("{:?}", e.phase).to_lowercase(),
-                        time: e.time,
-                        value: e.glucose_mg_dl,
-                        payload,
-                    })
-                    .map_err(fail("outbox"))?;
-            }
-            reducer
-                .push(sample, !events.is_empty(), &mut decisions)
-                .map_err(fail("reduction"))?;
-            alerts.extend(events);
-            samples.push(sample);
-            pending.push(Reading {
-                patient: patient.clone(),
-                stream: Stream::Glucose,
-                value,
-                sensor_time: time,
-                receive_time: time,
-                sequence: u64::from(record.time_offset_min),
-                quality: Quality::default(),
-                provenance: Provenance {
-                    device: device.clone(),
-                    characteristic: 0x2AA7,
-                    raw: bytes.clone(),
-                    session: Some(1),
-                },
-            });
-        }
-        if i + 1 == count {
-            reducer.finish(&mut decisions);
-        }
-        for d in decisions.drain(..) {
-            if d.kept {
-                kept += 1;
-            } else {
-                held_back.push(d.index);
-            }
-        }
-        // One durable insert per simulated hour, as a phone batching
-        // notifications would; the reducer's hold-backs are marked in the
-        // same rhythm, once their readings have rows.
-        if pending.len() >= 12 || i + 1 == count {
-            // Marks for readings that already have rows ride along with
-            // this insert (one commit); the rest wait for the next one.
-            let (ready, later): (Vec<u64>, Vec<u64>) = held_back
-                .drain(..)
-                .partition(|&k| usize::try_from(k).is_ok_and(|k| k < ids.len()));
-            held_back = later;
-            let marked: Vec<i64> = ready
-                .iter()
-                .filter_map(|&k| usize::try_from(k).ok().and_then(|k| ids.get(k).copied()))
-                .collect();
-            let outcome = buffer
-                .insert_and_mark_held(&pending, &marked)
-                .map_err(fail("buffer"))?;
-            ids.extend(outcome.ids.iter().flatten());
-            pending.clear();
-            if i + 1 == count {
-                let last: Vec<i64> = held_back
-                    .drain(..)
-                    .filter_map(|k| usize::try_from(k).ok().and_then(|k| ids.get(k).copied()))
-                    .collect();
-                buffer.mark_held(&last, true).map_err(fail("buffer"))?;
-            }
-        }
-    }
+    let mut cgm = CgmConfig::new(&format!("sim-cgm-{index}"), seed, start);
+    cgm.profile = profile;
+    cgm.faults = FaultPlan::random(seed, start, length, FIELD_FAULTS);
+    let mut radio = Radio::new();
+    let peripheral = radio.add(Box::new(SimulatedCgm::new(cgm).map_err(fail("sensor"))?));
+    let transport = Arc::new(SimulatedTransport::start(
+        radio,
+        clock.clone(),
+        Duration::from_secs(1),
+    ));
+
+    let buffer = Buffer::open(path, BufferConfig::default()).map_err(fail("buffer"))?;
+    let config = SessionConfig::new(
+        DeviceKind::Cgm,
+        peripheral,
+        PatientId(format!("demo-patient-{index}")),
+    );
+    let device = config.device.clone();
+    let phone = Phone {
+        buffer: BufferSink::new(buffer),
+        engine: AlertEngine::new(AlertConfig::default(), device.0.clone())
+            .map_err(fail("alerts"))?,
+        alerts: Vec::new(),
+        alerting: HashSet::new(),
+        gaps: 0,
+        disconnects: 0,
+    };
+    let mut session = Session::new(config, transport, clock, phone);
+    session
+        .run_until(start + length)
+        .await
+        .map_err(fail("session"))?;
+    let mut phone = session.into_sink();
+
+    // Batch assembly's reduction: which stored readings the cloud needs.
+    let buffer = phone.buffer.buffer_mut();
+    let stored = buffer
+        .readings_of(&device, Stream::Glucose)
+        .map_err(fail("buffer"))?;
+    let samples: Vec<Sample> = stored
+        .iter()
+        .map(|s| Sample {
+            time: s.reading.sensor_time,
+            value: s.reading.value,
+        })
+        .collect();
+    let must_keep: Vec<bool> = stored
+        .iter()
+        .map(|s| phone.alerting.contains(&s.reading.sequence))
+        .collect();
+    let policy = Policy::BoundedError(ReducerConfig::glucose(TimeDelta::minutes(5)));
+    let kept = reduce(&samples, &must_keep, &policy).map_err(fail("reduction"))?;
+    let kept_set: HashSet<usize> = kept.iter().copied().collect();
+    let held: Vec<i64> = stored
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !kept_set.contains(i))
+        .map(|(_, s)| s.id)
+        .collect();
+    buffer.mark_held(&held, true).map_err(fail("buffer"))?;
+
     let metrics = consensus_metrics(&samples, TimeDelta::minutes(5)).map_err(fail("metrics"))?;
-    drop(buffer);
+    let summary = Summary {
+        profile: name,
+        readings: samples.len(),
+        kept: kept.len(),
+        gaps: phone.gaps,
+        disconnects: phone.disconnects,
+        alert_starts: phone
+            .alerts
+            .iter()
+            .filter(|a| a.phase == Phase::Start)
+            .count(),
+        metrics,
+        db_bytes: 0,
+    };
+    drop(phone);
     let db_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Summary {
-        profile: name,
-        readings: samples.len() as u64,
-        kept,
-        alerts,
-        metrics,
         db_bytes,
+        ..summary
     })
-}
-
-fn serde_json_bytes(value: &impl serde::Serialize) -> Result<Vec<u8>, Failure> {
-    serde_json::to_vec(value).map_err(|e| Failure::Other(format!("cannot encode alert: {e}")))
 }
