@@ -1,5 +1,6 @@
 //! The admin CLI and `serve`, run as the operator runs them: the real binary
 //! as a subprocess against a real SQLite file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! own and foreign patient, over real HTTP on loopback against a real
 //! SQLite file. A new endpoint joins by adding rows to `MATRIX`; the test
 //! fails if a route of the router has no rows.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The storage contract: one suite, written once over the `Storage` trait,
 //! run against every backend. A backend joins with one line at the bottom
 //! (`storage_contract!(postgres, || ...)`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 use vigil_ingest::Error;
 use vigil_ingest::auth::{Role, TokenHash};

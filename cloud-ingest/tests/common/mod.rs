@@ -2,6 +2,7 @@
 //! the same admin functions the CLI uses, the service on a loopback socket,
 //! and the binary as a subprocess.
 #![allow(dead_code)] // each test binary uses a different part of this
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
