@@ -9,10 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use vigil_ingest::auth::Role;
+use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::serve::{ServeOptions, TlsFiles};
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::{AppState, Limits, Result, admin};
+use vigil_ingest::{AppState, Error, Limits, Result, admin};
 
 #[derive(Parser)]
 #[command(name = "vigil-ingest", version, about = "Vigil's cloud ingest service")]
@@ -45,6 +46,12 @@ enum Command {
         /// Allow plain HTTP off loopback: a TLS proxy fronts this service.
         #[arg(long)]
         insecure_behind_proxy: bool,
+        /// Sustained requests per second allowed per token (per replica).
+        #[arg(long, env = "VIGIL_RATE_PER_SECOND", default_value_t = RateLimit::default().per_second)]
+        rate_per_second: f64,
+        /// Requests a token may send at once after a quiet spell.
+        #[arg(long, env = "VIGIL_RATE_BURST", default_value_t = RateLimit::default().burst)]
+        rate_burst: u32,
     },
     /// Manage patients.
     Patient {
@@ -142,7 +149,14 @@ fn run(cli: Cli) -> Result<Option<String>> {
             tls_cert,
             tls_key,
             insecure_behind_proxy,
+            rate_per_second,
+            rate_burst,
         } => {
+            if !(rate_per_second.is_finite() && rate_per_second >= 0.0) {
+                return Err(Error::InvalidInput(
+                    "--rate-per-second must be a finite number >= 0".into(),
+                ));
+            }
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 _ => None,
@@ -154,7 +168,14 @@ fn run(cli: Cli) -> Result<Option<String>> {
             };
             // Refuse before starting a runtime or touching the network.
             vigil_ingest::serve::check_listen(&opts)?;
-            let state = AppState::new(Store::new(storage), Limits::default());
+            let limits = Limits {
+                rate: RateLimit {
+                    per_second: rate_per_second,
+                    burst: rate_burst,
+                },
+                ..Limits::default()
+            };
+            let state = AppState::new(Store::new(storage), limits);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -131,7 +131,7 @@ fn issued_secrets_never_reach_the_database_file_only_their_hashes() {
 }
 
 #[test]
-fn serve_refuses_plain_http_off_loopback_unless_behind_a_proxy() {
+fn serve_refuses_plain_http_off_loopback_unless_behind_a_proxy_and_bad_limits() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("v.db");
     let out = std::process::Command::new(common::bin())
@@ -144,6 +144,14 @@ fn serve_refuses_plain_http_off_loopback_unless_behind_a_proxy() {
     assert!(out.stdout.is_empty(), "it must not have started listening");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--insecure-behind-proxy"), "{err}");
+
+    let bad_rate = std::process::Command::new(common::bin())
+        .arg("--database")
+        .arg(&db)
+        .args(["serve", "--rate-per-second=-1"])
+        .output()
+        .unwrap();
+    assert!(!bad_rate.status.success() && bad_rate.stdout.is_empty());
 
     let server = Server::start(&db, &["--listen", "0.0.0.0:0", "--insecure-behind-proxy"]);
     assert!(server.url.starts_with("http://0.0.0.0:"));
