@@ -142,6 +142,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Option<String>> {
+    // The issue's `--database postgres://…` form must not silently create a
+    // SQLite file of that name before the PostgreSQL backend exists.
+    let db = cli.database.to_string_lossy();
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        return Err(Error::Config(
+            "the PostgreSQL backend is not built yet; give a SQLite file path".into(),
+        ));
+    }
     let storage = SqliteStorage::open(&cli.database)?;
     let line = match cli.command {
         Command::Serve {

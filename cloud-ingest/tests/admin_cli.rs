@@ -60,6 +60,13 @@ fn admin_commands_each_print_one_line_and_the_tokens_they_issue_work() {
     let admin = one_line(&out).to_owned();
     assert!(is_secret(&admin, "vgl_a_"));
 
+    let (ok, out, err) = run_cli(
+        std::path::Path::new("postgres://localhost/vigil"),
+        &["patient", "add", "X"],
+    );
+    assert!(!ok && out.is_empty() && err.contains("PostgreSQL"), "{err}");
+    assert!(!std::path::Path::new("postgres:").exists());
+
     // Failures: exit non-zero, nothing on stdout, a reason on stderr.
     for args in [
         &["token", "add", "--patient", "999", "--role", "device"][..],
