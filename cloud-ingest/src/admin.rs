@@ -1,0 +1,92 @@
+//! Administration: what the `vigil-ingest patient|token|clinician|admin`
+//! commands do, as functions over a [`Storage`] so tests and a future admin
+//! API share them. Every change is written to the audit log with no token
+//! (`token_id` NULL means "the operator at the machine's CLI").
+//!
+//! Secrets are returned once, to be printed once; only hashes are stored.
+
+use crate::auth::{Role, Secret};
+use crate::error::{Error, Result};
+use crate::storage::{NewAuditEntry, NewToken, PatientId, Storage, TokenScope};
+
+fn audit(s: &dyn Storage, patient_id: Option<PatientId>, action: &str) -> Result<()> {
+    s.append_audit(&NewAuditEntry {
+        token_id: None,
+        patient_id,
+        action: action.to_owned(),
+    })
+    .map(drop)
+}
+
+/// Registers a patient; returns its id.
+pub fn add_patient(s: &dyn Storage, display_name: &str) -> Result<PatientId> {
+    let id = s.add_patient(display_name)?;
+    audit(s, Some(id), "patient.create")?;
+    Ok(id)
+}
+
+/// Issues a device or follower token for an existing patient.
+/// [`Error::InvalidInput`] for any other role, [`Error::NotFound`] for an
+/// unknown patient.
+pub fn add_patient_token(s: &dyn Storage, patient: PatientId, role: Role) -> Result<Secret> {
+    if !matches!(role, Role::Device | Role::Follower) {
+        return Err(Error::InvalidInput(
+            "patient tokens are device or follower".into(),
+        ));
+    }
+    if s.patient(patient)?.is_none() {
+        return Err(Error::NotFound(format!("patient {patient}")));
+    }
+    let secret = Secret::generate(role)?;
+    s.insert_token(&NewToken {
+        hash: secret.hash(),
+        role,
+        scope: TokenScope::Patient(patient),
+        label: None,
+    })?;
+    audit(s, Some(patient), &format!("token.create.{}", role.as_str()))?;
+    Ok(secret)
+}
+
+/// Registers a clinician and issues their token. [`Error::Conflict`] if the
+/// name is taken (names are how `clinician assign` finds them).
+pub fn add_clinician(s: &dyn Storage, name: &str) -> Result<Secret> {
+    let clinician = s.add_clinician(name)?;
+    let secret = Secret::generate(Role::Clinician)?;
+    s.insert_token(&NewToken {
+        hash: secret.hash(),
+        role: Role::Clinician,
+        scope: TokenScope::Clinician(clinician),
+        label: None,
+    })?;
+    audit(s, None, "clinician.create")?;
+    Ok(secret)
+}
+
+/// Assigns an existing patient to the named clinician.
+pub fn assign(s: &dyn Storage, clinician: &str, patient: PatientId) -> Result<()> {
+    let c = s
+        .clinician_by_name(clinician)?
+        .ok_or_else(|| Error::NotFound(format!("clinician {clinician:?}")))?;
+    if s.patient(patient)?.is_none() {
+        return Err(Error::NotFound(format!("patient {patient}")));
+    }
+    s.assign(c, patient)?;
+    audit(s, Some(patient), "clinician.assign")
+}
+
+/// Issues an admin token labelled with the admin's name.
+pub fn add_admin(s: &dyn Storage, name: &str) -> Result<Secret> {
+    if name.trim().is_empty() {
+        return Err(Error::InvalidInput("admin name is empty".into()));
+    }
+    let secret = Secret::generate(Role::Admin)?;
+    s.insert_token(&NewToken {
+        hash: secret.hash(),
+        role: Role::Admin,
+        scope: TokenScope::Admin,
+        label: Some(name.to_owned()),
+    })?;
+    audit(s, None, "admin.create")?;
+    Ok(secret)
+}

@@ -1,0 +1,224 @@
+//! Authentication and authorisation: the gate of invariant 5 (a token
+//! reaches only its own patient's data).
+//!
+//! Tokens are 256 bits from the OS-seeded CSPRNG, shown once as
+//! `vgl_<role letter>_<64 hex>` (the prefix lets support staff tell a
+//! device token from a clinician's at a glance, and lets secret scanners
+//! match it) and stored only as their SHA-256. A fast hash is enough: the
+//! secret has 256 bits of entropy, so there is nothing to brute-force that a
+//! slow KDF would protect. Lookup is by hash through a unique index; the
+//! stored hash is then compared in constant time, so no branch depends on
+//! how much of a guess matched.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use rand::TryRngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::error::{Error, Result};
+use crate::storage::{PatientId, Storage, TokenId, TokenScope};
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A phone's SDK: writes and reads its own patient.
+    Device,
+    /// A family member or carer: reads one patient.
+    Follower,
+    /// A clinician: reads the patients assigned to them.
+    Clinician,
+    /// An administrator: reads the audit log; no patient data.
+    Admin,
+}
+
+impl Role {
+    /// The name stored in the database and accepted by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Device => "device",
+            Role::Follower => "follower",
+            Role::Clinician => "clinician",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The inverse of [`Role::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "device" => Some(Role::Device),
+            "follower" => Some(Role::Follower),
+            "clinician" => Some(Role::Clinician),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Role::Device => "vgl_d_",
+            Role::Follower => "vgl_f_",
+            Role::Clinician => "vgl_c_",
+            Role::Admin => "vgl_a_",
+        }
+    }
+}
+
+/// The SHA-256 of a token secret: the only form a token is stored in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Hashes a presented secret (prefix included, so a secret moved to
+    /// another role's prefix is a different token).
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Rebuilds a stored hash; `None` unless exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Constant-time equality: takes the same time wherever the first
+    /// differing byte is.
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not secret, but there is no reason to spread it through logs.
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// A freshly generated token secret. Shown to the operator once; only its
+/// hash is kept. `Debug` does not print it.
+pub struct Secret(String);
+
+impl Secret {
+    /// 256 random bits from the operating system, in the role's format.
+    pub fn generate(role: Role) -> Result<Self> {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|e| Error::Config(format!("operating system RNG failed: {e}")))?;
+        let mut s = String::with_capacity(6 + 64);
+        s.push_str(role.prefix());
+        for b in bytes {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        Ok(Self(s))
+    }
+
+    /// The secret text, to print once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash to store.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The authenticated caller of a request. Extracting it from a request
+/// authenticates the bearer token, rejects revoked ones, and spends one unit
+/// of the token's rate budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's id (what logs and the audit log name).
+    pub token_id: TokenId,
+    /// The token's role.
+    pub role: Role,
+    /// What the token reaches.
+    pub scope: TokenScope,
+}
+
+impl Principal {
+    /// Ok if this principal may read `patient`'s data: its own patient for
+    /// device and follower tokens, an assigned one for clinicians, never for
+    /// admins. A foreign patient and a missing one answer alike (403), so a
+    /// token cannot probe which patient ids exist.
+    pub fn check_patient(&self, storage: &dyn Storage, patient: PatientId) -> Result<()> {
+        let allowed = match self.scope {
+            TokenScope::Patient(own) => own == patient,
+            TokenScope::Clinician(c) => storage.is_assigned(c, patient)?,
+            TokenScope::Admin => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("patient outside this token's scope"))
+        }
+    }
+
+    /// Ok only for admin tokens.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("admin token required"))
+        }
+    }
+}
+
+/// The bearer secret in an `Authorization` header, if well-formed.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let presented = bearer(parts).ok_or(Error::Unauthenticated)?;
+        let hash = TokenHash::of(presented);
+        let lookup = hash.clone();
+        let record = state
+            .store
+            .run(move |s| s.token_by_hash(&lookup))
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if !record.hash.ct_eq(&hash) || record.revoked_at.is_some() {
+            tracing::info!(token_id = record.id, "rejected revoked token");
+            return Err(Error::Unauthenticated);
+        }
+        if !state.rate_limiter.try_acquire(record.id) {
+            tracing::info!(token_id = record.id, "rate limited");
+            return Err(Error::RateLimited);
+        }
+        Ok(Principal {
+            token_id: record.id,
+            role: record.role,
+            scope: record.scope,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! The service's one error type. Every handler, extractor and storage call
+//! returns it, and it alone decides what a client sees: each variant maps to
+//! one HTTP status and a JSON body `{"error": "...", "detail": "..."}`.
+//!
+//! Decision: internal failures (storage, I/O, configuration) are logged here,
+//! at the single point where they become responses, and the client only ever
+//! gets a generic `internal` body, so no SQL, path or patient data leaks out.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything that can go wrong in the ingest service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 401: no `Authorization: Bearer` header, an unknown token, or a revoked
+    /// one. The three are indistinguishable to the client on purpose.
+    #[error("missing, unknown or revoked bearer token")]
+    Unauthenticated,
+    /// 403: a valid token asked for something its role or patient scope does
+    /// not cover.
+    #[error("this token may not do that: {0}")]
+    Forbidden(&'static str),
+    /// 404: the named thing does not exist (CLI: an unknown clinician or
+    /// patient).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 400: the request or command was malformed; the text names the field.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// 409: the thing to create exists already (e.g. a clinician name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 429: the token spent its request budget; retry after a short wait.
+    #[error("rate limit exceeded for this token")]
+    RateLimited,
+    /// 500: the database failed. Logged, never echoed.
+    #[error("storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// 500: a blocking storage task died (panicked or was cancelled).
+    #[error("storage task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// 500 (or exit status 1 at start): the service cannot start or run as
+    /// configured, e.g. plain HTTP on a public address, unreadable TLS files.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// 500 (or exit status 1 at start): an I/O failure outside the database.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The crate-wide result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Serialize)]
+struct Body {
+    error: &'static str,
+    detail: String,
+}
+
+impl Error {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// A stable machine-readable code for the `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Conflict(_) => "conflict",
+            Error::RateLimited => "rate_limited",
+            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = if status.is_server_error() {
+            // The only place internal errors are logged. Storage messages
+            // carry SQL text at most, never bound values, so no PHI.
+            tracing::error!(error = %self, "internal error");
+            "internal error; see the service log".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = (
+            status,
+            Json(Body {
+                error: self.code(),
+                detail,
+            }),
+        )
+            .into_response();
+        if matches!(self, Error::Unauthenticated) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,235 @@
+//! `vigil-ingest`: the ingest service and its administration, one binary.
+//! CLI parsing and bootstrap only; the work lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use vigil_ingest::auth::Role;
+use vigil_ingest::rate_limit::RateLimit;
+use vigil_ingest::serve::{ServeOptions, TlsFiles};
+use vigil_ingest::storage::Store;
+use vigil_ingest::storage::sqlite::SqliteStorage;
+use vigil_ingest::{AppState, Error, Limits, Result, admin};
+
+#[derive(Parser)]
+#[command(name = "vigil-ingest", version, about = "Vigil's cloud ingest service")]
+struct Cli {
+    /// The SQLite database file (created and migrated when missing).
+    #[arg(
+        long,
+        global = true,
+        env = "VIGIL_DATABASE",
+        default_value = "vigil.db"
+    )]
+    database: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "VIGIL_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// PEM certificate chain: serve HTTPS (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key (needs --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Allow plain HTTP off loopback: a TLS proxy fronts this service.
+        #[arg(long)]
+        insecure_behind_proxy: bool,
+        /// Sustained requests per second allowed per token (per replica).
+        #[arg(long, env = "VIGIL_RATE_PER_SECOND", default_value_t = RateLimit::default().per_second)]
+        rate_per_second: f64,
+        /// Requests a token may send at once after a quiet spell.
+        #[arg(long, env = "VIGIL_RATE_BURST", default_value_t = RateLimit::default().burst)]
+        rate_burst: u32,
+    },
+    /// Manage patients.
+    Patient {
+        #[command(subcommand)]
+        command: PatientCommand,
+    },
+    /// Manage patient tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Manage clinicians.
+    Clinician {
+        #[command(subcommand)]
+        command: ClinicianCommand,
+    },
+    /// Manage administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PatientCommand {
+    /// Register a patient; prints the new patient id.
+    Add { display_name: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PatientRole {
+    Device,
+    Follower,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a patient; prints the secret (shown once).
+    Add {
+        #[arg(long)]
+        patient: i64,
+        #[arg(long, value_enum)]
+        role: PatientRole,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClinicianCommand {
+    /// Register a clinician; prints their secret (shown once).
+    Add { name: String },
+    /// Assign a patient to a clinician; prints `assigned`.
+    Assign { name: String, patient_id: i64 },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Issue an admin token; prints the secret (shown once).
+    Add { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    // Logs go to stderr so that each admin command's stdout is its one
+    // result line.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(line) => {
+            if let Some(line) = line {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Option<String>> {
+    // The issue's `--database postgres://…` form must not silently create a
+    // SQLite file of that name before the PostgreSQL backend exists.
+    let db = cli.database.to_string_lossy();
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        return Err(Error::Config(
+            "the PostgreSQL backend is not built yet; give a SQLite file path".into(),
+        ));
+    }
+    let storage = SqliteStorage::open(&cli.database)?;
+    let line = match cli.command {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            insecure_behind_proxy,
+            rate_per_second,
+            rate_burst,
+        } => {
+            if !(rate_per_second.is_finite() && rate_per_second >= 0.0) {
+                return Err(Error::InvalidInput(
+                    "--rate-per-second must be a finite number >= 0".into(),
+                ));
+            }
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            };
+            let opts = ServeOptions {
+                listen,
+                tls,
+                insecure_behind_proxy,
+            };
+            // Refuse before starting a runtime or touching the network.
+            vigil_ingest::serve::check_listen(&opts)?;
+            let limits = Limits {
+                rate: RateLimit {
+                    per_second: rate_per_second,
+                    burst: rate_burst,
+                },
+                ..Limits::default()
+            };
+            let state = AppState::new(Store::new(storage), limits);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(vigil_ingest::serve::serve(
+                state,
+                opts,
+                vigil_ingest::serve::shutdown_signal(),
+                |addr, tls| {
+                    let scheme = if tls { "https" } else { "http" };
+                    tracing::info!(%addr, scheme, "listening");
+                    // Tests and scripts read the bound address (port 0 picks
+                    // one) from this stdout line.
+                    println!("listening {scheme}://{addr}");
+                },
+            ))?;
+            tracing::info!("stopped");
+            None
+        }
+        Command::Patient {
+            command: PatientCommand::Add { display_name },
+        } => Some(admin::add_patient(&storage, &display_name)?.to_string()),
+        Command::Token {
+            command: TokenCommand::Add { patient, role },
+        } => {
+            let role = match role {
+                PatientRole::Device => Role::Device,
+                PatientRole::Follower => Role::Follower,
+            };
+            Some(
+                admin::add_patient_token(&storage, patient, role)?
+                    .expose()
+                    .to_owned(),
+            )
+        }
+        Command::Clinician {
+            command: ClinicianCommand::Add { name },
+        } => Some(admin::add_clinician(&storage, &name)?.expose().to_owned()),
+        Command::Clinician {
+            command: ClinicianCommand::Assign { name, patient_id },
+        } => {
+            admin::assign(&storage, &name, patient_id)?;
+            Some("assigned".to_owned())
+        }
+        Command::Admin {
+            command: AdminCommand::Add { name },
+        } => Some(admin::add_admin(&storage, &name)?.expose().to_owned()),
+    };
+    Ok(line)
+}

@@ -1,0 +1,204 @@
+//! Storage: the one interface between the service and its database.
+//!
+//! Everything above this module (auth, routes, the admin CLI) talks to a
+//! [`Storage`] and never to SQL. Two decisions shaped it:
+//!
+//! - The trait is synchronous and object-safe, and [`Store`] runs each call
+//!   on tokio's blocking pool. rusqlite is blocking; a PostgreSQL backend can
+//!   use a blocking client the same way (or wrap an async pool with
+//!   `Handle::block_on` inside the blocking task), so one trait serves both
+//!   without an async-trait object in every handler.
+//! - Backends own their schema through numbered `NNNN_verb_object.sql`
+//!   migrations embedded in the binary and applied at open, recorded in a
+//!   `schema_migrations` table; the same numbered list is the contract a
+//!   PostgreSQL backend must follow (`storage/postgres.rs`, next step).
+//!
+//! Readings and alerts tables are not here yet: they arrive with the wire
+//! protocol (batch and alert intake).
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::auth::{Role, TokenHash};
+use crate::error::Result;
+
+/// A patient's id: the database row id, printed by `patient add`.
+pub type PatientId = i64;
+/// A clinician's id.
+pub type ClinicianId = i64;
+/// A token's id: the only way a token is named in logs and the audit log.
+pub type TokenId = i64;
+
+/// The migrations every backend applies, in order: (version, name, SQL).
+/// Versions are dense and start at 1; a backend records each applied one.
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_create_patients",
+        include_str!("../../migrations/0001_create_patients.sql"),
+    ),
+    (
+        2,
+        "0002_create_clinicians",
+        include_str!("../../migrations/0002_create_clinicians.sql"),
+    ),
+    (
+        3,
+        "0003_create_tokens",
+        include_str!("../../migrations/0003_create_tokens.sql"),
+    ),
+    (
+        4,
+        "0004_create_audit_log",
+        include_str!("../../migrations/0004_create_audit_log.sql"),
+    ),
+];
+
+/// A patient as the service stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Patient {
+    /// The patient's id.
+    pub id: PatientId,
+    /// The name shown to clinicians (PHI: never logged).
+    pub display_name: String,
+    /// When the patient was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a token may reach, as stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    /// A device or follower token: exactly this patient.
+    Patient(PatientId),
+    /// A clinician token: the patients assigned to this clinician.
+    Clinician(ClinicianId),
+    /// An admin token: administration and the audit log, no patient data.
+    Admin,
+}
+
+/// A token to insert: its hash, never its secret.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// SHA-256 of the secret.
+    pub hash: TokenHash,
+    /// The token's role; must agree with `scope`.
+    pub role: Role,
+    /// What the token reaches.
+    pub scope: TokenScope,
+    /// A human label (the admin's name); never a secret.
+    pub label: Option<String>,
+}
+
+/// A stored token, as authentication sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's id.
+    pub id: TokenId,
+    /// The stored SHA-256 of the secret.
+    pub hash: TokenHash,
+    /// The token's role.
+    pub role: Role,
+    /// What the token reaches.
+    pub scope: TokenScope,
+    /// When the token was revoked; a revoked token authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One audit entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// Who: the token's id, or `None` for the local admin CLI.
+    pub token_id: Option<TokenId>,
+    /// Which patient's data was touched, if any.
+    pub patient_id: Option<PatientId>,
+    /// What was done, a short stable verb phrase (e.g. `patients.read`).
+    pub action: String,
+}
+
+/// One stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Monotonic id: the order entries were appended in.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (token id; `None` is the local admin CLI).
+    pub token_id: Option<TokenId>,
+    /// Which patient.
+    pub patient_id: Option<PatientId>,
+    /// What.
+    pub action: String,
+}
+
+/// The storage contract. Every backend passes the same suite
+/// (`tests/storage_contract.rs`). Calls block; use them through [`Store`]
+/// from async code.
+pub trait Storage: Send + Sync + 'static {
+    /// Succeeds when the database answers a trivial query (`/readyz`).
+    fn ping(&self) -> Result<()>;
+    /// The highest migration version applied.
+    fn schema_version(&self) -> Result<u32>;
+    /// Registers a patient and returns its new id.
+    fn add_patient(&self, display_name: &str) -> Result<PatientId>;
+    /// The patient with this id, if any.
+    fn patient(&self, id: PatientId) -> Result<Option<Patient>>;
+    /// Registers a clinician; [`crate::Error::Conflict`] if the name is taken.
+    fn add_clinician(&self, name: &str) -> Result<ClinicianId>;
+    /// The clinician with this exact name, if any.
+    fn clinician_by_name(&self, name: &str) -> Result<Option<ClinicianId>>;
+    /// Assigns a patient to a clinician; assigning twice is a no-op.
+    /// [`crate::Error::NotFound`] if either does not exist.
+    fn assign(&self, clinician: ClinicianId, patient: PatientId) -> Result<()>;
+    /// The patients assigned to a clinician, by id.
+    fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>>;
+    /// Whether the clinician is assigned this patient.
+    fn is_assigned(&self, clinician: ClinicianId, patient: PatientId) -> Result<bool>;
+    /// Stores a token's hash; [`crate::Error::InvalidInput`] if role and
+    /// scope disagree, [`crate::Error::NotFound`] if the linked patient or
+    /// clinician does not exist.
+    fn insert_token(&self, token: &NewToken) -> Result<TokenId>;
+    /// The token stored under this hash, revoked or not.
+    fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
+    /// Revokes a token; returns false if it did not exist or was revoked.
+    fn revoke_token(&self, id: TokenId) -> Result<bool>;
+    /// Appends an audit entry. Entries are never updated or deleted.
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
+    /// Audit entries with id greater than `after`, oldest first, at most
+    /// `limit` of them.
+    fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+}
+
+/// A cheap, cloneable async handle to a [`Storage`] backend.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn Storage>,
+}
+
+impl Store {
+    /// Wraps a backend.
+    pub fn new(backend: impl Storage) -> Self {
+        Self {
+            inner: Arc::new(backend),
+        }
+    }
+
+    /// Runs one blocking storage call on tokio's blocking pool so a slow
+    /// query never stalls the request-handling threads.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(inner.as_ref())).await?
+    }
+
+    /// The backend, for blocking callers (the admin CLI, tests).
+    pub fn blocking(&self) -> &dyn Storage {
+        self.inner.as_ref()
+    }
+}

@@ -1,0 +1,321 @@
+//! The embedded SQLite backend: one clinic on one machine, no server to run.
+//!
+//! One connection behind a mutex: SQLite allows one writer at a time anyway,
+//! and the calls here are short indexed lookups and single-row inserts, so a
+//! pool would add contention rather than remove it. WAL lets the `serve`
+//! process and the admin CLI use the same file at once; `busy_timeout` makes
+//! the CLI wait for the service's write instead of failing.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    AuditEntry, ClinicianId, MIGRATIONS, NewAuditEntry, NewToken, Patient, PatientId, Storage,
+    TokenId, TokenRecord, TokenScope,
+};
+use crate::auth::{Role, TokenHash};
+use crate::error::{Error, Result};
+
+/// A [`Storage`] over one SQLite file (or an in-memory database).
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`, turns on WAL and
+    /// foreign keys, and applies every pending migration in one transaction
+    /// each. Guarantees the schema is at the latest version on success.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        // WAL is a property of the file: it sticks, and a reader never
+        // blocks the writer.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database, for tests of the storage contract.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written row:
+        // an open rusqlite transaction rolls back when dropped, so the
+        // connection is still consistent and safe to keep using.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )?;
+    for (version, name, sql) in MIGRATIONS {
+        let tx = conn.transaction()?;
+        let applied: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                params![version, name, Utc::now()],
+            )?;
+            tracing::info!(version, name, "applied migration");
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn patient_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
+    Ok(Patient {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
+}
+
+impl Storage for SqliteStorage {
+    fn ping(&self) -> Result<()> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        let v: Option<u32> =
+            self.conn()
+                .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(v.unwrap_or(0))
+    }
+
+    fn add_patient(&self, display_name: &str) -> Result<PatientId> {
+        if display_name.trim().is_empty() {
+            return Err(Error::InvalidInput("display name is empty".into()));
+        }
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO patients (display_name, created_at) VALUES (?1, ?2)",
+            params![display_name, Utc::now()],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn patient(&self, id: PatientId) -> Result<Option<Patient>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, display_name, created_at FROM patients WHERE id = ?1",
+                [id],
+                patient_row,
+            )
+            .optional()?)
+    }
+
+    fn add_clinician(&self, name: &str) -> Result<ClinicianId> {
+        if name.trim().is_empty() {
+            return Err(Error::InvalidInput("clinician name is empty".into()));
+        }
+        let conn = self.conn();
+        match conn.execute(
+            "INSERT INTO clinicians (name, created_at) VALUES (?1, ?2)",
+            params![name, Utc::now()],
+        ) {
+            Ok(_) => Ok(conn.last_insert_rowid()),
+            Err(e) if is_constraint(&e) => {
+                Err(Error::Conflict(format!("clinician {name:?} exists")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn clinician_by_name(&self, name: &str) -> Result<Option<ClinicianId>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id FROM clinicians WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn assign(&self, clinician: ClinicianId, patient: PatientId) -> Result<()> {
+        match self.conn().execute(
+            "INSERT OR IGNORE INTO clinician_patients (clinician_id, patient_id, assigned_at)
+             VALUES (?1, ?2, ?3)",
+            params![clinician, patient, Utc::now()],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if is_constraint(&e) => Err(Error::NotFound(format!(
+                "clinician {clinician} or patient {patient}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.id, p.display_name, p.created_at
+               FROM clinician_patients cp JOIN patients p ON p.id = cp.patient_id
+              WHERE cp.clinician_id = ?1
+              ORDER BY p.id",
+        )?;
+        let rows = stmt.query_map([clinician], patient_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn is_assigned(&self, clinician: ClinicianId, patient: PatientId) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM clinician_patients
+                             WHERE clinician_id = ?1 AND patient_id = ?2)",
+            [clinician, patient],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn insert_token(&self, token: &NewToken) -> Result<TokenId> {
+        let (patient, clinician) = match (token.role, token.scope) {
+            (Role::Device | Role::Follower, TokenScope::Patient(p)) => (Some(p), None),
+            (Role::Clinician, TokenScope::Clinician(c)) => (None, Some(c)),
+            (Role::Admin, TokenScope::Admin) => (None, None),
+            (role, _) => {
+                return Err(Error::InvalidInput(format!(
+                    "a {} token cannot have that scope",
+                    role.as_str()
+                )));
+            }
+        };
+        let conn = self.conn();
+        match conn.execute(
+            "INSERT INTO tokens (hash, role, patient_id, clinician_id, label, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                token.hash.as_bytes().as_slice(),
+                token.role.as_str(),
+                patient,
+                clinician,
+                token.label,
+                Utc::now()
+            ],
+        ) {
+            Ok(_) => Ok(conn.last_insert_rowid()),
+            Err(e) if is_constraint(&e) => Err(Error::NotFound(
+                "the token's patient or clinician does not exist".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, hash, role, patient_id, clinician_id, revoked_at
+               FROM tokens WHERE hash = ?1",
+        )?;
+        let row = stmt
+            .query_row([hash.as_bytes().as_slice()], |r| {
+                Ok((
+                    r.get::<_, TokenId>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<PatientId>>(3)?,
+                    r.get::<_, Option<ClinicianId>>(4)?,
+                    r.get::<_, Option<DateTime<Utc>>>(5)?,
+                ))
+            })
+            .optional()?;
+        let Some((id, stored, role, patient, clinician, revoked_at)) = row else {
+            return Ok(None);
+        };
+        let hash = TokenHash::from_slice(&stored)
+            .ok_or_else(|| Error::Config(format!("token {id}: stored hash has a bad length")))?;
+        let role = Role::parse(&role)
+            .ok_or_else(|| Error::Config(format!("token {id}: unknown stored role")))?;
+        let scope = match (role, patient, clinician) {
+            (Role::Device | Role::Follower, Some(p), None) => TokenScope::Patient(p),
+            (Role::Clinician, None, Some(c)) => TokenScope::Clinician(c),
+            (Role::Admin, None, None) => TokenScope::Admin,
+            _ => {
+                return Err(Error::Config(format!(
+                    "token {id}: stored scope contradicts its role"
+                )));
+            }
+        };
+        Ok(Some(TokenRecord {
+            id,
+            hash,
+            role,
+            scope,
+            revoked_at,
+        }))
+    }
+
+    fn revoke_token(&self, id: TokenId) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, Utc::now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64> {
+        if entry.action.is_empty() {
+            return Err(Error::InvalidInput("audit action is empty".into()));
+        }
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO audit_log (at, token_id, patient_id, action) VALUES (?1, ?2, ?3, ?4)",
+            params![Utc::now(), entry.token_id, entry.patient_id, entry.action],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, at, token_id, patient_id, action FROM audit_log
+              WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                token_id: r.get(2)?,
+                patient_id: r.get(3)?,
+                action: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

@@ -1,0 +1,218 @@
+//! The protective layers every route gets: body size limit, per-token rate
+//! limit, request timeout, and request metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use common::{Fixture, serve_loopback};
+use tower::ServiceExt;
+use vigil_ingest::auth::TokenHash;
+use vigil_ingest::rate_limit::RateLimit;
+use vigil_ingest::storage::sqlite::SqliteStorage;
+use vigil_ingest::storage::{
+    AuditEntry, NewAuditEntry, NewToken, Patient, Storage, Store, TokenRecord,
+};
+use vigil_ingest::{AppState, Limits, Result, app};
+
+/// SQLite whose readiness probe takes 300 ms.
+struct SlowPing(SqliteStorage);
+
+impl Storage for SlowPing {
+    fn ping(&self) -> Result<()> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.0.ping()
+    }
+    fn schema_version(&self) -> Result<u32> {
+        self.0.schema_version()
+    }
+    fn add_patient(&self, n: &str) -> Result<i64> {
+        self.0.add_patient(n)
+    }
+    fn patient(&self, id: i64) -> Result<Option<Patient>> {
+        self.0.patient(id)
+    }
+    fn add_clinician(&self, n: &str) -> Result<i64> {
+        self.0.add_clinician(n)
+    }
+    fn clinician_by_name(&self, n: &str) -> Result<Option<i64>> {
+        self.0.clinician_by_name(n)
+    }
+    fn assign(&self, c: i64, p: i64) -> Result<()> {
+        self.0.assign(c, p)
+    }
+    fn assigned_patients(&self, c: i64) -> Result<Vec<Patient>> {
+        self.0.assigned_patients(c)
+    }
+    fn is_assigned(&self, c: i64, p: i64) -> Result<bool> {
+        self.0.is_assigned(c, p)
+    }
+    fn insert_token(&self, t: &NewToken) -> Result<i64> {
+        self.0.insert_token(t)
+    }
+    fn token_by_hash(&self, h: &TokenHash) -> Result<Option<TokenRecord>> {
+        self.0.token_by_hash(h)
+    }
+    fn revoke_token(&self, id: i64) -> Result<bool> {
+        self.0.revoke_token(id)
+    }
+    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
+        self.0.append_audit(e)
+    }
+    fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.0.audit_entries(after, limit)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_with_413_before_any_handler() {
+    let fx = Fixture::new();
+    let base = serve_loopback(fx.state(Limits {
+        max_body_bytes: 1024,
+        ..Limits::default()
+    }))
+    .await;
+    let client = reqwest::Client::new();
+    let big = client
+        .get(format!("{base}/v1/patients"))
+        .bearer_auth(&fx.device)
+        .body(vec![b'x'; 1025])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let small = client
+        .get(format!("{base}/v1/patients"))
+        .bearer_auth(&fx.device)
+        .body(vec![b'x'; 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_budget_gets_429_while_other_tokens_are_served() {
+    let fx = Fixture::new();
+    let base = serve_loopback(fx.state(Limits {
+        rate: RateLimit {
+            per_second: 0.0,
+            burst: 3,
+        },
+        ..Limits::default()
+    }))
+    .await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = client
+            .get(format!("{base}/v1/patients"))
+            .bearer_auth(&fx.device)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let other = client
+        .get(format!("{base}/v1/patients"))
+        .bearer_auth(&fx.follower)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_slower_than_the_timeout_is_answered_408() {
+    let state = AppState::new(
+        Store::new(SlowPing(SqliteStorage::open_in_memory().unwrap())),
+        Limits {
+            request_timeout: Duration::from_millis(50),
+            ..Limits::default()
+        },
+    );
+    let resp = app(state.clone())
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 408);
+    // The same state with a generous timeout answers: the 408 came from the
+    // timeout, not from the slow storage failing.
+    let patient = AppState {
+        limits: Limits::default(),
+        ..state
+    };
+    let resp = app(patient)
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let fx = Fixture::new();
+    let base = serve_loopback(fx.state(Limits::default())).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        client
+            .get(format!("{base}/v1/patients"))
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .get(format!("{base}/v1/patients"))
+        .bearer_auth(&fx.device)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/v1/patients/{}", fx.own))
+        .send()
+        .await
+        .unwrap();
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle} in\n{text}"))
+            .rsplit_once(' ')
+            .unwrap()
+            .1
+            .to_owned()
+    };
+    assert_eq!(
+        line(r#"vigil_http_requests_total{method="GET",route="/v1/patients",status="401"}"#),
+        "3"
+    );
+    assert_eq!(
+        line(r#"vigil_http_requests_total{method="GET",route="/v1/patients",status="200"}"#),
+        "1"
+    );
+    assert_eq!(
+        line(r#"vigil_http_requests_total{method="GET",route="unmatched",status="404"}"#),
+        "1"
+    );
+    assert_eq!(
+        line(r#"vigil_http_request_duration_seconds_count{route="/v1/patients"}"#),
+        "4"
+    );
+    assert_eq!(
+        line(r#"vigil_http_request_duration_seconds_bucket{route="/v1/patients",le="+Inf"}"#),
+        "4"
+    );
+    // Raw paths (which could carry a patient id) never become labels.
+    assert!(!text.contains(&format!("/v1/patients/{}", fx.own)));
+}
