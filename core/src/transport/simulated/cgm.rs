@@ -458,20 +458,8 @@ impl Peripheral for SimulatedCgm {
     }
 
     fn set_subscribed(&mut self, characteristic: GattUuid, on: bool) -> Result<(), AttError> {
-        let c = self
-            .characteristics()
-            .into_iter()
-            .find(|c| c.uuid == characteristic)
-            .ok_or(AttError::AttributeNotFound)?;
-        if !(c.properties.notify || c.properties.indicate) {
-            return Err(AttError::WriteNotPermitted);
-        }
-        if on {
-            self.subscribed.insert(characteristic);
-        } else {
-            self.subscribed.remove(&characteristic);
-        }
-        Ok(())
+        let table = self.characteristics();
+        super::set_cccd(&table, &mut self.subscribed, characteristic, on)
     }
 
     fn set_connected(&mut self, now: DateTime<Utc>, connected: bool) {

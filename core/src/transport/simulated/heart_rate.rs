@@ -128,19 +128,7 @@ impl OneHertz {
         characteristic: GattUuid,
         on: bool,
     ) -> Result<(), AttError> {
-        let c = table
-            .iter()
-            .find(|c| c.uuid == characteristic)
-            .ok_or(AttError::AttributeNotFound)?;
-        if !(c.properties.notify || c.properties.indicate) {
-            return Err(AttError::WriteNotPermitted);
-        }
-        if on {
-            self.subscribed.insert(characteristic);
-        } else {
-            self.subscribed.remove(&characteristic);
-        }
-        Ok(())
+        super::set_cccd(table, &mut self.subscribed, characteristic, on)
     }
 
     pub(crate) fn set_connected(&mut self, connected: bool) {
@@ -245,15 +233,7 @@ impl Peripheral for SimulatedHeartRate {
         characteristic: GattUuid,
         _: &[u8],
     ) -> Result<(), AttError> {
-        if self
-            .characteristics()
-            .iter()
-            .any(|c| c.uuid == characteristic)
-        {
-            Err(AttError::WriteNotPermitted)
-        } else {
-            Err(AttError::AttributeNotFound)
-        }
+        Err(super::refuse_write(&self.characteristics(), characteristic))
     }
 
     fn set_subscribed(&mut self, characteristic: GattUuid, on: bool) -> Result<(), AttError> {

@@ -113,6 +113,39 @@ pub(crate) fn chr(service: u16, characteristic: u16, properties: Properties) -> 
     }
 }
 
+/// Enables or disables notifications on `characteristic` of `table`, as a
+/// real device answers a CCCD write: an unknown characteristic is not
+/// found, and one that neither notifies nor indicates refuses the write.
+pub(crate) fn set_cccd(
+    table: &[Characteristic],
+    subscribed: &mut std::collections::HashSet<GattUuid>,
+    characteristic: GattUuid,
+    on: bool,
+) -> Result<(), AttError> {
+    let c = table
+        .iter()
+        .find(|c| c.uuid == characteristic)
+        .ok_or(AttError::AttributeNotFound)?;
+    if !(c.properties.notify || c.properties.indicate) {
+        return Err(AttError::WriteNotPermitted);
+    }
+    if on {
+        subscribed.insert(characteristic);
+    } else {
+        subscribed.remove(&characteristic);
+    }
+    Ok(())
+}
+
+/// The answer of a device with nothing writable to a write on `table`.
+pub(crate) fn refuse_write(table: &[Characteristic], characteristic: GattUuid) -> AttError {
+    if table.iter().any(|c| c.uuid == characteristic) {
+        AttError::WriteNotPermitted
+    } else {
+        AttError::AttributeNotFound
+    }
+}
+
 /// The Battery Level characteristic (read, notify) every simulated device
 /// has.
 pub(crate) fn battery_char() -> Characteristic {

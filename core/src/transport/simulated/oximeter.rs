@@ -125,15 +125,7 @@ impl Peripheral for SimulatedOximeter {
         characteristic: GattUuid,
         _: &[u8],
     ) -> Result<(), AttError> {
-        if self
-            .characteristics()
-            .iter()
-            .any(|c| c.uuid == characteristic)
-        {
-            Err(AttError::WriteNotPermitted)
-        } else {
-            Err(AttError::AttributeNotFound)
-        }
+        Err(super::refuse_write(&self.characteristics(), characteristic))
     }
 
     fn set_subscribed(&mut self, characteristic: GattUuid, on: bool) -> Result<(), AttError> {
