@@ -112,6 +112,19 @@ fn negotiate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Form
     Ok((format, plain))
 }
 
+/// When a JSON batch failed to parse, names an unknown stream if that is
+/// why (the core's message gives only a position; stream names are not
+/// patient data, so naming one is safe).
+fn unknown_stream(plain: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(plain).ok()?;
+    v.get("streams")?.as_array()?.iter().find_map(|g| {
+        let name = g.get("stream")?.as_str()?;
+        Stream::parse(name)
+            .is_none()
+            .then(|| format!("field `stream`: unknown stream `{name}`"))
+    })
+}
+
 fn json_only(format: Format) -> Result<()> {
     match format {
         Format::Json => Ok(()),
@@ -264,10 +277,10 @@ pub async fn post_batch(
     let patient = device_patient(&who)?;
     let (format, plain) = negotiate(&state, &headers, &body)?;
     let batch = match format {
-        Format::Json => wire::json::from_slice::<Batch>(&plain),
-        Format::Binary => wire::binary::decode(&plain),
-    }
-    .map_err(wire_error)?;
+        Format::Json => wire::json::from_slice::<Batch>(&plain)
+            .map_err(|e| unknown_stream(&plain).map_or_else(|| wire_error(e), Error::Malformed)),
+        Format::Binary => wire::binary::decode(&plain).map_err(wire_error),
+    }?;
     own_patient(&batch.patient.0, patient)?;
     let ack = state
         .store
