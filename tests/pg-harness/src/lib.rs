@@ -126,7 +126,9 @@ impl PgServer {
         }
         let dir = tempfile::Builder::new().prefix("vigil-pg-").tempdir()?;
         if as_postgres {
-            run(Command::new("chown").arg("postgres:postgres").arg(dir.path()))?;
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path()))?;
         }
         let mut server = PgServer {
             dir: Some(dir),
@@ -198,7 +200,13 @@ impl PgServer {
             .arg(self.data())
             .arg("-l")
             .arg(self.dir().join("server.log"))
-            .args(["-o", &opts, "-w", "-t", &START_TIMEOUT.as_secs().to_string()])
+            .args([
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                &START_TIMEOUT.as_secs().to_string(),
+            ])
             .arg("start"))
     }
 
