@@ -18,6 +18,7 @@
 //! Readings and alerts tables are not here yet: they arrive with the wire
 //! protocol (batch and alert intake).
 
+pub mod pg_notify;
 pub mod postgres;
 pub mod sqlite;
 

@@ -127,9 +127,21 @@ impl Target {
 
     /// Opens one new connection.
     pub fn connect(&self) -> Result<Client> {
-        Ok(match &self.connector {
-            Connector::Plain => self.config.connect(NoTls)?,
-            Connector::Tls(tls) => self.config.connect(tls.clone())?,
+        Self::connect_with(&self.config, &self.connector)
+    }
+
+    /// Opens one new connection that names itself `application_name` in
+    /// `pg_stat_activity` (operators can tell the LISTEN connection apart).
+    pub fn connect_as(&self, application_name: &str) -> Result<Client> {
+        let mut config = self.config.clone();
+        config.application_name(application_name);
+        Self::connect_with(&config, &self.connector)
+    }
+
+    fn connect_with(config: &Config, connector: &Connector) -> Result<Client> {
+        Ok(match connector {
+            Connector::Plain => config.connect(NoTls)?,
+            Connector::Tls(tls) => config.connect(tls.clone())?,
         })
     }
 }
