@@ -60,7 +60,18 @@ impl From<postgres::Error> for Error {
         // patient's name): keep the code and the message, drop the rest.
         match e.as_db_error() {
             Some(db) => Error::Postgres(format!("{} ({})", db.message(), db.code().code())),
-            None => Error::Postgres(e.to_string()),
+            // Connection, TLS and protocol failures: the chain of causes
+            // (e.g. an untrusted certificate) says what to fix.
+            None => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                Error::Postgres(text)
+            }
         }
     }
 }

@@ -66,6 +66,7 @@ pub struct PgServer {
     // Held open for the watchdog: its end of the pipe closes when this
     // process exits, however it exits.
     watchdog: Option<(Child, ChildStdin)>,
+    tls: bool,
 }
 
 /// Where the server binaries are: the newest `/usr/lib/postgresql/*/bin`
@@ -109,6 +110,16 @@ impl PgServer {
     /// Starts a fresh server. Fails (never skips) with a message naming the
     /// Debian package when PostgreSQL is not installed.
     pub fn start() -> Result<Self, HarnessError> {
+        Self::start_inner(None)
+    }
+
+    /// Starts a fresh server that also accepts TLS (`ssl=on`) with this PEM
+    /// certificate chain and key, to test clients that must use TLS.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<Self, HarnessError> {
+        Self::start_inner(Some((cert_pem, key_pem)))
+    }
+
+    fn start_inner(tls: Option<(&str, &str)>) -> Result<Self, HarnessError> {
         let bin = find_bin_dir().ok_or(HarnessError::NotInstalled)?;
         if !bin.join("pg_ctl").is_file() || !bin.join("postgres").is_file() {
             return Err(HarnessError::NotInstalled);
@@ -136,8 +147,12 @@ impl PgServer {
             as_postgres,
             port: 0,
             watchdog: None,
+            tls: false,
         };
         server.initdb()?;
+        if let Some((cert, key)) = tls {
+            server.install_tls(cert, key)?;
+        }
         server.watchdog = Some(server.spawnwatchdog()?);
         // A free port can be taken between asking and binding (other tests,
         // other helpers): try a few.
@@ -187,13 +202,37 @@ impl PgServer {
             .arg("--locale=C"))
     }
 
+    fn install_tls(&mut self, cert: &str, key: &str) -> Result<(), HarnessError> {
+        use std::os::unix::fs::PermissionsExt;
+        let (cert_path, key_path) = (self.dir().join("server.crt"), self.dir().join("server.key"));
+        std::fs::write(&cert_path, cert)?;
+        std::fs::write(&key_path, key)?;
+        // The server refuses a key others can read.
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+        if self.as_postgres {
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&cert_path)
+                .arg(&key_path))?;
+        }
+        self.tls = true;
+        Ok(())
+    }
+
     fn pg_ctl_start(&self) -> Result<(), HarnessError> {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             self.port,
             quote(self.dir())
         );
+        if self.tls {
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                quote(&self.dir().join("server.crt")),
+                quote(&self.dir().join("server.key"))
+            ));
+        }
         run(self
             .tool("pg_ctl")
             .arg("-D")
