@@ -30,7 +30,7 @@ fn wait_for_listeners(raw: &mut postgres::Client, n: i64) {
     loop {
         let up: i64 = raw
             .query_one(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1 \
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() \
                  AND state = 'idle' AND query LIKE 'LISTEN%'",
                 &[&LISTENER_APPLICATION_NAME],
             )
@@ -92,7 +92,7 @@ fn a_listener_whose_connection_is_killed_reconnects_and_hears_later_events_once(
     let killed: i64 = raw
         .query_one(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1",
+             WHERE application_name = $1 AND datname = current_database()",
             &[&LISTENER_APPLICATION_NAME],
         )
         .unwrap()
