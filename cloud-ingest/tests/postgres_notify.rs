@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::pg_server;
-use vigil_ingest::storage::pg_notify::{self, LISTENER_APPLICATION_NAME, Listener, MAX_PAYLOAD};
+use vigil_ingest::storage::pg_notify::{
+    self, LISTENER_APPLICATION_NAME, Listener, MAX_PAYLOAD, PgFanout,
+};
 use vigil_ingest::storage::postgres::{PostgresStorage, Target};
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -123,4 +125,37 @@ fn oversized_events_are_refused_before_reaching_the_server() {
         Err(vigil_ingest::Error::InvalidInput(_))
     ));
     pg_notify::publish(&mut raw, &"x".repeat(MAX_PAYLOAD)).unwrap();
+}
+
+#[test]
+fn an_event_published_by_one_replica_reaches_every_replica_once_including_itself() {
+    let url = pg_server().fresh_database().unwrap();
+    PostgresStorage::connect(&url).unwrap();
+    let replica = |url: &str| {
+        let (tx, rx) = mpsc::channel();
+        let f = PgFanout::start(Target::parse(url).unwrap(), move |p| {
+            let _ = tx.send(p);
+        })
+        .unwrap();
+        (f, rx)
+    };
+    let (a, rx_a) = replica(&url);
+    let (b, rx_b) = replica(&url);
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    wait_for_listeners(&mut raw, 2);
+    b.publish(r#"{"alert":1}"#).unwrap();
+    a.publish(r#"{"alert":2}"#).unwrap();
+    for rx in [&rx_a, &rx_b] {
+        let mut got = vec![
+            rx.recv_timeout(BOUND).unwrap(),
+            rx.recv_timeout(BOUND).unwrap(),
+        ];
+        got.sort();
+        assert_eq!(got, [r#"{"alert":1}"#, r#"{"alert":2}"#]);
+        assert_eq!(
+            received_within(rx, Duration::from_millis(500)),
+            Vec::<String>::new()
+        );
+    }
+    assert_eq!(a.listener().reconnects() + b.listener().reconnects(), 0);
 }

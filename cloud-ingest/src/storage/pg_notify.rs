@@ -28,7 +28,7 @@ use std::time::Duration;
 use postgres::GenericClient;
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::postgres::Target;
+use super::postgres::{Pool, Target};
 use crate::error::{Error, Result};
 
 /// The channel every replica LISTENs on.
@@ -55,6 +55,40 @@ pub fn publish(conn: &mut impl GenericClient, payload: &str) -> Result<()> {
     }
     conn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
     Ok(())
+}
+
+/// Connections a [`PgFanout`] keeps for publishing.
+const PUBLISH_POOL: usize = 2;
+
+/// One replica's end of the fan-out: publishes events to every replica and
+/// hears every replica's events (its own included) through one
+/// [`Listener`]. The live bus plugs in as `deliver`; it must not also be fed
+/// locally by the publisher, or local clients would see events twice.
+pub struct PgFanout {
+    publisher: Pool,
+    listener: Listener,
+}
+
+impl PgFanout {
+    /// Starts listening and readies a small publishing pool.
+    pub fn start(target: Target, deliver: impl Fn(String) + Send + 'static) -> Result<Self> {
+        Ok(Self {
+            publisher: Pool::new(target.clone(), PUBLISH_POOL),
+            listener: Listener::spawn(target, deliver)?,
+        })
+    }
+
+    /// Publishes an event that is already committed (blocking: call it from
+    /// the blocking pool). Every replica's `deliver` gets it once, unless
+    /// its listener is reconnecting at that moment.
+    pub fn publish(&self, payload: &str) -> Result<()> {
+        publish(&mut *self.publisher.get()?, payload)
+    }
+
+    /// The listener, for its reconnect count.
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
 }
 
 /// The process's one LISTEN connection, on its own thread. Stops (and
