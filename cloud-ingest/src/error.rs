@@ -49,6 +49,10 @@ pub enum Error {
     /// configured, e.g. plain HTTP on a public address, unreadable TLS files.
     #[error("configuration: {0}")]
     Config(String),
+    /// 500: an internal invariant failed (a stored row that does not
+    /// parse back). Logged, never echoed.
+    #[error("internal: {0}")]
+    Internal(String),
     /// 500 (or exit status 1 at start): an I/O failure outside the database.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -99,6 +103,7 @@ impl Error {
             | Error::Postgres(_)
             | Error::Task(_)
             | Error::Config(_)
+            | Error::Internal(_)
             | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +121,7 @@ impl Error {
             | Error::Postgres(_)
             | Error::Task(_)
             | Error::Config(_)
+            | Error::Internal(_)
             | Error::Io(_) => "internal",
         }
     }

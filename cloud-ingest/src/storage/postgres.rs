@@ -28,7 +28,13 @@ use postgres::{Client, Config, NoTls, Row};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
+use vigil_core::wire::BatchAck;
 
+use super::pg_intake;
+use super::{
+    AlertAckRecord, Contact, NewAlert, NewBatch, NewHeartbeat, ReadingQuery, SeriesKey, Silence,
+    StoredAlert, StoredReading,
+};
 use super::{
     AuditEntry, ClinicianId, NewAuditEntry, NewToken, Patient, PatientId, Storage, TokenId,
     TokenRecord, TokenScope,
@@ -58,6 +64,26 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         4,
         "0004_create_audit_log",
         include_str!("../../migrations/postgres/0004_create_audit_log.sql"),
+    ),
+    (
+        5,
+        "0005_create_batches",
+        include_str!("../../migrations/postgres/0005_create_batches.sql"),
+    ),
+    (
+        6,
+        "0006_create_readings",
+        include_str!("../../migrations/postgres/0006_create_readings.sql"),
+    ),
+    (
+        7,
+        "0007_create_alerts",
+        include_str!("../../migrations/postgres/0007_create_alerts.sql"),
+    ),
+    (
+        8,
+        "0008_create_contact",
+        include_str!("../../migrations/postgres/0008_create_contact.sql"),
     ),
 ];
 
@@ -620,6 +646,74 @@ impl Storage for PostgresStorage {
                 action: r.get(4),
             })
             .collect())
+    }
+
+    fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
+        pg_intake::store_batch(&mut *self.conn()?, batch)
+    }
+
+    fn kept_reading_before(
+        &self,
+        key: &SeriesKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredReading>> {
+        pg_intake::kept_reading_before(&mut *self.conn()?, key, at)
+    }
+
+    fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
+        pg_intake::readings(&mut *self.conn()?, query)
+    }
+
+    fn store_alert(&self, alert: &NewAlert, contact: bool) -> Result<bool> {
+        pg_intake::store_alert(&mut *self.conn()?, alert, contact)
+    }
+
+    fn alerts_for(
+        &self,
+        patients: &[PatientId],
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>> {
+        pg_intake::alerts_for(&mut *self.conn()?, patients, since, limit)
+    }
+
+    fn alert_patients(&self, alert_id: &str) -> Result<Vec<PatientId>> {
+        pg_intake::alert_patients(&mut *self.conn()?, alert_id)
+    }
+
+    fn ack_alert(
+        &self,
+        patient: PatientId,
+        alert_id: &str,
+        token: TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        pg_intake::ack_alert(&mut *self.conn()?, patient, alert_id, token, at)
+    }
+
+    fn alert_acks(&self, patient: PatientId, alert_id: &str) -> Result<Vec<AlertAckRecord>> {
+        pg_intake::alert_acks(&mut *self.conn()?, patient, alert_id)
+    }
+
+    fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()> {
+        pg_intake::store_heartbeat(&mut *self.conn()?, heartbeat)
+    }
+
+    fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {
+        pg_intake::latest_heartbeat(&mut *self.conn()?, patient)
+    }
+
+    fn contacts(&self) -> Result<Vec<Contact>> {
+        pg_intake::contacts(&mut *self.conn()?)
+    }
+
+    fn set_silence(
+        &self,
+        patient: PatientId,
+        expected: Option<&str>,
+        silence: Option<&Silence>,
+    ) -> Result<bool> {
+        pg_intake::set_silence(&mut *self.conn()?, patient, expected, silence)
     }
 }
 
