@@ -48,6 +48,10 @@ pub enum Error {
     /// 500: the database failed. Logged, never echoed.
     #[error("storage: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// 500: the PostgreSQL database failed: its SQLSTATE and message only,
+    /// never the DETAIL (which can quote row values). Logged, never echoed.
+    #[error("postgres: {0}")]
+    Postgres(String),
     /// 500: a blocking storage task died (panicked or was cancelled).
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -62,6 +66,28 @@ pub enum Error {
     /// 500 (or exit status 1 at start): an I/O failure outside the database.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        // A server error's DETAIL and HINT can quote the failing row (a
+        // patient's name): keep the code and the message, drop the rest.
+        match e.as_db_error() {
+            Some(db) => Error::Postgres(format!("{} ({})", db.message(), db.code().code())),
+            // Connection, TLS and protocol failures: the chain of causes
+            // (e.g. an untrusted certificate) says what to fix.
+            None => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                Error::Postgres(text)
+            }
+        }
+    }
 }
 
 /// The crate-wide result alias.
@@ -87,6 +113,7 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Storage(_)
+            | Error::Postgres(_)
             | Error::Task(_)
             | Error::Config(_)
             | Error::Internal(_)
@@ -107,6 +134,7 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::UnsupportedMedia(_) => "unsupported_media",
             Error::Storage(_)
+            | Error::Postgres(_)
             | Error::Task(_)
             | Error::Config(_)
             | Error::Internal(_)

@@ -1,0 +1,372 @@
+//! The PostgreSQL side of intake: the statements of `sqlite_intake.rs` in
+//! PostgreSQL's dialect (`$N` placeholders, BOOLEAN flags), with one change
+//! for many writers: a batch claims its id with `INSERT ... ON CONFLICT DO
+//! NOTHING`, which waits for a concurrent writer of the same id to finish,
+//! so two replicas given the same batch store it once.
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, GenericClient, Row, Transaction};
+use vigil_core::model::Stream;
+use vigil_core::wire::BatchAck;
+
+use super::intake::{
+    AlertAckRecord, Contact, NewAlert, NewBatch, NewHeartbeat, ReadingOutcome, ReadingQuery,
+    SeriesKey, Silence, StoredAlert, StoredReading, assemble_ack, from_micros, micros, seq_column,
+    seq_from_column, session_column, session_from_column,
+};
+use super::{PatientId, TokenId};
+use crate::error::{Error, Result};
+
+fn touch_contact(tx: &mut Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO patient_contact (patient_id, last_contact) VALUES ($1, $2)
+         ON CONFLICT (patient_id) DO UPDATE SET last_contact =
+             GREATEST(excluded.last_contact, patient_contact.last_contact)",
+        &[&patient, &micros(at)],
+    )?;
+    Ok(())
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Internal(format!("stored acknowledgement: {e}"))
+}
+
+pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
+    let mut tx = conn.transaction()?;
+    let claimed = tx.query_opt(
+        "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
+         VALUES ($1, $2, $3, $4, '')
+         ON CONFLICT (batch_key) DO NOTHING RETURNING id",
+        &[&&b.id.0[..], &b.patient, &b.device, &micros(b.received_at)],
+    )?;
+    let Some(row) = claimed else {
+        let text: String = tx
+            .query_one(
+                "SELECT ack FROM batches WHERE batch_key = $1",
+                &[&&b.id.0[..]],
+            )?
+            .get(0);
+        let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
+        ack.duplicate = true;
+        touch_contact(&mut tx, b.patient, b.received_at)?;
+        tx.commit()?;
+        return Ok(ack);
+    };
+    let batch_row: i64 = row.get(0);
+    let insert = tx.prepare(
+        "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
+             quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
+             batch_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (patient_id, device, stream, session, seq) DO NOTHING",
+    )?;
+    let existing = tx.prepare(
+        "SELECT value, held_back FROM readings
+         WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4 AND seq = $5",
+    )?;
+    let mut outcomes = Vec::with_capacity(b.groups.len());
+    for g in &b.groups {
+        let stream = g.stream.as_str();
+        let session = session_column(g.session);
+        let characteristic = i32::from(g.characteristic);
+        let mut out = Vec::with_capacity(g.readings.len());
+        for r in &g.readings {
+            let seq = seq_column(r.seq);
+            let n = tx.execute(
+                &insert,
+                &[
+                    &b.patient,
+                    &b.device,
+                    &stream,
+                    &session,
+                    &seq,
+                    &micros(r.time),
+                    &r.value,
+                    &r.quality_percent,
+                    &r.quality_flagged,
+                    &characteristic,
+                    &g.tolerance,
+                    &r.held_back,
+                    &r.raw,
+                    &batch_row,
+                ],
+            )?;
+            if n == 1 {
+                out.push(ReadingOutcome::Inserted);
+                continue;
+            }
+            let row = tx.query_one(&existing, &[&b.patient, &b.device, &stream, &session, &seq])?;
+            let (value, held): (f64, bool) = (row.get(0), row.get(1));
+            // A reconstructed value on either side is an estimate: the
+            // stored row stands and the reading counts as stored.
+            out.push(
+                if held || r.held_back || value.to_bits() == r.value.to_bits() {
+                    ReadingOutcome::AlreadyStored
+                } else {
+                    ReadingOutcome::Conflict
+                },
+            );
+        }
+        outcomes.push(out);
+    }
+    let ack = assemble_ack(b, &outcomes);
+    let text = serde_json::to_string(&ack).map_err(json_error)?;
+    tx.execute(
+        "UPDATE batches SET ack = $1 WHERE id = $2",
+        &[&text, &batch_row],
+    )?;
+    touch_contact(&mut tx, b.patient, b.received_at)?;
+    tx.commit()?;
+    Ok(ack)
+}
+
+const READING_COLUMNS: &str = "device, stream, session, seq, time, value, quality_percent,
+     quality_flagged, characteristic, tolerance, held_back";
+
+fn reading_row(r: &Row) -> Result<StoredReading> {
+    let stream: String = r.get(1);
+    let characteristic: i32 = r.get(8);
+    Ok(StoredReading {
+        device: r.get(0),
+        stream: Stream::parse(&stream)
+            .ok_or_else(|| Error::Internal("a stored reading names an unknown stream".into()))?,
+        session: session_from_column(r.get(2)),
+        seq: seq_from_column(r.get(3)),
+        time: from_micros(r.get(4)),
+        value: r.get(5),
+        quality_percent: r.get(6),
+        quality_flagged: r.get(7),
+        characteristic: u16::try_from(characteristic)
+            .map_err(|_| Error::Internal("a stored characteristic is out of range".into()))?,
+        tolerance: r.get(9),
+        held_back: r.get(10),
+    })
+}
+
+pub(super) fn kept_reading_before(
+    conn: &mut Client,
+    key: &SeriesKey,
+    at: DateTime<Utc>,
+) -> Result<Option<StoredReading>> {
+    conn.query_opt(
+        &format!(
+            "SELECT {READING_COLUMNS} FROM readings
+             WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
+               AND NOT held_back AND time < $5
+             ORDER BY time DESC LIMIT 1"
+        ),
+        &[
+            &key.patient,
+            &key.device,
+            &key.stream.as_str(),
+            &session_column(key.session),
+            &micros(at),
+        ],
+    )?
+    .as_ref()
+    .map(reading_row)
+    .transpose()
+}
+
+pub(super) fn readings(conn: &mut Client, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
+    conn.query(
+        &format!(
+            "SELECT {READING_COLUMNS} FROM readings
+             WHERE patient_id = $1 AND time >= $2 AND time < $3
+               AND ($4::TEXT IS NULL OR stream = $4)
+             ORDER BY time, id LIMIT $5"
+        ),
+        &[
+            &q.patient,
+            &micros(q.from),
+            &micros(q.to),
+            &q.stream.map(Stream::as_str),
+            &i64::from(q.limit),
+        ],
+    )?
+    .iter()
+    .map(reading_row)
+    .collect()
+}
+
+pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Result<bool> {
+    let mut tx = conn.transaction()?;
+    let n = tx.execute(
+        "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
+             detail, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (patient_id, alert_id, phase, time) DO NOTHING",
+        &[
+            &a.patient,
+            &a.alert_id,
+            &a.device,
+            &a.kind,
+            &a.phase,
+            &micros(a.time),
+            &a.value,
+            &a.detail,
+            &micros(a.received_at),
+        ],
+    )?;
+    if contact {
+        touch_contact(&mut tx, a.patient, a.received_at)?;
+    }
+    tx.commit()?;
+    Ok(n == 1)
+}
+
+pub(super) fn alert_acks(
+    conn: &mut impl GenericClient,
+    patient: PatientId,
+    alert_id: &str,
+) -> Result<Vec<AlertAckRecord>> {
+    Ok(conn
+        .query(
+            "SELECT token_id, at FROM alert_acks WHERE patient_id = $1 AND alert_id = $2
+             ORDER BY at, token_id",
+            &[&patient, &alert_id],
+        )?
+        .iter()
+        .map(|r| AlertAckRecord {
+            token_id: r.get(0),
+            at: from_micros(r.get(1)),
+        })
+        .collect())
+}
+
+pub(super) fn alerts_for(
+    conn: &mut Client,
+    patients: &[PatientId],
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<StoredAlert>> {
+    let rows = conn.query(
+        "SELECT patient_id, alert_id, device, kind, phase, time, value, detail, received_at
+         FROM alert_events WHERE patient_id = ANY($1) AND time >= $2
+         ORDER BY time, id LIMIT $3",
+        &[&patients, &micros(since), &i64::from(limit)],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let alert = NewAlert {
+            patient: r.get(0),
+            alert_id: r.get(1),
+            device: r.get(2),
+            kind: r.get(3),
+            phase: r.get(4),
+            time: from_micros(r.get(5)),
+            value: r.get(6),
+            detail: r.get(7),
+            received_at: from_micros(r.get(8)),
+        };
+        let acks = alert_acks(conn, alert.patient, &alert.alert_id)?;
+        out.push(StoredAlert { alert, acks });
+    }
+    Ok(out)
+}
+
+pub(super) fn alert_patients(conn: &mut Client, alert_id: &str) -> Result<Vec<PatientId>> {
+    Ok(conn
+        .query(
+            "SELECT DISTINCT patient_id FROM alert_events WHERE alert_id = $1 ORDER BY patient_id",
+            &[&alert_id],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+pub(super) fn ack_alert(
+    conn: &mut Client,
+    patient: PatientId,
+    alert_id: &str,
+    token: TokenId,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let n = conn.execute(
+        "INSERT INTO alert_acks (patient_id, alert_id, token_id, at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (patient_id, alert_id, token_id) DO NOTHING",
+        &[&patient, &alert_id, &token, &micros(at)],
+    )?;
+    Ok(n == 1)
+}
+
+pub(super) fn store_heartbeat(conn: &mut Client, h: &NewHeartbeat) -> Result<()> {
+    let mut tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO heartbeats (patient_id, sent_at, received_at, body) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (patient_id) DO UPDATE SET sent_at = excluded.sent_at,
+             received_at = excluded.received_at, body = excluded.body
+         WHERE excluded.sent_at >= heartbeats.sent_at",
+        &[
+            &h.patient,
+            &micros(h.sent_at),
+            &micros(h.received_at),
+            &h.body,
+        ],
+    )?;
+    touch_contact(&mut tx, h.patient, h.received_at)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn latest_heartbeat(
+    conn: &mut Client,
+    patient: PatientId,
+) -> Result<Option<NewHeartbeat>> {
+    Ok(conn
+        .query_opt(
+            "SELECT patient_id, sent_at, received_at, body FROM heartbeats WHERE patient_id = $1",
+            &[&patient],
+        )?
+        .map(|r| NewHeartbeat {
+            patient: r.get(0),
+            sent_at: from_micros(r.get(1)),
+            received_at: from_micros(r.get(2)),
+            body: r.get(3),
+        }))
+}
+
+pub(super) fn contacts(conn: &mut Client) -> Result<Vec<Contact>> {
+    Ok(conn
+        .query(
+            "SELECT patient_id, last_contact, silent_alert_id, silent_since FROM patient_contact
+             ORDER BY patient_id",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            let alert: Option<String> = r.get(2);
+            let since: Option<i64> = r.get(3);
+            Contact {
+                patient: r.get(0),
+                last_contact: from_micros(r.get(1)),
+                silence: alert.zip(since).map(|(alert_id, since)| Silence {
+                    alert_id,
+                    since: from_micros(since),
+                }),
+            }
+        })
+        .collect())
+}
+
+pub(super) fn set_silence(
+    conn: &mut Client,
+    patient: PatientId,
+    expected: Option<&str>,
+    silence: Option<&Silence>,
+) -> Result<bool> {
+    let n = match silence {
+        Some(s) => conn.execute(
+            "UPDATE patient_contact SET silent_alert_id = $1, silent_since = $2
+             WHERE patient_id = $3 AND silent_alert_id IS NULL",
+            &[&s.alert_id, &micros(s.since), &patient],
+        )?,
+        None => conn.execute(
+            "UPDATE patient_contact SET silent_alert_id = NULL, silent_since = NULL
+             WHERE patient_id = $1 AND silent_alert_id = $2",
+            &[&patient, &expected],
+        )?,
+    };
+    Ok(n == 1)
+}
