@@ -47,6 +47,14 @@ struct ServerState {
     canned: VecDeque<Canned>,
     /// Only this token is accepted, when set.
     accept_token: Option<String>,
+    /// Batches to store and then answer with a lost connection (the ack
+    /// is lost after the commit).
+    cut_after_commit: usize,
+    /// Batches to store and then never answer (the phone is killed while
+    /// it waits).
+    hang_after_commit: usize,
+    /// Every (stream, session, seq) the phone sent, duplicates included.
+    received: Vec<(String, Option<i64>, u64)>,
 }
 
 /// An in-memory ingest service: decodes batches with the shared wire code,
@@ -63,6 +71,24 @@ impl FakeServer {
 #[async_trait]
 impl Poster for FakeServer {
     async fn post(
+        &self,
+        route: Route,
+        content_type: &'static str,
+        content_encoding: Option<&'static str>,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> vigil_core::Result<HttpReply> {
+        let reply = self.answer(route, content_type, content_encoding, body, token);
+        if let Err(vigil_core::Error::Device(_)) = reply {
+            // Committed, and the answer never comes.
+            std::future::pending::<()>().await;
+        }
+        reply
+    }
+}
+
+impl FakeServer {
+    fn answer(
         &self,
         route: Route,
         content_type: &'static str,
@@ -107,8 +133,9 @@ impl Poster for FakeServer {
                         .chain(g.held_back.iter().map(|h| h.seq))
                         .collect();
                     for q in &seqs {
-                        s.stored
-                            .insert((g.stream.as_str().to_string(), g.session, *q));
+                        let key = (g.stream.as_str().to_string(), g.session, *q);
+                        s.received.push(key.clone());
+                        s.stored.insert(key);
                     }
                     streams.push(StreamAck {
                         stream: g.stream,
@@ -116,6 +143,14 @@ impl Poster for FakeServer {
                         stored: SeqRange::coalesce(seqs),
                         rejected: vec![],
                     });
+                }
+                if s.cut_after_commit > 0 {
+                    s.cut_after_commit -= 1;
+                    return Err(vigil_core::Error::Network("connection reset".into()));
+                }
+                if s.hang_after_commit > 0 {
+                    s.hang_after_commit -= 1;
+                    return Err(vigil_core::Error::Device("hang".into()));
                 }
                 let ack = BatchAck {
                     v: 1,
@@ -538,4 +573,68 @@ async fn enough_waiting_readings_send_a_batch_before_the_timer() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 100);
     h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_acknowledgement_leaves_readings_unsent_and_the_resend_settles_them() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let beats: Vec<Reading> = (0..40).map(rr).collect();
+    b.insert(&beats).unwrap();
+    f.server.state().cut_after_commit = 1;
+    let h = start(&mut f, SyncConfig::default(), token());
+    let r = h.sync_now().await.unwrap();
+    assert!(r.failure.is_some());
+    // The server holds them, but no ack said so: they are not synced.
+    assert_eq!(f.server.state().stored.len(), 40);
+    assert_eq!(b.count(None, Some(SyncState::Unsent)).unwrap(), 40);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 40);
+    let s = f.server.state();
+    assert_eq!(s.received.len(), 80, "sent exactly twice");
+    assert_eq!(s.stored.len(), 40);
+    drop(s);
+    h.stop().await;
+}
+
+#[test]
+fn a_kill_while_waiting_for_the_ack_costs_one_resend_and_loses_nothing() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let beats: Vec<Reading> = (0..25).map(rr).collect();
+    b.insert(&beats).unwrap();
+    f.server.state().hang_after_commit = 1;
+    // The "process": a runtime dropped while the engine awaits the answer,
+    // so nothing of the engine runs after the kill.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(async { start(&mut f, SyncConfig::default(), token()) });
+    rt.block_on(async {
+        let sync = h.sync_now();
+        tokio::select! {
+            r = sync => panic!("the server never answers: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    });
+    assert_eq!(b.count(None, Some(SyncState::InFlight)).unwrap(), 25);
+    drop(h);
+    drop(rt);
+    // Restart: opening the buffer returns the batch to unsent, and the
+    // resend is settled.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let h = start(&mut f, SyncConfig::default(), token());
+        let r = h.sync_now().await.unwrap();
+        assert_eq!(r.failure, None);
+        h.stop().await;
+    });
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 25);
+    let s = f.server.state();
+    assert_eq!(s.received.len(), 50);
+    assert_eq!(s.stored.len(), 25);
 }

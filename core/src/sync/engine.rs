@@ -435,6 +435,13 @@ impl Engine {
         report
     }
 
+    /// The clock's time in whole microseconds: the wire's resolution (a
+    /// finer `sent_at` is refused by the protocol).
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let t = self.clock.now();
+        chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+    }
+
     fn emit(&self, event: SyncEvent) {
         let _ = self.events.send(event);
     }
@@ -487,7 +494,7 @@ impl Engine {
             let Ok(event) = serde_json::from_slice::<AlertEvent>(&row.payload) else {
                 continue;
             };
-            let alert = Alert::from_event(self.patient.clone(), None, self.clock.now(), &event);
+            let alert = Alert::from_event(self.patient.clone(), None, self.now(), &event);
             let body = wire::json::to_vec(&alert).map_err(Failure::Storage)?;
             let reply = self
                 .post(Route::Alerts, JSON_CONTENT_TYPE, None, body)
@@ -498,7 +505,7 @@ impl Engine {
                 return Err(Failure::Protocol("ack for another alert".into()));
             }
             self.buffer
-                .mark_alert_delivered(&row.id, &row.phase, self.clock.now())?;
+                .mark_alert_delivered(&row.id, &row.phase, self.now())?;
             report.alerts_delivered += 1;
             self.emit(SyncEvent::AlertDelivered {
                 id: row.id,
@@ -551,7 +558,7 @@ impl Engine {
             self.config.reduction,
             &times,
             self.config.send_raw,
-            self.clock.now(),
+            self.now(),
         )?;
         let mut all = true;
         for w in wires {
@@ -618,7 +625,7 @@ impl Engine {
         Ok(Heartbeat {
             v: PROTOCOL_VERSION,
             patient: self.patient.clone(),
-            sent_at: self.clock.now(),
+            sent_at: self.now(),
             sdk_version: env!("CARGO_PKG_VERSION").to_string(),
             app_state: self.host.app_state,
             phone_battery_pct: Some(f64::from(self.power.percent)),
