@@ -32,6 +32,16 @@ pub enum Error {
     /// 409: the thing to create exists already (e.g. a clinician name).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 400: a body that is not a valid protocol message; the text names
+    /// the field (and, for binary, the byte offset), never a value.
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    /// 413: the body is over the size limit (after decompression too).
+    #[error("body too large: {0}")]
+    TooLarge(String),
+    /// 415: an unknown `Content-Type` or `Content-Encoding`.
+    #[error("unsupported media: {0}")]
+    UnsupportedMedia(String),
     /// 429: the token spent its request budget; retry after a short wait.
     #[error("rate limit exceeded for this token")]
     RateLimited,
@@ -45,6 +55,10 @@ pub enum Error {
     /// configured, e.g. plain HTTP on a public address, unreadable TLS files.
     #[error("configuration: {0}")]
     Config(String),
+    /// 500: an internal invariant failed (a stored row that does not
+    /// parse back). Logged, never echoed.
+    #[error("internal: {0}")]
+    Internal(String),
     /// 500 (or exit status 1 at start): an I/O failure outside the database.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -69,9 +83,14 @@ impl Error {
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Malformed(_) => StatusCode::BAD_REQUEST,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Storage(_)
+            | Error::Task(_)
+            | Error::Config(_)
+            | Error::Internal(_)
+            | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -84,7 +103,14 @@ impl Error {
             Error::InvalidInput(_) => "invalid_input",
             Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
-            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => "internal",
+            Error::Malformed(_) => "malformed",
+            Error::TooLarge(_) => "too_large",
+            Error::UnsupportedMedia(_) => "unsupported_media",
+            Error::Storage(_)
+            | Error::Task(_)
+            | Error::Config(_)
+            | Error::Internal(_)
+            | Error::Io(_) => "internal",
         }
     }
 }

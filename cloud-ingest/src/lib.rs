@@ -14,7 +14,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod deadman;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
@@ -70,17 +72,31 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// The limits `app` applies.
     pub limits: Limits,
+    /// This process's live-event bus (SSE clients read it).
+    pub bus: live::LiveBus,
+    /// Where live events are published (this process or every replica).
+    pub fanout: Arc<dyn live::Fanout>,
 }
 
 impl AppState {
     /// State over a store, with fresh metrics and rate buckets.
     pub fn new(store: Store, limits: Limits) -> Self {
+        let bus = live::LiveBus::default();
         Self {
             store,
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
             limits,
+            fanout: Arc::new(live::LocalFanout::new(bus.clone())),
+            bus,
         }
+    }
+
+    /// The same state publishing through another fan-out (several
+    /// replicas); that fan-out must feed [`AppState::bus`] on every replica.
+    pub fn with_fanout(mut self, fanout: Arc<dyn live::Fanout>) -> Self {
+        self.fanout = fanout;
+        self
     }
 }
 

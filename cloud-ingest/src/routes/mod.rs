@@ -7,10 +7,14 @@
 
 mod audit;
 mod health;
+mod intake;
 mod patients;
+mod reads;
+
+pub use intake::{alert_event, plausible, prepare_batch, wire_error};
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::AppState;
 
@@ -42,6 +46,21 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/openapi.json", get(health::openapi)),
         route(Method::GET, "/v1/patients", get(patients::list)),
         route(Method::GET, "/v1/audit", get(audit::list)),
+        route(Method::POST, "/v1/batches", post(intake::post_batch)),
+        route(Method::POST, "/v1/alerts", post(intake::post_alert)),
+        route(Method::POST, "/v1/heartbeats", post(intake::post_heartbeat)),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/readings",
+            get(reads::readings),
+        ),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/metrics",
+            get(reads::metrics),
+        ),
+        route(Method::GET, "/v1/alerts/stream", get(reads::stream)),
+        route(Method::POST, "/v1/alerts/{id}/ack", post(reads::ack)),
     ]
 }
 
