@@ -168,3 +168,119 @@ async fn through_drops_duplicates_and_lost_acks_everything_is_stored_once() {
         }
     }
 }
+
+/// Hands out a stale token until asked to refresh.
+struct Refreshing {
+    stale: String,
+    fresh: String,
+    refreshed: std::sync::atomic::AtomicUsize,
+}
+
+impl vigil_core::sync::TokenProvider for Refreshing {
+    fn token(&self) -> Option<String> {
+        Some(
+            if self.refreshed.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                self.stale.clone()
+            } else {
+                self.fresh.clone()
+            },
+        )
+    }
+    fn refresh(&self) -> Option<String> {
+        self.refreshed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.token()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_refreshes_once_and_429_retry_after_is_waited_out() {
+    use vigil_core::sync::SyncEvent;
+    // One request per second sustained, bursts of 2: a phone sending many
+    // small batches hits 429 with Retry-After.
+    let limits = vigil_ingest::Limits {
+        rate: vigil_ingest::rate_limit::RateLimit {
+            per_second: 1.0,
+            burst: 2,
+        },
+        ..vigil_ingest::Limits::default()
+    };
+    let service = Service::start_with(limits).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let mut buffer = Buffer::open(&path, BufferConfig::default()).unwrap();
+    let patient = PatientId(service.patient.to_string());
+    let t0 = micros(Utc::now() - TimeDelta::hours(1));
+    let rr: Vec<Reading> = (0..40)
+        .map(|i| Reading {
+            patient: patient.clone(),
+            stream: Stream::RrInterval,
+            value: 0.8,
+            sensor_time: t0 + TimeDelta::seconds(i as i64),
+            receive_time: t0 + TimeDelta::seconds(i as i64),
+            sequence: i,
+            quality: Quality::default(),
+            provenance: Provenance {
+                device: DeviceId("strap-1".into()),
+                characteristic: 0x2A37,
+                raw: vec![],
+                session: None,
+            },
+        })
+        .collect();
+    buffer.insert(&rr).unwrap();
+    let tokens = Arc::new(Refreshing {
+        stale: format!("vgl_d_{}", "0f".repeat(32)),
+        fresh: service.device_token.clone(),
+        refreshed: Default::default(),
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = SyncConfig {
+        server_url: service.url.clone(),
+        batch_max: 10,
+        ..SyncConfig::default()
+    };
+    let handle = SyncEngine::start(
+        path.clone(),
+        patient,
+        config,
+        tokens.clone(),
+        tx,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let first = handle.sync_now().await.unwrap();
+    assert_eq!(
+        tokens.refreshed.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    // The burst is spent (the 401 counted too): the rest waits for the
+    // server's Retry-After, and the engine's own timer finishes the job.
+    assert!(
+        first.failure.as_deref().unwrap_or("").contains("429"),
+        "{first:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while buffer.count(None, Some(SyncState::Unsent)).unwrap() > 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.stop().await;
+    assert_eq!(
+        buffer.count(None, Some(SyncState::Acknowledged)).unwrap(),
+        40
+    );
+    let mut waits = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let SyncEvent::Retrying { after, reason } = e {
+            if reason.contains("429") {
+                waits.push(after);
+            }
+        }
+    }
+    assert!(!waits.is_empty());
+    assert!(
+        waits.iter().all(|w| *w >= Duration::from_secs(1)),
+        "{waits:?}"
+    );
+}
