@@ -249,7 +249,7 @@ impl Vigil {
 
     fn start_device(&self, device: &str, kind: DeviceKind) -> SdkResult<Running> {
         let dispatch = self.dispatch()?.clone();
-        let buffer = Buffer::open(&self.config.storage_path, buffer_config(&self.config))?;
+        let buffer = Buffer::open_shared(&self.config.storage_path, buffer_config(&self.config))?;
         let device_id = DeviceId(device.to_string());
         let engine = Arc::new(Mutex::new(AlertEngine::new(
             self.config.alerts.clone(),
@@ -479,7 +479,7 @@ async fn signal_ticker(
             continue;
         }
         if buffer.is_none() {
-            buffer = Buffer::open(&path, BufferConfig::default()).ok();
+            buffer = Buffer::open_shared(&path, BufferConfig::default()).ok();
         }
         if let Some(b) = buffer.as_mut() {
             // A failure here leaves the alert to the next reading's engine
