@@ -134,6 +134,7 @@ impl Vigil {
                 let (transport, bridge) = runtime.run(async move { host::HostBridge::start(d) })?;
                 (transport, None, Some(bridge))
             }
+            TransportMode::Btleplug => (btleplug_transport(&runtime)?, None, None),
         };
         Ok(Vigil {
             config,
@@ -439,6 +440,19 @@ impl Drop for Vigil {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+#[cfg(feature = "btleplug")]
+fn btleplug_transport(runtime: &runtime::Owned) -> SdkResult<Arc<dyn Transport>> {
+    let t = runtime.run(crate::transport::btleplug::BtleplugTransport::new())??;
+    Ok(Arc::new(t))
+}
+
+#[cfg(not(feature = "btleplug"))]
+fn btleplug_transport(_: &runtime::Owned) -> SdkResult<Arc<dyn Transport>> {
+    Err(SdkError::unavailable(
+        "this build has no btleplug transport (feature `btleplug`)",
+    ))
 }
 
 fn buffer_config(config: &VigilConfig) -> BufferConfig {
