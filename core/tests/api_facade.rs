@@ -250,3 +250,42 @@ fn errors_are_clear_and_typed() {
     let msg = sdk.sync_now().unwrap_err().to_string();
     assert!(msg.contains("server_url"), "{msg}");
 }
+
+/// Stops the SDK from inside its own reading callback.
+struct StopOnFirstReading {
+    sdk: std::sync::OnceLock<std::sync::Weak<Vigil>>,
+    result: Mutex<Option<Result<(), SdkError>>>,
+}
+
+impl Listener for StopOnFirstReading {
+    fn on_reading(&self, _: ReadingEvent) {
+        let mut result = self.result.lock().unwrap();
+        if result.is_none() {
+            let sdk = self.sdk.get().and_then(|w| w.upgrade()).unwrap();
+            *result = Some(sdk.stop());
+        }
+    }
+    fn on_alert(&self, _: AlertEvent) {}
+    fn on_device_event(&self, _: DeviceEvent) {}
+    fn on_sync_event(&self, _: SyncEvent) {}
+    fn on_buffer_event(&self, _: BufferEvent) {}
+    fn on_host_request(&self, _: HostRequest) {}
+}
+
+#[test]
+fn a_callback_may_call_back_into_the_sdk_even_to_stop_it() {
+    let dir = tempdir("reentrant");
+    let listener = Arc::new(StopOnFirstReading {
+        sdk: std::sync::OnceLock::new(),
+        result: Mutex::new(None),
+    });
+    let sdk = Arc::new(Vigil::new(simulated(&dir, 24 * 365), listener.clone(), None).unwrap());
+    listener.sdk.set(Arc::downgrade(&sdk)).unwrap();
+    sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();
+    sdk.start().unwrap();
+    assert!(wait_for(Duration::from_secs(30), || {
+        listener.result.lock().unwrap().is_some()
+    }));
+    assert_eq!(listener.result.lock().unwrap().clone(), Some(Ok(())));
+    assert!(!sdk.is_running());
+}
