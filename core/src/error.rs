@@ -124,6 +124,15 @@ pub enum Error {
         /// The byte budget the app set.
         budget_bytes: u64,
     },
+    /// Sync could not reach the ingest service, or it answered with an
+    /// error that a retry may cure (a refused connection, a timeout, a
+    /// `5xx`, a `429`). Never carries a token or a reading.
+    #[error("network: {0}")]
+    Network(String),
+    /// The ingest service refused the token (`401`/`403`) even after the
+    /// token provider was asked for a fresh one.
+    #[error("auth: {0}")]
+    Auth(String),
     /// A wire-protocol message (batch, alert, heartbeat, acknowledgement)
     /// is malformed, of an unsupported version, or cannot be encoded
     /// losslessly. Names the field and, for the binary form, the byte

@@ -31,6 +31,7 @@ pub mod precedence;
 pub mod reduce;
 pub mod session;
 pub mod store;
+pub mod sync;
 pub mod transport;
 pub mod wire;
 

@@ -437,6 +437,33 @@ impl Buffer {
     /// `stream`, marks them in flight under a new batch id, and returns them.
     /// `None` when there is nothing to send.
     pub fn next_batch(&mut self, stream: Stream, limit: usize) -> Result<Option<Batch>> {
+        self.take_batch(stream, limit, false)
+    }
+
+    /// [`Buffer::next_batch`], but held-back readings are taken too (with
+    /// [`StoredReading::held`] set): sync sends them as `held_back` entries
+    /// beside the kept readings around them, and the acknowledgement marks
+    /// them synced like any other.
+    pub fn next_batch_with_held(&mut self, stream: Stream, limit: usize) -> Result<Option<Batch>> {
+        self.take_batch(stream, limit, true)
+    }
+
+    /// When the newest stored reading of `device` was received, if any: the
+    /// heartbeat's last contact.
+    pub fn last_contact(&self, device: &DeviceId) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let us: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(receive_time) FROM readings WHERE device = ?1")?
+            .query_row([&device.0], |r| r.get(0))?;
+        us.map(from_micros).transpose()
+    }
+
+    fn take_batch(
+        &mut self,
+        stream: Stream,
+        limit: usize,
+        with_held: bool,
+    ) -> Result<Option<Batch>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let tx = self
             .conn
@@ -447,10 +474,10 @@ impl Buffer {
         let marked = tx
             .prepare_cached(
                 "UPDATE readings SET sync_state = 1, batch = ?1 WHERE id IN \
-             (SELECT id FROM readings WHERE stream = ?2 AND sync_state = 0 AND held = 0 \
-              ORDER BY id LIMIT ?3)",
+             (SELECT id FROM readings WHERE stream = ?2 AND sync_state = 0 \
+              AND (held = 0 OR ?4) ORDER BY id LIMIT ?3)",
             )?
-            .execute(params![batch, stream_code(stream), limit])?;
+            .execute(params![batch, stream_code(stream), limit, with_held])?;
         if marked == 0 {
             // Dropping the transaction rolls the batch row back; AUTOINCREMENT
             // still never hands out an id that was committed.

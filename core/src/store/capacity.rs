@@ -155,7 +155,7 @@ impl CapacityState {
         }
     }
 
-    fn level_of(&self, used: u64) -> PressureLevel {
+    pub(crate) fn level_of(&self, used: u64) -> PressureLevel {
         let budget = self.policy.budget_bytes as f64;
         let used = used as f64;
         if used >= budget * CRITICAL_WATERMARK {

@@ -160,6 +160,12 @@ impl Buffer {
         capacity::used_bytes(&self.conn)
     }
 
+    /// The pressure level the bytes in use put the buffer at now (what a
+    /// heartbeat reports; another connection may have written meanwhile).
+    pub fn pressure(&self) -> Result<PressureLevel> {
+        Ok(self.capacity.level_of(self.used_bytes()?))
+    }
+
     /// The capacity policy in force.
     pub fn capacity_policy(&self) -> CapacityPolicy {
         self.capacity.policy

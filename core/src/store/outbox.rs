@@ -86,6 +86,26 @@ impl Buffer {
             .collect()
     }
 
+    /// Times of every alert event in the outbox (delivered or not) between
+    /// `from` and `to` inclusive: sync keeps the readings at these times
+    /// when it reduces, so an alert's reading always reaches the cloud as
+    /// measured.
+    pub fn alert_times(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT time FROM alert_outbox WHERE time BETWEEN ?1 AND ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![to_micros(from), to_micros(to)], |r| {
+                r.get::<_, i64>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(from_micros).collect()
+    }
+
     /// Marks one alert phase delivered (the server acknowledged it).
     /// Returns `false` if it was unknown or already delivered.
     pub fn mark_alert_delivered(

@@ -1,0 +1,640 @@
+//! The sync engine: one tokio task that owns a buffer connection, one timer
+//! and the retry state.
+//!
+//! The task sleeps until the earliest due timer (batches, heartbeat, a
+//! retry) or a command from the [`SyncHandle`]. With no network it sets no
+//! timer at all: it waits for the host to report one. Each wake-up does
+//! every piece of work due within [`SyncConfig::coalesce_slack`], so timers
+//! that fall close together cost one wake-up.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::assemble::{Reduction, WireBatch, assemble, settle};
+use super::http::{HttpPoster, HttpReply, Poster, Route};
+use super::policy::{Network, Power, decide};
+use super::{HostStatus, SyncConfig, SyncEvent, SyncReport, TokenProvider};
+use crate::alerts::AlertEvent;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::model::{PatientId, Stream};
+use crate::session::Backoff;
+use crate::store::{Buffer, SyncState};
+use crate::wire::{
+    self, Alert, AlertAck, BatchAck, BufferHealth, ContentEncoding, DeviceHealth, Format,
+    Heartbeat, JSON_CONTENT_TYPE, PROTOCOL_VERSION,
+};
+
+/// Starts sync engines.
+#[derive(Debug)]
+pub struct SyncEngine;
+
+impl SyncEngine {
+    /// Opens the buffer at `buffer_path` (its own connection) and starts the
+    /// engine on the current tokio runtime, posting over HTTPS (or HTTP) to
+    /// `config.server_url` for `patient`. Fails outside a runtime, on a
+    /// buffer that cannot be opened, or on an unusable TLS setting.
+    ///
+    /// Opening the buffer returns batches left in flight to unsent, so the
+    /// facade should open its own connection first.
+    pub fn start(
+        buffer_path: PathBuf,
+        patient: PatientId,
+        config: SyncConfig,
+        tokens: Arc<dyn TokenProvider>,
+        events: mpsc::UnboundedSender<SyncEvent>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SyncHandle> {
+        let poster = Arc::new(HttpPoster::new(&config)?);
+        Self::start_with_poster(buffer_path, patient, config, tokens, events, clock, poster)
+    }
+
+    /// [`SyncEngine::start`] over any [`Poster`] (tests, or a host that
+    /// brings its own HTTP stack).
+    pub fn start_with_poster(
+        buffer_path: PathBuf,
+        patient: PatientId,
+        config: SyncConfig,
+        tokens: Arc<dyn TokenProvider>,
+        events: mpsc::UnboundedSender<SyncEvent>,
+        clock: Arc<dyn Clock>,
+        poster: Arc<dyn Poster>,
+    ) -> Result<SyncHandle> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::InvalidInput("sync: start needs a tokio runtime".into()))?;
+        if config.interval.is_zero() || config.heartbeat_interval.is_zero() {
+            return Err(Error::InvalidSetting {
+                setting: "interval",
+                reason: "intervals must be positive".into(),
+            });
+        }
+        if config.batch_max == 0 {
+            return Err(Error::InvalidSetting {
+                setting: "batch_max",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let buffer = Buffer::open(&buffer_path, config.buffer)?;
+        let wakeups = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let engine = Engine {
+            buffer,
+            patient,
+            next_batch_at: now + config.interval,
+            next_heartbeat_at: now + config.heartbeat_interval,
+            config,
+            tokens,
+            token: None,
+            events,
+            clock,
+            poster,
+            network: Network::default(),
+            power: Power::default(),
+            host: HostStatus::default(),
+            retry_at: None,
+            attempt: 0,
+            rng: Backoff::rng(rand::random()),
+            stored_hint: 0,
+            wakeups: wakeups.clone(),
+        };
+        let task = runtime.spawn(engine.run(rx));
+        Ok(SyncHandle { tx, task, wakeups })
+    }
+}
+
+enum Command {
+    Network(Network),
+    Power(Power),
+    Host(HostStatus),
+    AlertEnqueued,
+    ReadingsStored(usize),
+    SyncNow(oneshot::Sender<Result<SyncReport>>),
+}
+
+/// The app's (the facade's) handle on a running engine.
+#[derive(Debug)]
+pub struct SyncHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<()>,
+    wakeups: Arc<AtomicU64>,
+}
+
+impl SyncHandle {
+    /// The phone's network changed. Work the old network kept waiting
+    /// starts at once.
+    pub fn set_network(&self, n: Network) {
+        let _ = self.tx.send(Command::Network(n));
+    }
+
+    /// The battery changed.
+    pub fn set_power(&self, p: Power) {
+        let _ = self.tx.send(Command::Power(p));
+    }
+
+    /// What the heartbeat reports about the app and its devices.
+    pub fn set_host_status(&self, status: HostStatus) {
+        let _ = self.tx.send(Command::Host(status));
+    }
+
+    /// The facade wrote an alert to the outbox: post it now.
+    pub fn alert_enqueued(&self) {
+        let _ = self.tx.send(Command::AlertEnqueued);
+    }
+
+    /// The pipeline stored `n` readings: once `batch_max` are waiting, a
+    /// batch leaves before the timer.
+    pub fn readings_stored(&self, n: usize) {
+        let _ = self.tx.send(Command::ReadingsStored(n));
+    }
+
+    /// Drains what policy allows now (for WorkManager / background refresh)
+    /// and returns the counts; a failure is reported in
+    /// [`SyncReport::failure`] and retried by the engine later.
+    pub async fn sync_now(&self) -> Result<SyncReport> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::SyncNow(tx))
+            .map_err(|_| Error::InvalidInput("sync engine stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::InvalidInput("sync engine stopped".into()))?
+    }
+
+    /// How many times the engine woke on its own timer (not on a command):
+    /// what the coalescing test counts.
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Stops the engine after the command in progress. Readings in flight
+    /// are rolled back by the engine or, if it is cut short, when the buffer
+    /// is next opened.
+    pub async fn stop(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
+
+/// Why a send failed.
+#[derive(Debug)]
+enum Failure {
+    /// No HTTP answer (connection, timeout, TLS).
+    Transport(String),
+    /// `429`/`503`, with the server's `Retry-After` if any.
+    Throttled(u16, Option<Duration>),
+    /// `401`/`403` after one refresh.
+    Unauthorized,
+    /// Any other non-2xx status.
+    Status(u16),
+    /// A 2xx answer that is not the expected acknowledgement.
+    Protocol(String),
+    /// The buffer failed.
+    Storage(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Storage(e)
+    }
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match self {
+            Failure::Transport(s) => s.clone(),
+            Failure::Throttled(s, _) => format!("server busy ({s})"),
+            Failure::Unauthorized => "unauthorized".into(),
+            Failure::Status(s) => format!("server answered {s}"),
+            Failure::Protocol(s) => format!("unexpected answer: {s}"),
+            Failure::Storage(e) => e.to_string(),
+        }
+    }
+}
+
+/// What one pass should attempt.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    batches: bool,
+    heartbeat: bool,
+}
+
+struct Engine {
+    buffer: Buffer,
+    patient: PatientId,
+    config: SyncConfig,
+    tokens: Arc<dyn TokenProvider>,
+    token: Option<String>,
+    events: mpsc::UnboundedSender<SyncEvent>,
+    clock: Arc<dyn Clock>,
+    poster: Arc<dyn Poster>,
+    network: Network,
+    power: Power,
+    host: HostStatus,
+    next_batch_at: Instant,
+    next_heartbeat_at: Instant,
+    retry_at: Option<Instant>,
+    attempt: u32,
+    rng: ChaCha8Rng,
+    stored_hint: usize,
+    wakeups: Arc<AtomicU64>,
+}
+
+impl Engine {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        // Settings the host sent before the task first ran apply first.
+        while let Ok(command) = rx.try_recv() {
+            self.on_command(command).await;
+        }
+        // Alerts a previous process left undelivered go at once.
+        if self
+            .buffer
+            .pending_alerts()
+            .map(|a| !a.is_empty())
+            .unwrap_or(false)
+        {
+            self.pass(Want {
+                batches: false,
+                heartbeat: false,
+            })
+            .await;
+        }
+        loop {
+            let command = match self.next_wake() {
+                Some(at) => tokio::select! {
+                    c = rx.recv() => c,
+                    () = tokio::time::sleep_until(at) => {
+                        self.wakeups.fetch_add(1, Ordering::Relaxed);
+                        self.on_timer().await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(command) = command else { break };
+            self.on_command(command).await;
+        }
+        // Stopping: nothing of ours stays in flight.
+        let _ = self.buffer.rollback_in_flight(None);
+    }
+
+    /// The earliest timer worth waking for, or `None` (no network: only a
+    /// command can make progress).
+    fn next_wake(&self) -> Option<Instant> {
+        let decision = decide(&self.config, self.network, self.power);
+        if !decision.urgent {
+            return None;
+        }
+        let mut at = self.next_heartbeat_at;
+        if decision.batches.is_ok() {
+            at = at.min(self.next_batch_at);
+        }
+        if let Some(r) = self.retry_at {
+            at = at.min(r);
+        }
+        Some(at)
+    }
+
+    async fn on_timer(&mut self) {
+        let horizon = Instant::now() + self.config.coalesce_slack;
+        let retry = self.retry_at.is_some_and(|r| r <= horizon);
+        let want = Want {
+            batches: retry || self.next_batch_at <= horizon,
+            heartbeat: self.next_heartbeat_at <= horizon,
+        };
+        self.pass(want).await;
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Network(n) => {
+                self.network = n;
+                self.catch_up().await;
+            }
+            Command::Power(p) => {
+                self.power = p;
+                self.catch_up().await;
+            }
+            Command::Host(h) => self.host = h,
+            Command::AlertEnqueued => {
+                self.pass(Want {
+                    batches: false,
+                    heartbeat: false,
+                })
+                .await;
+            }
+            Command::ReadingsStored(n) => {
+                self.stored_hint = self.stored_hint.saturating_add(n);
+                if self.stored_hint >= self.config.batch_max {
+                    self.stored_hint = 0;
+                    let waiting = self
+                        .buffer
+                        .count(None, Some(SyncState::Unsent))
+                        .unwrap_or(0);
+                    if waiting >= self.config.batch_max as u64 {
+                        self.pass(Want {
+                            batches: true,
+                            heartbeat: false,
+                        })
+                        .await;
+                    }
+                }
+            }
+            Command::SyncNow(reply) => {
+                let now = Instant::now();
+                let report = self
+                    .pass(Want {
+                        batches: true,
+                        heartbeat: self.next_heartbeat_at <= now + self.config.coalesce_slack,
+                    })
+                    .await;
+                let _ = reply.send(Ok(report));
+            }
+        }
+    }
+
+    /// After a network or power change: whatever is overdue goes now.
+    async fn catch_up(&mut self) {
+        let now = Instant::now();
+        let alerts = self
+            .buffer
+            .pending_alerts()
+            .map(|a| !a.is_empty())
+            .unwrap_or(false);
+        let want = Want {
+            batches: self.next_batch_at <= now || self.retry_at.is_some_and(|r| r <= now),
+            heartbeat: self.next_heartbeat_at <= now,
+        };
+        if alerts || want.batches || want.heartbeat {
+            self.pass(want).await;
+        }
+    }
+
+    /// One pass: alerts (always, if any network), then batches and the
+    /// heartbeat as wanted and allowed. Schedules the retry on failure.
+    async fn pass(&mut self, want: Want) -> SyncReport {
+        let mut report = SyncReport::default();
+        let now = Instant::now();
+        let decision = decide(&self.config, self.network, self.power);
+        if !decision.urgent {
+            report.waiting = decision.batches.err();
+            return report;
+        }
+        let mut failure = self.send_alerts(&mut report).await.err();
+        if want.batches {
+            self.next_batch_at = now + self.config.interval;
+            match decision.batches {
+                Err(reason) => {
+                    report.waiting = Some(reason);
+                    self.emit(SyncEvent::Waiting(reason));
+                }
+                Ok(()) if failure.is_none() => {
+                    failure = self.send_batches(&mut report).await.err();
+                }
+                Ok(()) => {}
+            }
+        }
+        if want.heartbeat {
+            self.next_heartbeat_at = now + self.config.heartbeat_interval;
+            // A lost heartbeat is not retried: the next one is on schedule.
+            if failure.is_none() && self.send_heartbeat().await.is_ok() {
+                report.heartbeat = true;
+                self.emit(SyncEvent::HeartbeatSent);
+            }
+        }
+        match failure {
+            None => {
+                self.attempt = 0;
+                self.retry_at = None;
+            }
+            Some(f) => {
+                self.attempt = self.attempt.saturating_add(1);
+                let backoff = self.config.backoff.delay(self.attempt, &mut self.rng);
+                let after = match &f {
+                    Failure::Throttled(_, Some(ra)) => *ra,
+                    _ => backoff,
+                };
+                self.retry_at = Some(now + after);
+                let reason = f.describe();
+                if matches!(f, Failure::Unauthorized) {
+                    self.emit(SyncEvent::Unauthorized);
+                }
+                self.emit(SyncEvent::Retrying {
+                    after,
+                    reason: reason.clone(),
+                });
+                report.failure = Some(reason);
+            }
+        }
+        report
+    }
+
+    fn emit(&self, event: SyncEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Posts with the current token; after a `401`/`403` asks the provider
+    /// for a fresh token and tries once more.
+    async fn post(
+        &mut self,
+        route: Route,
+        content_type: &'static str,
+        encoding: Option<&'static str>,
+        body: Vec<u8>,
+    ) -> std::result::Result<HttpReply, Failure> {
+        if self.token.is_none() {
+            self.token = self.tokens.token();
+        }
+        let poster = self.poster.clone();
+        let mut reply = poster
+            .post(
+                route,
+                content_type,
+                encoding,
+                body.clone(),
+                self.token.as_deref(),
+            )
+            .await
+            .map_err(|e| Failure::Transport(e.to_string()))?;
+        if reply.status == 401 || reply.status == 403 {
+            self.token = self.tokens.refresh();
+            reply = poster
+                .post(route, content_type, encoding, body, self.token.as_deref())
+                .await
+                .map_err(|e| Failure::Transport(e.to_string()))?;
+            if reply.status == 401 || reply.status == 403 {
+                return Err(Failure::Unauthorized);
+            }
+        }
+        match reply.status {
+            200..=299 => Ok(reply),
+            429 | 503 => Err(Failure::Throttled(reply.status, reply.retry_after)),
+            s => Err(Failure::Status(s)),
+        }
+    }
+
+    async fn send_alerts(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
+        let pending = self.buffer.pending_alerts()?;
+        for row in pending {
+            // The outbox payload is the engine's event as JSON; a row this
+            // build cannot read stays in the outbox rather than being lost.
+            let Ok(event) = serde_json::from_slice::<AlertEvent>(&row.payload) else {
+                continue;
+            };
+            let alert = Alert::from_event(self.patient.clone(), None, self.clock.now(), &event);
+            let body = wire::json::to_vec(&alert).map_err(Failure::Storage)?;
+            let reply = self
+                .post(Route::Alerts, JSON_CONTENT_TYPE, None, body)
+                .await?;
+            let ack: AlertAck = wire::json::from_slice(&reply.body)
+                .map_err(|e| Failure::Protocol(e.to_string()))?;
+            if ack.id != event.id || ack.phase != event.phase {
+                return Err(Failure::Protocol("ack for another alert".into()));
+            }
+            self.buffer
+                .mark_alert_delivered(&row.id, &row.phase, self.clock.now())?;
+            report.alerts_delivered += 1;
+            self.emit(SyncEvent::AlertDelivered {
+                id: row.id,
+                phase: row.phase,
+            });
+        }
+        Ok(())
+    }
+
+    async fn send_batches(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
+        for stream in Stream::ALL {
+            while let Some(local) = self
+                .buffer
+                .next_batch_with_held(stream, self.config.batch_max)?
+            {
+                let outcome = self.send_local_batch(&local, report).await;
+                // Whatever no acknowledgement covered goes again later.
+                self.buffer.rollback_in_flight(Some(local.id))?;
+                match outcome {
+                    Err(f) => return Err(f),
+                    Ok(true) => {}
+                    // Something was left unsettled: do not spin on it.
+                    Ok(false) => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the wire batches of one buffer batch; `Ok(true)` when every
+    /// reading was settled.
+    async fn send_local_batch(
+        &mut self,
+        local: &crate::store::Batch,
+        report: &mut SyncReport,
+    ) -> std::result::Result<bool, Failure> {
+        let times = match (
+            local.readings.iter().map(|r| r.reading.sensor_time).min(),
+            local.readings.iter().map(|r| r.reading.sensor_time).max(),
+        ) {
+            (Some(from), Some(to)) if self.config.reduction == Reduction::AtSync => self
+                .buffer
+                .alert_times(from, to)?
+                .into_iter()
+                .collect::<HashSet<_>>(),
+            _ => HashSet::new(),
+        };
+        let wires = assemble(
+            local,
+            self.config.reduction,
+            &times,
+            self.config.send_raw,
+            self.clock.now(),
+        )?;
+        let mut all = true;
+        for w in wires {
+            let (body, encoding) = encode(&w)?;
+            let reply = self
+                .post(
+                    Route::Batches,
+                    Format::Binary.content_type(),
+                    encoding,
+                    body,
+                )
+                .await?;
+            let ack: BatchAck = wire::json::from_slice(&reply.body)
+                .map_err(|e| Failure::Protocol(e.to_string()))?;
+            let settled = settle(&mut self.buffer, &w, &ack)?;
+            let total = settled.stored + settled.rejected;
+            all &= total as usize == w.rows.len();
+            report.batches += 1;
+            report.readings_stored += settled.stored;
+            report.readings_rejected += settled.rejected;
+            self.emit(SyncEvent::BatchAcknowledged {
+                stream: local.stream,
+                stored: settled.stored,
+                rejected: settled.rejected,
+            });
+        }
+        Ok(all)
+    }
+
+    async fn send_heartbeat(&mut self) -> std::result::Result<(), Failure> {
+        let heartbeat = self.heartbeat()?;
+        let body = wire::json::to_vec(&heartbeat)?;
+        self.post(Route::Heartbeats, JSON_CONTENT_TYPE, None, body)
+            .await
+            .map(|_| ())
+    }
+
+    fn heartbeat(&self) -> Result<Heartbeat> {
+        let b = &self.buffer;
+        let buffer = BufferHealth {
+            unsent_readings: b.count(None, Some(SyncState::Unsent))?,
+            pending_alerts: b.pending_alerts()?.len() as u64,
+            used_bytes: b.used_bytes()?,
+            budget_bytes: b.capacity_policy().budget_bytes,
+            pressure: b.pressure()?.into(),
+        };
+        let mut devices: Vec<DeviceHealth> = self.host.devices.clone();
+        for d in b.devices()? {
+            if d.forgotten_at.is_some() || devices.iter().any(|h| h.device == d.device) {
+                continue;
+            }
+            devices.push(DeviceHealth {
+                device: d.device,
+                connected: false,
+                last_contact: None,
+                battery_pct: None,
+            });
+        }
+        for d in &mut devices {
+            if d.last_contact.is_none() {
+                d.last_contact = b.last_contact(&d.device)?;
+            }
+        }
+        Ok(Heartbeat {
+            v: PROTOCOL_VERSION,
+            patient: self.patient.clone(),
+            sent_at: self.clock.now(),
+            sdk_version: env!("CARGO_PKG_VERSION").to_string(),
+            app_state: self.host.app_state,
+            phone_battery_pct: Some(f64::from(self.power.percent)),
+            buffer,
+            devices,
+        })
+    }
+}
+
+/// Binary, deflated unless deflate makes it larger (tiny batches).
+fn encode(w: &WireBatch) -> Result<(Vec<u8>, Option<&'static str>)> {
+    let plain = wire::encode_batch(&w.batch, Format::Binary, ContentEncoding::Identity)?;
+    let deflated = wire::compress::compress(&plain, ContentEncoding::Deflate)?;
+    Ok(if deflated.len() < plain.len() {
+        (deflated, ContentEncoding::Deflate.header())
+    } else {
+        (plain, None)
+    })
+}

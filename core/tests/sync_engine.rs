@@ -1,0 +1,541 @@
+//! The sync engine against an in-memory server on tokio's paused clock:
+//! acknowledgement bookkeeping on a real SQLite buffer, retries and
+//! `Retry-After`, the 401 refresh, network and battery policy, immediate
+//! alerts, and coalesced wake-ups. The same engine against the real ingest
+//! service is in `tests/e2e`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::await_holding_lock
+)] // The in-memory server fails loudly.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc;
+use vigil_core::alerts::{AlertEvent, AlertKind, Phase};
+use vigil_core::clock::TokioClock;
+use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
+use vigil_core::store::{Buffer, BufferConfig, OutboxAlert, SyncState};
+use vigil_core::sync::{
+    HttpReply, Network, Poster, Power, Route, SyncConfig, SyncEngine, SyncEvent, SyncHandle,
+    TokenProvider, WaitReason,
+};
+use vigil_core::wire::{self, AlertAck, BatchAck, ContentEncoding, Format, SeqRange, StreamAck};
+
+/// A canned answer instead of the normal acknowledgement.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    /// Keys stored: (stream, session, seq).
+    stored: BTreeSet<(String, Option<i64>, u64)>,
+    /// Every request: route and the token it carried.
+    requests: Vec<(Route, Option<String>, tokio::time::Instant)>,
+    alerts: Vec<(String, Phase)>,
+    heartbeats: usize,
+    canned: VecDeque<Canned>,
+    /// Only this token is accepted, when set.
+    accept_token: Option<String>,
+}
+
+/// An in-memory ingest service: decodes batches with the shared wire code,
+/// stores keys once, acknowledges everything it stored.
+#[derive(Clone, Default)]
+struct FakeServer(Arc<Mutex<ServerState>>);
+
+impl FakeServer {
+    fn state(&self) -> std::sync::MutexGuard<'_, ServerState> {
+        self.0.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl Poster for FakeServer {
+    async fn post(
+        &self,
+        route: Route,
+        content_type: &'static str,
+        content_encoding: Option<&'static str>,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> vigil_core::Result<HttpReply> {
+        let mut s = self.state();
+        s.requests.push((
+            route,
+            token.map(str::to_string),
+            tokio::time::Instant::now(),
+        ));
+        let reply = |status: u16, body: Vec<u8>| HttpReply {
+            status,
+            retry_after: None,
+            body,
+        };
+        if let Some(want) = &s.accept_token {
+            if token != Some(want.as_str()) {
+                return Ok(reply(401, vec![]));
+            }
+        }
+        if let Some(c) = s.canned.pop_front() {
+            return Ok(HttpReply {
+                status: c.status,
+                retry_after: c.retry_after,
+                body: vec![],
+            });
+        }
+        match route {
+            Route::Batches => {
+                let format = Format::from_content_type(content_type).unwrap();
+                let enc = ContentEncoding::parse(content_encoding.unwrap_or("")).unwrap();
+                let batch = wire::decode_batch(&body, format, enc).unwrap();
+                let mut streams = Vec::new();
+                for g in &batch.streams {
+                    let seqs: Vec<u64> = g
+                        .readings
+                        .iter()
+                        .map(|r| r.seq)
+                        .chain(g.held_back.iter().map(|h| h.seq))
+                        .collect();
+                    for q in &seqs {
+                        s.stored
+                            .insert((g.stream.as_str().to_string(), g.session, *q));
+                    }
+                    streams.push(StreamAck {
+                        stream: g.stream,
+                        session: g.session,
+                        stored: SeqRange::coalesce(seqs),
+                        rejected: vec![],
+                    });
+                }
+                let ack = BatchAck {
+                    v: 1,
+                    batch: batch.id,
+                    duplicate: false,
+                    streams,
+                };
+                Ok(reply(200, wire::json::to_vec(&ack).unwrap()))
+            }
+            Route::Alerts => {
+                let alert: wire::Alert = wire::json::from_slice(&body).unwrap();
+                s.alerts.push((alert.id.clone(), alert.phase));
+                let ack = AlertAck {
+                    v: 1,
+                    id: alert.id,
+                    phase: alert.phase,
+                    time: alert.time,
+                    duplicate: false,
+                };
+                Ok(reply(200, wire::json::to_vec(&ack).unwrap()))
+            }
+            Route::Heartbeats => {
+                let hb: wire::Heartbeat = wire::json::from_slice(&body).unwrap();
+                hb.validate().unwrap();
+                s.heartbeats += 1;
+                Ok(reply(202, vec![]))
+            }
+        }
+    }
+}
+
+/// Hands out "old" until refreshed, then "new"; counts refreshes.
+#[derive(Default)]
+struct RotatingToken {
+    refreshes: AtomicUsize,
+}
+
+impl TokenProvider for RotatingToken {
+    fn token(&self) -> Option<String> {
+        Some(if self.refreshes.load(Ordering::SeqCst) == 0 {
+            "old".into()
+        } else {
+            "new".into()
+        })
+    }
+    fn refresh(&self) -> Option<String> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        self.token()
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn glucose(seq: u64, value: f64) -> Reading {
+    let time = t0() + TimeDelta::minutes(5 * seq as i64);
+    Reading {
+        patient: PatientId("p-1".into()),
+        stream: Stream::Glucose,
+        value,
+        sensor_time: time,
+        receive_time: time,
+        sequence: seq,
+        quality: Quality::default(),
+        provenance: Provenance {
+            device: DeviceId("cgm-1".into()),
+            characteristic: 0x2AA7,
+            raw: vec![],
+            session: Some(1),
+        },
+    }
+}
+
+fn rr(seq: u64) -> Reading {
+    Reading {
+        stream: Stream::RrInterval,
+        value: 0.8 + (seq % 7) as f64 / 100.0,
+        sensor_time: t0() + TimeDelta::seconds(seq as i64),
+        provenance: Provenance {
+            device: DeviceId("strap-1".into()),
+            characteristic: 0x2A37,
+            raw: vec![],
+            session: None,
+        },
+        ..glucose(seq, 0.0)
+    }
+}
+
+struct Fixture {
+    _dir: TempDir,
+    path: PathBuf,
+    server: FakeServer,
+    events: mpsc::UnboundedReceiver<SyncEvent>,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-sync-engine-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("buffer.db");
+    let (_, events) = mpsc::unbounded_channel();
+    Fixture {
+        _dir: TempDir(dir),
+        path,
+        server: FakeServer::default(),
+        events,
+    }
+}
+
+fn start(f: &mut Fixture, config: SyncConfig, tokens: Arc<dyn TokenProvider>) -> SyncHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    f.events = rx;
+    SyncEngine::start_with_poster(
+        f.path.clone(),
+        PatientId("p-1".into()),
+        config,
+        tokens,
+        tx,
+        Arc::new(TokioClock::new(t0())),
+        Arc::new(f.server.clone()),
+    )
+    .unwrap()
+}
+
+fn token() -> Arc<dyn TokenProvider> {
+    Arc::new(vigil_core::sync::StaticToken("t".into()))
+}
+
+fn pipeline(f: &Fixture) -> Buffer {
+    Buffer::open(&f.path, BufferConfig::default()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn acknowledged_readings_are_marked_synced_and_a_failed_send_rolls_back() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let line: Vec<Reading> = (0..50).map(|s| glucose(s, 100.0 + s as f64)).collect();
+    let beats: Vec<Reading> = (0..300).map(rr).collect();
+    b.insert(&line).unwrap();
+    b.insert(&beats).unwrap();
+    let h = start(&mut f, SyncConfig::default(), token());
+    f.server.state().canned.push_back(Canned {
+        status: 503,
+        retry_after: None,
+    });
+    let failed = h.sync_now().await.unwrap();
+    assert!(failed.failure.is_some());
+    assert_eq!(b.count(None, Some(SyncState::InFlight)).unwrap(), 0);
+    assert_eq!(b.count(None, Some(SyncState::Unsent)).unwrap(), 350);
+
+    let ok = h.sync_now().await.unwrap();
+    assert_eq!(ok.failure, None);
+    assert_eq!(ok.readings_stored, 350);
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 350);
+    // The straight glucose line travelled reduced, the RR intervals whole,
+    // and the server holds every key once.
+    let s = f.server.state();
+    assert_eq!(s.stored.len(), 350);
+    drop(s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_and_nothing_is_sent_before_it() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    b.insert(&[glucose(0, 100.0), glucose(1, 101.0)]).unwrap();
+    let h = start(&mut f, SyncConfig::default(), token());
+    f.server.state().canned.push_back(Canned {
+        status: 429,
+        retry_after: Some(Duration::from_secs(120)),
+    });
+    let first = h.sync_now().await.unwrap();
+    assert!(first.failure.unwrap().contains("429"));
+    let sent_at = f.server.state().requests.last().unwrap().2;
+    tokio::time::sleep(Duration::from_secs(119)).await;
+    assert_eq!(f.server.state().requests.len(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = f.server.state();
+    let batches: Vec<_> = s
+        .requests
+        .iter()
+        .filter(|r| r.0 == Route::Batches)
+        .collect();
+    assert_eq!(batches.len(), 2);
+    assert!(batches[1].2 - sent_at >= Duration::from_secs(120));
+    drop(s);
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 2);
+    let mut retrying = false;
+    while let Ok(e) = f.events.try_recv() {
+        if let SyncEvent::Retrying { after, .. } = e {
+            assert_eq!(after, Duration::from_secs(120));
+            retrying = true;
+        }
+    }
+    assert!(retrying);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_grows_between_failures_and_resets_after_success() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    b.insert(&[glucose(0, 100.0)]).unwrap();
+    let h = start(&mut f, SyncConfig::default(), token());
+    for _ in 0..4 {
+        f.server.state().canned.push_back(Canned {
+            status: 500,
+            retry_after: None,
+        });
+    }
+    h.sync_now().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let s = f.server.state();
+    let times: Vec<_> = s.requests.iter().map(|r| r.2).collect();
+    assert_eq!(times.len(), 5, "four failures then success");
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    // 1, 2, 4, 8 s, each within ±30 % jitter.
+    for (i, g) in gaps.iter().enumerate() {
+        let base = 2f64.powi(i as i32);
+        assert!(
+            *g >= base * 0.7 - 1e-6 && *g <= base * 1.3 + 1e-6,
+            "{gaps:?}"
+        );
+    }
+    drop(s);
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_refreshes_the_token_once_and_retries() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    b.insert(&[glucose(0, 100.0)]).unwrap();
+    f.server.state().accept_token = Some("new".into());
+    let tokens = Arc::new(RotatingToken::default());
+    let h = start(&mut f, SyncConfig::default(), tokens.clone());
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.failure, None);
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+    let carried: Vec<_> = f
+        .server
+        .state()
+        .requests
+        .iter()
+        .map(|r| r.1.clone().unwrap())
+        .collect();
+    assert_eq!(carried, vec!["old", "new"]);
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 1);
+    // A token the server never accepts: one refresh per failure, then the
+    // app hears about it.
+    f.server.state().accept_token = Some("never".into());
+    b.insert(&[glucose(1, 100.0)]).unwrap();
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.failure.as_deref(), Some("unauthorized"));
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 2);
+    let mut unauthorized = false;
+    while let Ok(e) = f.events.try_recv() {
+        unauthorized |= e == SyncEvent::Unauthorized;
+    }
+    assert!(unauthorized);
+    h.stop().await;
+}
+
+fn outbox_alert(id: &str, phase: Phase) -> OutboxAlert {
+    let event = AlertEvent {
+        id: id.into(),
+        kind: AlertKind::UrgentLow,
+        phase,
+        time: t0(),
+        glucose_mg_dl: Some(50.0),
+        rate_mg_dl_per_min: None,
+        battery_pct: None,
+        session_expires_at: None,
+    };
+    OutboxAlert {
+        id: id.into(),
+        kind: "urgent_low".into(),
+        phase: format!("{phase:?}").to_lowercase(),
+        time: t0(),
+        value: Some(50.0),
+        payload: serde_json::to_vec(&event).unwrap(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_go_at_once_on_a_metered_network_and_low_battery_while_batches_wait() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    b.insert(&[glucose(0, 100.0)]).unwrap();
+    let config = SyncConfig {
+        wait_for_unmetered: true,
+        ..SyncConfig::default()
+    };
+    let h = start(&mut f, config, token());
+    h.set_network(Network::Cellular);
+    h.set_power(Power {
+        percent: 5,
+        charging: false,
+    });
+    b.enqueue_alert(&outbox_alert("00000000000000aa", Phase::Start))
+        .unwrap();
+    h.alert_enqueued();
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.waiting, Some(WaitReason::MeteredNetwork));
+    {
+        let s = f.server.state();
+        assert_eq!(
+            s.alerts,
+            vec![("00000000000000aa".to_string(), Phase::Start)]
+        );
+        assert!(s.requests.iter().all(|r| r.0 != Route::Batches));
+    }
+    assert!(b.pending_alerts().unwrap().is_empty());
+    // Wi-Fi, but the battery is low and not charging: batches still wait.
+    h.set_network(Network::Wifi);
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.waiting, Some(WaitReason::LowBattery));
+    assert_eq!(b.count(None, Some(SyncState::Unsent)).unwrap(), 1);
+    // Plugged in: they go.
+    h.set_power(Power {
+        percent: 5,
+        charging: true,
+    });
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.waiting, None);
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_is_retried_until_acknowledged_and_waits_out_a_network_loss() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let h = start(&mut f, SyncConfig::default(), token());
+    h.set_network(Network::None);
+    b.enqueue_alert(&outbox_alert("00000000000000bb", Phase::Start))
+        .unwrap();
+    h.alert_enqueued();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(f.server.state().requests.is_empty());
+    for _ in 0..3 {
+        f.server.state().canned.push_back(Canned {
+            status: 502,
+            retry_after: None,
+        });
+    }
+    h.set_network(Network::Cellular);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let s = f.server.state();
+    let tries = s.requests.iter().filter(|r| r.0 == Route::Alerts).count();
+    assert_eq!(tries, 4);
+    assert_eq!(s.alerts.len(), 1);
+    drop(s);
+    assert!(b.pending_alerts().unwrap().is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_nothing_to_send_the_engine_wakes_only_for_its_timers() {
+    let mut f = fixture();
+    let config = SyncConfig {
+        interval: Duration::from_secs(15 * 60),
+        heartbeat_interval: Duration::from_secs(60 * 60),
+        ..SyncConfig::default()
+    };
+    let h = start(&mut f, config, token());
+    tokio::time::sleep(Duration::from_secs(24 * 3600 + 1)).await;
+    // 96 batch timers a day; the 24 heartbeats fall on batch timers and
+    // share their wake-ups.
+    assert_eq!(h.wakeups(), 96);
+    assert_eq!(f.server.state().heartbeats, 24);
+    assert!(
+        f.server
+            .state()
+            .requests
+            .iter()
+            .all(|r| r.0 == Route::Heartbeats)
+    );
+    // Without a network the engine sets no timer at all.
+    h.set_network(Network::None);
+    tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    assert_eq!(h.wakeups(), 96);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn enough_waiting_readings_send_a_batch_before_the_timer() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let config = SyncConfig {
+        batch_max: 100,
+        ..SyncConfig::default()
+    };
+    let h = start(&mut f, config, token());
+    let beats: Vec<Reading> = (0..100).map(rr).collect();
+    b.insert(&beats[..50]).unwrap();
+    h.readings_stored(50);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(f.server.state().requests.is_empty());
+    b.insert(&beats[50..]).unwrap();
+    h.readings_stored(50);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 100);
+    h.stop().await;
+}
