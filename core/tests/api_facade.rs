@@ -14,6 +14,7 @@ use vigil_core::api::{
 
 #[derive(Default)]
 struct Collected {
+    syncs: Vec<SyncEvent>,
     readings: Vec<ReadingEvent>,
     alerts: Vec<AlertEvent>,
     devices: Vec<DeviceEvent>,
@@ -43,7 +44,9 @@ impl Listener for Recorder {
     fn on_device_event(&self, e: DeviceEvent) {
         self.note(|c| c.devices.push(e));
     }
-    fn on_sync_event(&self, _: SyncEvent) {}
+    fn on_sync_event(&self, e: SyncEvent) {
+        self.note(|c| c.syncs.push(e));
+    }
     fn on_buffer_event(&self, _: BufferEvent) {}
     fn on_host_request(&self, r: HostRequest) {
         self.note(|c| c.hosts.push(r));
@@ -288,4 +291,55 @@ fn a_callback_may_call_back_into_the_sdk_even_to_stop_it() {
     }));
     assert_eq!(listener.result.lock().unwrap().clone(), Some(Ok(())));
     assert!(!sdk.is_running());
+}
+
+#[test]
+fn with_a_server_that_is_down_alerts_are_tried_at_once_and_stay_in_the_outbox() {
+    let dir = tempdir("sync-down");
+    // A loopback port with nobody listening: every request is refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cfg = simulated(&dir, 48);
+    cfg.server_url = Some(format!("http://127.0.0.1:{port}"));
+    let rec = Arc::new(Recorder::default());
+    // A server without any token is refused up front.
+    assert!(matches!(
+        Vigil::new(cfg.clone(), rec.clone(), None),
+        Err(SdkError::InvalidInput { .. })
+    ));
+    cfg.token = Some("device-token".into());
+    let sdk = Vigil::new(cfg, rec.clone(), None).unwrap();
+    // Offline: nothing is attempted, nothing fails.
+    assert_eq!(sdk.sync_now(), Ok(0));
+    sdk.set_network(vigil_core::api::Network::Cellular);
+    sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();
+    sdk.start().unwrap();
+    assert!(wait_for(Duration::from_secs(120), || {
+        rec.0
+            .lock()
+            .unwrap()
+            .devices
+            .iter()
+            .any(|d| d.kind == "stopped")
+    }));
+    let c = rec.0.lock().unwrap();
+    assert!(!c.alerts.is_empty());
+    // The engine tried (and was refused) without waiting for a batch.
+    assert!(
+        c.syncs.iter().any(|e| e.kind == "retrying"),
+        "{:?}",
+        c.syncs
+    );
+    assert!(!c.syncs.iter().any(|e| e.kind == "alert_delivered"));
+    drop(c);
+    match sdk.sync_now() {
+        Err(SdkError::Network { .. }) => {}
+        other => panic!("sync_now against a closed port: {other:?}"),
+    }
+    let status = sdk.status().unwrap();
+    assert!(status.pending_alerts > 0);
+    assert_eq!(status.ledger.acknowledged, 0);
+    assert_eq!(status.last_sync_ms, None);
 }

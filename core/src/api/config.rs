@@ -69,14 +69,6 @@ impl DeviceKind {
     }
 }
 
-/// Supplies the cloud token; the app may refresh it after a 401.
-pub trait TokenProvider: Send + Sync {
-    /// The current token, if any.
-    fn token(&self) -> Option<String>;
-    /// A fresh token after the server refused the current one.
-    fn refresh(&self) -> Option<String>;
-}
-
 /// Everything the SDK needs to start.
 #[derive(Debug, Clone)]
 pub struct VigilConfig {

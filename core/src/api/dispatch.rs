@@ -17,7 +17,6 @@ pub(crate) enum Callback {
     Reading(ReadingEvent),
     Alert(AlertEvent),
     Device(DeviceEvent),
-    #[allow(dead_code)] // sent once the sync engine is built in (branch `sync`)
     Sync(SyncEvent),
     Buffer(BufferEvent),
     Host(HostRequest),

@@ -17,6 +17,7 @@ mod host;
 mod pipeline;
 mod runtime;
 mod status;
+mod sync;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,9 +26,8 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use tokio::sync::oneshot;
 
-pub use config::{
-    ClockMode, DeviceKind, Network, Power, TokenProvider, TransportMode, VigilConfig,
-};
+pub use crate::sync::TokenProvider;
+pub use config::{ClockMode, DeviceKind, Network, Power, TransportMode, VigilConfig};
 pub use error::{SdkError, SdkResult};
 pub use events::{
     AlertEvent, BufferEvent, DeviceEvent, HostCharacteristic, HostReply, HostRequest, Listener,
@@ -74,7 +74,8 @@ pub struct Vigil {
     host: Option<host::HostBridge>,
     state: Mutex<State>,
     contact: Arc<Mutex<Contact>>,
-    tokens: Option<Arc<dyn TokenProvider>>,
+    sync: Option<Arc<crate::sync::SyncHandle>>,
+    last_sync: Arc<Mutex<Option<i64>>>,
 }
 
 impl std::fmt::Debug for Vigil {
@@ -136,6 +137,19 @@ impl Vigil {
             }
             TransportMode::Btleplug => (btleplug_transport(&runtime)?, None, None),
         };
+        let last_sync = Arc::new(Mutex::new(None));
+        let sync = match &config.server_url {
+            None => None,
+            Some(url) => Some(sync::start(
+                &runtime,
+                &config,
+                url,
+                tokens,
+                clock.clone(),
+                dispatch.clone(),
+                last_sync.clone(),
+            )?),
+        };
         Ok(Vigil {
             config,
             runtime,
@@ -153,7 +167,8 @@ impl Vigil {
                 power: None,
             }),
             contact: Arc::new(Mutex::new(Contact::default())),
-            tokens,
+            sync,
+            last_sync,
         })
     }
 
@@ -267,9 +282,14 @@ impl Vigil {
             engine: engine.clone(),
             dispatch: dispatch.clone(),
             contact: self.contact.clone(),
-            // The sync engine's "post this alert now" goes here once it is
-            // built in.
-            alert_posted: Arc::new(|| {}),
+            // Alerts are posted at once, not with the next batch.
+            alert_posted: match &self.sync {
+                Some(h) => {
+                    let h = h.clone();
+                    Arc::new(move || h.alert_enqueued())
+                }
+                None => Arc::new(|| {}),
+            },
         };
         let until = match self.config.clock {
             ClockMode::Wall => DateTime::<Utc>::MAX_UTC,
@@ -381,27 +401,41 @@ impl Vigil {
     /// The phone's network changed.
     pub fn set_network(&self, network: Network) {
         self.state().network = network;
+        if let Some(h) = &self.sync {
+            h.set_network(sync::network(network));
+        }
     }
 
     /// The phone's battery changed.
     pub fn set_power(&self, power: Power) {
         self.state().power = Some(power);
+        if let Some(h) = &self.sync {
+            h.set_power(crate::sync::Power {
+                percent: power.percent.min(100),
+                charging: power.charging,
+            });
+        }
     }
 
-    /// Sends what the sync policy allows now.
+    /// Sends what the sync policy allows now (alerts, then batches) and
+    /// returns how many readings the server stored.
     ///
     /// Errors: [`SdkError::NotAvailable`] without a server in the
-    /// configuration, or while the sync engine is not built into this SDK.
+    /// configuration; [`SdkError::Network`] when nothing could be sent
+    /// because the server failed or could not be reached.
     pub fn sync_now(&self) -> SdkResult<u64> {
-        if self.config.server_url.is_none() {
+        let Some(h) = self.sync.clone() else {
             return Err(SdkError::unavailable(
                 "sync is not configured: set server_url to sync to the cloud",
             ));
+        };
+        let report = self.runtime.run(async move { h.sync_now().await })??;
+        match report.failure {
+            Some(reason) if report.readings_stored == 0 && report.alerts_delivered == 0 => {
+                Err(SdkError::Network { message: reason })
+            }
+            _ => Ok(report.readings_stored),
         }
-        let _ = &self.tokens;
-        Err(SdkError::unavailable(
-            "the sync engine is not part of this build yet",
-        ))
     }
 
     /// The buffer and devices at a glance.
@@ -415,7 +449,10 @@ impl Vigil {
         let devices: Vec<String> = self.devices();
         let running = self.is_running();
         let network = self.state().network;
-        status::read(&self.buffer(), &devices, running, last_contact, network)
+        let last_sync = *self.last_sync.lock().unwrap_or_else(|e| e.into_inner());
+        let mut status = status::read(&self.buffer(), &devices, running, last_contact, network)?;
+        status.last_sync_ms = last_sync;
+        Ok(status)
     }
 
     /// Stops everything and releases the runtime and the callback thread;
@@ -424,6 +461,11 @@ impl Vigil {
         self.stop()?;
         if let Some(h) = &self.host {
             h.close();
+        }
+        if let Some(h) = self.sync.take().and_then(|h| Arc::try_unwrap(h).ok()) {
+            // Lets the engine finish a request in flight; a failure to stop
+            // cleanly leaves the batch in flight, returned at the next open.
+            let _ = self.runtime.run(async move { h.stop().await });
         }
         self.dispatch = None;
         self.runtime.shutdown();
