@@ -201,6 +201,8 @@ class VigilTest {
             val corrupt = async(start = CoroutineStart.UNDISPATCHED) {
                 vigil.deviceEvents().first { it.kind == "corrupt_frame" }
             }
+            // The flow subscribes once its producer runs: wait for it.
+            while (vigil.subscriberCount() < 2) delay(5)
             vigil.feedHostBytes("AA:BB:CC:DD:EE:FF", "2a37", byteArrayOf(0x01))
             withTimeout(20_000) { corrupt.await() }
             assertThrows<VigilError.InvalidInput> {
