@@ -1,0 +1,99 @@
+//! The facade's side of the sync engine: starts it on the SDK's runtime
+//! and turns its events into listener callbacks.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::config::{Network, VigilConfig};
+use super::dispatch::{Callback, Dispatch};
+use super::error::{SdkError, SdkResult};
+use super::events::SyncEvent;
+use super::runtime;
+use crate::clock::Clock;
+use crate::model::PatientId;
+use crate::sync::{self as engine, StaticToken, SyncConfig, SyncHandle, TokenProvider};
+
+pub(crate) fn network(n: Network) -> engine::Network {
+    match n {
+        Network::None => engine::Network::None,
+        Network::Wifi => engine::Network::Wifi,
+        Network::Cellular => engine::Network::Cellular,
+        Network::Metered => engine::Network::Metered,
+    }
+}
+
+/// Starts the engine; events go to the listener, acknowledged batches set
+/// `last_sync`.
+pub(crate) fn start(
+    runtime: &runtime::Owned,
+    config: &VigilConfig,
+    url: &str,
+    tokens: Option<Arc<dyn TokenProvider>>,
+    clock: Arc<dyn Clock>,
+    dispatch: Dispatch,
+    last_sync: Arc<Mutex<Option<i64>>>,
+) -> SdkResult<Arc<SyncHandle>> {
+    let tokens: Arc<dyn TokenProvider> = match (tokens, &config.token) {
+        (Some(t), _) => t,
+        (None, Some(t)) => Arc::new(StaticToken(t.clone())),
+        (None, None) => {
+            return Err(SdkError::invalid(
+                "server_url needs a token or a token provider",
+            ));
+        }
+    };
+    let sync_config = SyncConfig {
+        server_url: url.to_string(),
+        interval: config.sync_interval,
+        wait_for_unmetered: config.wait_for_unmetered,
+        ..SyncConfig::default()
+    };
+    let path = config.storage_path.clone();
+    let patient = PatientId(config.patient_id.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel::<engine::SyncEvent>();
+    let events_clock = clock.clone();
+    let handle = runtime.run(async move {
+        let handle = engine::SyncEngine::start(path, patient, sync_config, tokens, tx, clock)?;
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if matches!(e, engine::SyncEvent::BatchAcknowledged { .. }) {
+                    *last_sync.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(events_clock.now().timestamp_millis());
+                }
+                dispatch.send(Callback::Sync(event(e)));
+            }
+        });
+        Ok::<_, crate::Error>(handle)
+    })??;
+    // The engine assumes Wi-Fi until told; the facade starts offline until
+    // the app reports its network, so both agree.
+    handle.set_network(engine::Network::None);
+    Ok(Arc::new(handle))
+}
+
+fn event(e: engine::SyncEvent) -> SyncEvent {
+    let (kind, detail) = match e {
+        engine::SyncEvent::BatchAcknowledged {
+            stream,
+            stored,
+            rejected,
+        } => (
+            "batch_acknowledged",
+            format!("{}: {stored} stored, {rejected} rejected", stream.as_str()),
+        ),
+        engine::SyncEvent::AlertDelivered { id, phase } => {
+            ("alert_delivered", format!("{id} {phase}"))
+        }
+        engine::SyncEvent::HeartbeatSent => ("heartbeat_sent", String::new()),
+        engine::SyncEvent::Retrying { after, reason } => {
+            ("retrying", format!("in {} ms: {reason}", after.as_millis()))
+        }
+        engine::SyncEvent::Unauthorized => ("unauthorized", String::new()),
+        engine::SyncEvent::Waiting(w) => ("waiting", format!("{w:?}")),
+    };
+    SyncEvent {
+        kind: kind.to_string(),
+        detail,
+    }
+}
