@@ -21,6 +21,7 @@
 //! See `docs/architecture.md` for the whole flow.
 
 pub mod alerts;
+pub mod api;
 pub mod clock;
 pub mod codec;
 pub mod error;

@@ -1,0 +1,145 @@
+//! How an app configures the SDK.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::alerts::AlertConfig;
+
+/// Where the SDK's devices are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportMode {
+    /// Simulated peripherals that speak the exact GATT bytes: demos, tests,
+    /// app development without hardware.
+    Simulated,
+    /// The app runs Bluetooth through the platform's own stack and feeds
+    /// the bytes in (`Vigil::feed_host_bytes`, host requests).
+    HostFed,
+}
+
+/// Which time the SDK runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    /// The phone's wall clock and real waiting (production).
+    Wall,
+    /// Simulated time starting at `start_ms` (Unix ms) that runs as fast as
+    /// the machine allows, each session stopping by itself after
+    /// `run_for`: demos and tests see hours of readings in a moment.
+    Simulated {
+        /// Start of simulated time, Unix milliseconds UTC.
+        start_ms: i64,
+        /// How much simulated time each started device runs.
+        run_for: Duration,
+    },
+}
+
+/// What kind of device is paired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// Continuous glucose monitor.
+    Cgm,
+    /// Heart-rate strap.
+    HeartRate,
+    /// Pulse oximeter.
+    PulseOximeter,
+    /// Blood glucose meter.
+    GlucoseMeter,
+}
+
+impl DeviceKind {
+    pub(crate) fn core(self) -> crate::session::DeviceKind {
+        match self {
+            DeviceKind::Cgm => crate::session::DeviceKind::Cgm,
+            DeviceKind::HeartRate => crate::session::DeviceKind::HeartRate,
+            DeviceKind::PulseOximeter => crate::session::DeviceKind::PulseOximeter,
+            DeviceKind::GlucoseMeter => crate::session::DeviceKind::GlucoseMeter,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Cgm => "cgm",
+            DeviceKind::HeartRate => "heart_rate",
+            DeviceKind::PulseOximeter => "pulse_oximeter",
+            DeviceKind::GlucoseMeter => "glucose_meter",
+        }
+    }
+}
+
+/// Supplies the cloud token; the app may refresh it after a 401.
+pub trait TokenProvider: Send + Sync {
+    /// The current token, if any.
+    fn token(&self) -> Option<String>;
+    /// A fresh token after the server refused the current one.
+    fn refresh(&self) -> Option<String>;
+}
+
+/// Everything the SDK needs to start.
+#[derive(Debug, Clone)]
+pub struct VigilConfig {
+    /// The SQLite buffer file (created if missing).
+    pub storage_path: PathBuf,
+    /// Whose readings these are.
+    pub patient_id: String,
+    /// The ingest server; `None` keeps everything on the phone.
+    pub server_url: Option<String>,
+    /// A fixed device token, when the app has no token provider.
+    pub token: Option<String>,
+    /// Batch sync interval.
+    pub sync_interval: Duration,
+    /// Batches wait for an unmetered network (alerts never wait).
+    pub wait_for_unmetered: bool,
+    /// Alert thresholds.
+    pub alerts: AlertConfig,
+    /// Buffer byte budget; `None` for the default (72 hours of the worst
+    /// case).
+    pub buffer_budget_bytes: Option<u64>,
+    /// Where the devices are.
+    pub transport: TransportMode,
+    /// Which time to run on.
+    pub clock: ClockMode,
+    /// Seed of simulated devices (their physiology and jitter).
+    pub simulation_seed: u64,
+}
+
+impl VigilConfig {
+    /// A configuration with defaults: no server, default alerts and budget,
+    /// simulated devices on the wall clock.
+    pub fn new(storage_path: impl Into<PathBuf>, patient_id: impl Into<String>) -> VigilConfig {
+        VigilConfig {
+            storage_path: storage_path.into(),
+            patient_id: patient_id.into(),
+            server_url: None,
+            token: None,
+            sync_interval: Duration::from_secs(15 * 60),
+            wait_for_unmetered: false,
+            alerts: AlertConfig::default(),
+            buffer_budget_bytes: None,
+            transport: TransportMode::Simulated,
+            clock: ClockMode::Wall,
+            simulation_seed: 1,
+        }
+    }
+}
+
+/// The phone's network, as the app reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Offline.
+    #[default]
+    None,
+    /// Wi-Fi or another unmetered link.
+    Wifi,
+    /// Cellular.
+    Cellular,
+    /// Any other metered link.
+    Metered,
+}
+
+/// The phone's battery, as the app reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Power {
+    /// Battery level, percent.
+    pub percent: u8,
+    /// Charging.
+    pub charging: bool,
+}

@@ -1,0 +1,490 @@
+//! The one facade apps use (through the bindings): configure, pair and
+//! forget devices, start and stop collection, feed host bytes, report the
+//! network and battery, sync now, read the status, and hear everything
+//! through one [`Listener`].
+//!
+//! [`Vigil`] owns its own tokio runtime, so the app calls it from any
+//! thread; every call is blocking and short (it waits for the runtime, not
+//! for a device). Callbacks arrive on the SDK's `vigil-callbacks` thread
+//! (see [`Listener`]). Nothing internal crosses this boundary: the types
+//! here are plain values and one error, [`SdkError`].
+
+mod config;
+mod dispatch;
+mod error;
+mod events;
+mod host;
+mod pipeline;
+mod runtime;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use tokio::sync::oneshot;
+
+pub use config::{
+    ClockMode, DeviceKind, Network, Power, TokenProvider, TransportMode, VigilConfig,
+};
+pub use error::{SdkError, SdkResult};
+pub use events::{
+    AlertEvent, BufferEvent, DeviceEvent, HostCharacteristic, HostReply, HostRequest, Listener,
+    ReadingEvent, SyncEvent,
+};
+pub use status::{LedgerSummary, Status};
+
+use crate::alerts::AlertEngine;
+use crate::clock::{Clock, SystemClock, TokioClock};
+use crate::model::{DeviceId, PatientId};
+use crate::session::{Session, SessionConfig};
+use crate::store::{Buffer, BufferConfig, BufferSink, CapacityPolicy};
+use crate::transport::Transport;
+use crate::transport::simulated::{
+    CgmConfig, HeartRateConfig, Radio, SimulatedCgm, SimulatedHeartRate, SimulatedTransport,
+};
+use dispatch::{Callback, Dispatch};
+use pipeline::{Contact, Pipeline};
+
+/// A running device: how to stop it.
+struct Running {
+    stop: oneshot::Sender<()>,
+    done: oneshot::Receiver<()>,
+}
+
+struct State {
+    paired: HashMap<String, DeviceKind>,
+    running: HashMap<String, Running>,
+    network: Network,
+    power: Option<Power>,
+}
+
+/// The SDK: one per patient and buffer file.
+pub struct Vigil {
+    config: VigilConfig,
+    runtime: runtime::Owned,
+    clock: Arc<dyn Clock>,
+    dispatch: Option<Dispatch>,
+    callback_thread: Option<JoinHandle<()>>,
+    /// The facade's own connection: registry, status and outbox queries.
+    buffer: Mutex<Buffer>,
+    transport: Arc<dyn Transport>,
+    simulated: Option<Arc<SimulatedTransport>>,
+    host: Option<host::HostBridge>,
+    state: Mutex<State>,
+    contact: Arc<Mutex<Contact>>,
+    tokens: Option<Arc<dyn TokenProvider>>,
+}
+
+impl std::fmt::Debug for Vigil {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vigil")
+            .field("transport", &self.config.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vigil {
+    /// Opens the buffer, starts the runtime and the callback thread.
+    ///
+    /// Errors: [`SdkError::InvalidInput`] for a bad setting,
+    /// [`SdkError::Storage`] when the buffer cannot be opened.
+    pub fn new(
+        config: VigilConfig,
+        listener: Arc<dyn Listener>,
+        tokens: Option<Arc<dyn TokenProvider>>,
+    ) -> SdkResult<Vigil> {
+        if config.patient_id.trim().is_empty() {
+            return Err(SdkError::invalid("patient_id must not be empty"));
+        }
+        config.alerts.validate()?;
+        if let Some(url) = &config.server_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(SdkError::invalid(
+                    "server_url must start with https:// (or http:// for loopback tests)",
+                ));
+            }
+        }
+        let buffer = Buffer::open(&config.storage_path, buffer_config(&config))?;
+        let runtime = runtime::Owned::start(&config.clock)?;
+        let clock: Arc<dyn Clock> = match config.clock {
+            ClockMode::Wall => Arc::new(SystemClock),
+            ClockMode::Simulated { start_ms, .. } => {
+                let start = epoch(start_ms)?;
+                runtime.run(async move { Arc::new(TokioClock::new(start)) as Arc<dyn Clock> })?
+            }
+        };
+        let (dispatch, callback_thread) = Dispatch::start(listener)
+            .map_err(|e| SdkError::unavailable(format!("cannot start the callback thread: {e}")))?;
+        let (transport, simulated, host): (Arc<dyn Transport>, _, _) = match config.transport {
+            TransportMode::Simulated => {
+                let c = clock.clone();
+                let sim = runtime.run(async move {
+                    Arc::new(SimulatedTransport::start(
+                        Radio::new(),
+                        c,
+                        std::time::Duration::from_secs(1),
+                    ))
+                })?;
+                (sim.clone(), Some(sim), None)
+            }
+            TransportMode::HostFed => {
+                let d = dispatch.clone();
+                let (transport, bridge) = runtime.run(async move { host::HostBridge::start(d) })?;
+                (transport, None, Some(bridge))
+            }
+        };
+        Ok(Vigil {
+            config,
+            runtime,
+            clock,
+            dispatch: Some(dispatch),
+            callback_thread: Some(callback_thread),
+            buffer: Mutex::new(buffer),
+            transport,
+            simulated,
+            host,
+            state: Mutex::new(State {
+                paired: HashMap::new(),
+                running: HashMap::new(),
+                network: Network::None,
+                power: None,
+            }),
+            contact: Arc::new(Mutex::new(Contact::default())),
+            tokens,
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dispatch(&self) -> SdkResult<&Dispatch> {
+        self.dispatch
+            .as_ref()
+            .ok_or_else(|| SdkError::unavailable("the SDK is closed"))
+    }
+
+    /// Pairs a device to this patient (recorded in the buffer's registry).
+    /// With simulated devices, this also puts a simulated device of `kind`
+    /// on the air under `device` as its name.
+    pub fn pair(&self, device: &str, kind: DeviceKind) -> SdkResult<()> {
+        if device.trim().is_empty() {
+            return Err(SdkError::invalid("device id must not be empty"));
+        }
+        let now = self.clock.now();
+        self.buffer().pair(
+            &DeviceId(device.to_string()),
+            kind.as_str(),
+            &PatientId(self.config.patient_id.clone()),
+            now,
+        )?;
+        let mut state = self.state();
+        let newly = state.paired.insert(device.to_string(), kind).is_none();
+        if let (true, Some(sim)) = (newly, &self.simulated) {
+            let seed = self
+                .config
+                .simulation_seed
+                .wrapping_add(u64::try_from(state.paired.len()).unwrap_or(0));
+            let peripheral: Box<dyn crate::transport::simulated::Peripheral> = match kind {
+                DeviceKind::Cgm => Box::new(SimulatedCgm::new(CgmConfig::new(device, seed, now))?),
+                DeviceKind::HeartRate => Box::new(SimulatedHeartRate::new(HeartRateConfig::new(
+                    device, seed, now,
+                ))?),
+                DeviceKind::PulseOximeter | DeviceKind::GlucoseMeter => {
+                    state.paired.remove(device);
+                    return Err(SdkError::invalid(
+                        "simulated devices: only cgm and heart_rate are offered",
+                    ));
+                }
+            };
+            sim.with_radio(|radio| radio.add(peripheral));
+        }
+        Ok(())
+    }
+
+    /// Stops and forgets a device; its history stays in the buffer.
+    pub fn forget(&self, device: &str) -> SdkResult<()> {
+        self.stop_device(device)?;
+        if self.state().paired.remove(device).is_none() {
+            return Err(SdkError::invalid("unknown device: pair it first"));
+        }
+        self.buffer()
+            .forget(&DeviceId(device.to_string()), self.clock.now())?;
+        Ok(())
+    }
+
+    /// The paired devices.
+    pub fn devices(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state().paired.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Starts collecting from every paired device that is not running yet:
+    /// one session per device, reconnecting by itself until [`Vigil::stop`].
+    pub fn start(&self) -> SdkResult<()> {
+        let paired: Vec<(String, DeviceKind)> = {
+            let s = self.state();
+            s.paired
+                .iter()
+                .filter(|(d, _)| !s.running.contains_key(*d))
+                .map(|(d, k)| (d.clone(), *k))
+                .collect()
+        };
+        if paired.is_empty() && self.state().running.is_empty() {
+            return Err(SdkError::unavailable("no device paired: call pair first"));
+        }
+        for (device, kind) in paired {
+            let running = self.start_device(&device, kind)?;
+            self.state().running.insert(device, running);
+        }
+        Ok(())
+    }
+
+    fn start_device(&self, device: &str, kind: DeviceKind) -> SdkResult<Running> {
+        let dispatch = self.dispatch()?.clone();
+        let buffer = Buffer::open(&self.config.storage_path, buffer_config(&self.config))?;
+        let device_id = DeviceId(device.to_string());
+        let engine = Arc::new(Mutex::new(AlertEngine::new(
+            self.config.alerts.clone(),
+            device.to_string(),
+        )?));
+        let mut session_cfg = SessionConfig::new(
+            kind.core(),
+            crate::transport::PeripheralId(device.to_string()),
+            PatientId(self.config.patient_id.clone()),
+        );
+        session_cfg.jitter_seed = self.config.simulation_seed;
+        let sink = Pipeline {
+            buffer: BufferSink::new(buffer),
+            engine: engine.clone(),
+            dispatch: dispatch.clone(),
+            contact: self.contact.clone(),
+            // The sync engine's "post this alert now" goes here once it is
+            // built in.
+            alert_posted: Arc::new(|| {}),
+        };
+        let until = match self.config.clock {
+            ClockMode::Wall => DateTime::<Utc>::MAX_UTC,
+            ClockMode::Simulated { run_for, .. } => {
+                self.clock.now() + TimeDelta::from_std(run_for).unwrap_or(TimeDelta::MAX)
+            }
+        };
+        let transport = self.transport.clone();
+        let clock = self.clock.clone();
+        let ticker_path = self.config.storage_path.clone();
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let make: runtime::Maker = Box::new(move || {
+            Box::pin(async move {
+                let mut session = Session::new(session_cfg, transport.clone(), clock.clone(), sink);
+                let ticker = signal_ticker(
+                    engine,
+                    clock.clone(),
+                    dispatch.clone(),
+                    device_id.clone(),
+                    ticker_path,
+                );
+                let outcome = tokio::select! {
+                    r = session.run_until(until) => Some(r),
+                    _ = ticker => None,
+                    _ = &mut stop_rx => None,
+                };
+                drop(session);
+                let (kind, detail) = match outcome {
+                    Some(Err(e)) => ("failed", SdkError::from(e).to_string()),
+                    _ => ("stopped", String::new()),
+                };
+                // The link may be up; a failure to drop it changes nothing.
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    transport.disconnect(&crate::transport::PeripheralId(device_id.0.clone())),
+                )
+                .await;
+                dispatch.send(Callback::Device(DeviceEvent {
+                    device: device_id.0.clone(),
+                    kind: kind.to_string(),
+                    detail,
+                    time_ms: clock.now().timestamp_millis(),
+                }));
+                let _ = done_tx.send(());
+            })
+        });
+        self.runtime.spawn_local(make)?;
+        Ok(Running {
+            stop: stop_tx,
+            done: done_rx,
+        })
+    }
+
+    fn stop_device(&self, device: &str) -> SdkResult<()> {
+        let running = self.state().running.remove(device);
+        if let Some(r) = running {
+            let _ = r.stop.send(());
+            self.runtime.wait(r.done)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every session and waits until each has let go of its device
+    /// and the buffer. Readings already reported are stored.
+    pub fn stop(&self) -> SdkResult<()> {
+        let running: Vec<String> = self.state().running.keys().cloned().collect();
+        for device in running {
+            self.stop_device(&device)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any device is collecting.
+    pub fn is_running(&self) -> bool {
+        !self.state().running.is_empty()
+    }
+
+    /// Bytes the app's own Bluetooth stack received for `device` on
+    /// `characteristic` (a notification or indication). Host-fed only.
+    pub fn feed_host_bytes(
+        &self,
+        device: &str,
+        characteristic: &str,
+        bytes: Vec<u8>,
+    ) -> SdkResult<()> {
+        let uuid = host::parse_uuid(characteristic)?;
+        self.host_bridge()?.value(device, uuid, bytes);
+        Ok(())
+    }
+
+    /// The platform reports the link to `device` up (`true`) or down.
+    pub fn host_connection(&self, device: &str, connected: bool) -> SdkResult<()> {
+        self.host_bridge()?.connection(device, connected);
+        Ok(())
+    }
+
+    /// Answers a [`HostRequest`].
+    pub fn complete_host_request(&self, token: u64, reply: HostReply) -> SdkResult<()> {
+        self.host_bridge()?.complete(token, reply)
+    }
+
+    fn host_bridge(&self) -> SdkResult<&host::HostBridge> {
+        self.host.as_ref().ok_or_else(|| {
+            SdkError::unavailable("host-fed calls need transport = HostFed in the configuration")
+        })
+    }
+
+    /// The phone's network changed.
+    pub fn set_network(&self, network: Network) {
+        self.state().network = network;
+    }
+
+    /// The phone's battery changed.
+    pub fn set_power(&self, power: Power) {
+        self.state().power = Some(power);
+    }
+
+    /// Sends what the sync policy allows now.
+    ///
+    /// Errors: [`SdkError::NotAvailable`] without a server in the
+    /// configuration, or while the sync engine is not built into this SDK.
+    pub fn sync_now(&self) -> SdkResult<u64> {
+        if self.config.server_url.is_none() {
+            return Err(SdkError::unavailable(
+                "sync is not configured: set server_url to sync to the cloud",
+            ));
+        }
+        let _ = &self.tokens;
+        Err(SdkError::unavailable(
+            "the sync engine is not part of this build yet",
+        ))
+    }
+
+    /// The buffer and devices at a glance.
+    pub fn status(&self) -> SdkResult<Status> {
+        let last_contact = self
+            .contact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last
+            .map(|t| t.timestamp_millis());
+        let devices: Vec<String> = self.devices();
+        let running = self.is_running();
+        let network = self.state().network;
+        status::read(&self.buffer(), &devices, running, last_contact, network)
+    }
+
+    /// Stops everything and releases the runtime and the callback thread;
+    /// also done on drop. Callbacks queued before it still arrive.
+    pub fn close(&mut self) -> SdkResult<()> {
+        self.stop()?;
+        if let Some(h) = &self.host {
+            h.close();
+        }
+        self.dispatch = None;
+        self.runtime.shutdown();
+        if let Some(t) = self.callback_thread.take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn buffer_config(config: &VigilConfig) -> BufferConfig {
+    let mut b = BufferConfig::default();
+    if let Some(budget) = config.buffer_budget_bytes {
+        b.capacity = CapacityPolicy {
+            budget_bytes: budget,
+        };
+    }
+    b
+}
+
+fn epoch(ms: i64) -> SdkResult<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| SdkError::invalid("simulated clock start is out of range"))
+}
+
+/// Raises time-driven alerts (signal loss) while no reading arrives; never
+/// ends by itself.
+async fn signal_ticker(
+    engine: Arc<Mutex<AlertEngine>>,
+    clock: Arc<dyn Clock>,
+    dispatch: Dispatch,
+    device: DeviceId,
+    path: std::path::PathBuf,
+) {
+    let mut buffer: Option<Buffer> = None;
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let events = engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_tick(clock.now());
+        if events.is_empty() {
+            continue;
+        }
+        if buffer.is_none() {
+            buffer = Buffer::open(&path, BufferConfig::default()).ok();
+        }
+        if let Some(b) = buffer.as_mut() {
+            // A failure here leaves the alert to the next reading's engine
+            // state; the session's own writes report storage failures.
+            let _ = pipeline::raise(b, &dispatch, &device, events, &|| {});
+        }
+    }
+}

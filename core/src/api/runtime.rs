@@ -1,0 +1,167 @@
+//! The runtime the SDK owns, so host apps can call it from any thread: a
+//! small multi-thread runtime on the wall clock, or a paused current-thread
+//! runtime on its own thread for simulated time.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::thread::JoinHandle;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::sync::oneshot;
+
+use super::config::ClockMode;
+use super::error::{SdkError, SdkResult};
+
+/// Builds a future that need not be `Send` (a session holds its SQLite
+/// connection across awaits) on the thread that will run it.
+pub(crate) type Maker = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+enum Kind {
+    Multi(Option<Runtime>),
+    Simulated {
+        local: tokio::sync::mpsc::UnboundedSender<Maker>,
+        shutdown: Option<oneshot::Sender<()>>,
+        thread: Option<JoinHandle<()>>,
+    },
+}
+
+/// The runtime and how to end it.
+pub(crate) struct Owned {
+    handle: Handle,
+    kind: Kind,
+}
+
+fn failed(e: std::io::Error) -> SdkError {
+    SdkError::unavailable(format!("cannot start the SDK runtime: {e}"))
+}
+
+impl Owned {
+    pub(crate) fn start(clock: &ClockMode) -> SdkResult<Owned> {
+        match clock {
+            ClockMode::Wall => {
+                let rt = Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("vigil-runtime")
+                    .enable_all()
+                    .build()
+                    .map_err(failed)?;
+                Ok(Owned {
+                    handle: rt.handle().clone(),
+                    kind: Kind::Multi(Some(rt)),
+                })
+            }
+            ClockMode::Simulated { .. } => {
+                let rt = Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()
+                    .map_err(failed)?;
+                let handle = rt.handle().clone();
+                let (tx, mut rx) = oneshot::channel::<()>();
+                let (local_tx, mut local_rx) = tokio::sync::mpsc::unbounded_channel::<Maker>();
+                let thread = std::thread::Builder::new()
+                    .name("vigil-runtime".into())
+                    .spawn(move || {
+                        let local = tokio::task::LocalSet::new();
+                        local.block_on(&rt, async move {
+                            loop {
+                                tokio::select! {
+                                    maker = local_rx.recv() => match maker {
+                                        Some(m) => { tokio::task::spawn_local(m()); }
+                                        None => break,
+                                    },
+                                    _ = &mut rx => break,
+                                }
+                            }
+                        });
+                        drop(local);
+                        rt.shutdown_background();
+                    })
+                    .map_err(failed)?;
+                Ok(Owned {
+                    handle,
+                    kind: Kind::Simulated {
+                        local: local_tx,
+                        shutdown: Some(tx),
+                        thread: Some(thread),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Blocking calls must not come from a runtime thread: they would wait
+    /// for the very thread they block.
+    fn check_thread() -> SdkResult<()> {
+        if Handle::try_current().is_ok() {
+            return Err(SdkError::unavailable(
+                "blocking SDK call from inside an async runtime thread; call it from another thread",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `fut` on the runtime and waits for its output.
+    pub(crate) fn run<F>(&self, fut: F) -> SdkResult<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Self::check_thread()?;
+        let (tx, rx) = oneshot::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.blocking_recv()
+            .map_err(|_| SdkError::unavailable("the SDK runtime has stopped"))
+    }
+
+    /// Runs the future `make` builds: on the runtime's own thread in
+    /// simulated time (so paused time only moves when everything waits),
+    /// on a thread of its own driving the multi-thread runtime otherwise.
+    pub(crate) fn spawn_local(&self, make: Maker) -> SdkResult<()> {
+        match &self.kind {
+            Kind::Simulated { local, .. } => local
+                .send(make)
+                .map_err(|_| SdkError::unavailable("the SDK runtime has stopped")),
+            Kind::Multi(_) => {
+                let handle = self.handle.clone();
+                std::thread::Builder::new()
+                    .name("vigil-session".into())
+                    .spawn(move || handle.block_on(make()))
+                    .map(|_| ())
+                    .map_err(failed)
+            }
+        }
+    }
+
+    /// Waits for a task's completion signal.
+    pub(crate) fn wait(&self, done: oneshot::Receiver<()>) -> SdkResult<()> {
+        Self::check_thread()?;
+        // A dropped sender means the task ended (or the runtime did): done
+        // either way.
+        let _ = done.blocking_recv();
+        Ok(())
+    }
+
+    /// Ends the runtime; its tasks are dropped.
+    pub(crate) fn shutdown(&mut self) {
+        match &mut self.kind {
+            Kind::Multi(rt) => {
+                if let Some(rt) = rt.take() {
+                    rt.shutdown_background();
+                }
+            }
+            Kind::Simulated {
+                shutdown, thread, ..
+            } => {
+                if let Some(tx) = shutdown.take() {
+                    let _ = tx.send(());
+                }
+                if let Some(t) = thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `status()`: the buffer and devices at a glance.
+
+use super::config::Network;
+use super::error::SdkResult;
+use crate::model::{DeviceId, Stream};
+use crate::store::capacity::{CRITICAL_WATERMARK, HIGH_WATERMARK};
+use crate::store::{Buffer, SyncState};
+
+/// Completeness over every paired device and stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerSummary {
+    /// Readings the sensors delivered (duplicates included).
+    pub received: u64,
+    /// Readings stored.
+    pub stored: u64,
+    /// Readings the sensors no longer held (reported missing).
+    pub reported_missing: u64,
+    /// Readings the cloud acknowledged.
+    pub acknowledged: u64,
+    /// Readings evicted before the cloud had them.
+    pub evicted_unsent: u64,
+}
+
+/// The SDK's state, for a status screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// Paired devices.
+    pub devices: Vec<String>,
+    /// Whether collection runs.
+    pub running: bool,
+    /// Readings stored and not yet acknowledged by the cloud.
+    pub unsent_readings: u64,
+    /// Readings stored in total.
+    pub stored_readings: u64,
+    /// Alerts not yet delivered to the cloud.
+    pub pending_alerts: u64,
+    /// Bytes the buffer uses.
+    pub buffer_used_bytes: u64,
+    /// The buffer's byte budget.
+    pub buffer_budget_bytes: u64,
+    /// `normal`, `high` or `critical`.
+    pub buffer_pressure: String,
+    /// Last acknowledged sync, Unix ms (none until the sync engine runs).
+    pub last_sync_ms: Option<i64>,
+    /// Last time a device was heard from, Unix ms.
+    pub last_device_contact_ms: Option<i64>,
+    /// The network the app last reported.
+    pub network: Network,
+    /// Completeness over every paired device and stream.
+    pub ledger: LedgerSummary,
+}
+
+pub(crate) fn read(
+    buffer: &Buffer,
+    devices: &[String],
+    running: bool,
+    last_device_contact_ms: Option<i64>,
+    network: Network,
+) -> SdkResult<Status> {
+    let stored = buffer.count(None, None)?;
+    let acked = buffer.count(None, Some(SyncState::Acknowledged))?;
+    let used = buffer.used_bytes()?;
+    let budget = buffer.capacity_policy().budget_bytes;
+    let fill = used as f64 / budget.max(1) as f64;
+    let pressure = if fill >= CRITICAL_WATERMARK {
+        "critical"
+    } else if fill >= HIGH_WATERMARK {
+        "high"
+    } else {
+        "normal"
+    };
+    let mut ledger = LedgerSummary::default();
+    for d in devices {
+        for stream in Stream::ALL {
+            let c = buffer.completeness(&DeviceId(d.clone()), stream)?;
+            ledger.received += c.received;
+            ledger.stored += c.stored;
+            ledger.reported_missing += c.reported_missing;
+            ledger.acknowledged += c.acknowledged;
+            ledger.evicted_unsent += c.evicted_unsent;
+        }
+    }
+    Ok(Status {
+        devices: devices.to_vec(),
+        running,
+        unsent_readings: stored.saturating_sub(acked),
+        stored_readings: stored,
+        pending_alerts: u64::try_from(buffer.pending_alerts()?.len()).unwrap_or(u64::MAX),
+        buffer_used_bytes: used,
+        buffer_budget_bytes: budget,
+        buffer_pressure: pressure.to_string(),
+        last_sync_ms: None,
+        last_device_contact_ms,
+        network,
+        ledger,
+    })
+}
