@@ -23,7 +23,7 @@ import kotlinx.coroutines.flow.callbackFlow
 import uniffi.vigil_bindings.HostCharacteristic
 import uniffi.vigil_bindings.HostReply
 import uniffi.vigil_bindings.HostRequest
-import uniffi.vigil_bindings.Vigil
+import uniffi.vigil_bindings.VigilSdk
 
 /**
  * Runs the core's host-fed transport over Android's own Bluetooth stack.
@@ -41,7 +41,7 @@ import uniffi.vigil_bindings.Vigil
  * (or the legacy permissions below API 31) before starting the SDK.
  */
 @SuppressLint("MissingPermission")
-class BleBridge(context: Context, private val vigil: Vigil) {
+class BleBridge(context: Context, private val vigil: VigilSdk) {
     private val appContext = context.applicationContext
     private val manager = appContext.getSystemService(BluetoothManager::class.java)
     private val gatts = ConcurrentHashMap<String, BluetoothGatt>()

@@ -12,7 +12,7 @@ import androidx.work.WorkerParameters
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
-import uniffi.vigil_bindings.SdkException
+import uniffi.vigil_bindings.VigilException
 
 /**
  * Sends buffered readings when the app is not running collection: the
@@ -25,9 +25,9 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
         try {
             vigil.syncNow()
             Result.success()
-        } catch (e: SdkException.Network) {
+        } catch (e: VigilException.Network) {
             Result.retry()
-        } catch (e: SdkException) {
+        } catch (e: VigilException) {
             // Auth, storage, configuration: retrying on a timer will not help.
             Result.failure()
         }

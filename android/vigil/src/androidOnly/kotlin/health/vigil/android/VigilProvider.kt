@@ -1,6 +1,6 @@
 package health.vigil.android
 
-import uniffi.vigil_bindings.Vigil
+import uniffi.vigil_bindings.VigilSdk
 
 /**
  * Implemented by the app's `Application`: the one SDK instance that the
@@ -9,5 +9,5 @@ import uniffi.vigil_bindings.Vigil
  */
 interface VigilProvider {
     /** The app's SDK, configured with the host-fed transport for real sensors. */
-    val vigil: Vigil
+    val vigil: VigilSdk
 }
