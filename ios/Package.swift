@@ -11,10 +11,10 @@ let package = Package(
     ],
     targets: [
         // The Rust core: static libraries for device and simulator, with the
-        // uniffi C header and module map (module vigil_bindingsFFI).
-        .binaryTarget(name: "vigil_bindingsFFI", path: "VigilFFI.xcframework"),
+        // uniffi C header and module map (module VigilFFI_ffi, named in bindings/uniffi.toml).
+        .binaryTarget(name: "VigilFFI_ffi", path: "VigilFFI_ffi.xcframework"),
         // The generated bindings (Sources/Vigil/Generated) and the Swift layer.
-        .target(name: "Vigil", dependencies: ["vigil_bindingsFFI"], path: "Sources/Vigil"),
+        .target(name: "Vigil", dependencies: ["VigilFFI_ffi"], path: "Sources/Vigil"),
         .testTarget(name: "VigilTests", dependencies: ["Vigil"], path: "Tests/VigilTests"),
     ]
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds VigilFFI.xcframework for the Swift package: the Rust core as a
+# Builds VigilFFI_ffi.xcframework for the Swift package: the Rust core as a
 # static library for iOS devices (aarch64-apple-ios) and the simulator
 # (aarch64-apple-ios-sim and x86_64-apple-ios, merged with lipo), with the
 # phone release profile ([profile.mobile] in the root Cargo.toml); then
@@ -32,7 +32,7 @@ done
 lib="libvigil_bindings.a"
 out="$root/target/xcframework"
 generated="$here/Sources/Vigil/Generated"
-xcframework="$here/VigilFFI.xcframework"
+xcframework="$here/VigilFFI_ffi.xcframework"
 rm -rf "$out" "$xcframework"
 mkdir -p "$out/headers" "$out/simulator" "$generated"
 

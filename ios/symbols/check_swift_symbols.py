@@ -52,6 +52,8 @@ class Checker:
     """Walks one wrapper file against the generated module."""
 
     def __init__(self, generated: Module, wrapper: Module, platform: set[str]):
+        # Types the generated file only extends (NSLock, Data) are not its own.
+        generated.types = {k: v for k, v in generated.types.items() if v.kind != "extension"}
         self.gen = generated
         self.wrapper = wrapper
         self.platform = platform
@@ -137,6 +139,9 @@ class Checker:
             nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
             if t == "import":
                 i += 2
+                continue
+            if t == "canImport":  # `#if canImport(CoreBluetooth)`: a module, not a type
+                i += 4
                 continue
             if re.match(r"[A-Z]", t) and prev != ".":
                 if t in self.gen.types:

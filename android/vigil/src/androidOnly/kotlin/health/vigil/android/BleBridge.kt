@@ -20,10 +20,10 @@ import java.util.concurrent.ConcurrentHashMap
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
-import uniffi.vigil_bindings.HostCharacteristic
-import uniffi.vigil_bindings.HostReply
-import uniffi.vigil_bindings.HostRequest
-import uniffi.vigil_bindings.VigilSdk
+import health.vigil.ffi.HostCharacteristic
+import health.vigil.ffi.HostReply
+import health.vigil.ffi.HostRequest
+import health.vigil.ffi.VigilSdk
 
 /**
  * Runs the core's host-fed transport over Android's own Bluetooth stack.

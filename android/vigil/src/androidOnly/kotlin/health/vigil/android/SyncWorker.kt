@@ -12,7 +12,7 @@ import androidx.work.WorkerParameters
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
-import uniffi.vigil_bindings.VigilException
+import health.vigil.ffi.VigilException
 
 /**
  * Sends buffered readings when the app is not running collection: the

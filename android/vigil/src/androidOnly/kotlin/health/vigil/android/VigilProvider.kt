@@ -1,6 +1,6 @@
 package health.vigil.android
 
-import uniffi.vigil_bindings.VigilSdk
+import health.vigil.ffi.VigilSdk
 
 /**
  * Implemented by the app's `Application`: the one SDK instance that the
