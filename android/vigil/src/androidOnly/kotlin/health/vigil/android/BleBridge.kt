@@ -17,23 +17,28 @@ import android.os.Build
 import android.os.ParcelUuid
 import java.util.UUID
 import java.util.concurrent.ConcurrentHashMap
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
+import health.vigil.Vigil
 import health.vigil.ffi.HostCharacteristic
 import health.vigil.ffi.HostReply
 import health.vigil.ffi.HostRequest
-import health.vigil.ffi.VigilSdk
 
 /**
  * Runs the core's host-fed transport over Android's own Bluetooth stack.
  *
  * The core decides what to do (connect, discover, subscribe, RACP writes
- * for backfill) and sends [HostRequest]s; pass each one from the
- * listener's `onHostRequest` to [handle]. The bridge performs it on
- * [BluetoothGatt] and answers with `completeHostRequest`. Every notified
- * or indicated value goes to `feedHostBytes` untouched: decoding stays in
- * the core. Device ids are Bluetooth addresses.
+ * for backfill) and sends [HostRequest]s on [Vigil.hostRequests]; [attach]
+ * collects them, performs each on [BluetoothGatt] and answers with
+ * [Vigil.completeHostRequest]. Every notified or indicated value goes to
+ * [Vigil.feedHostBytes] untouched: decoding stays in the core. Calls into
+ * the SDK leave the Binder thread through one queue, so values reach the
+ * core in the order the sensor sent them. Device ids are Bluetooth addresses.
  *
  * Android runs one GATT operation at a time per connection; the core
  * awaits each answer before its next request, so one pending token per
@@ -41,14 +46,27 @@ import health.vigil.ffi.VigilSdk
  * (or the legacy permissions below API 31) before starting the SDK.
  */
 @SuppressLint("MissingPermission")
-class BleBridge(context: Context, private val vigil: VigilSdk) {
+class BleBridge(context: Context, private val vigil: Vigil, private val scope: CoroutineScope) {
     private val appContext = context.applicationContext
     private val manager = appContext.getSystemService(BluetoothManager::class.java)
     private val gatts = ConcurrentHashMap<String, BluetoothGatt>()
     private val pending = ConcurrentHashMap<String, ULong>()
 
+    /** Calls into the SDK, in order, off the Binder threads GATT calls back on. */
+    private val calls = Channel<suspend () -> Unit>(Channel.UNLIMITED)
+
+    /** Starts serving the core's requests; cancel the job (or [scope]) to stop. */
+    fun attach(): Job = scope.launch {
+        launch { for (call in calls) runCatching { call() } }
+        vigil.hostRequests().collect { handle(it) }
+    }
+
+    private fun sdk(call: suspend () -> Unit) {
+        calls.trySend(call)
+    }
+
     /** Performs one request from the core; the answer goes back asynchronously. */
-    fun handle(request: HostRequest) {
+    private fun handle(request: HostRequest) {
         val device = request.device
         val uuid = request.characteristic?.let(UUID::fromString)
         when (request.command) {
@@ -96,6 +114,7 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
 
     /** Closes every connection; call when the SDK stops. */
     fun close() {
+        calls.close()
         gatts.values.forEach { it.disconnect(); it.close() }
         gatts.clear()
         pending.clear()
@@ -155,10 +174,12 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
         request: HostRequest,
         uuid: UUID?,
         action: (BluetoothGatt, BluetoothGattCharacteristic) -> Unit,
-    ) = withGatt(request) { gatt ->
-        val c = gatt.services.firstNotNullOfOrNull { it.getCharacteristic(uuid) }
-            ?: return fail(request, "no such characteristic")
-        action(gatt, c)
+    ) {
+        withGatt(request) { gatt ->
+            val c = gatt.services.firstNotNullOfOrNull { it.getCharacteristic(uuid) }
+                ?: return fail(request, "no such characteristic")
+            action(gatt, c)
+        }
     }
 
     private fun answer(address: String, reply: HostReply) {
@@ -166,7 +187,7 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
     }
 
     private fun reply(token: ULong, reply: HostReply) {
-        runCatching { vigil.completeHostRequest(token, reply) }
+        sdk { vigil.completeHostRequest(token, reply) }
     }
 
     private fun fail(request: HostRequest, why: String) {
@@ -174,14 +195,14 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
         reply(request.token, HostReply.Failed(why))
     }
 
-    private fun status(address: String, status: Int, ok: () -> HostReply) =
+    private fun answerGatt(address: String, status: Int, ok: () -> HostReply) =
         answer(address, if (status == BluetoothGatt.GATT_SUCCESS) ok() else HostReply.Failed("GATT status $status"))
 
     private val callback = object : BluetoothGattCallback() {
         override fun onConnectionStateChange(gatt: BluetoothGatt, status: Int, newState: Int) {
             val address = gatt.device.address
             val up = status == BluetoothGatt.GATT_SUCCESS && newState == BluetoothProfile.STATE_CONNECTED
-            runCatching { vigil.hostConnection(address, up) }
+            sdk { vigil.hostConnection(address, up) }
             if (up) {
                 answer(address, HostReply.Done)
             } else if (newState == BluetoothProfile.STATE_DISCONNECTED) {
@@ -191,7 +212,7 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
         }
 
         override fun onServicesDiscovered(gatt: BluetoothGatt, status: Int) =
-            status(gatt.device.address, status) {
+            answerGatt(gatt.device.address, status) {
                 HostReply.Characteristics(
                     gatt.services.flatMap { s ->
                         s.characteristics.map { c ->
@@ -202,21 +223,21 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
             }
 
         override fun onCharacteristicRead(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, value: ByteArray, status: Int) =
-            status(gatt.device.address, status) { HostReply.Value(value) }
+            answerGatt(gatt.device.address, status) { HostReply.Value(value) }
 
         @Deprecated("Before API 33")
         @Suppress("DEPRECATION")
         override fun onCharacteristicRead(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, status: Int) {
             if (Build.VERSION.SDK_INT < Build.VERSION_CODES.TIRAMISU) {
-                status(gatt.device.address, status) { HostReply.Value(c.value ?: ByteArray(0)) }
+                answerGatt(gatt.device.address, status) { HostReply.Value(c.value ?: ByteArray(0)) }
             }
         }
 
         override fun onCharacteristicWrite(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, status: Int) =
-            status(gatt.device.address, status) { HostReply.Done }
+            answerGatt(gatt.device.address, status) { HostReply.Done }
 
         override fun onDescriptorWrite(gatt: BluetoothGatt, d: BluetoothGattDescriptor, status: Int) =
-            status(gatt.device.address, status) { HostReply.Done }
+            answerGatt(gatt.device.address, status) { HostReply.Done }
 
         override fun onCharacteristicChanged(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, value: ByteArray) {
             feed(gatt, c, value)
@@ -231,7 +252,9 @@ class BleBridge(context: Context, private val vigil: VigilSdk) {
 
     /** Notified and indicated bytes go to the core as they are. */
     private fun feed(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, value: ByteArray) {
-        runCatching { vigil.feedHostBytes(gatt.device.address, c.uuid.toString(), value) }
+        val address = gatt.device.address
+        val uuid = c.uuid.toString()
+        sdk { vigil.feedHostBytes(address, uuid, value) }
     }
 
     private companion object {

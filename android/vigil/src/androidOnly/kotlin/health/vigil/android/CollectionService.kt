@@ -12,6 +12,10 @@ import android.os.IBinder
 import androidx.core.app.NotificationCompat
 import androidx.core.app.ServiceCompat
 import androidx.core.content.ContextCompat
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.launch
 
 /**
  * Keeps the app's process alive while the SDK collects from a connected
@@ -21,6 +25,9 @@ import androidx.core.content.ContextCompat
  * The notification shows no readings (PHI stays off the lock screen).
  */
 class CollectionService : Service() {
+    /** Outlives the service, so that `stop` completes after onDestroy. */
+    private val sdkScope = CoroutineScope(SupervisorJob() + Dispatchers.IO)
+
     override fun onBind(intent: Intent?): IBinder? = null
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
@@ -34,13 +41,15 @@ class CollectionService : Service() {
                 0
             },
         )
-        runCatching { (application as VigilProvider).vigil.start() }
+        val vigil = (application as VigilProvider).vigil
+        sdkScope.launch { runCatching { vigil.start() } }
         // Restarted after a kill: the SDK resumes from its buffer.
         return START_STICKY
     }
 
     override fun onDestroy() {
-        runCatching { (application as VigilProvider).vigil.stop() }
+        val vigil = (application as VigilProvider).vigil
+        sdkScope.launch { runCatching { vigil.stop() } }
         super.onDestroy()
     }
 

@@ -10,9 +10,7 @@ import androidx.work.PeriodicWorkRequestBuilder
 import androidx.work.WorkManager
 import androidx.work.WorkerParameters
 import java.util.concurrent.TimeUnit
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.withContext
-import health.vigil.ffi.VigilException
+import health.vigil.VigilError
 
 /**
  * Sends buffered readings when the app is not running collection: the
@@ -20,14 +18,14 @@ import health.vigil.ffi.VigilException
  * worker with a network (unmetered if asked) and a battery that is not low.
  */
 class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(context, params) {
-    override suspend fun doWork(): Result = withContext(Dispatchers.IO) {
+    override suspend fun doWork(): Result {
         val vigil = (applicationContext as VigilProvider).vigil
-        try {
+        return try {
             vigil.syncNow()
             Result.success()
-        } catch (e: VigilException.Network) {
+        } catch (e: VigilError.Network) {
             Result.retry()
-        } catch (e: VigilException) {
+        } catch (e: VigilError) {
             // Auth, storage, configuration: retrying on a timer will not help.
             Result.failure()
         }

@@ -1,6 +1,6 @@
 package health.vigil.android
 
-import health.vigil.ffi.VigilSdk
+import health.vigil.Vigil
 
 /**
  * Implemented by the app's `Application`: the one SDK instance that the
@@ -9,5 +9,5 @@ import health.vigil.ffi.VigilSdk
  */
 interface VigilProvider {
     /** The app's SDK, configured with the host-fed transport for real sensors. */
-    val vigil: VigilSdk
+    val vigil: Vigil
 }
