@@ -2,7 +2,8 @@
 # The Swift symbol check that runs without a Swift compiler: generates the
 # Swift bindings from the host build of libvigil_bindings, then checks that
 # every generated symbol the wrapper (Sources/Vigil/*.swift, and the tests)
-# uses exists there, failing with the missing names. Also runs the
+# uses exists there, failing with the missing names; the same for the
+# Swift snippet in docs/mobile.md. Also runs the
 # checker's own tests, which prove it fails on a drifted wrapper.
 #
 # Usage: ios/check-swift-symbols.sh      (from anywhere; ~1 min on a warm target/)
@@ -28,6 +29,15 @@ python3 "$here/symbols/check_swift_symbols.py" \
     --generated "$generated" \
     --platform-names "$here/symbols/platform-names.txt" \
     "$here"/Sources/Vigil/*.swift "$here"/Tests/VigilTests/*.swift
+
+# The "iOS in a few lines" snippet in docs/mobile.md must match too.
+snippet="$root/target/uniffi/docs-mobile-snippet.swift"
+awk '/^```swift/{f=1;next} /^```/{f=0} f' "$root/docs/mobile.md" >"$snippet"
+[[ -s "$snippet" ]] || { echo "no Swift snippet found in docs/mobile.md" >&2; exit 1; }
+python3 "$here/symbols/check_swift_symbols.py" \
+    --generated "$generated" \
+    --platform-names "$here/symbols/platform-names.txt" \
+    "$here"/Sources/Vigil/*.swift "$snippet"
 
 VIGIL_GENERATED_SWIFT="$generated" PYTHONDONTWRITEBYTECODE=1 \
     timeout 120 python3 -m unittest discover -s "$here/symbols/tests" -t "$here/symbols/tests"

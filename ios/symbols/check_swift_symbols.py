@@ -21,6 +21,13 @@ What it checks, in the wrapper:
   * wrapper types conforming to a generated protocol implement each of
     its functions with the same name and labels.
 Prints each missing symbol and exits 1 when any is missing.
+
+Limits (it reads, it does not type-check): members of values whose type
+it cannot see are not checked (closure parameters such as `$0`, loop
+variables, values returned by the wrapper's own functions, `.case`
+shorthand passed to the wrapper's own functions). Give such values a type
+annotation where the check matters. Variable types are tracked per file,
+not per scope.
 """
 
 from __future__ import annotations
