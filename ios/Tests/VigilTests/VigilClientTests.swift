@@ -40,14 +40,14 @@ final class VigilClientTests: XCTestCase {
         try await client.start()
 
         var glucose: [Reading] = []
-        for await reading in client.readings where reading.device == "cgm-1" {
+        for await reading: Reading in client.readings where reading.device == "cgm-1" {
             glucose.append(reading)
             if glucose.count == 5 { break }
         }
         XCTAssertEqual(glucose.count, 5)
         XCTAssertTrue(glucose.allSatisfy { $0.value > 0 })
         XCTAssertEqual(glucose.map(\.sequence), glucose.map(\.sequence).sorted())
-        let status = try await client.status()
+        let status: Status = try await client.status()
         XCTAssertEqual(status.devices, ["cgm-1"])
     }
 
