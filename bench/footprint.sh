@@ -14,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 aim_bytes=$((6 * 1024 * 1024))
 
-cargo build --quiet --profile mobile -p vigil-bindings
+cargo build --quiet --profile mobile -p vigil-bindings --lib
 case "$(uname -s)" in
     Darwin) lib="target/mobile/libvigil_bindings.dylib" ;;
     *) lib="target/mobile/libvigil_bindings.so" ;;
