@@ -19,6 +19,7 @@ pub(crate) fn config(c: VigilConfig) -> Result<api::VigilConfig, VigilError> {
     out.transport = match c.transport {
         TransportMode::Simulated => api::TransportMode::Simulated,
         TransportMode::HostFed => api::TransportMode::HostFed,
+        TransportMode::Btleplug => api::TransportMode::Btleplug,
     };
     out.clock = match c.clock {
         ClockMode::Wall => api::ClockMode::Wall,

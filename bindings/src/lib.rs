@@ -71,6 +71,8 @@ pub enum TransportMode {
     Simulated,
     /// The app's own Bluetooth stack feeds the bytes in.
     HostFed,
+    /// The core drives the radio through btleplug (desktop, tests).
+    Btleplug,
 }
 
 /// Which time the SDK runs on.

@@ -401,3 +401,26 @@ fn batches_in_flight_when_the_process_died_are_unsent_again_after_reopening() {
         1
     );
 }
+
+#[test]
+fn a_shared_connection_leaves_batches_in_flight_alone_and_a_fresh_open_returns_them() {
+    let dir = TempDir::new("shared");
+    let batch: Vec<_> = (0..3).flat_map(worst_case_second).collect();
+    let mut first = open(&dir);
+    first.insert(&batch).unwrap();
+    let sent = first.next_batch(Stream::Glucose, 10_000).unwrap().unwrap();
+    let in_flight = sent.readings.len() as u64;
+    assert!(in_flight > 0);
+    // A second connection of the same process (a session, the sync engine)
+    // must not take a live sender's batch back.
+    let shared = Buffer::open_shared(dir.db(), BufferConfig::default()).unwrap();
+    assert_eq!(
+        shared.count(None, Some(SyncState::InFlight)).unwrap(),
+        in_flight
+    );
+    drop(shared);
+    drop(first);
+    // A fresh process's open does: the sender died with the old process.
+    let reopened = open(&dir);
+    assert_eq!(reopened.count(None, Some(SyncState::InFlight)).unwrap(), 0);
+}

@@ -14,6 +14,10 @@ pub enum TransportMode {
     /// The app runs Bluetooth through the platform's own stack and feeds
     /// the bytes in (`Vigil::feed_host_bytes`, host requests).
     HostFed,
+    /// The core talks to the radio itself through btleplug (Linux, macOS;
+    /// needs the `btleplug` feature). Device ids are the platform's
+    /// peripheral ids.
+    Btleplug,
 }
 
 /// Which time the SDK runs on.

@@ -134,6 +134,7 @@ impl Vigil {
                 let (transport, bridge) = runtime.run(async move { host::HostBridge::start(d) })?;
                 (transport, None, Some(bridge))
             }
+            TransportMode::Btleplug => (btleplug_transport(&runtime)?, None, None),
         };
         Ok(Vigil {
             config,
@@ -249,7 +250,7 @@ impl Vigil {
 
     fn start_device(&self, device: &str, kind: DeviceKind) -> SdkResult<Running> {
         let dispatch = self.dispatch()?.clone();
-        let buffer = Buffer::open(&self.config.storage_path, buffer_config(&self.config))?;
+        let buffer = Buffer::open_shared(&self.config.storage_path, buffer_config(&self.config))?;
         let device_id = DeviceId(device.to_string());
         let engine = Arc::new(Mutex::new(AlertEngine::new(
             self.config.alerts.clone(),
@@ -441,6 +442,19 @@ impl Drop for Vigil {
     }
 }
 
+#[cfg(feature = "btleplug")]
+fn btleplug_transport(runtime: &runtime::Owned) -> SdkResult<Arc<dyn Transport>> {
+    let t = runtime.run(crate::transport::btleplug::BtleplugTransport::new())??;
+    Ok(Arc::new(t))
+}
+
+#[cfg(not(feature = "btleplug"))]
+fn btleplug_transport(_: &runtime::Owned) -> SdkResult<Arc<dyn Transport>> {
+    Err(SdkError::unavailable(
+        "this build has no btleplug transport (feature `btleplug`)",
+    ))
+}
+
 fn buffer_config(config: &VigilConfig) -> BufferConfig {
     let mut b = BufferConfig::default();
     if let Some(budget) = config.buffer_budget_bytes {
@@ -479,7 +493,7 @@ async fn signal_ticker(
             continue;
         }
         if buffer.is_none() {
-            buffer = Buffer::open(&path, BufferConfig::default()).ok();
+            buffer = Buffer::open_shared(&path, BufferConfig::default()).ok();
         }
         if let Some(b) = buffer.as_mut() {
             // A failure here leaves the alert to the next reading's engine

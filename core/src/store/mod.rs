@@ -103,6 +103,17 @@ impl Buffer {
     /// Fails with [`Error::Storage`] if the file is not a SQLite database,
     /// was written by a newer schema, or cannot be opened.
     pub fn open(path: impl AsRef<Path>, config: BufferConfig) -> Result<Buffer> {
+        let mut buffer = Buffer::open_shared(path, config)?;
+        // Whoever had batches in flight died with the previous process.
+        buffer.rollback_in_flight(None)?;
+        Ok(buffer)
+    }
+
+    /// Opens another connection on a buffer this process already opened
+    /// with [`Buffer::open`] (a second session, the sync engine): the same
+    /// settings and migration, but batches in flight are left alone, since
+    /// they belong to a live sender in this process.
+    pub fn open_shared(path: impl AsRef<Path>, config: BufferConfig) -> Result<Buffer> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -127,14 +138,11 @@ impl Buffer {
             .filter(|s| s.profile() == crate::model::Profile::Trend)
             .map(|s| stream_code(s).to_string())
             .collect();
-        let mut buffer = Buffer {
+        Ok(Buffer {
             conn,
             capacity: capacity::CapacityState::new(config.capacity),
             trend_streams_sql: trend.join(","),
-        };
-        // Whoever had batches in flight died with the previous process.
-        buffer.rollback_in_flight(None)?;
-        Ok(buffer)
+        })
     }
 
     /// Runs `PRAGMA integrity_check` and returns SQLite's verdict (`"ok"`

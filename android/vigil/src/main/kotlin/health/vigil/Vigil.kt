@@ -1,0 +1,193 @@
+package health.vigil
+
+import health.vigil.ffi.Alert
+import health.vigil.ffi.BufferEvent
+import health.vigil.ffi.ClockMode
+import health.vigil.ffi.DeviceEvent
+import health.vigil.ffi.DeviceKind
+import health.vigil.ffi.HostReply
+import health.vigil.ffi.HostRequest
+import health.vigil.ffi.Network
+import health.vigil.ffi.Reading
+import health.vigil.ffi.Status
+import health.vigil.ffi.SyncEvent
+import health.vigil.ffi.TokenProvider
+import health.vigil.ffi.TransportMode
+import health.vigil.ffi.VigilConfig
+import health.vigil.ffi.VigilException
+import health.vigil.ffi.VigilListener
+import health.vigil.ffi.VigilSdk
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.withContext
+
+/**
+ * A configuration with the SDK's defaults: no server (everything stays on
+ * the phone), default alert thresholds and buffer budget, the wall clock.
+ */
+fun vigilConfig(
+    storagePath: String,
+    patientId: String,
+    serverUrl: String? = null,
+    token: String? = null,
+    transport: TransportMode = TransportMode.HOST_FED,
+    clock: ClockMode = ClockMode.Wall,
+    syncIntervalSeconds: ULong = 900uL,
+    waitForUnmetered: Boolean = false,
+    bufferBudgetBytes: ULong? = null,
+    simulationSeed: ULong = 1uL,
+): VigilConfig = VigilConfig(
+    storagePath = storagePath,
+    patientId = patientId,
+    serverUrl = serverUrl,
+    token = token,
+    syncIntervalSeconds = syncIntervalSeconds,
+    waitForUnmetered = waitForUnmetered,
+    alerts = null,
+    bufferBudgetBytes = bufferBudgetBytes,
+    transport = transport,
+    clock = clock,
+    simulationSeed = simulationSeed,
+)
+
+/**
+ * The Vigil SDK for Kotlin: suspend functions over the generated bindings
+ * and cold [Flow]s of what the core reports.
+ *
+ * Threading: the blocking native calls run on [io] (never the caller's
+ * thread, so they are safe from the main thread). The core delivers events
+ * on one SDK-owned native thread, in order; the flows hand them to each
+ * collector through an unbounded buffer, so a slow collector never stalls
+ * the core (and never loses a reading).
+ */
+class Vigil private constructor(
+    private val sdk: VigilSdk,
+    private val hub: Hub,
+    private val io: CoroutineDispatcher,
+) : AutoCloseable {
+
+    companion object {
+        /** Opens the buffer and starts the SDK. Throws [VigilError]. */
+        suspend fun open(
+            config: VigilConfig,
+            tokenProvider: TokenProvider? = null,
+            io: CoroutineDispatcher = Dispatchers.IO,
+        ): Vigil = withContext(io) {
+            val hub = Hub()
+            val sdk = mapped { VigilSdk(config, hub, tokenProvider) }
+            Vigil(sdk, hub, io)
+        }
+
+        private inline fun <T> mapped(block: () -> T): T =
+            try {
+                block()
+            } catch (e: VigilException) {
+                throw e.toVigilError()
+            }
+    }
+
+    private suspend fun <T> call(block: (VigilSdk) -> T): T = withContext(io) { mapped { block(sdk) } }
+
+    /** Pairs a device to the patient. */
+    suspend fun pair(device: String, kind: DeviceKind) = call { it.pair(device, kind) }
+
+    /** Stops and forgets a device; its history stays in the buffer. */
+    suspend fun forget(device: String) = call { it.forget(device) }
+
+    /** Starts collecting from every paired device. */
+    suspend fun start() = call { it.start() }
+
+    /** Stops collecting; returns once every session has let go. */
+    suspend fun stop() = call { it.stop() }
+
+    /** Sends what the sync policy allows now; returns readings sent. */
+    suspend fun syncNow(): ULong = call { it.syncNow() }
+
+    /** The buffer and devices at a glance. */
+    suspend fun status(): Status = call { it.status() }
+
+    /** The phone's network changed. */
+    suspend fun setNetwork(network: Network) = call { it.setNetwork(network) }
+
+    /** The phone's battery changed. */
+    suspend fun setPower(percent: Int, charging: Boolean) =
+        call { it.setPower(percent.coerceIn(0, 100).toUByte(), charging) }
+
+    /** Notification bytes from the platform's Bluetooth stack (host-fed). */
+    suspend fun feedHostBytes(device: String, characteristic: String, bytes: ByteArray) =
+        call { it.feedHostBytes(device, characteristic, bytes) }
+
+    /** The platform's link to [device] went up or down (host-fed). */
+    suspend fun hostConnection(device: String, connected: Boolean) =
+        call { it.hostConnection(device, connected) }
+
+    /** Answers a [HostRequest] (host-fed). */
+    suspend fun completeHostRequest(token: ULong, reply: HostReply) =
+        call { it.completeHostRequest(token, reply) }
+
+    /** Every decoded reading, from subscription on. */
+    fun readings(): Flow<Reading> = hub.flow(hub.readings)
+
+    /** Every alert (start, re-alert, end), from subscription on. */
+    fun alerts(): Flow<Alert> = hub.flow(hub.alerts)
+
+    /** Device events (connected, disconnected, stopped, ...). */
+    fun deviceEvents(): Flow<DeviceEvent> = hub.flow(hub.devices)
+
+    /** Sync events. */
+    fun syncEvents(): Flow<SyncEvent> = hub.flow(hub.syncs)
+
+    /** Buffer pressure and eviction events. */
+    fun bufferEvents(): Flow<BufferEvent> = hub.flow(hub.buffers)
+
+    /** Requests for the platform's Bluetooth stack (host-fed transport). */
+    fun hostRequests(): Flow<HostRequest> = hub.flow(hub.hosts)
+
+    /** Collectors currently subscribed (for tests of cancellation). */
+    internal fun subscriberCount(): Int = hub.count()
+
+    /** Stops everything and frees the native SDK. Blocks briefly. */
+    override fun close() {
+        try {
+            sdk.shutdown()
+        } catch (e: VigilException) {
+            throw e.toVigilError()
+        } finally {
+            sdk.close()
+        }
+    }
+}
+
+/**
+ * The one listener the core sees; fans each event out to the collectors
+ * subscribed at that moment.
+ */
+internal class Hub : VigilListener {
+    val readings = CopyOnWriteArrayList<(Reading) -> Unit>()
+    val alerts = CopyOnWriteArrayList<(Alert) -> Unit>()
+    val devices = CopyOnWriteArrayList<(DeviceEvent) -> Unit>()
+    val syncs = CopyOnWriteArrayList<(SyncEvent) -> Unit>()
+    val buffers = CopyOnWriteArrayList<(BufferEvent) -> Unit>()
+    val hosts = CopyOnWriteArrayList<(HostRequest) -> Unit>()
+
+    fun count(): Int = readings.size + alerts.size + devices.size + syncs.size + buffers.size + hosts.size
+
+    fun <T> flow(subscribers: CopyOnWriteArrayList<(T) -> Unit>): Flow<T> = callbackFlow {
+        val sink: (T) -> Unit = { trySend(it) }
+        subscribers.add(sink)
+        awaitClose { subscribers.remove(sink) }
+    }.buffer(Channel.UNLIMITED)
+
+    override fun onReading(reading: Reading) = readings.forEach { it(reading) }
+    override fun onAlert(alert: Alert) = alerts.forEach { it(alert) }
+    override fun onDeviceEvent(event: DeviceEvent) = devices.forEach { it(event) }
+    override fun onSyncEvent(event: SyncEvent) = syncs.forEach { it(event) }
+    override fun onBufferEvent(event: BufferEvent) = buffers.forEach { it(event) }
+    override fun onHostRequest(request: HostRequest) = hosts.forEach { it(request) }
+}

@@ -1,0 +1,41 @@
+package health.vigil
+
+import health.vigil.ffi.VigilException
+
+/**
+ * What went wrong in the SDK, as an app can act on it. Messages never carry
+ * patient data. Every SDK call throws only these (mapped from the generated
+ * [VigilException]).
+ */
+sealed class VigilError(message: String, cause: Throwable? = null) : Exception(message, cause) {
+    /** The on-phone buffer failed or is full. */
+    class Storage(message: String, cause: Throwable? = null) : VigilError(message, cause)
+
+    /** The server could not be reached or refused the request. */
+    class Network(message: String, cause: Throwable? = null) : VigilError(message, cause)
+
+    /** The server refused the token: refresh it. */
+    class Auth(message: String, cause: Throwable? = null) : VigilError(message, cause)
+
+    /** An argument or setting is invalid. */
+    class InvalidInput(message: String, cause: Throwable? = null) : VigilError(message, cause)
+
+    /** A device or the Bluetooth stack failed. */
+    class Device(message: String, cause: Throwable? = null) : VigilError(message, cause)
+
+    /** Not configured for this call (no server, not host-fed), or closed. */
+    class NotAvailable(message: String, cause: Throwable? = null) : VigilError(message, cause)
+}
+
+/** The one place generated errors become [VigilError]s. */
+internal fun VigilException.toVigilError(): VigilError {
+    val m = message ?: "unknown error"
+    return when (this) {
+        is VigilException.Storage -> VigilError.Storage(m, this)
+        is VigilException.Network -> VigilError.Network(m, this)
+        is VigilException.Auth -> VigilError.Auth(m, this)
+        is VigilException.InvalidInput -> VigilError.InvalidInput(m, this)
+        is VigilException.Device -> VigilError.Device(m, this)
+        is VigilException.NotAvailable -> VigilError.NotAvailable(m, this)
+    }
+}
