@@ -14,8 +14,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod csv;
+pub mod dashboard;
 pub mod error;
+pub mod fhir;
 pub mod metrics;
+pub mod nightscout;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;

@@ -1,0 +1,2 @@
+//! The clinician web dashboard.
+pub mod svg;
