@@ -124,6 +124,87 @@ fn audit_log_appends_in_order_and_pages(s: &dyn Storage) {
     assert_eq!(s.audit_entries(0, 1).unwrap().len(), 1);
 }
 
+fn sessions_resolve_to_their_token_until_expiry_or_sign_out(s: &dyn Storage) {
+    use chrono::{TimeDelta, Utc};
+    let c = s.add_clinician("dr-session").unwrap();
+    let token = s
+        .insert_token(&NewToken {
+            hash: TokenHash::of("vgl_c_session"),
+            role: Role::Clinician,
+            scope: TokenScope::Clinician(c),
+            label: None,
+        })
+        .unwrap();
+    let now = Utc::now();
+    let live = TokenHash::of("session-live");
+    let old = TokenHash::of("session-old");
+    s.create_session(&live, token, now + TimeDelta::hours(8))
+        .unwrap();
+    s.create_session(&old, token, now + TimeDelta::seconds(1))
+        .unwrap();
+    let rec = s.session_token(&live, now).unwrap().unwrap();
+    assert_eq!(rec.id, token);
+    assert_eq!(rec.scope, TokenScope::Clinician(c));
+    assert!(s.session_token(&old, now).unwrap().is_some());
+    // Expired sessions resolve to nothing, and a sign-out sweeps them.
+    let later = now + TimeDelta::seconds(2);
+    assert!(s.session_token(&old, later).unwrap().is_none());
+    assert!(
+        s.session_token(&TokenHash::of("never"), now)
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.delete_session(&live, later).unwrap());
+    assert!(!s.delete_session(&live, later).unwrap());
+    assert!(s.session_token(&live, now).unwrap().is_none());
+    assert!(
+        !s.delete_session(&old, later).unwrap(),
+        "swept at the first sign-out"
+    );
+    // A session for a token that does not exist is refused.
+    assert!(matches!(
+        s.create_session(&TokenHash::of("x"), 9999, now + TimeDelta::hours(1)),
+        Err(vigil_ingest::Error::NotFound(_))
+    ));
+    // Revoking the token shows through the session (the caller refuses it).
+    s.create_session(&live, token, now + TimeDelta::hours(8))
+        .unwrap();
+    s.revoke_token(token).unwrap();
+    assert!(
+        s.session_token(&live, now)
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}
+
+fn nightscout_secrets_select_one_patient_and_are_unique(s: &dyn Storage) {
+    use vigil_ingest::nightscout::secret_hash;
+    let a = s.add_patient("Ada").unwrap();
+    let b = s.add_patient("Bob").unwrap();
+    let ha = secret_hash("ada's long secret");
+    s.set_nightscout_secret(a, &ha).unwrap();
+    assert_eq!(s.nightscout_patient(&ha).unwrap(), Some(a));
+    assert_eq!(
+        s.nightscout_patient(&secret_hash("other secret!")).unwrap(),
+        None
+    );
+    assert!(matches!(
+        s.set_nightscout_secret(b, &ha),
+        Err(vigil_ingest::Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.set_nightscout_secret(9999, &secret_hash("nobody's secret")),
+        Err(vigil_ingest::Error::NotFound(_))
+    ));
+    // Replacing a secret retires the old one.
+    let ha2 = secret_hash("ada's new long secret");
+    s.set_nightscout_secret(a, &ha2).unwrap();
+    assert_eq!(s.nightscout_patient(&ha).unwrap(), None);
+    assert_eq!(s.nightscout_patient(&ha2).unwrap(), Some(a));
+}
+
 /// Instantiates the whole contract for one backend. `$make` returns a fresh,
 /// empty, migrated backend per test.
 macro_rules! storage_contract {
@@ -152,6 +233,14 @@ macro_rules! storage_contract {
             #[test]
             fn tokens_must_match_their_role_and_link_to_something_real() {
                 super::tokens_must_match_their_role_and_link_to_something_real(fresh().as_ref());
+            }
+            #[test]
+            fn sessions_resolve_to_their_token_until_expiry_or_sign_out() {
+                super::sessions_resolve_to_their_token_until_expiry_or_sign_out(fresh().as_ref());
+            }
+            #[test]
+            fn nightscout_secrets_select_one_patient_and_are_unique() {
+                super::nightscout_secrets_select_one_patient_and_are_unique(fresh().as_ref());
             }
             #[test]
             fn audit_log_appends_in_order_and_pages() {

@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::auth::{Role, TokenHash};
 use crate::error::Result;
+use crate::nightscout::SecretHash;
 
 /// A patient's id: the database row id, printed by `patient add`.
 pub type PatientId = i64;
@@ -55,6 +56,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         4,
         "0004_create_audit_log",
         include_str!("../../migrations/0004_create_audit_log.sql"),
+    ),
+    (
+        5,
+        "0005_create_dashboard_sessions",
+        include_str!("../../migrations/0005_create_dashboard_sessions.sql"),
+    ),
+    (
+        6,
+        "0006_create_nightscout_secrets",
+        include_str!("../../migrations/0006_create_nightscout_secrets.sql"),
     ),
 ];
 
@@ -170,6 +181,26 @@ pub trait Storage: Send + Sync + 'static {
     /// Audit entries with id greater than `after`, oldest first, at most
     /// `limit` of them.
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Stores a dashboard session (only the hash of its id) acting as
+    /// `token`, valid until `expires_at`. Unknown token: `NotFound`.
+    fn create_session(
+        &self,
+        hash: &TokenHash,
+        token: TokenId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The token a session acts as, if the session exists and has not
+    /// expired at `now` (the token itself may be revoked: the caller checks).
+    fn session_token(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<TokenRecord>>;
+    /// Ends a session; true if it existed. Also drops every session expired
+    /// at `now`, so the table does not grow without bound.
+    fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool>;
+    /// Sets (or replaces) a patient's Nightscout secret hash. Unknown
+    /// patient: `NotFound`; a hash another patient already uses: `Conflict`.
+    fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()>;
+    /// The patient whose Nightscout secret hashes to `hash`.
+    fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>>;
 }
 
 /// A cheap, cloneable async handle to a [`Storage`] backend.
