@@ -74,6 +74,9 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// The limits `app` applies.
     pub limits: Limits,
+    /// Mark dashboard cookies `Secure`: true when served over TLS or behind
+    /// a TLS proxy (browsers drop Secure cookies on plain-HTTP loopback).
+    pub cookie_secure: bool,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
             limits,
+            cookie_secure: false,
         }
     }
 }

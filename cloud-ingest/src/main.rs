@@ -193,7 +193,8 @@ fn run(cli: Cli) -> Result<Option<String>> {
                 },
                 ..Limits::default()
             };
-            let state = AppState::new(Store::new(storage), limits);
+            let mut state = AppState::new(Store::new(storage), limits);
+            state.cookie_secure = opts.tls.is_some() || opts.insecure_behind_proxy;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

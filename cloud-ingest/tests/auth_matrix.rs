@@ -79,6 +79,58 @@ const MATRIX: &[Row] = &[
         NoPatient,
         [403, 403, 403, 200, 401, 401, 401],
     ),
+    // Dashboard pages authenticate by session cookie, never by bearer
+    // token: every bearer caller is redirected (303, followed by the
+    // client) to the sign-in form. The session cases, own and foreign
+    // patient, are walked in tests/dashboard.rs.
+    row(
+        "GET",
+        "/dashboard/",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/login",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "POST",
+        "/dashboard/login",
+        NoPatient,
+        [400, 400, 400, 400, 400, 400, 400],
+    ),
+    row(
+        "POST",
+        "/dashboard/logout",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/patients/{id}",
+        Target::Own,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/patients/{id}",
+        Target::Foreign,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/static/app.css",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/static/app.js",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

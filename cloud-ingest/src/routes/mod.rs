@@ -6,11 +6,12 @@
 //! or documented without existing, fails that test.
 
 mod audit;
+mod dashboard;
 mod health;
 mod patients;
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::AppState;
 
@@ -42,6 +43,21 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/openapi.json", get(health::openapi)),
         route(Method::GET, "/v1/patients", get(patients::list)),
         route(Method::GET, "/v1/audit", get(audit::list)),
+        route(Method::GET, "/dashboard/", get(dashboard::home)),
+        route(Method::GET, "/dashboard/login", get(dashboard::login_form)),
+        route(Method::POST, "/dashboard/login", post(dashboard::login)),
+        route(Method::POST, "/dashboard/logout", post(dashboard::logout)),
+        route(
+            Method::GET,
+            "/dashboard/patients/{id}",
+            get(dashboard::patient),
+        ),
+        route(
+            Method::GET,
+            "/dashboard/static/app.css",
+            get(dashboard::css),
+        ),
+        route(Method::GET, "/dashboard/static/app.js", get(dashboard::js)),
     ]
 }
 
