@@ -35,6 +35,9 @@ need pkg-config pkg-config
 # The btleplug suite runs the real Linux backend against an emulated BlueZ
 # on a private system bus (tests/fake-bluez); libdbus itself is vendored.
 need dbus-daemon dbus-daemon
+# The dashboard's browser test (cloud-ingest/tests/browser.rs) drives the
+# system Chromium headless over the DevTools protocol; nothing downloads one.
+need chromium chromium
 
 say "format"
 cargo fmt --all -- --check

@@ -208,8 +208,9 @@ fn run(cli: Cli) -> Result<Option<String>> {
                     // Tests and scripts read the bound address (port 0 picks
                     // one) from this stdout line.
                     println!("listening {scheme}://{addr}");
-                    tracing::info!("dashboard at {scheme}://{addr}/dashboard/");
-                    println!("dashboard {scheme}://{addr}/dashboard/");
+                    // Logged, not printed: scripts may stop reading stdout
+                    // after the first line.
+                    tracing::info!("clinician dashboard at {scheme}://{addr}/dashboard/");
                 },
             ))?;
             tracing::info!("stopped");
