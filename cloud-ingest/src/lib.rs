@@ -20,6 +20,7 @@ pub mod error;
 pub mod fhir;
 pub mod metrics;
 pub mod nightscout;
+pub mod query;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;

@@ -186,9 +186,92 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Query> {
     Ok(q)
 }
 
+/// Nightscout entries from stored glucose (`points` oldest first): the
+/// newest `count`, newest first, each with `delta` and `direction` from
+/// its predecessor in `points`.
+pub fn entries(points: &[crate::fhir::DataPoint], count: usize) -> Vec<Entry> {
+    let mut out = Vec::with_capacity(count.min(points.len()));
+    for (i, p) in points.iter().enumerate().rev().take(count) {
+        let prev = i.checked_sub(1).and_then(|j| points.get(j));
+        let (delta, direction) = match prev {
+            Some(q) if p.time > q.time => {
+                let minutes = (p.time - q.time).num_seconds() as f64 / 60.0;
+                let d = p.mg_dl - q.mg_dl;
+                (
+                    Some((d * 10.0).round() / 10.0),
+                    Some(direction(d / minutes).to_owned()),
+                )
+            }
+            _ => (None, None),
+        };
+        out.push(Entry {
+            id: Some(format!(
+                "{}-{}",
+                crate::fhir::fhir_id(&p.device),
+                p.time.timestamp_millis()
+            )),
+            kind: "sgv".into(),
+            sgv: p.mg_dl.round(),
+            date: p.time.timestamp_millis(),
+            date_string: Some(date_string(p.time)),
+            direction,
+            delta,
+            device: Some(p.device.clone()),
+            noise: Some(1),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_newest_first_with_delta_and_direction() {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let pts: Vec<crate::fhir::DataPoint> = [100.0, 104.0, 120.0, 119.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| crate::fhir::DataPoint {
+                time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
+                mg_dl: *v,
+                device: "dev".into(),
+            })
+            .collect();
+        let e = entries(&pts, 3);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].sgv, 119.0);
+        assert_eq!(e[0].delta, Some(-1.0));
+        assert_eq!(e[0].direction.as_deref(), Some("Flat"));
+        assert_eq!(e[1].delta, Some(16.0));
+        assert_eq!(e[1].direction.as_deref(), Some("DoubleUp"));
+        assert_eq!(e[2].direction.as_deref(), Some("Flat"));
+        assert!(e[0].date > e[1].date);
+        assert_eq!(
+            e[0].date_string.as_deref(),
+            Some("2026-03-01T00:15:00.000Z")
+        );
+        assert_eq!(
+            entries(&pts, 10)[3].delta,
+            None,
+            "the oldest has no predecessor"
+        );
+        let json = serde_json::to_value(&e[0]).unwrap();
+        for k in [
+            "_id",
+            "type",
+            "sgv",
+            "date",
+            "dateString",
+            "direction",
+            "delta",
+            "device",
+            "noise",
+        ] {
+            assert!(json.get(k).is_some(), "missing {k}");
+        }
+    }
 
     #[test]
     fn both_secret_forms_verify_against_one_hash() {
