@@ -144,6 +144,23 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
         assert_accessible(&mut b, "report").await;
         b.screenshot(&shots.join("03-report.png")).await;
 
+        // The checker itself can fail: a grey-on-white paragraph, an
+        // unlabelled input and an untitled SVG are each reported. (The
+        // colour is set through the CSSOM: the CSP blocks style attributes.)
+        let r = b
+            .eval(&format!(
+                "(() => {{ const m = document.querySelector('main'); \
+                 m.insertAdjacentHTML('beforeend', '<p id=\"bad\">faint</p><input id=\"nolabel\"><svg></svg>'); \
+                 document.getElementById('bad').style.color = '#aaaaaa'; \
+                 const r = {A11Y}; document.getElementById('bad').remove(); document.getElementById('nolabel').remove(); \
+                 m.querySelector('svg:last-child').remove(); return r; }})()"
+            ))
+            .await;
+        let problems = r["problems"].to_string();
+        assert!(problems.contains("contrast 2.32 on P"), "{problems}");
+        assert!(problems.contains("unlabelled input nolabel"), "{problems}");
+        assert!(problems.contains("svg without title"), "{problems}");
+
         // Sign out through the header form.
         b.eval("document.querySelector('form.signout button').click(); true")
             .await;
