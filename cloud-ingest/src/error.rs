@@ -49,6 +49,10 @@ pub enum Error {
     /// configured, e.g. plain HTTP on a public address, unreadable TLS files.
     #[error("configuration: {0}")]
     Config(String),
+    /// 500: an internal invariant failed (a stored row that does not
+    /// parse back). Logged, never echoed.
+    #[error("internal: {0}")]
+    Internal(String),
     /// 500 (or exit status 1 at start): an I/O failure outside the database.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -75,9 +79,11 @@ impl Error {
             Error::InvalidInput(_) | Error::InvalidCsv(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Storage(_)
+            | Error::Task(_)
+            | Error::Config(_)
+            | Error::Internal(_)
+            | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -91,7 +97,11 @@ impl Error {
             Error::InvalidCsv(_) => "invalid_csv",
             Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
-            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => "internal",
+            Error::Storage(_)
+            | Error::Task(_)
+            | Error::Config(_)
+            | Error::Internal(_)
+            | Error::Io(_) => "internal",
         }
     }
 }

@@ -33,6 +33,8 @@ impl Write for Capture {
 /// A storage whose every call fails, to drive the internal-error path.
 struct Broken;
 
+use vigil_ingest::storage as st;
+
 impl vigil_ingest::storage::Storage for Broken {
     fn ping(&self) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
@@ -84,6 +86,62 @@ impl vigil_ingest::storage::Storage for Broken {
         _: i64,
         _: u32,
     ) -> vigil_ingest::Result<Vec<vigil_ingest::storage::AuditEntry>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn store_batch(&self, _: &st::NewBatch) -> vigil_ingest::Result<vigil_core::wire::BatchAck> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn kept_reading_before(
+        &self,
+        _: &st::SeriesKey,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<Option<st::StoredReading>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn readings(&self, _: &st::ReadingQuery) -> vigil_ingest::Result<Vec<st::StoredReading>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn store_alert(&self, _: &st::NewAlert, _: bool) -> vigil_ingest::Result<bool> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn alerts_for(
+        &self,
+        _: &[i64],
+        _: chrono::DateTime<chrono::Utc>,
+        _: u32,
+    ) -> vigil_ingest::Result<Vec<st::StoredAlert>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn alert_patients(&self, _: &str) -> vigil_ingest::Result<Vec<i64>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn ack_alert(
+        &self,
+        _: i64,
+        _: &str,
+        _: i64,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<bool> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn alert_acks(&self, _: i64, _: &str) -> vigil_ingest::Result<Vec<st::AlertAckRecord>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn store_heartbeat(&self, _: &st::NewHeartbeat) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn latest_heartbeat(&self, _: i64) -> vigil_ingest::Result<Option<st::NewHeartbeat>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn contacts(&self) -> vigil_ingest::Result<Vec<st::Contact>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn set_silence(
+        &self,
+        _: i64,
+        _: Option<&str>,
+        _: Option<&st::Silence>,
+    ) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn create_session(

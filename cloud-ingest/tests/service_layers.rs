@@ -65,6 +65,57 @@ impl Storage for SlowPing {
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         self.0.audit_entries(after, limit)
     }
+    fn store_batch(&self, b: &st::NewBatch) -> Result<vigil_core::wire::BatchAck> {
+        self.0.store_batch(b)
+    }
+    fn kept_reading_before(
+        &self,
+        k: &st::SeriesKey,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<st::StoredReading>> {
+        self.0.kept_reading_before(k, at)
+    }
+    fn readings(&self, q: &st::ReadingQuery) -> Result<Vec<st::StoredReading>> {
+        self.0.readings(q)
+    }
+    fn store_alert(&self, a: &st::NewAlert, c: bool) -> Result<bool> {
+        self.0.store_alert(a, c)
+    }
+    fn alerts_for(
+        &self,
+        p: &[i64],
+        since: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<st::StoredAlert>> {
+        self.0.alerts_for(p, since, limit)
+    }
+    fn alert_patients(&self, id: &str) -> Result<Vec<i64>> {
+        self.0.alert_patients(id)
+    }
+    fn ack_alert(
+        &self,
+        p: i64,
+        id: &str,
+        tok: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        self.0.ack_alert(p, id, tok, at)
+    }
+    fn alert_acks(&self, p: i64, id: &str) -> Result<Vec<st::AlertAckRecord>> {
+        self.0.alert_acks(p, id)
+    }
+    fn store_heartbeat(&self, h: &st::NewHeartbeat) -> Result<()> {
+        self.0.store_heartbeat(h)
+    }
+    fn latest_heartbeat(&self, p: i64) -> Result<Option<st::NewHeartbeat>> {
+        self.0.latest_heartbeat(p)
+    }
+    fn contacts(&self) -> Result<Vec<st::Contact>> {
+        self.0.contacts()
+    }
+    fn set_silence(&self, p: i64, e: Option<&str>, s: Option<&st::Silence>) -> Result<bool> {
+        self.0.set_silence(p, e, s)
+    }
     fn create_session(
         &self,
         h: &TokenHash,
@@ -94,6 +145,8 @@ impl Storage for SlowPing {
         self.0.nightscout_patient(h)
     }
 }
+
+use vigil_ingest::storage as st;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413_before_any_handler() {

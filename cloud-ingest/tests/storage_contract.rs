@@ -3,10 +3,16 @@
 //! (`storage_contract!(postgres, || ...)`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
+use chrono::{DateTime, Utc};
+use vigil_core::model::Stream;
+use vigil_core::wire::{BatchId, RejectReason, Rejected, SeqRange};
 use vigil_ingest::Error;
 use vigil_ingest::auth::{Role, TokenHash};
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::storage::{MIGRATIONS, NewAuditEntry, NewToken, Storage, TokenScope};
+use vigil_ingest::storage::{
+    MIGRATIONS, NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat, NewReading, NewToken,
+    ReadingQuery, SeriesKey, Silence, Storage, TokenScope,
+};
 
 fn migrations_are_all_applied(s: &dyn Storage) {
     s.ping().unwrap();
@@ -205,6 +211,296 @@ fn nightscout_secrets_select_one_patient_and_are_unique(s: &dyn Storage) {
     assert_eq!(s.nightscout_patient(&ha2).unwrap(), Some(a));
 }
 
+// ---- intake: batches, readings, alerts, heartbeats, contact ----
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_770_000_000 + secs, 0).unwrap()
+}
+
+fn reading(seq: u64, secs: i64, value: f64) -> NewReading {
+    NewReading {
+        seq,
+        time: t(secs),
+        value,
+        quality_percent: Some(90.0),
+        quality_flagged: false,
+        held_back: false,
+        raw: Some(vec![1, 2, 3]),
+    }
+}
+
+fn batch(id: u8, patient: i64, groups: Vec<NewGroup>) -> NewBatch {
+    NewBatch {
+        v: 1,
+        id: BatchId([id; 16]),
+        patient,
+        device: "cgm-1".into(),
+        received_at: t(10_000),
+        groups,
+    }
+}
+
+fn glucose(readings: Vec<NewReading>, rejected: Vec<Rejected>) -> NewGroup {
+    NewGroup {
+        stream: Stream::Glucose,
+        session: Some(4),
+        characteristic: 0x2AA7,
+        tolerance: Some(3.0),
+        readings,
+        rejected,
+    }
+}
+
+fn batches_store_once_and_retries_get_the_stored_ack(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let refused = Rejected {
+        seq: 9,
+        reason: RejectReason::ImpossibleValue,
+    };
+    let b = batch(
+        1,
+        p,
+        vec![glucose(
+            vec![
+                reading(1, 0, 100.0),
+                reading(2, 300, 104.0),
+                reading(4, 900, 110.0),
+            ],
+            vec![refused],
+        )],
+    );
+    let ack = s.store_batch(&b).unwrap();
+    assert!(!ack.duplicate);
+    assert_eq!(ack.batch, b.id);
+    assert_eq!(
+        ack.streams[0].stored,
+        vec![
+            SeqRange { first: 1, last: 2 },
+            SeqRange { first: 4, last: 4 }
+        ]
+    );
+    assert_eq!(ack.streams[0].rejected, vec![refused]);
+    // The same id again: the stored ack, marked duplicate, nothing new.
+    let mut again = b.clone();
+    again.groups[0].readings.push(reading(5, 1200, 111.0));
+    let second = s.store_batch(&again).unwrap();
+    assert!(second.duplicate);
+    assert_eq!(second.streams, ack.streams);
+    let q = ReadingQuery {
+        patient: p,
+        stream: Some(Stream::Glucose),
+        from: t(-1),
+        to: t(100_000),
+        limit: 100,
+    };
+    let stored = s.readings(&q).unwrap();
+    assert_eq!(stored.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 4]);
+    assert_eq!(stored[0].value, 100.0);
+    assert_eq!(stored[0].session, Some(4));
+    assert_eq!(stored[0].quality_percent, Some(90.0));
+    assert_eq!(stored[0].characteristic, 0x2AA7);
+    assert_eq!(stored[0].tolerance, Some(3.0));
+    assert_eq!(stored[0].device, "cgm-1");
+}
+
+fn overlapping_batches_store_each_reading_once_and_flag_conflicts(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    s.store_batch(&batch(
+        1,
+        p,
+        vec![glucose(
+            vec![reading(1, 0, 100.0), reading(2, 300, 101.0)],
+            vec![],
+        )],
+    ))
+    .unwrap();
+    let ack = s
+        .store_batch(&batch(
+            2,
+            p,
+            vec![glucose(
+                vec![
+                    reading(2, 300, 101.0),
+                    reading(3, 600, 102.0),
+                    reading(1, 0, 99.0),
+                ],
+                vec![],
+            )],
+        ))
+        .unwrap();
+    assert!(!ack.duplicate);
+    assert_eq!(ack.streams[0].stored, vec![SeqRange { first: 2, last: 3 }]);
+    assert_eq!(
+        ack.streams[0].rejected,
+        vec![Rejected {
+            seq: 1,
+            reason: RejectReason::Conflict
+        }]
+    );
+    let all = s
+        .readings(&ReadingQuery {
+            patient: p,
+            stream: None,
+            from: t(-1),
+            to: t(100_000),
+            limit: 100,
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].value, 100.0, "the first stored value stands");
+    // Another session with the same seq is another reading.
+    let mut other = glucose(vec![reading(1, 1500, 120.0)], vec![]);
+    other.session = None;
+    let ack = s.store_batch(&batch(3, p, vec![other])).unwrap();
+    assert_eq!(ack.streams[0].stored, vec![SeqRange { first: 1, last: 1 }]);
+    assert_eq!(ack.streams[0].session, None);
+}
+
+fn readings_filter_by_patient_stream_and_time_and_page(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let q = s.add_patient("Bob").unwrap();
+    let mut hr = glucose(vec![reading(1, 50, 60.0)], vec![]);
+    hr.stream = Stream::HeartRate;
+    hr.session = None;
+    hr.tolerance = None;
+    let g = glucose(
+        (0..10)
+            .map(|i| reading(i, i as i64 * 300, 100.0 + i as f64))
+            .collect(),
+        vec![],
+    );
+    s.store_batch(&batch(1, p, vec![g, hr])).unwrap();
+    s.store_batch(&batch(
+        2,
+        q,
+        vec![glucose(vec![reading(1, 0, 200.0)], vec![])],
+    ))
+    .unwrap();
+    let mut query = ReadingQuery {
+        patient: p,
+        stream: Some(Stream::Glucose),
+        from: t(300),
+        to: t(1500),
+        limit: 100,
+    };
+    let got: Vec<u64> = s.readings(&query).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(got, [1, 2, 3, 4], "from inclusive, to exclusive");
+    query.limit = 2;
+    assert_eq!(s.readings(&query).unwrap().len(), 2);
+    query.stream = None;
+    query.from = t(0);
+    query.limit = 100;
+    let streams: Vec<Stream> = s
+        .readings(&query)
+        .unwrap()
+        .iter()
+        .map(|r| r.stream)
+        .collect();
+    assert!(streams.contains(&Stream::HeartRate));
+    query.patient = q;
+    assert_eq!(s.readings(&query).unwrap().len(), 1);
+    let before = s
+        .kept_reading_before(
+            &SeriesKey {
+                patient: p,
+                device: "cgm-1".into(),
+                stream: Stream::Glucose,
+                session: Some(4),
+            },
+            t(1000),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.seq, 3);
+}
+
+fn alert(p: i64, id: &str, phase: &str, secs: i64) -> NewAlert {
+    NewAlert {
+        patient: p,
+        alert_id: id.into(),
+        device: Some("cgm-1".into()),
+        kind: "urgent_low".into(),
+        phase: phase.into(),
+        time: t(secs),
+        value: Some(50.0),
+        detail: "{}".into(),
+        received_at: t(secs + 1),
+    }
+}
+
+fn alerts_store_once_by_event_key_and_acks_record_who(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let q = s.add_patient("Bob").unwrap();
+    let tok = s
+        .insert_token(&NewToken {
+            hash: TokenHash::of("vgl_c_x"),
+            role: Role::Clinician,
+            scope: TokenScope::Clinician(s.add_clinician("dr").unwrap()),
+            label: None,
+        })
+        .unwrap();
+    assert!(s.store_alert(&alert(p, "a1", "start", 0), true).unwrap());
+    assert!(!s.store_alert(&alert(p, "a1", "start", 0), true).unwrap());
+    assert!(s.store_alert(&alert(p, "a1", "end", 600), false).unwrap());
+    assert!(s.store_alert(&alert(q, "b1", "start", 100), false).unwrap());
+    let mine = s.alerts_for(&[p], t(-10), 100).unwrap();
+    assert_eq!(mine.len(), 2);
+    assert_eq!(mine[0].alert, alert(p, "a1", "start", 0));
+    assert_eq!(s.alerts_for(&[p, q], t(50), 100).unwrap().len(), 2);
+    assert_eq!(s.alerts_for(&[p, q], t(-10), 1).unwrap().len(), 1);
+    assert_eq!(s.alert_patients("a1").unwrap(), vec![p]);
+    assert!(s.alert_patients("zz").unwrap().is_empty());
+    assert!(s.ack_alert(p, "a1", tok, t(700)).unwrap());
+    assert!(!s.ack_alert(p, "a1", tok, t(800)).unwrap());
+    let acks = s.alert_acks(p, "a1").unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!((acks[0].token_id, acks[0].at), (tok, t(700)));
+    assert_eq!(s.alerts_for(&[p], t(-10), 10).unwrap()[0].acks, acks);
+}
+
+fn heartbeats_keep_the_latest_and_contact_drives_the_silence_state(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    assert!(s.contacts().unwrap().is_empty());
+    let hb = |sent: i64, recv: i64, body: &str| NewHeartbeat {
+        patient: p,
+        sent_at: t(sent),
+        received_at: t(recv),
+        body: body.into(),
+    };
+    s.store_heartbeat(&hb(100, 100, "new")).unwrap();
+    s.store_heartbeat(&hb(50, 200, "old")).unwrap();
+    assert_eq!(s.latest_heartbeat(p).unwrap().unwrap().body, "new");
+    let c = s.contacts().unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].last_contact,
+        t(200),
+        "an old heartbeat is still contact"
+    );
+    assert_eq!(c[0].silence, None);
+    // A batch received earlier than the last contact does not move it back.
+    let mut b = batch(1, p, vec![]);
+    b.received_at = t(150);
+    s.store_batch(&b).unwrap();
+    assert_eq!(s.contacts().unwrap()[0].last_contact, t(200));
+    let silence = Silence {
+        alert_id: "silent-1".into(),
+        since: t(2000),
+    };
+    assert!(s.set_silence(p, None, Some(&silence)).unwrap());
+    assert!(
+        !s.set_silence(p, None, Some(&silence)).unwrap(),
+        "already open"
+    );
+    assert_eq!(s.contacts().unwrap()[0].silence, Some(silence));
+    assert!(!s.set_silence(p, Some("other"), None).unwrap());
+    assert!(s.set_silence(p, Some("silent-1"), None).unwrap());
+    assert_eq!(s.contacts().unwrap()[0].silence, None);
+    // Alerts from the phone count as contact when asked to.
+    s.store_alert(&alert(p, "a", "start", 5000), true).unwrap();
+    assert_eq!(s.contacts().unwrap()[0].last_contact, t(5001));
+}
+
 /// Instantiates the whole contract for one backend. `$make` returns a fresh,
 /// empty, migrated backend per test.
 macro_rules! storage_contract {
@@ -245,6 +541,30 @@ macro_rules! storage_contract {
             #[test]
             fn audit_log_appends_in_order_and_pages() {
                 super::audit_log_appends_in_order_and_pages(fresh().as_ref());
+            }
+            #[test]
+            fn batches_store_once_and_retries_get_the_stored_ack() {
+                super::batches_store_once_and_retries_get_the_stored_ack(fresh().as_ref());
+            }
+            #[test]
+            fn overlapping_batches_store_each_reading_once_and_flag_conflicts() {
+                super::overlapping_batches_store_each_reading_once_and_flag_conflicts(
+                    fresh().as_ref(),
+                );
+            }
+            #[test]
+            fn readings_filter_by_patient_stream_and_time_and_page() {
+                super::readings_filter_by_patient_stream_and_time_and_page(fresh().as_ref());
+            }
+            #[test]
+            fn alerts_store_once_by_event_key_and_acks_record_who() {
+                super::alerts_store_once_by_event_key_and_acks_record_who(fresh().as_ref());
+            }
+            #[test]
+            fn heartbeats_keep_the_latest_and_contact_drives_the_silence_state() {
+                super::heartbeats_keep_the_latest_and_contact_drives_the_silence_state(
+                    fresh().as_ref(),
+                );
             }
         }
     };

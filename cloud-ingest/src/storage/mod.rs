@@ -13,10 +13,16 @@
 //!   `schema_migrations` table; the same numbered list is the contract a
 //!   PostgreSQL backend must follow (`storage/postgres.rs`, next step).
 //!
-//! Readings and alerts tables are not here yet: they arrive with the wire
-//! protocol (batch and alert intake).
+//! Intake types ([`NewBatch`], [`NewAlert`], ...) are plain data in the
+//! wire protocol's vocabulary (`vigil_core` streams and acks), so a backend
+//! only maps them to rows; the rules (validation, skew, reconstruction) live
+//! in the routes, once.
 
+pub mod intake;
 pub mod sqlite;
+mod sqlite_intake;
+
+pub use intake::*;
 
 use std::sync::Arc;
 
@@ -59,13 +65,33 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         5,
-        "0005_create_dashboard_sessions",
-        include_str!("../../migrations/0005_create_dashboard_sessions.sql"),
+        "0005_create_batches",
+        include_str!("../../migrations/0005_create_batches.sql"),
     ),
     (
         6,
-        "0006_create_nightscout_secrets",
-        include_str!("../../migrations/0006_create_nightscout_secrets.sql"),
+        "0006_create_readings",
+        include_str!("../../migrations/0006_create_readings.sql"),
+    ),
+    (
+        7,
+        "0007_create_alerts",
+        include_str!("../../migrations/0007_create_alerts.sql"),
+    ),
+    (
+        8,
+        "0008_create_contact",
+        include_str!("../../migrations/0008_create_contact.sql"),
+    ),
+    (
+        9,
+        "0009_create_dashboard_sessions",
+        include_str!("../../migrations/0009_create_dashboard_sessions.sql"),
+    ),
+    (
+        10,
+        "0010_create_nightscout_secrets",
+        include_str!("../../migrations/0010_create_nightscout_secrets.sql"),
     ),
 ];
 
@@ -201,6 +227,68 @@ pub trait Storage: Send + Sync + 'static {
     fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()>;
     /// The patient whose Nightscout secret hashes to `hash`.
     fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>>;
+
+    /// Stores a validated batch in one transaction and answers with what is
+    /// durably stored. A batch id seen before returns the ack stored with it
+    /// (`duplicate: true`) and writes nothing; a reading whose key is stored
+    /// counts as stored when its value is the same and is rejected as
+    /// `conflict` otherwise. Build the answer with [`assemble_ack`]. Also
+    /// records the patient's last contact (the dead-man's switch).
+    fn store_batch(&self, batch: &NewBatch) -> Result<vigil_core::wire::BatchAck>;
+    /// The latest stored kept reading of one stream and session strictly
+    /// before `at` (reconstructing a held-back reading whose earlier
+    /// neighbour arrived in an earlier batch).
+    fn kept_reading_before(
+        &self,
+        key: &SeriesKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredReading>>;
+    /// Readings of a patient in `[from, to)`, by time then id, at most
+    /// `limit`; `stream` narrows to one stream.
+    fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>>;
+    /// Stores an alert event once by (patient, alert id, phase, time);
+    /// returns true when it was new. Also records the patient's contact
+    /// when `contact` is set (an alert posted by the phone).
+    fn store_alert(&self, alert: &NewAlert, contact: bool) -> Result<bool>;
+    /// Alert events of these patients at or after `since`, oldest first, at
+    /// most `limit`.
+    fn alerts_for(
+        &self,
+        patients: &[PatientId],
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>>;
+    /// The patients having an alert episode with this id (normally one).
+    fn alert_patients(&self, alert_id: &str) -> Result<Vec<PatientId>>;
+    /// Records that `token` acknowledged the episode; returns false when
+    /// it had already (the first acknowledgement's time stands).
+    fn ack_alert(
+        &self,
+        patient: PatientId,
+        alert_id: &str,
+        token: TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Acknowledgements of an episode, oldest first.
+    fn alert_acks(&self, patient: PatientId, alert_id: &str) -> Result<Vec<AlertAckRecord>>;
+    /// Keeps the heartbeat when it is the patient's latest by `sent_at`,
+    /// and records the contact either way.
+    fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()>;
+    /// The patient's latest heartbeat, if any.
+    fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>>;
+    /// Every patient the service has heard from, with the dead-man's
+    /// switch state.
+    fn contacts(&self) -> Result<Vec<Contact>>;
+    /// Opens (`Some`) or closes (`None`) the patient's `app_silent`
+    /// episode. Opening succeeds only when none is open and closing only
+    /// when `expected` names the open one, so two replicas running the
+    /// switch never both act; returns whether this call changed the state.
+    fn set_silence(
+        &self,
+        patient: PatientId,
+        expected: Option<&str>,
+        silence: Option<&Silence>,
+    ) -> Result<bool>;
 }
 
 /// A cheap, cloneable async handle to a [`Storage`] backend.

@@ -13,9 +13,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use vigil_core::wire::BatchAck;
+
+use super::sqlite_intake as intake;
 use super::{
-    AuditEntry, ClinicianId, MIGRATIONS, NewAuditEntry, NewToken, Patient, PatientId, Storage,
-    TokenId, TokenRecord, TokenScope,
+    AlertAckRecord, AuditEntry, ClinicianId, Contact, MIGRATIONS, NewAlert, NewAuditEntry,
+    NewBatch, NewHeartbeat, NewToken, Patient, PatientId, ReadingQuery, SeriesKey, Silence,
+    Storage, StoredAlert, StoredReading, TokenId, TokenRecord, TokenScope,
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
@@ -400,5 +404,73 @@ impl Storage for SqliteStorage {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
+        intake::store_batch(&mut self.conn(), batch)
+    }
+
+    fn kept_reading_before(
+        &self,
+        key: &SeriesKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredReading>> {
+        intake::kept_reading_before(&self.conn(), key, at)
+    }
+
+    fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
+        intake::readings(&self.conn(), query)
+    }
+
+    fn store_alert(&self, alert: &NewAlert, contact: bool) -> Result<bool> {
+        intake::store_alert(&mut self.conn(), alert, contact)
+    }
+
+    fn alerts_for(
+        &self,
+        patients: &[PatientId],
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>> {
+        intake::alerts_for(&self.conn(), patients, since, limit)
+    }
+
+    fn alert_patients(&self, alert_id: &str) -> Result<Vec<PatientId>> {
+        intake::alert_patients(&self.conn(), alert_id)
+    }
+
+    fn ack_alert(
+        &self,
+        patient: PatientId,
+        alert_id: &str,
+        token: TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        intake::ack_alert(&self.conn(), patient, alert_id, token, at)
+    }
+
+    fn alert_acks(&self, patient: PatientId, alert_id: &str) -> Result<Vec<AlertAckRecord>> {
+        intake::alert_acks(&self.conn(), patient, alert_id)
+    }
+
+    fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()> {
+        intake::store_heartbeat(&mut self.conn(), heartbeat)
+    }
+
+    fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {
+        intake::latest_heartbeat(&self.conn(), patient)
+    }
+
+    fn contacts(&self) -> Result<Vec<Contact>> {
+        intake::contacts(&self.conn())
+    }
+
+    fn set_silence(
+        &self,
+        patient: PatientId,
+        expected: Option<&str>,
+        silence: Option<&Silence>,
+    ) -> Result<bool> {
+        intake::set_silence(&self.conn(), patient, expected, silence)
     }
 }

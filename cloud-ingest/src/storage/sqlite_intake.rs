@@ -1,0 +1,385 @@
+//! The SQLite side of intake: batches, readings, alerts, heartbeats and the
+//! dead-man's switch state. Free functions over a connection so
+//! [`super::sqlite::SqliteStorage`]'s trait impl stays a list of one-liners.
+//!
+//! Every statement here is also valid PostgreSQL apart from `?N`
+//! placeholders (`$N` there): `ON CONFLICT ... DO NOTHING / DO UPDATE ...
+//! WHERE` and `CASE` instead of SQLite's two-argument `MAX`.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use vigil_core::model::Stream;
+use vigil_core::wire::BatchAck;
+
+use super::intake::{
+    AlertAckRecord, Contact, NewAlert, NewBatch, NewHeartbeat, ReadingOutcome, ReadingQuery,
+    SeriesKey, Silence, StoredAlert, StoredReading, assemble_ack, from_micros, micros, seq_column,
+    seq_from_column, session_column, session_from_column,
+};
+use super::{PatientId, TokenId};
+use crate::error::{Error, Result};
+
+fn touch_contact(tx: &Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO patient_contact (patient_id, last_contact) VALUES (?1, ?2)
+         ON CONFLICT (patient_id) DO UPDATE SET last_contact =
+             CASE WHEN excluded.last_contact > patient_contact.last_contact
+                  THEN excluded.last_contact ELSE patient_contact.last_contact END",
+        params![patient, micros(at)],
+    )?;
+    Ok(())
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Internal(format!("stored acknowledgement: {e}"))
+}
+
+pub(super) fn store_batch(conn: &mut Connection, b: &NewBatch) -> Result<BatchAck> {
+    // IMMEDIATE: take the write lock up front, so two writers never both
+    // read "unseen" and then race to insert.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let seen: Option<String> = tx
+        .query_row(
+            "SELECT ack FROM batches WHERE batch_key = ?1",
+            [&b.id.0[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(text) = seen {
+        let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
+        ack.duplicate = true;
+        touch_contact(&tx, b.patient, b.received_at)?;
+        tx.commit()?;
+        return Ok(ack);
+    }
+    tx.execute(
+        "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
+         VALUES (?1, ?2, ?3, ?4, '')",
+        params![&b.id.0[..], b.patient, b.device, micros(b.received_at)],
+    )?;
+    let batch_row = tx.last_insert_rowid();
+    let mut outcomes = Vec::with_capacity(b.groups.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
+                 quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
+                 batch_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (patient_id, device, stream, session, seq) DO NOTHING",
+        )?;
+        let mut existing = tx.prepare_cached(
+            "SELECT value, held_back FROM readings
+             WHERE patient_id = ?1 AND device = ?2 AND stream = ?3 AND session = ?4 AND seq = ?5",
+        )?;
+        for g in &b.groups {
+            let stream = g.stream.as_str();
+            let session = session_column(g.session);
+            let mut out = Vec::with_capacity(g.readings.len());
+            for r in &g.readings {
+                let n = insert.execute(params![
+                    b.patient,
+                    b.device,
+                    stream,
+                    session,
+                    seq_column(r.seq),
+                    micros(r.time),
+                    r.value,
+                    r.quality_percent,
+                    r.quality_flagged,
+                    g.characteristic,
+                    g.tolerance,
+                    r.held_back,
+                    r.raw,
+                    batch_row,
+                ])?;
+                if n == 1 {
+                    out.push(ReadingOutcome::Inserted);
+                    continue;
+                }
+                let (value, held): (f64, bool) = existing.query_row(
+                    params![b.patient, b.device, stream, session, seq_column(r.seq)],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?;
+                // A reconstructed value on either side is an estimate: the
+                // stored row stands and the reading counts as stored.
+                out.push(
+                    if held || r.held_back || value.to_bits() == r.value.to_bits() {
+                        ReadingOutcome::AlreadyStored
+                    } else {
+                        ReadingOutcome::Conflict
+                    },
+                );
+            }
+            outcomes.push(out);
+        }
+    }
+    let ack = assemble_ack(b, &outcomes);
+    let text = serde_json::to_string(&ack).map_err(json_error)?;
+    tx.execute(
+        "UPDATE batches SET ack = ?1 WHERE id = ?2",
+        params![text, batch_row],
+    )?;
+    touch_contact(&tx, b.patient, b.received_at)?;
+    tx.commit()?;
+    Ok(ack)
+}
+
+const READING_COLUMNS: &str = "device, stream, session, seq, time, value, quality_percent,
+     quality_flagged, characteristic, tolerance, held_back";
+
+fn reading_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(StoredReading, String)> {
+    let stream: String = r.get(1)?;
+    Ok((
+        StoredReading {
+            device: r.get(0)?,
+            stream: Stream::Glucose,
+            session: session_from_column(r.get(2)?),
+            seq: seq_from_column(r.get(3)?),
+            time: from_micros(r.get(4)?),
+            value: r.get(5)?,
+            quality_percent: r.get(6)?,
+            quality_flagged: r.get(7)?,
+            characteristic: r.get(8)?,
+            tolerance: r.get(9)?,
+            held_back: r.get(10)?,
+        },
+        stream,
+    ))
+}
+
+fn with_stream((mut reading, stream): (StoredReading, String)) -> Result<StoredReading> {
+    reading.stream = Stream::parse(&stream)
+        .ok_or_else(|| Error::Internal("a stored reading names an unknown stream".into()))?;
+    Ok(reading)
+}
+
+pub(super) fn kept_reading_before(
+    conn: &Connection,
+    key: &SeriesKey,
+    at: DateTime<Utc>,
+) -> Result<Option<StoredReading>> {
+    let row = conn
+        .query_row(
+            &format!(
+                "SELECT {READING_COLUMNS} FROM readings
+                 WHERE patient_id = ?1 AND device = ?2 AND stream = ?3 AND session = ?4
+                   AND held_back = 0 AND time < ?5
+                 ORDER BY time DESC LIMIT 1"
+            ),
+            params![
+                key.patient,
+                key.device,
+                key.stream.as_str(),
+                session_column(key.session),
+                micros(at)
+            ],
+            reading_row,
+        )
+        .optional()?;
+    row.map(with_stream).transpose()
+}
+
+pub(super) fn readings(conn: &Connection, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {READING_COLUMNS} FROM readings
+         WHERE patient_id = ?1 AND time >= ?2 AND time < ?3
+           AND (?4 IS NULL OR stream = ?4)
+         ORDER BY time, id LIMIT ?5"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            q.patient,
+            micros(q.from),
+            micros(q.to),
+            q.stream.map(Stream::as_str),
+            q.limit
+        ],
+        reading_row,
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(with_stream(row?)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn store_alert(conn: &mut Connection, a: &NewAlert, contact: bool) -> Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let n = tx.execute(
+        "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
+             detail, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (patient_id, alert_id, phase, time) DO NOTHING",
+        params![
+            a.patient,
+            a.alert_id,
+            a.device,
+            a.kind,
+            a.phase,
+            micros(a.time),
+            a.value,
+            a.detail,
+            micros(a.received_at)
+        ],
+    )?;
+    if contact {
+        touch_contact(&tx, a.patient, a.received_at)?;
+    }
+    tx.commit()?;
+    Ok(n == 1)
+}
+
+pub(super) fn alert_acks(
+    conn: &Connection,
+    patient: PatientId,
+    alert_id: &str,
+) -> Result<Vec<AlertAckRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT token_id, at FROM alert_acks WHERE patient_id = ?1 AND alert_id = ?2
+         ORDER BY at, token_id",
+    )?;
+    let rows = stmt.query_map(params![patient, alert_id], |r| {
+        Ok(AlertAckRecord {
+            token_id: r.get(0)?,
+            at: from_micros(r.get(1)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn alerts_for(
+    conn: &Connection,
+    patients: &[PatientId],
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<StoredAlert>> {
+    let mut all = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT patient_id, alert_id, device, kind, phase, time, value, detail, received_at
+         FROM alert_events WHERE patient_id = ?1 AND time >= ?2 ORDER BY time, id LIMIT ?3",
+    )?;
+    for p in patients {
+        let rows = stmt.query_map(params![p, micros(since), limit], |r| {
+            Ok(NewAlert {
+                patient: r.get(0)?,
+                alert_id: r.get(1)?,
+                device: r.get(2)?,
+                kind: r.get(3)?,
+                phase: r.get(4)?,
+                time: from_micros(r.get(5)?),
+                value: r.get(6)?,
+                detail: r.get(7)?,
+                received_at: from_micros(r.get(8)?),
+            })
+        })?;
+        for row in rows {
+            all.push(row?);
+        }
+    }
+    all.sort_by_key(|a| a.time);
+    all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    all.into_iter()
+        .map(|alert| {
+            let acks = alert_acks(conn, alert.patient, &alert.alert_id)?;
+            Ok(StoredAlert { alert, acks })
+        })
+        .collect()
+}
+
+pub(super) fn alert_patients(conn: &Connection, alert_id: &str) -> Result<Vec<PatientId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT patient_id FROM alert_events WHERE alert_id = ?1 ORDER BY patient_id",
+    )?;
+    let rows = stmt.query_map([alert_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn ack_alert(
+    conn: &Connection,
+    patient: PatientId,
+    alert_id: &str,
+    token: TokenId,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let n = conn.execute(
+        "INSERT INTO alert_acks (patient_id, alert_id, token_id, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (patient_id, alert_id, token_id) DO NOTHING",
+        params![patient, alert_id, token, micros(at)],
+    )?;
+    Ok(n == 1)
+}
+
+pub(super) fn store_heartbeat(conn: &mut Connection, h: &NewHeartbeat) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO heartbeats (patient_id, sent_at, received_at, body) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (patient_id) DO UPDATE SET sent_at = excluded.sent_at,
+             received_at = excluded.received_at, body = excluded.body
+         WHERE excluded.sent_at >= heartbeats.sent_at",
+        params![h.patient, micros(h.sent_at), micros(h.received_at), h.body],
+    )?;
+    touch_contact(&tx, h.patient, h.received_at)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn latest_heartbeat(
+    conn: &Connection,
+    patient: PatientId,
+) -> Result<Option<NewHeartbeat>> {
+    Ok(conn
+        .query_row(
+            "SELECT patient_id, sent_at, received_at, body FROM heartbeats WHERE patient_id = ?1",
+            [patient],
+            |r| {
+                Ok(NewHeartbeat {
+                    patient: r.get(0)?,
+                    sent_at: from_micros(r.get(1)?),
+                    received_at: from_micros(r.get(2)?),
+                    body: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub(super) fn contacts(conn: &Connection) -> Result<Vec<Contact>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT patient_id, last_contact, silent_alert_id, silent_since FROM patient_contact
+         ORDER BY patient_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let alert: Option<String> = r.get(2)?;
+        let since: Option<i64> = r.get(3)?;
+        Ok(Contact {
+            patient: r.get(0)?,
+            last_contact: from_micros(r.get(1)?),
+            silence: alert.zip(since).map(|(alert_id, since)| Silence {
+                alert_id,
+                since: from_micros(since),
+            }),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(super) fn set_silence(
+    conn: &Connection,
+    patient: PatientId,
+    expected: Option<&str>,
+    silence: Option<&Silence>,
+) -> Result<bool> {
+    let n = match silence {
+        Some(s) => conn.execute(
+            "UPDATE patient_contact SET silent_alert_id = ?1, silent_since = ?2
+             WHERE patient_id = ?3 AND silent_alert_id IS NULL",
+            params![s.alert_id, micros(s.since), patient],
+        )?,
+        None => conn.execute(
+            "UPDATE patient_contact SET silent_alert_id = NULL, silent_since = NULL
+             WHERE patient_id = ?1 AND silent_alert_id = ?2",
+            params![patient, expected],
+        )?,
+    };
+    Ok(n == 1)
+}
