@@ -18,6 +18,7 @@ pub mod csv;
 pub mod dashboard;
 pub mod error;
 pub mod fhir;
+pub mod glucose;
 pub mod metrics;
 pub mod nightscout;
 pub mod query;

@@ -131,8 +131,103 @@ const MATRIX: &[Row] = &[
         NoPatient,
         [200, 200, 200, 200, 200, 200, 200],
     ),
+    row(
+        "GET",
+        "/v1/patients/{id}/readings.csv",
+        Target::Own,
+        [200, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/readings.csv",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // Empty body: a device or clinician reaches the parser (400); the
+    // follower and admin are refused by role.
+    row(
+        "POST",
+        "/v1/patients/{id}/readings.csv",
+        Target::Own,
+        [400, 403, 400, 403, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/v1/patients/{id}/readings.csv",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // No `patient` parameter: 400 once the role may read FHIR.
+    row(
+        "GET",
+        "/fhir/Observation",
+        NoPatient,
+        [403, 400, 400, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/fhir/Patient/{id}",
+        Target::Own,
+        [403, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/fhir/Patient/{id}",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // No readings in the fixture: 404 once in scope.
+    row(
+        "GET",
+        "/fhir/Patient/{id}/$cgm-summary",
+        Target::Own,
+        [403, 404, 404, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/fhir/Patient/{id}/$cgm-summary",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // Nightscout authenticates by its own secret, never a bearer token
+    // (tenant by secret: tests/nightscout.rs walks own and foreign).
+    row(
+        "GET",
+        "/api/v1/status.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/entries.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/entries/sgv.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/entries/current.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/api/v1/entries",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "DELETE",
+        "/api/v1/entries",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
 ];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_every_caller_with_the_status_its_role_allows() {
     let fx = Fixture::new();

@@ -179,6 +179,15 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<Option<i64>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn delete_readings(
+        &self,
+        _: i64,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<u64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
 }
 
 async fn call(state: &AppState, path: &str, token: Option<&str>) -> (u16, String) {

@@ -144,6 +144,15 @@ impl Storage for SlowPing {
     fn nightscout_patient(&self, h: &vigil_ingest::nightscout::SecretHash) -> Result<Option<i64>> {
         self.0.nightscout_patient(h)
     }
+    fn delete_readings(
+        &self,
+        p: i64,
+        d: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        self.0.delete_readings(p, d, from, to)
+    }
 }
 
 use vigil_ingest::storage as st;

@@ -6,12 +6,15 @@
 //! or documented without existing, fails that test.
 
 mod audit;
-mod dashboard;
+mod csv;
+pub(crate) mod dashboard;
+mod fhir;
 mod health;
+mod nightscout;
 mod patients;
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::AppState;
 
@@ -58,6 +61,41 @@ pub fn table() -> Vec<Route> {
             get(dashboard::css),
         ),
         route(Method::GET, "/dashboard/static/app.js", get(dashboard::js)),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/readings.csv",
+            get(csv::export),
+        ),
+        route(
+            Method::POST,
+            "/v1/patients/{id}/readings.csv",
+            post(csv::import),
+        ),
+        route(Method::GET, "/fhir/Observation", get(fhir::observations)),
+        route(Method::GET, "/fhir/Patient/{id}", get(fhir::patient)),
+        route(
+            Method::GET,
+            "/fhir/Patient/{id}/$cgm-summary",
+            get(fhir::summary),
+        ),
+        route(Method::GET, "/api/v1/status.json", get(nightscout::status)),
+        route(Method::GET, "/api/v1/entries.json", get(nightscout::list)),
+        route(
+            Method::GET,
+            "/api/v1/entries/sgv.json",
+            get(nightscout::list),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/entries/current.json",
+            get(nightscout::current),
+        ),
+        route(Method::POST, "/api/v1/entries", post(nightscout::upload)),
+        route(
+            Method::DELETE,
+            "/api/v1/entries",
+            delete(nightscout::delete),
+        ),
     ]
 }
 

@@ -227,6 +227,16 @@ pub trait Storage: Send + Sync + 'static {
     fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()>;
     /// The patient whose Nightscout secret hashes to `hash`.
     fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>>;
+    /// Deletes `patient`'s readings from `device` with time in `[from,
+    /// to)`; returns how many (Nightscout's DELETE: an owner removes what
+    /// they uploaded through Nightscout, nothing a phone synced).
+    fn delete_readings(
+        &self,
+        patient: PatientId,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64>;
 
     /// Stores a validated batch in one transaction and answers with what is
     /// durably stored. A batch id seen before returns the ack stored with it

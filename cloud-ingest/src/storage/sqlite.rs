@@ -395,6 +395,20 @@ impl Storage for SqliteStorage {
         }
     }
 
+    fn delete_readings(
+        &self,
+        patient: PatientId,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM readings WHERE patient_id = ?1 AND device = ?2 AND time >= ?3 AND time < ?4",
+            params![patient, device, super::micros(from), super::micros(to)],
+        )?;
+        Ok(n as u64)
+    }
+
     fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>> {
         Ok(self
             .conn()
