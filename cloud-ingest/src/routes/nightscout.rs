@@ -91,12 +91,26 @@ async fn read(
     let to =
         q.to.map(|t| t + TimeDelta::milliseconds(1))
             .unwrap_or_else(|| Utc::now() + TimeDelta::minutes(10));
-    let from = q.from.unwrap_or(to - TimeDelta::days(90));
+    let explicit_from = q.from;
+    let count = q.count;
     let points = state
         .store
         .run(move |s| {
             audit(s, patient, "nightscout.entries.read")?;
-            glucose::points(s, patient, from, to)
+            if let Some(from) = explicit_from {
+                return glucose::points(s, patient, from, to);
+            }
+            // No lower bound: widen the window back from `to` until it
+            // holds `count` entries (the store reads oldest first, so a
+            // narrow window keeps the newest within the read limit).
+            let mut points = Vec::new();
+            for days in [1, 14, 90, 3650] {
+                points = glucose::points(s, patient, to - TimeDelta::days(days), to)?;
+                if points.len() >= count {
+                    break;
+                }
+            }
+            Ok(points)
         })
         .await?;
     Ok(Json(nightscout::entries(&points, q.count)))
