@@ -99,6 +99,24 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
     let run = async {
         let fx = Fixture::new();
         let base = serve_loopback(fx.state(Limits::default())).await;
+        // 14 days of 5-minute readings up to now, uploaded as a device
+        // would through the CSV import (the batch intake route is on the
+        // intake branch, not merged here yet).
+        let now = chrono::Utc::now();
+        let mut csv = String::from("time,glucose_mgdl\n");
+        for i in 0..(14 * 288) {
+            let t = now - chrono::TimeDelta::minutes(5 * i);
+            let v = 140.0 + 70.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin();
+            csv.push_str(&format!("{},{v:.0}\n", t.format("%Y-%m-%dT%H:%M:%SZ")));
+        }
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v1/patients/{}/readings.csv", fx.own))
+            .bearer_auth(&fx.device)
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
         let mut b = Browser::launch().await;
         let shots = screenshots();
 
@@ -141,6 +159,26 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
         b.wait_for("location.pathname.startsWith('/dashboard/patients/') && document.readyState === 'complete'", Duration::from_secs(10)).await;
         let h1 = b.eval("document.querySelector('h1').textContent").await;
         assert_eq!(h1.as_str().unwrap(), format!("Report: {OWN_NAME}"));
+        // The AGP is drawn: a median point per 15-minute slot, both bands,
+        // and the time-in-ranges bar; the daily charts follow.
+        let main_text = b
+            .eval("document.querySelector('main').innerText.slice(0, 400)")
+            .await;
+        let agp = b
+            .eval("(() => { const s = document.querySelector('svg.agp'); if (!s) return null; const r = s.getBoundingClientRect(); \
+                   return { median: s.querySelector('polyline.median').points.length, \
+                   bands: s.querySelectorAll('polygon').length, w: r.width, h: r.height, \
+                   tir: document.querySelectorAll('svg.tir rect').length, \
+                   days: document.querySelectorAll('svg.day').length }; })()")
+            .await;
+        assert_eq!(agp["median"], 96, "{agp} {main_text}");
+        assert_eq!(agp["bands"], 2, "{agp}");
+        assert_eq!(agp["tir"], 5, "{agp}");
+        assert!(
+            agp["w"].as_f64().unwrap() > 300.0 && agp["h"].as_f64().unwrap() > 100.0,
+            "{agp}"
+        );
+        assert!(agp["days"].as_u64().unwrap() >= 14, "{agp}");
         assert_accessible(&mut b, "report").await;
         b.screenshot(&shots.join("03-report.png")).await;
 

@@ -17,6 +17,7 @@ use crate::dashboard::session::{
 };
 use crate::dashboard::{APP_CSS, APP_JS, report};
 use crate::error::{Error, Result};
+use crate::glucose;
 use crate::storage::{NewAuditEntry, TokenScope};
 
 fn with_cookie(mut r: Response, value: String) -> Result<Response> {
@@ -156,13 +157,43 @@ pub async fn home(State(state): State<AppState>, who: Session) -> Result<Respons
                     patient_id: Some(p.id),
                     action: "dashboard.patients.read".into(),
                 })?;
+                let now = Utc::now();
+                let recent = glucose::points(s, p.id, now - TimeDelta::days(14), now)?;
+                let latest = recent.last().map(|last| {
+                    let rate = recent
+                        .len()
+                        .checked_sub(2)
+                        .and_then(|i| recent.get(i))
+                        .filter(|prev| last.time > prev.time)
+                        .map(|prev| {
+                            (last.mg_dl - prev.mg_dl)
+                                / ((last.time - prev.time).num_seconds() as f64 / 60.0)
+                        });
+                    (last.time, last.mg_dl, rate)
+                });
+                // 14 days of 5-minute readings is 4032.
+                let completeness =
+                    (!recent.is_empty()).then(|| (recent.len() as f64 / 4032.0 * 100.0).min(100.0));
+                let heartbeat = match s.latest_heartbeat(p.id)? {
+                    Some(h) if now - h.received_at < TimeDelta::minutes(30) => Heartbeat::Live,
+                    Some(h) if now - h.received_at < TimeDelta::hours(6) => Heartbeat::Silent,
+                    _ => match latest {
+                        Some((t, _, _)) if now - t < TimeDelta::minutes(30) => Heartbeat::Live,
+                        _ => Heartbeat::Offline,
+                    },
+                };
+                let alerts = s.alerts_for(&[p.id], now - TimeDelta::days(1), 1000)?;
+                let active = alerts
+                    .iter()
+                    .filter(|a| a.alert.phase != "end" && a.acks.is_empty())
+                    .count();
                 rows.push(PatientRow {
                     id: p.id,
                     name: p.display_name,
-                    latest: None,
-                    active_alerts: 0,
-                    heartbeat: Heartbeat::Offline,
-                    completeness_pct: None,
+                    latest,
+                    active_alerts: u32::try_from(active).unwrap_or(u32::MAX),
+                    heartbeat,
+                    completeness_pct: completeness,
                 });
             }
             Ok(rows)
@@ -214,7 +245,7 @@ pub async fn patient(
     let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
     let (from, to) = period(q.from, q.to)?;
     let principal = who.principal;
-    let patient = state
+    let (patient, samples, alerts) = state
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
@@ -223,12 +254,26 @@ pub async fn patient(
                 patient_id: Some(id),
                 action: "dashboard.report.read".into(),
             })?;
-            s.patient(id)?
-                .ok_or(Error::Forbidden("patient outside this token's scope"))
+            let patient = s
+                .patient(id)?
+                .ok_or(Error::Forbidden("patient outside this token's scope"))?;
+            let samples = glucose::samples(&glucose::points(s, id, from, to)?);
+            let alerts: Vec<report::AlertLine> = s
+                .alerts_for(&[id], from, 1000)?
+                .into_iter()
+                .filter(|a| a.alert.time < to && a.alert.phase == "start")
+                .map(|a| report::AlertLine {
+                    at: a.alert.time,
+                    kind: a.alert.kind,
+                    acked: a
+                        .acks
+                        .first()
+                        .map(|k| (format!("token {}", k.token_id), k.at)),
+                })
+                .collect();
+            Ok((patient, samples, alerts))
         })
         .await?;
-    let samples = Vec::new();
-    let alerts = Vec::new();
     let page = report::render(
         &report::Report {
             patient_id: id,
