@@ -50,7 +50,8 @@ pub struct Report<'a> {
 }
 
 fn day_label(t: DateTime<Utc>, offset: FixedOffset) -> String {
-    t.with_timezone(&offset).format("%a %Y-%m-%d").to_string()
+    // Year first, so the days sort in date order.
+    t.with_timezone(&offset).format("%Y-%m-%d (%a)").to_string()
 }
 
 /// The report page's HTML.
