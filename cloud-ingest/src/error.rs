@@ -36,6 +36,16 @@ pub enum Error {
     /// 409: the thing to create exists already (e.g. a clinician name).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 400: a body that is not a valid protocol message; the text names
+    /// the field (and, for binary, the byte offset), never a value.
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    /// 413: the body is over the size limit (after decompression too).
+    #[error("body too large: {0}")]
+    TooLarge(String),
+    /// 415: an unknown `Content-Type` or `Content-Encoding`.
+    #[error("unsupported media: {0}")]
+    UnsupportedMedia(String),
     /// 429: the token spent its request budget; retry after a short wait.
     #[error("rate limit exceeded for this token")]
     RateLimited,
@@ -79,6 +89,9 @@ impl Error {
             Error::InvalidInput(_) | Error::InvalidCsv(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::Malformed(_) => StatusCode::BAD_REQUEST,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Storage(_)
             | Error::Task(_)
             | Error::Config(_)
@@ -97,6 +110,9 @@ impl Error {
             Error::InvalidCsv(_) => "invalid_csv",
             Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
+            Error::Malformed(_) => "malformed",
+            Error::TooLarge(_) => "too_large",
+            Error::UnsupportedMedia(_) => "unsupported_media",
             Error::Storage(_)
             | Error::Task(_)
             | Error::Config(_)

@@ -16,9 +16,11 @@ pub mod admin;
 pub mod auth;
 pub mod csv;
 pub mod dashboard;
+pub mod deadman;
 pub mod error;
 pub mod fhir;
 pub mod glucose;
+pub mod live;
 pub mod metrics;
 pub mod nightscout;
 pub mod query;
@@ -79,18 +81,32 @@ pub struct AppState {
     /// Mark dashboard cookies `Secure`: true when served over TLS or behind
     /// a TLS proxy (browsers drop Secure cookies on plain-HTTP loopback).
     pub cookie_secure: bool,
+    /// This process's live-event bus (SSE clients read it).
+    pub bus: live::LiveBus,
+    /// Where live events are published (this process or every replica).
+    pub fanout: Arc<dyn live::Fanout>,
 }
 
 impl AppState {
     /// State over a store, with fresh metrics and rate buckets.
     pub fn new(store: Store, limits: Limits) -> Self {
+        let bus = live::LiveBus::default();
         Self {
             store,
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
             limits,
             cookie_secure: false,
+            fanout: Arc::new(live::LocalFanout::new(bus.clone())),
+            bus,
         }
+    }
+
+    /// The same state publishing through another fan-out (several
+    /// replicas); that fan-out must feed [`AppState::bus`] on every replica.
+    pub fn with_fanout(mut self, fanout: Arc<dyn live::Fanout>) -> Self {
+        self.fanout = fanout;
+        self
     }
 }
 

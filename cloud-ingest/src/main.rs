@@ -52,6 +52,13 @@ enum Command {
         /// Requests a token may send at once after a quiet spell.
         #[arg(long, env = "VIGIL_RATE_BURST", default_value_t = RateLimit::default().burst)]
         rate_burst: u32,
+        /// Seconds without a heartbeat or data before a patient's app is
+        /// reported silent (`app_silent` alert).
+        #[arg(long, env = "VIGIL_APP_SILENT_AFTER", default_value_t = 1800)]
+        app_silent_after: u32,
+        /// Seconds between dead-man's switch checks.
+        #[arg(long, env = "VIGIL_APP_SILENT_CHECK", default_value_t = 60)]
+        app_silent_check: u32,
     },
     /// Manage patients.
     Patient {
@@ -169,6 +176,8 @@ fn run(cli: Cli) -> Result<Option<String>> {
             insecure_behind_proxy,
             rate_per_second,
             rate_burst,
+            app_silent_after,
+            app_silent_check,
         } => {
             if !(rate_per_second.is_finite() && rate_per_second >= 0.0) {
                 return Err(Error::InvalidInput(
@@ -198,6 +207,12 @@ fn run(cli: Cli) -> Result<Option<String>> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            let deadman = vigil_ingest::deadman::DeadManConfig {
+                check_every: std::time::Duration::from_secs(u64::from(app_silent_check.max(1))),
+                silent_after: chrono::TimeDelta::seconds(i64::from(app_silent_after.max(1))),
+            };
+            let _switch = runtime.enter();
+            vigil_ingest::deadman::spawn(state.clone(), deadman);
             runtime.block_on(vigil_ingest::serve::serve(
                 state,
                 opts,

@@ -78,6 +78,70 @@ const MATRIX: &[Row] = &[
         "/v1/audit",
         NoPatient,
         [403, 403, 403, 200, 401, 401, 401],
+    ), // Intake: only device tokens pass; an empty body then gets 415 (no
+    // Content-Type), which shows auth let it through. The body's patient
+    // against the token's is walked in tests/intake.rs.
+    row(
+        "POST",
+        "/v1/batches",
+        NoPatient,
+        [415, 403, 403, 403, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/v1/alerts",
+        NoPatient,
+        [415, 403, 403, 403, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/v1/heartbeats",
+        NoPatient,
+        [415, 403, 403, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/readings",
+        Target::Own,
+        [200, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/readings",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/metrics",
+        Target::Own,
+        [200, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/metrics",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/alerts/stream",
+        NoPatient,
+        [403, 200, 200, 403, 401, 401, 401],
+    ),
+    // `{id}` is an alert id here: the test seeds an alert of each patient
+    // whose id is that patient's id.
+    row(
+        "POST",
+        "/v1/alerts/{id}/ack",
+        Target::Own,
+        [403, 403, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/v1/alerts/{id}/ack",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
     ),
     // Dashboard pages authenticate by session cookie, never by bearer
     // token: every bearer caller is redirected (303, followed by the
@@ -176,12 +240,12 @@ const MATRIX: &[Row] = &[
         Target::Foreign,
         [403, 403, 403, 403, 401, 401, 401],
     ),
-    // No readings in the fixture: 404 once in scope.
+    // The matrix test seeds readings: 200 once in scope.
     row(
         "GET",
         "/fhir/Patient/{id}/$cgm-summary",
         Target::Own,
-        [403, 404, 404, 403, 401, 401, 401],
+        [403, 200, 200, 403, 401, 401, 401],
     ),
     row(
         "GET",
@@ -228,9 +292,61 @@ const MATRIX: &[Row] = &[
         [401, 401, 401, 401, 401, 401, 401],
     ),
 ];
+
+/// Gives each patient a glucose reading (metrics need one) and an alert
+/// whose id is the patient's id (the ack rows name it).
+fn seed(fx: &Fixture) {
+    use chrono::{TimeDelta, Utc};
+    use vigil_ingest::storage::{NewAlert, NewBatch, NewGroup, NewReading};
+    let s = fx.store.blocking();
+    let now = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    for (n, p) in [(1u8, fx.own), (2, fx.foreign)] {
+        s.store_batch(&NewBatch {
+            v: 1,
+            id: vigil_core::wire::BatchId([n; 16]),
+            patient: p,
+            device: "cgm".into(),
+            received_at: now,
+            groups: vec![NewGroup {
+                stream: vigil_core::model::Stream::Glucose,
+                session: None,
+                characteristic: 0x2AA7,
+                tolerance: None,
+                readings: vec![NewReading {
+                    seq: 1,
+                    time: now - TimeDelta::hours(1),
+                    value: 100.0,
+                    quality_percent: None,
+                    quality_flagged: false,
+                    held_back: false,
+                    raw: None,
+                }],
+                rejected: vec![],
+            }],
+        })
+        .unwrap();
+        s.store_alert(
+            &NewAlert {
+                patient: p,
+                alert_id: p.to_string(),
+                device: None,
+                kind: "low".into(),
+                phase: "start".into(),
+                time: now,
+                value: Some(65.0),
+                detail: "{}".into(),
+                received_at: now,
+            },
+            false,
+        )
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_every_caller_with_the_status_its_role_allows() {
     let fx = Fixture::new();
+    seed(&fx);
     let base = serve_loopback(fx.state(Limits::default())).await;
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
@@ -297,6 +413,7 @@ fn matrix_covers_every_route_and_each_patient_route_for_own_and_foreign() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patient_list_shows_each_token_only_the_patients_it_may_reach() {
     let fx = Fixture::new();
+    seed(&fx);
     let base = serve_loopback(fx.state(Limits::default())).await;
     let client = reqwest::Client::new();
     let cases: [(&str, &str, i64); 5] = [
@@ -326,6 +443,7 @@ async fn patient_list_shows_each_token_only_the_patients_it_may_reach() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_of_patient_data_are_audited_with_token_ids_and_visible_to_admins_only() {
     let fx = Fixture::new();
+    seed(&fx);
     let base = serve_loopback(fx.state(Limits::default())).await;
     let client = reqwest::Client::new();
     client

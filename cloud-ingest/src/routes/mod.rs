@@ -10,8 +10,12 @@ mod csv;
 pub(crate) mod dashboard;
 mod fhir;
 mod health;
+mod intake;
 mod nightscout;
 mod patients;
+mod reads;
+
+pub use intake::{alert_event, plausible, prepare_batch, wire_error};
 
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
@@ -96,6 +100,21 @@ pub fn table() -> Vec<Route> {
             "/api/v1/entries",
             delete(nightscout::delete),
         ),
+        route(Method::POST, "/v1/batches", post(intake::post_batch)),
+        route(Method::POST, "/v1/alerts", post(intake::post_alert)),
+        route(Method::POST, "/v1/heartbeats", post(intake::post_heartbeat)),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/readings",
+            get(reads::readings),
+        ),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/metrics",
+            get(reads::metrics),
+        ),
+        route(Method::GET, "/v1/alerts/stream", get(reads::stream)),
+        route(Method::POST, "/v1/alerts/{id}/ack", post(reads::ack)),
     ]
 }
 

@@ -1,0 +1,148 @@
+//! The dead-man's switch: when a patient's SDK has sent neither a heartbeat
+//! nor data for a while, clinicians get an `app_silent` alert, distinct
+//! from a sensor's signal loss (the phone, not the sensor, went quiet).
+//!
+//! Decisions: the check is a pure function of the stored contact times and
+//! an injected clock ([`check`]), so tests drive it without waiting; the
+//! episode's id is derived from (patient, silence start), so two replicas
+//! running the switch store it once (the alert's key dedupes) and only the
+//! one whose insert was new publishes it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::AppState;
+use crate::error::Result;
+use crate::live::LiveEvent;
+use crate::routes::alert_event;
+use crate::storage::{NewAlert, PatientId, Silence, Storage};
+
+/// The alert kind the switch raises (not one of the SDK's kinds).
+pub const APP_SILENT: &str = "app_silent";
+
+/// When and how often the switch looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadManConfig {
+    /// How often to check.
+    pub check_every: Duration,
+    /// Silence longer than this raises `app_silent`.
+    pub silent_after: TimeDelta,
+}
+
+impl Default for DeadManConfig {
+    /// Check every minute; 30 minutes of silence raise the alert.
+    fn default() -> Self {
+        Self {
+            check_every: Duration::from_secs(60),
+            silent_after: TimeDelta::minutes(30),
+        }
+    }
+}
+
+/// The episode id: FNV-1a 64 of `app_silent ␟ patient ␟ start-µs`, as 16
+/// hex digits (the same shape as the SDK's alert ids).
+pub fn silence_id(patient: PatientId, since: DateTime<Utc>) -> String {
+    let text = format!(
+        "{APP_SILENT}\u{1f}{patient}\u{1f}{}",
+        since.timestamp_micros()
+    );
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn silent_alert(
+    patient: PatientId,
+    id: &str,
+    phase: &str,
+    time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> NewAlert {
+    NewAlert {
+        patient,
+        alert_id: id.to_owned(),
+        device: None,
+        kind: APP_SILENT.into(),
+        phase: phase.into(),
+        time,
+        value: None,
+        detail: format!(r#"{{"kind":"{APP_SILENT}","phase":"{phase}"}}"#),
+        received_at: now,
+    }
+}
+
+/// One pass at `now`: opens an episode for every patient silent for
+/// `silent_after` (starting at last contact + `silent_after`), ends every
+/// open one whose patient was heard from since. Returns the events stored
+/// by this pass (to publish).
+pub fn check(
+    storage: &dyn Storage,
+    now: DateTime<Utc>,
+    silent_after: TimeDelta,
+) -> Result<Vec<LiveEvent>> {
+    let mut events = Vec::new();
+    for c in storage.contacts()? {
+        match c.silence {
+            None if now - c.last_contact >= silent_after => {
+                let since = c.last_contact + silent_after;
+                let id = silence_id(c.patient, since);
+                let alert = silent_alert(c.patient, &id, "start", since, now);
+                // Alert first: if the process dies between the two writes,
+                // the next pass stores nothing new and opens the state.
+                let fresh = storage.store_alert(&alert, false)?;
+                storage.set_silence(
+                    c.patient,
+                    None,
+                    Some(&Silence {
+                        alert_id: id,
+                        since,
+                    }),
+                )?;
+                if fresh {
+                    events.push(alert_event(&alert));
+                }
+            }
+            Some(s) if c.last_contact + silent_after > s.since => {
+                let alert = silent_alert(c.patient, &s.alert_id, "end", c.last_contact, now);
+                let fresh = storage.store_alert(&alert, false)?;
+                storage.set_silence(c.patient, Some(&s.alert_id), None)?;
+                if fresh {
+                    events.push(alert_event(&alert));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(events)
+}
+
+/// Runs [`check`] every `check_every` on the real clock and publishes what
+/// it raised, until the runtime shuts down.
+pub fn spawn(state: AppState, config: DeadManConfig) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(config.check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let silent_after = config.silent_after;
+            match state
+                .store
+                .run(move |s| check(s, Utc::now(), silent_after))
+                .await
+            {
+                Ok(events) => {
+                    for e in &events {
+                        if let Err(err) = state.fanout.publish(e) {
+                            tracing::error!(error = %err, "live fan-out failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "dead-man's switch check failed"),
+            }
+        }
+    })
+}

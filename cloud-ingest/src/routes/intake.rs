@@ -1,0 +1,404 @@
+//! Intake from phones (device tokens, own patient only): batches, alerts,
+//! heartbeats.
+//!
+//! The rules applied here, once, for every backend: content negotiation
+//! and bounded decompression, the body's patient must be the token's,
+//! clock-skew correction from `sent_at`, per-reading validation (an invalid
+//! reading is listed in the ack and never stored, the valid ones of the
+//! same batch are), and reconstruction of held-back readings. A request
+//! that fails as a whole (4xx) writes nothing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::{DateTime, TimeDelta, Utc};
+use vigil_core::model::{Sample, Stream};
+use vigil_core::wire::{
+    self, Alert, AlertAck, Batch, BatchAck, ContentEncoding, Format, Heartbeat, RejectReason,
+    Rejected,
+};
+
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::live::LiveEvent;
+use crate::storage::{
+    NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat, NewReading, PatientId, SeriesKey,
+    Storage, TokenScope,
+};
+
+/// A phone clock within this of the server's is trusted as is; beyond it,
+/// every time of the message is shifted by the difference.
+pub const SKEW_ALLOWANCE: TimeDelta = TimeDelta::seconds(5);
+/// How far after the server's clock a (corrected) time may lie.
+pub const FUTURE_SLACK: TimeDelta = TimeDelta::minutes(5);
+/// The oldest reading accepted, before the server's clock.
+pub const MAX_AGE: TimeDelta = TimeDelta::days(400);
+
+/// Values no living patient (or working sensor) produces, per stream, in
+/// the stream's canonical unit. Outside: `impossible_value`.
+pub fn plausible(stream: Stream) -> std::ops::RangeInclusive<f64> {
+    match stream {
+        Stream::Glucose | Stream::MeterGlucose => 1.0..=1500.0,
+        Stream::GlucoseTrend => -50.0..=50.0,
+        Stream::HeartRate | Stream::PulseRate => 15.0..=350.0,
+        Stream::RrInterval => 0.1..=5.0,
+        Stream::EnergyExpended => 0.0..=100_000.0,
+        Stream::Spo2 => 1.0..=100.0,
+        Stream::Battery => 0.0..=100.0,
+    }
+}
+
+/// A core wire error as the HTTP error the protocol names: 415 for an
+/// unknown type or coding, 413 for a body that expands past the limit,
+/// 400 naming the field otherwise.
+pub fn wire_error(e: vigil_core::Error) -> Error {
+    match e {
+        vigil_core::Error::Wire { field, reason, .. } => {
+            if field == "content-type"
+                || (field == "content-encoding" && reason.starts_with("unsupported"))
+            {
+                Error::UnsupportedMedia(reason)
+            } else if reason.contains("beyond") || reason.contains("larger than") {
+                Error::TooLarge(reason)
+            } else {
+                Error::Malformed(format!("field `{field}`: {reason}"))
+            }
+        }
+        other => Error::Malformed(other.to_string()),
+    }
+}
+
+fn device_patient(who: &Principal) -> Result<PatientId> {
+    match (who.role, who.scope) {
+        (Role::Device, TokenScope::Patient(p)) => Ok(p),
+        _ => Err(Error::Forbidden("device token required")),
+    }
+}
+
+fn own_patient(body_patient: &str, patient: PatientId) -> Result<()> {
+    if body_patient == patient.to_string() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "the body's patient is not this token's patient",
+        ))
+    }
+}
+
+/// The body's format and coding, then its bytes decompressed within the
+/// body limit.
+fn negotiate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Format, Vec<u8>)> {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(&name)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| Error::UnsupportedMedia(format!("{name} is not text")))
+            })
+            .transpose()
+    };
+    let format = match text(header::CONTENT_TYPE)? {
+        Some(ct) => Format::from_content_type(ct).map_err(wire_error)?,
+        None => return Err(Error::UnsupportedMedia("no Content-Type".into())),
+    };
+    let encoding = match text(header::CONTENT_ENCODING)? {
+        Some(ce) => ContentEncoding::parse(ce).map_err(wire_error)?,
+        None => ContentEncoding::Identity,
+    };
+    let plain = wire::compress::decompress(body, encoding, state.limits.max_body_bytes)
+        .map_err(wire_error)?;
+    Ok((format, plain))
+}
+
+/// When a JSON batch failed to parse, names an unknown stream if that is
+/// why (the core's message gives only a position; stream names are not
+/// patient data, so naming one is safe).
+fn unknown_stream(plain: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(plain).ok()?;
+    v.get("streams")?.as_array()?.iter().find_map(|g| {
+        let name = g.get("stream")?.as_str()?;
+        Stream::parse(name)
+            .is_none()
+            .then(|| format!("field `stream`: unknown stream `{name}`"))
+    })
+}
+
+fn json_only(format: Format) -> Result<()> {
+    match format {
+        Format::Json => Ok(()),
+        Format::Binary => Err(Error::UnsupportedMedia(
+            "the binary form is for batches only".into(),
+        )),
+    }
+}
+
+/// The shift that corrects the phone's clock: zero within the allowance.
+fn skew(sent_at: DateTime<Utc>, now: DateTime<Utc>) -> TimeDelta {
+    let d = now - sent_at;
+    if d.abs() > SKEW_ALLOWANCE {
+        d
+    } else {
+        TimeDelta::zero()
+    }
+}
+
+fn check_time(time: DateTime<Utc>, now: DateTime<Utc>) -> Option<RejectReason> {
+    if time > now + FUTURE_SLACK {
+        Some(RejectReason::FutureTime)
+    } else if time < now - MAX_AGE {
+        Some(RejectReason::TooOld)
+    } else {
+        None
+    }
+}
+
+/// Validates and corrects a decoded batch into what storage stores:
+/// invalid readings become rejections, held-back readings get their
+/// reconstructed values (from this batch's kept readings and, for the
+/// earlier neighbour, the stored ones).
+pub fn prepare_batch(
+    storage: &dyn Storage,
+    batch: &Batch,
+    patient: PatientId,
+    now: DateTime<Utc>,
+) -> Result<NewBatch> {
+    let shift = skew(batch.sent_at, now);
+    let mut groups = Vec::with_capacity(batch.streams.len());
+    for g in &batch.streams {
+        let mut readings = Vec::with_capacity(g.readings.len() + g.held_back.len());
+        let mut rejected = Vec::new();
+        let range = plausible(g.stream);
+        for r in &g.readings {
+            let time = r.time + shift;
+            let reason = if range.contains(&r.value) {
+                check_time(time, now)
+            } else {
+                Some(RejectReason::ImpossibleValue)
+            };
+            if let Some(reason) = reason {
+                rejected.push(Rejected { seq: r.seq, reason });
+                continue;
+            }
+            readings.push(NewReading {
+                seq: r.seq,
+                time,
+                value: r.value,
+                quality_percent: r.quality.percent,
+                quality_flagged: r.quality.flagged,
+                held_back: false,
+                raw: r.raw.clone(),
+            });
+        }
+        let mut kept: Vec<Sample> = readings
+            .iter()
+            .map(|r| Sample {
+                time: r.time,
+                value: r.value,
+            })
+            .collect();
+        kept.sort_by_key(|s| s.time);
+        let key = SeriesKey {
+            patient,
+            device: batch.device.0.clone(),
+            stream: g.stream,
+            session: g.session,
+        };
+        for h in &g.held_back {
+            let time = h.time + shift;
+            if let Some(reason) = check_time(time, now) {
+                rejected.push(Rejected { seq: h.seq, reason });
+                continue;
+            }
+            let mut value = vigil_core::reduce::interpolate(&kept, time);
+            if value.is_none() && kept.first().is_some_and(|k| k.time > time) {
+                if let Some(prev) = storage.kept_reading_before(&key, time)? {
+                    let mut around = vec![Sample {
+                        time: prev.time,
+                        value: prev.value,
+                    }];
+                    around.extend(kept.iter().copied());
+                    value = vigil_core::reduce::interpolate(&around, time);
+                }
+            }
+            match value {
+                Some(value) => readings.push(NewReading {
+                    seq: h.seq,
+                    time,
+                    value,
+                    quality_percent: None,
+                    quality_flagged: false,
+                    held_back: true,
+                    raw: None,
+                }),
+                None => rejected.push(Rejected {
+                    seq: h.seq,
+                    reason: RejectReason::Unreconstructible,
+                }),
+            }
+        }
+        groups.push(NewGroup {
+            stream: g.stream,
+            session: g.session,
+            characteristic: g.characteristic,
+            tolerance: g.tolerance,
+            readings,
+            rejected,
+        });
+    }
+    Ok(NewBatch {
+        v: batch.v,
+        id: batch.id,
+        patient,
+        device: batch.device.0.clone(),
+        received_at: now,
+        groups,
+    })
+}
+
+fn audit(storage: &dyn Storage, who: &Principal, patient: PatientId, action: &str) -> Result<()> {
+    storage.append_audit(&NewAuditEntry {
+        token_id: Some(who.token_id),
+        patient_id: Some(patient),
+        action: action.into(),
+    })?;
+    Ok(())
+}
+
+/// `POST /v1/batches`: stores a batch once and answers with what is
+/// durably stored per stream.
+pub async fn post_batch(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchAck>> {
+    let patient = device_patient(&who)?;
+    let (format, plain) = negotiate(&state, &headers, &body)?;
+    let batch = match format {
+        Format::Json => wire::json::from_slice::<Batch>(&plain)
+            .map_err(|e| unknown_stream(&plain).map_or_else(|| wire_error(e), Error::Malformed)),
+        Format::Binary => wire::binary::decode(&plain).map_err(wire_error),
+    }?;
+    own_patient(&batch.patient.0, patient)?;
+    let ack = state
+        .store
+        .run(move |s| {
+            let new = prepare_batch(s, &batch, patient, Utc::now())?;
+            let ack = s.store_batch(&new)?;
+            audit(s, &who, patient, "readings.write")?;
+            Ok(ack)
+        })
+        .await?;
+    Ok(Json(ack))
+}
+
+fn snake<T: serde::Serialize>(value: &T) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        _ => Err(Error::Internal("an enum that is not a JSON string".into())),
+    }
+}
+
+/// The live event announcing a stored alert event.
+pub fn alert_event(a: &NewAlert) -> LiveEvent {
+    LiveEvent {
+        event: "alert".into(),
+        patient: a.patient,
+        alert_id: a.alert_id.clone(),
+        kind: a.kind.clone(),
+        phase: a.phase.clone(),
+        time: a.time,
+        value: a.value,
+        by_token: None,
+    }
+}
+
+/// `POST /v1/alerts`: stores an alert event once by (id, phase, time) and
+/// publishes it live when it is new.
+pub async fn post_alert(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<AlertAck>> {
+    let patient = device_patient(&who)?;
+    let (format, plain) = negotiate(&state, &headers, &body)?;
+    json_only(format)?;
+    let alert: Alert = wire::json::from_slice(&plain).map_err(wire_error)?;
+    own_patient(&alert.patient.0, patient)?;
+    let now = Utc::now();
+    let time = alert.time + skew(alert.sent_at, now);
+    if time > now + FUTURE_SLACK {
+        return Err(Error::Malformed(
+            "field `time`: too far in the future after clock-skew correction".into(),
+        ));
+    }
+    let new_alert = NewAlert {
+        patient,
+        alert_id: alert.id.clone(),
+        device: alert.device.as_ref().map(|d| d.0.clone()),
+        kind: snake(&alert.kind)?,
+        phase: snake(&alert.phase)?,
+        time,
+        value: alert.glucose_mg_dl,
+        detail: serde_json::to_string(&alert)
+            .map_err(|e| Error::Internal(format!("alert to JSON: {e}")))?,
+        received_at: now,
+    };
+    let stored = new_alert.clone();
+    let fresh = state
+        .store
+        .run(move |s| {
+            let fresh = s.store_alert(&stored, true)?;
+            audit(s, &who, patient, "alerts.write")?;
+            Ok(fresh)
+        })
+        .await?;
+    if fresh {
+        // Committed and new: publish. A failed publish must not make the
+        // phone resend an alert that is stored; it is logged instead.
+        if let Err(e) = state.fanout.publish(&alert_event(&new_alert)) {
+            tracing::error!(error = %e, "live fan-out failed");
+        }
+    }
+    Ok(Json(AlertAck {
+        v: alert.v,
+        id: alert.id,
+        phase: alert.phase,
+        time: alert.time,
+        duplicate: !fresh,
+    }))
+}
+
+/// `POST /v1/heartbeats`: keeps the latest heartbeat and records contact
+/// for the dead-man's switch. Answers 204.
+pub async fn post_heartbeat(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let patient = device_patient(&who)?;
+    let (format, plain) = negotiate(&state, &headers, &body)?;
+    json_only(format)?;
+    let hb: Heartbeat = wire::json::from_slice(&plain).map_err(wire_error)?;
+    own_patient(&hb.patient.0, patient)?;
+    let now = Utc::now();
+    let record = NewHeartbeat {
+        patient,
+        sent_at: hb.sent_at,
+        received_at: now,
+        body: serde_json::to_string(&hb)
+            .map_err(|e| Error::Internal(format!("heartbeat to JSON: {e}")))?,
+    };
+    state
+        .store
+        .run(move |s| {
+            s.store_heartbeat(&record)?;
+            audit(s, &who, patient, "heartbeats.write")
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
