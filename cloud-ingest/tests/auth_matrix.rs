@@ -185,6 +185,24 @@ const MATRIX: &[Row] = &[
     ),
     row(
         "GET",
+        "/dashboard/alerts/stream",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "POST",
+        "/dashboard/alerts/{id}/ack",
+        Target::Own,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "POST",
+        "/dashboard/alerts/{id}/ack",
+        Target::Foreign,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
         "/dashboard/static/app.css",
         NoPatient,
         [200, 200, 200, 200, 200, 200, 200],

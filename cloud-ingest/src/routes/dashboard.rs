@@ -313,3 +313,36 @@ pub async fn css() -> Response {
 pub async fn js() -> Response {
     asset(APP_JS, "text/javascript; charset=utf-8")
 }
+
+/// `GET /dashboard/alerts/stream`: the live alerts of the signed-in
+/// clinician's patients as server-sent events, the same stream as
+/// `/v1/alerts/stream` authenticated by the session cookie (EventSource
+/// cannot send a bearer header).
+pub async fn alerts_stream(State(state): State<AppState>, who: Session) -> Result<Response> {
+    Ok(super::reads::stream(State(state), who.principal)
+        .await?
+        .into_response())
+}
+
+/// `POST /dashboard/alerts/{id}/ack`: acknowledges an alert episode for
+/// the signed-in clinician; the page's CSRF token travels in
+/// `x-csrf-token`.
+pub async fn alerts_ack(
+    State(state): State<AppState>,
+    who: Session,
+    headers: HeaderMap,
+    Path(alert_id): Path<String>,
+) -> Result<Response> {
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !same(&who.csrf, presented) {
+        return Err(Error::Forbidden("missing or wrong CSRF token"));
+    }
+    Ok(
+        super::reads::ack(State(state), who.principal, Path(alert_id))
+            .await?
+            .into_response(),
+    )
+}

@@ -67,6 +67,16 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/dashboard/static/app.js", get(dashboard::js)),
         route(
             Method::GET,
+            "/dashboard/alerts/stream",
+            get(dashboard::alerts_stream),
+        ),
+        route(
+            Method::POST,
+            "/dashboard/alerts/{id}/ack",
+            post(dashboard::alerts_ack),
+        ),
+        route(
+            Method::GET,
             "/v1/patients/{id}/readings.csv",
             get(csv::export),
         ),

@@ -30,22 +30,31 @@
   }
 
   function show(alert) {
-    if (seen[alert.id]) { return; }
-    seen[alert.id] = true;
+    if (alert.phase === "end" || seen[alert.alert_id]) { return; }
+    seen[alert.alert_id] = true;
     var item = document.createElement("li");
-    item.id = "alert-" + alert.id;
-    item.setAttribute("data-alert-id", alert.id);
-    var when = new Date(alert.at);
-    item.appendChild(text("Patient " + alert.patient_id + ": " + alert.kind + " at " + when.toLocaleTimeString() + " "));
-    if (!alert.acknowledged) {
-      var b = document.createElement("button");
-      b.type = "button";
-      b.className = "ack";
-      b.appendChild(text("Acknowledge"));
-      b.addEventListener("click", function () { ack(alert.id, item, b); });
-      item.appendChild(b);
-    }
+    item.setAttribute("data-alert-id", alert.alert_id);
+    var when = new Date(alert.time);
+    item.appendChild(text("Patient " + alert.patient + ": " + alert.kind.replace(/_/g, " ") + " at " + when.toLocaleTimeString() + " "));
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "ack";
+    b.appendChild(text("Acknowledge"));
+    b.addEventListener("click", function () { ack(alert.alert_id, item, b); });
+    item.appendChild(b);
     list.insertBefore(item, list.firstChild);
+  }
+
+  function acked(ev) {
+    var items = list.querySelectorAll("li");
+    for (var i = 0; i < items.length; i++) {
+      var item = items[i];
+      if (item.getAttribute("data-alert-id") === ev.alert_id && item.getAttribute("data-acked") !== "true") {
+        item.setAttribute("data-acked", "true");
+        var b = item.querySelector("button");
+        if (b) { b.replaceWith(text(" — acknowledged")); }
+      }
+    }
   }
 
   var source = new EventSource("/dashboard/alerts/stream");
@@ -53,5 +62,8 @@
   source.addEventListener("error", function () { state.textContent = "Reconnecting…"; });
   source.addEventListener("alert", function (e) {
     try { show(JSON.parse(e.data)); } catch (err) { /* ignore a malformed event */ }
+  });
+  source.addEventListener("ack", function (e) {
+    try { acked(JSON.parse(e.data)); } catch (err) { /* ignore a malformed event */ }
   });
 }());
