@@ -182,6 +182,65 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
         assert_accessible(&mut b, "report").await;
         b.screenshot(&shots.join("03-report.png")).await;
 
+        // A live alert POSTed by the patient's device appears within one
+        // second on the open page, and the clinician acknowledges it.
+        b.wait_for(
+            "document.getElementById('live-state').textContent === 'Connected.'",
+            Duration::from_secs(5),
+        )
+        .await;
+        let now = chrono::Utc::now();
+        let alert = vigil_core::wire::Alert {
+            v: 1,
+            patient: vigil_core::model::PatientId(fx.own.to_string()),
+            device: Some(vigil_core::model::DeviceId("cgm-1".into())),
+            sent_at: now,
+            id: "00aa11bb22cc33dd".into(),
+            kind: vigil_core::alerts::AlertKind::UrgentLow,
+            phase: vigil_core::alerts::Phase::Start,
+            time: now,
+            glucose_mg_dl: Some(50.0),
+            rate_mg_dl_per_min: None,
+            battery_pct: None,
+            session_expires_at: None,
+        };
+        let posted = std::time::Instant::now();
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v1/alerts"))
+            .bearer_auth(&fx.device)
+            .header("content-type", "application/json")
+            .body(vigil_core::wire::json::to_vec(&alert).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        b.wait_for(
+            "document.querySelector('#live-list li[data-alert-id=\"00aa11bb22cc33dd\"]')",
+            Duration::from_secs(1),
+        )
+        .await;
+        let shown_after = posted.elapsed();
+        assert!(
+            shown_after < Duration::from_secs(1),
+            "alert shown after {shown_after:?}"
+        );
+        b.screenshot(&shots.join("04-live-alert.png")).await;
+        b.eval("document.querySelector('#live-list li button.ack').click(); true")
+            .await;
+        b.wait_for(
+            "document.querySelector('#live-list li[data-acked=\"true\"]')",
+            Duration::from_secs(5),
+        )
+        .await;
+        let acks = fx
+            .store
+            .blocking()
+            .alert_acks(fx.own, "00aa11bb22cc33dd")
+            .unwrap();
+        assert_eq!(acks.len(), 1, "the acknowledgement is stored");
+        b.screenshot(&shots.join("05-acknowledged.png")).await;
+        println!("live alert shown {shown_after:?} after the device's POST");
+
         // The checker itself can fail: a grey-on-white paragraph, an
         // unlabelled input and an untitled SVG are each reported. (The
         // colour is set through the CSSOM: the CSP blocks style attributes.)
