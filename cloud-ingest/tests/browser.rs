@@ -99,24 +99,49 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
     let run = async {
         let fx = Fixture::new();
         let base = serve_loopback(fx.state(Limits::default())).await;
-        // 14 days of 5-minute readings up to now, uploaded as a device
-        // would through the CSV import (the batch intake route is on the
-        // intake branch, not merged here yet).
+        // 14 days of 5-minute readings up to now, synced as the SDK does:
+        // one wire-protocol batch per day on POST /v1/batches.
         let now = chrono::Utc::now();
-        let mut csv = String::from("time,glucose_mgdl\n");
-        for i in 0..(14 * 288) {
-            let t = now - chrono::TimeDelta::minutes(5 * i);
-            let v = 140.0 + 70.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin();
-            csv.push_str(&format!("{},{v:.0}\n", t.format("%Y-%m-%dT%H:%M:%SZ")));
+        let now = chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap();
+        let http = reqwest::Client::new();
+        for day in 0..14u64 {
+            let mut batch = vigil_core::wire::Batch::new(
+                vigil_core::wire::BatchId::random(),
+                vigil_core::model::PatientId(fx.own.to_string()),
+                vigil_core::model::DeviceId("cgm-1".into()),
+                now,
+            );
+            let mut g = vigil_core::wire::StreamReadings::new(
+                vigil_core::model::Stream::Glucose,
+                Some(1),
+                0x2AA7,
+            );
+            for k in 0..288u64 {
+                let i = day * 288 + k;
+                let back = i64::try_from(14 * 288 - 1 - i).unwrap();
+                let time = now - chrono::TimeDelta::minutes(5 * back);
+                let value = (140.0
+                    + 70.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin())
+                .round();
+                g.readings.push(vigil_core::wire::WireReading {
+                    seq: i,
+                    time,
+                    value,
+                    quality: vigil_core::model::Quality::default(),
+                    raw: None,
+                });
+            }
+            batch.streams.push(g);
+            let r = http
+                .post(format!("{base}/v1/batches"))
+                .bearer_auth(&fx.device)
+                .header("content-type", "application/json")
+                .body(vigil_core::wire::json::to_vec(&batch).unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         }
-        let r = reqwest::Client::new()
-            .post(format!("{base}/v1/patients/{}/readings.csv", fx.own))
-            .bearer_auth(&fx.device)
-            .body(csv)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
         let mut b = Browser::launch().await;
         let shots = screenshots();
 
