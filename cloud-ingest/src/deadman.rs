@@ -124,7 +124,12 @@ pub fn check(
 /// it raised, until the runtime shuts down.
 pub fn spawn(state: AppState, config: DeadManConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(config.check_every);
+        // The first check one period after start: contact times survive a
+        // restart, and a fresh process has better things to do first.
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.check_every,
+            config.check_every,
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
