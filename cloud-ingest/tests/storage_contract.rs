@@ -251,6 +251,49 @@ fn glucose(readings: Vec<NewReading>, rejected: Vec<Rejected>) -> NewGroup {
     }
 }
 
+fn delete_readings_removes_one_device_in_range_only(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let q = s.add_patient("Bob").unwrap();
+    let g = || {
+        glucose(
+            (0..10).map(|i| reading(i, 60 * i as i64, 100.0)).collect(),
+            vec![],
+        )
+    };
+    s.store_batch(&batch(1, p, vec![g()])).unwrap();
+    s.store_batch(&batch(2, q, vec![g()])).unwrap();
+    let mut other = batch(3, p, vec![g()]);
+    other.device = "nightscout".into();
+    s.store_batch(&other).unwrap();
+    let all = |patient| {
+        s.readings(&ReadingQuery {
+            patient,
+            stream: None,
+            from: t(-1),
+            to: t(100_000),
+            limit: 1000,
+        })
+        .unwrap()
+    };
+    assert_eq!(all(p).len(), 20);
+    // [t(120), t(300)) holds seq 2, 3, 4 of the nightscout device.
+    assert_eq!(
+        s.delete_readings(p, "nightscout", t(120), t(300)).unwrap(),
+        3
+    );
+    assert_eq!(
+        s.delete_readings(p, "nightscout", t(120), t(300)).unwrap(),
+        0
+    );
+    assert_eq!(all(p).len(), 17);
+    assert_eq!(
+        all(p).iter().filter(|r| r.device == "cgm-1").count(),
+        10,
+        "other devices untouched"
+    );
+    assert_eq!(all(q).len(), 10, "other patients untouched");
+}
+
 fn batches_store_once_and_retries_get_the_stored_ack(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     let refused = Rejected {
@@ -541,6 +584,10 @@ macro_rules! storage_contract {
             #[test]
             fn audit_log_appends_in_order_and_pages() {
                 super::audit_log_appends_in_order_and_pages(fresh().as_ref());
+            }
+            #[test]
+            fn delete_readings_removes_one_device_in_range_only() {
+                super::delete_readings_removes_one_device_in_range_only(fresh().as_ref());
             }
             #[test]
             fn batches_store_once_and_retries_get_the_stored_ack() {
