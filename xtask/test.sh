@@ -41,6 +41,9 @@ need dbus-daemon dbus-daemon
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
   need initdb postgresql
 fi
+# The dashboard's browser test (cloud-ingest/tests/browser.rs) drives the
+# system Chromium headless over the DevTools protocol; nothing downloads one.
+need chromium chromium
 
 say "format"
 cargo fmt --all -- --check

@@ -90,3 +90,12 @@ pub fn add_admin(s: &dyn Storage, name: &str) -> Result<Secret> {
     audit(s, None, "admin.create")?;
     Ok(secret)
 }
+
+/// Sets a patient's Nightscout API secret (`vigil-ingest nightscout-secret`):
+/// at least 12 characters; stored only as the hash described in
+/// [`crate::nightscout`]. The secret is taken, never printed or logged.
+pub fn set_nightscout_secret(s: &dyn Storage, patient: PatientId, secret: &str) -> Result<()> {
+    crate::nightscout::validate_secret(secret)?;
+    s.set_nightscout_secret(patient, &crate::nightscout::secret_hash(secret))?;
+    audit(s, Some(patient), "nightscout_secret.set")
+}

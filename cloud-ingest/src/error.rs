@@ -29,6 +29,10 @@ pub enum Error {
     /// 400: the request or command was malformed; the text names the field.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// 400: an imported CSV file had bad rows; each is listed in the body's
+    /// `rows` and nothing was stored.
+    #[error("invalid CSV: {} bad row(s)", .0.len())]
+    InvalidCsv(Vec<crate::csv::BadRow>),
     /// 409: the thing to create exists already (e.g. a clinician name).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -97,6 +101,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 struct Body {
     error: &'static str,
     detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<Vec<crate::csv::BadRow>>,
 }
 
 impl Error {
@@ -106,7 +112,7 @@ impl Error {
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidInput(_) | Error::InvalidCsv(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Error::Malformed(_) => StatusCode::BAD_REQUEST,
@@ -128,6 +134,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::InvalidInput(_) => "invalid_input",
+            Error::InvalidCsv(_) => "invalid_csv",
             Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
             Error::Malformed(_) => "malformed",
@@ -154,11 +161,16 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
+        let rows = match &self {
+            Error::InvalidCsv(rows) => Some(rows.clone()),
+            _ => None,
+        };
         let mut response = (
             status,
             Json(Body {
                 error: self.code(),
                 detail,
+                rows,
             }),
         )
             .into_response();

@@ -14,10 +14,16 @@
 
 pub mod admin;
 pub mod auth;
+pub mod csv;
+pub mod dashboard;
 pub mod deadman;
 pub mod error;
+pub mod fhir;
+pub mod glucose;
 pub mod live;
 pub mod metrics;
+pub mod nightscout;
+pub mod query;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;
@@ -72,6 +78,9 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// The limits `app` applies.
     pub limits: Limits,
+    /// Mark dashboard cookies `Secure`: true when served over TLS or behind
+    /// a TLS proxy (browsers drop Secure cookies on plain-HTTP loopback).
+    pub cookie_secure: bool,
     /// This process's live-event bus (SSE clients read it).
     pub bus: live::LiveBus,
     /// Where live events are published (this process or every replica).
@@ -87,6 +96,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
             limits,
+            cookie_secure: false,
             fanout: Arc::new(live::LocalFanout::new(bus.clone())),
             bus,
         }

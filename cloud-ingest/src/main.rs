@@ -79,6 +79,16 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Set a patient's Nightscout API secret (at least 12 characters; stored
+    /// hashed). Nightscout clients then use it as their `api-secret`.
+    NightscoutSecret {
+        /// The patient the secret opens.
+        patient_id: i64,
+        /// The secret (prefer the VIGIL_NIGHTSCOUT_SECRET environment
+        /// variable: command lines are visible to other local users).
+        #[arg(env = "VIGIL_NIGHTSCOUT_SECRET", hide_env_values = true)]
+        secret: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,7 +194,8 @@ fn run(cli: Cli) -> Result<Option<String>> {
                 },
                 ..Limits::default()
             };
-            let state = AppState::new(store.clone(), limits);
+            let mut state = AppState::new(store.clone(), limits);
+            state.cookie_secure = opts.tls.is_some() || opts.insecure_behind_proxy;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -204,6 +215,9 @@ fn run(cli: Cli) -> Result<Option<String>> {
                     // Tests and scripts read the bound address (port 0 picks
                     // one) from this stdout line.
                     println!("listening {scheme}://{addr}");
+                    // Logged, not printed: scripts may stop reading stdout
+                    // after the first line.
+                    tracing::info!("clinician dashboard at {scheme}://{addr}/dashboard/");
                 },
             ))?;
             tracing::info!("stopped");
@@ -237,6 +251,10 @@ fn run(cli: Cli) -> Result<Option<String>> {
         Command::Admin {
             command: AdminCommand::Add { name },
         } => Some(admin::add_admin(storage, &name)?.expose().to_owned()),
+        Command::NightscoutSecret { patient_id, secret } => {
+            admin::set_nightscout_secret(storage, patient_id, &secret)?;
+            Some("nightscout secret set".to_owned())
+        }
     };
     Ok(line)
 }

@@ -197,3 +197,38 @@ fn sigterm_lets_an_in_flight_request_finish_before_exit() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn nightscout_secret_is_stored_hashed_and_weak_or_unknown_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("clinic.db");
+    let (_, out, _) = run_cli(&db, &["patient", "add", "Ada"]);
+    let p = one_line(&out).to_owned();
+    let secret = "a long nightscout secret";
+    let (ok, out, _) = run_cli(&db, &["nightscout-secret", &p, secret]);
+    assert!(ok);
+    assert_eq!(one_line(&out), "nightscout secret set");
+    for bad in [
+        &["nightscout-secret", &p, "too short"][..],
+        &["nightscout-secret", "999", "another long secret"][..],
+    ] {
+        let (ok, out, err) = run_cli(&db, bad);
+        assert!(!ok, "{bad:?} succeeded");
+        assert!(out.is_empty());
+        assert!(!err.contains("secret!") && !err.is_empty());
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    let wal = dir.path().join("clinic.db-wal");
+    if wal.exists() {
+        bytes.extend(std::fs::read(wal).unwrap());
+    }
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(secret.as_bytes()), "secret stored in clear");
+    let sha1 = vigil_ingest::nightscout::sha1_hex(secret);
+    assert!(
+        !contains(sha1.as_bytes()),
+        "the SHA-1 form (a usable credential) is stored"
+    );
+    let stored = vigil_ingest::nightscout::secret_hash(secret).0;
+    assert!(contains(stored.as_bytes()), "hash not found");
+}

@@ -143,6 +143,172 @@ const MATRIX: &[Row] = &[
         Target::Foreign,
         [403, 403, 403, 403, 401, 401, 401],
     ),
+    // Dashboard pages authenticate by session cookie, never by bearer
+    // token: every bearer caller is redirected (303, followed by the
+    // client) to the sign-in form. The session cases, own and foreign
+    // patient, are walked in tests/dashboard.rs.
+    row(
+        "GET",
+        "/dashboard/",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/login",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "POST",
+        "/dashboard/login",
+        NoPatient,
+        [400, 400, 400, 400, 400, 400, 400],
+    ),
+    row(
+        "POST",
+        "/dashboard/logout",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/patients/{id}",
+        Target::Own,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/patients/{id}",
+        Target::Foreign,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/alerts/stream",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "POST",
+        "/dashboard/alerts/{id}/ack",
+        Target::Own,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "POST",
+        "/dashboard/alerts/{id}/ack",
+        Target::Foreign,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/static/app.css",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/dashboard/static/app.js",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/readings.csv",
+        Target::Own,
+        [200, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/readings.csv",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // Empty body: a device or clinician reaches the parser (400); the
+    // follower and admin are refused by role.
+    row(
+        "POST",
+        "/v1/patients/{id}/readings.csv",
+        Target::Own,
+        [400, 403, 400, 403, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/v1/patients/{id}/readings.csv",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // No `patient` parameter: 400 once the role may read FHIR.
+    row(
+        "GET",
+        "/fhir/Observation",
+        NoPatient,
+        [403, 400, 400, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/fhir/Patient/{id}",
+        Target::Own,
+        [403, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/fhir/Patient/{id}",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // The matrix test seeds readings: 200 once in scope.
+    row(
+        "GET",
+        "/fhir/Patient/{id}/$cgm-summary",
+        Target::Own,
+        [403, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/fhir/Patient/{id}/$cgm-summary",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // Nightscout authenticates by its own secret, never a bearer token
+    // (tenant by secret: tests/nightscout.rs walks own and foreign).
+    row(
+        "GET",
+        "/api/v1/status.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/entries.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/entries/sgv.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/entries/current.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/api/v1/entries",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "DELETE",
+        "/api/v1/entries",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
 ];
 
 /// Gives each patient a glucose reading (metrics need one) and an alert

@@ -144,6 +144,50 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn create_session(
+        &self,
+        _: &vigil_ingest::auth::TokenHash,
+        _: i64,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn session_token(
+        &self,
+        _: &vigil_ingest::auth::TokenHash,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<Option<vigil_ingest::storage::TokenRecord>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn delete_session(
+        &self,
+        _: &vigil_ingest::auth::TokenHash,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<bool> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn set_nightscout_secret(
+        &self,
+        _: i64,
+        _: &vigil_ingest::nightscout::SecretHash,
+    ) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn nightscout_patient(
+        &self,
+        _: &vigil_ingest::nightscout::SecretHash,
+    ) -> vigil_ingest::Result<Option<i64>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn delete_readings(
+        &self,
+        _: i64,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<u64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
 }
 
 async fn call(state: &AppState, path: &str, token: Option<&str>) -> (u16, String) {

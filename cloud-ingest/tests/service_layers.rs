@@ -116,6 +116,43 @@ impl Storage for SlowPing {
     fn set_silence(&self, p: i64, e: Option<&str>, s: Option<&st::Silence>) -> Result<bool> {
         self.0.set_silence(p, e, s)
     }
+    fn create_session(
+        &self,
+        h: &TokenHash,
+        token: i64,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.0.create_session(h, token, expires_at)
+    }
+    fn session_token(
+        &self,
+        h: &TokenHash,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<TokenRecord>> {
+        self.0.session_token(h, now)
+    }
+    fn delete_session(&self, h: &TokenHash, now: chrono::DateTime<chrono::Utc>) -> Result<bool> {
+        self.0.delete_session(h, now)
+    }
+    fn set_nightscout_secret(
+        &self,
+        p: i64,
+        h: &vigil_ingest::nightscout::SecretHash,
+    ) -> Result<()> {
+        self.0.set_nightscout_secret(p, h)
+    }
+    fn nightscout_patient(&self, h: &vigil_ingest::nightscout::SecretHash) -> Result<Option<i64>> {
+        self.0.nightscout_patient(h)
+    }
+    fn delete_readings(
+        &self,
+        p: i64,
+        d: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        self.0.delete_readings(p, d, from, to)
+    }
 }
 
 use vigil_ingest::storage as st;

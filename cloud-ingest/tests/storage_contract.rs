@@ -135,6 +135,87 @@ fn audit_log_appends_in_order_and_pages(s: &dyn Storage) {
     assert_eq!(s.audit_entries(0, 1).unwrap().len(), 1);
 }
 
+fn sessions_resolve_to_their_token_until_expiry_or_sign_out(s: &dyn Storage) {
+    use chrono::{TimeDelta, Utc};
+    let c = s.add_clinician("dr-session").unwrap();
+    let token = s
+        .insert_token(&NewToken {
+            hash: TokenHash::of("vgl_c_session"),
+            role: Role::Clinician,
+            scope: TokenScope::Clinician(c),
+            label: None,
+        })
+        .unwrap();
+    let now = Utc::now();
+    let live = TokenHash::of("session-live");
+    let old = TokenHash::of("session-old");
+    s.create_session(&live, token, now + TimeDelta::hours(8))
+        .unwrap();
+    s.create_session(&old, token, now + TimeDelta::seconds(1))
+        .unwrap();
+    let rec = s.session_token(&live, now).unwrap().unwrap();
+    assert_eq!(rec.id, token);
+    assert_eq!(rec.scope, TokenScope::Clinician(c));
+    assert!(s.session_token(&old, now).unwrap().is_some());
+    // Expired sessions resolve to nothing, and a sign-out sweeps them.
+    let later = now + TimeDelta::seconds(2);
+    assert!(s.session_token(&old, later).unwrap().is_none());
+    assert!(
+        s.session_token(&TokenHash::of("never"), now)
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.delete_session(&live, later).unwrap());
+    assert!(!s.delete_session(&live, later).unwrap());
+    assert!(s.session_token(&live, now).unwrap().is_none());
+    assert!(
+        !s.delete_session(&old, later).unwrap(),
+        "swept at the first sign-out"
+    );
+    // A session for a token that does not exist is refused.
+    assert!(matches!(
+        s.create_session(&TokenHash::of("x"), 9999, now + TimeDelta::hours(1)),
+        Err(vigil_ingest::Error::NotFound(_))
+    ));
+    // Revoking the token shows through the session (the caller refuses it).
+    s.create_session(&live, token, now + TimeDelta::hours(8))
+        .unwrap();
+    s.revoke_token(token).unwrap();
+    assert!(
+        s.session_token(&live, now)
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}
+
+fn nightscout_secrets_select_one_patient_and_are_unique(s: &dyn Storage) {
+    use vigil_ingest::nightscout::secret_hash;
+    let a = s.add_patient("Ada").unwrap();
+    let b = s.add_patient("Bob").unwrap();
+    let ha = secret_hash("ada's long secret");
+    s.set_nightscout_secret(a, &ha).unwrap();
+    assert_eq!(s.nightscout_patient(&ha).unwrap(), Some(a));
+    assert_eq!(
+        s.nightscout_patient(&secret_hash("other secret!")).unwrap(),
+        None
+    );
+    assert!(matches!(
+        s.set_nightscout_secret(b, &ha),
+        Err(vigil_ingest::Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.set_nightscout_secret(9999, &secret_hash("nobody's secret")),
+        Err(vigil_ingest::Error::NotFound(_))
+    ));
+    // Replacing a secret retires the old one.
+    let ha2 = secret_hash("ada's new long secret");
+    s.set_nightscout_secret(a, &ha2).unwrap();
+    assert_eq!(s.nightscout_patient(&ha).unwrap(), None);
+    assert_eq!(s.nightscout_patient(&ha2).unwrap(), Some(a));
+}
+
 // ---- intake: batches, readings, alerts, heartbeats, contact ----
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -173,6 +254,49 @@ fn glucose(readings: Vec<NewReading>, rejected: Vec<Rejected>) -> NewGroup {
         readings,
         rejected,
     }
+}
+
+fn delete_readings_removes_one_device_in_range_only(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let q = s.add_patient("Bob").unwrap();
+    let g = || {
+        glucose(
+            (0..10).map(|i| reading(i, 60 * i as i64, 100.0)).collect(),
+            vec![],
+        )
+    };
+    s.store_batch(&batch(1, p, vec![g()])).unwrap();
+    s.store_batch(&batch(2, q, vec![g()])).unwrap();
+    let mut other = batch(3, p, vec![g()]);
+    other.device = "nightscout".into();
+    s.store_batch(&other).unwrap();
+    let all = |patient| {
+        s.readings(&ReadingQuery {
+            patient,
+            stream: None,
+            from: t(-1),
+            to: t(100_000),
+            limit: 1000,
+        })
+        .unwrap()
+    };
+    assert_eq!(all(p).len(), 20);
+    // [t(120), t(300)) holds seq 2, 3, 4 of the nightscout device.
+    assert_eq!(
+        s.delete_readings(p, "nightscout", t(120), t(300)).unwrap(),
+        3
+    );
+    assert_eq!(
+        s.delete_readings(p, "nightscout", t(120), t(300)).unwrap(),
+        0
+    );
+    assert_eq!(all(p).len(), 17);
+    assert_eq!(
+        all(p).iter().filter(|r| r.device == "cgm-1").count(),
+        10,
+        "other devices untouched"
+    );
+    assert_eq!(all(q).len(), 10, "other patients untouched");
 }
 
 fn batches_store_once_and_retries_get_the_stored_ack(s: &dyn Storage) {
@@ -455,8 +579,20 @@ macro_rules! storage_contract {
                 super::tokens_must_match_their_role_and_link_to_something_real(fresh().as_ref());
             }
             #[test]
+            fn sessions_resolve_to_their_token_until_expiry_or_sign_out() {
+                super::sessions_resolve_to_their_token_until_expiry_or_sign_out(fresh().as_ref());
+            }
+            #[test]
+            fn nightscout_secrets_select_one_patient_and_are_unique() {
+                super::nightscout_secrets_select_one_patient_and_are_unique(fresh().as_ref());
+            }
+            #[test]
             fn audit_log_appends_in_order_and_pages() {
                 super::audit_log_appends_in_order_and_pages(fresh().as_ref());
+            }
+            #[test]
+            fn delete_readings_removes_one_device_in_range_only() {
+                super::delete_readings_removes_one_device_in_range_only(fresh().as_ref());
             }
             #[test]
             fn batches_store_once_and_retries_get_the_stored_ack() {

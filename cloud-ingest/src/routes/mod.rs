@@ -6,15 +6,19 @@
 //! or documented without existing, fails that test.
 
 mod audit;
+mod csv;
+pub(crate) mod dashboard;
+mod fhir;
 mod health;
 mod intake;
+mod nightscout;
 mod patients;
 mod reads;
 
 pub use intake::{alert_event, plausible, prepare_batch, wire_error};
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::AppState;
 
@@ -46,6 +50,66 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/openapi.json", get(health::openapi)),
         route(Method::GET, "/v1/patients", get(patients::list)),
         route(Method::GET, "/v1/audit", get(audit::list)),
+        route(Method::GET, "/dashboard/", get(dashboard::home)),
+        route(Method::GET, "/dashboard/login", get(dashboard::login_form)),
+        route(Method::POST, "/dashboard/login", post(dashboard::login)),
+        route(Method::POST, "/dashboard/logout", post(dashboard::logout)),
+        route(
+            Method::GET,
+            "/dashboard/patients/{id}",
+            get(dashboard::patient),
+        ),
+        route(
+            Method::GET,
+            "/dashboard/static/app.css",
+            get(dashboard::css),
+        ),
+        route(Method::GET, "/dashboard/static/app.js", get(dashboard::js)),
+        route(
+            Method::GET,
+            "/dashboard/alerts/stream",
+            get(dashboard::alerts_stream),
+        ),
+        route(
+            Method::POST,
+            "/dashboard/alerts/{id}/ack",
+            post(dashboard::alerts_ack),
+        ),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/readings.csv",
+            get(csv::export),
+        ),
+        route(
+            Method::POST,
+            "/v1/patients/{id}/readings.csv",
+            post(csv::import),
+        ),
+        route(Method::GET, "/fhir/Observation", get(fhir::observations)),
+        route(Method::GET, "/fhir/Patient/{id}", get(fhir::patient)),
+        route(
+            Method::GET,
+            "/fhir/Patient/{id}/$cgm-summary",
+            get(fhir::summary),
+        ),
+        route(Method::GET, "/api/v1/status.json", get(nightscout::status)),
+        route(Method::GET, "/api/v1/entries.json", get(nightscout::list)),
+        route(
+            Method::GET,
+            "/api/v1/entries/sgv.json",
+            get(nightscout::list),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/entries/current.json",
+            get(nightscout::current),
+        ),
+        route(Method::POST, "/api/v1/entries", post(nightscout::upload)),
+        route(
+            Method::DELETE,
+            "/api/v1/entries",
+            delete(nightscout::delete),
+        ),
         route(Method::POST, "/v1/batches", post(intake::post_batch)),
         route(Method::POST, "/v1/alerts", post(intake::post_alert)),
         route(Method::POST, "/v1/heartbeats", post(intake::post_heartbeat)),

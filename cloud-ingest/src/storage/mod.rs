@@ -36,6 +36,7 @@ use serde::Serialize;
 
 use crate::auth::{Role, TokenHash};
 use crate::error::Result;
+use crate::nightscout::SecretHash;
 
 /// A patient's id: the database row id, printed by `patient add`.
 pub type PatientId = i64;
@@ -86,6 +87,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         8,
         "0008_create_contact",
         include_str!("../../migrations/0008_create_contact.sql"),
+    ),
+    (
+        9,
+        "0009_create_dashboard_sessions",
+        include_str!("../../migrations/0009_create_dashboard_sessions.sql"),
+    ),
+    (
+        10,
+        "0010_create_nightscout_secrets",
+        include_str!("../../migrations/0010_create_nightscout_secrets.sql"),
     ),
 ];
 
@@ -201,6 +212,36 @@ pub trait Storage: Send + Sync + 'static {
     /// Audit entries with id greater than `after`, oldest first, at most
     /// `limit` of them.
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Stores a dashboard session (only the hash of its id) acting as
+    /// `token`, valid until `expires_at`. Unknown token: `NotFound`.
+    fn create_session(
+        &self,
+        hash: &TokenHash,
+        token: TokenId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The token a session acts as, if the session exists and has not
+    /// expired at `now` (the token itself may be revoked: the caller checks).
+    fn session_token(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<TokenRecord>>;
+    /// Ends a session; true if it existed. Also drops every session expired
+    /// at `now`, so the table does not grow without bound.
+    fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool>;
+    /// Sets (or replaces) a patient's Nightscout secret hash. Unknown
+    /// patient: `NotFound`; a hash another patient already uses: `Conflict`.
+    fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()>;
+    /// The patient whose Nightscout secret hashes to `hash`.
+    fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>>;
+    /// Deletes `patient`'s readings from `device` with time in `[from,
+    /// to)`; returns how many (Nightscout's DELETE: an owner removes what
+    /// they uploaded through Nightscout, nothing a phone synced).
+    fn delete_readings(
+        &self,
+        patient: PatientId,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64>;
 
     /// Stores a validated batch in one transaction and answers with what is
     /// durably stored. A batch id seen before returns the ack stored with it

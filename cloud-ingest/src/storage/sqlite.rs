@@ -23,6 +23,7 @@ use super::{
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
+use crate::nightscout::SecretHash;
 
 /// A [`Storage`] over one SQLite file (or an in-memory database).
 pub struct SqliteStorage {
@@ -321,6 +322,102 @@ impl Storage for SqliteStorage {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn create_session(
+        &self,
+        hash: &TokenHash,
+        token: TokenId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        match self.conn().execute(
+            "INSERT INTO dashboard_sessions (hash, token_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![hash.as_bytes().as_slice(), token, Utc::now(), expires_at],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if is_constraint(&e) => {
+                Err(Error::NotFound("the session's token does not exist".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn session_token(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<TokenRecord>> {
+        let token_hash: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT t.hash FROM dashboard_sessions s JOIN tokens t ON t.id = s.token_id
+                  WHERE s.hash = ?1 AND s.expires_at > ?2",
+                params![hash.as_bytes().as_slice(), now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match token_hash.and_then(|h| TokenHash::from_slice(&h)) {
+            Some(h) => self.token_by_hash(&h),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "DELETE FROM dashboard_sessions WHERE hash = ?1",
+            [hash.as_bytes().as_slice()],
+        )?;
+        conn.execute(
+            "DELETE FROM dashboard_sessions WHERE expires_at <= ?1",
+            params![now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()> {
+        let conn = self.conn();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
+            [patient],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(Error::NotFound(format!("patient {patient}")));
+        }
+        match conn.execute(
+            "INSERT INTO nightscout_secrets (patient_id, hash, set_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (patient_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+            params![patient, hash.0, Utc::now()],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if is_constraint(&e) => Err(Error::Conflict(
+                "another patient already uses that Nightscout secret".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn delete_readings(
+        &self,
+        patient: PatientId,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM readings WHERE patient_id = ?1 AND device = ?2 AND time >= ?3 AND time < ?4",
+            params![patient, device, super::micros(from), super::micros(to)],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT patient_id FROM nightscout_secrets WHERE hash = ?1",
+                [&hash.0],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test binary uses a different part of this
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
 
+pub mod cdp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;

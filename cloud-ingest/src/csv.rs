@@ -1,0 +1,207 @@
+//! Glucose readings as CSV, in the shape `vigil reduce|metrics|alerts` read
+//! (`core/cli/src/trace.rs`): a header naming a `time` column (RFC 3339) and
+//! a `glucose_mgdl` column, other columns ignored, in any order.
+//!
+//! Decision: an import is all or nothing. Every row is checked first and
+//! every bad row is reported (line and what is wrong), so a clinic fixing a
+//! file sees all its problems at once; only a fully valid file is returned
+//! for storing, so a bad file never leaves half its rows behind.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use vigil_core::model::Sample;
+
+use crate::error::{Error, Result};
+
+/// Column holding the time.
+pub const TIME: &str = "time";
+/// Column holding glucose in mg/dL.
+pub const GLUCOSE: &str = "glucose_mgdl";
+/// Lowest and highest glucose a CGM reports, mg/dL; outside is a typo.
+pub const PLAUSIBLE_MG_DL: (f64, f64) = (10.0, 1000.0);
+
+/// What is wrong with one row of an imported file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RowProblem {
+    /// The row could not be split into fields (e.g. a stray quote).
+    Malformed {
+        /// The CSV reader's explanation.
+        detail: String,
+    },
+    /// The `time` field is not an RFC 3339 date-time.
+    BadTime,
+    /// The `glucose_mgdl` field is not a finite number.
+    BadGlucose,
+    /// The glucose is a number but outside [`PLAUSIBLE_MG_DL`].
+    ImplausibleGlucose,
+}
+
+/// One bad row: its 1-based line in the file (line 1 is the header).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadRow {
+    /// Line number in the file.
+    pub line: usize,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub problem: RowProblem,
+}
+
+/// Writes `samples` (mg/dL) as CSV with the header `time,glucose_mgdl`.
+pub fn export(samples: &[Sample]) -> String {
+    let mut out = String::with_capacity(32 * (samples.len() + 1));
+    out.push_str(TIME);
+    out.push(',');
+    out.push_str(GLUCOSE);
+    out.push('\n');
+    for s in samples {
+        out.push_str(&s.time.to_rfc3339_opts(SecondsFormat::Secs, true));
+        out.push(',');
+        out.push_str(&format!("{}", s.value));
+        out.push('\n');
+    }
+    out
+}
+
+/// Parses a whole file. `Err(Error::InvalidCsv)` lists every bad row;
+/// `Err(Error::InvalidInput)` for a missing header column or an empty file.
+pub fn import(text: &str) -> Result<Vec<Sample>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| Error::InvalidInput(format!("cannot read the CSV header: {e}")))?
+        .clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::InvalidInput(format!("the CSV header has no `{name}` column")))
+    };
+    let (t_col, g_col) = (col(TIME)?, col(GLUCOSE)?);
+    let mut samples = Vec::new();
+    let mut bad = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                bad.push(BadRow {
+                    line,
+                    problem: RowProblem::Malformed {
+                        detail: e.to_string(),
+                    },
+                });
+                continue;
+            }
+        };
+        let time = row
+            .get(t_col)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let value = row
+            .get(g_col)
+            .and_then(|g| g.parse::<f64>().ok())
+            .filter(|g| g.is_finite());
+        match (time, value) {
+            (None, _) => bad.push(BadRow {
+                line,
+                problem: RowProblem::BadTime,
+            }),
+            (_, None) => bad.push(BadRow {
+                line,
+                problem: RowProblem::BadGlucose,
+            }),
+            (Some(_), Some(v)) if !(PLAUSIBLE_MG_DL.0..=PLAUSIBLE_MG_DL.1).contains(&v) => bad
+                .push(BadRow {
+                    line,
+                    problem: RowProblem::ImplausibleGlucose,
+                }),
+            (Some(time), Some(value)) => samples.push(Sample { time, value }),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(Error::InvalidCsv(bad));
+    }
+    if samples.is_empty() {
+        return Err(Error::InvalidInput("the CSV file holds no readings".into()));
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + chrono::TimeDelta::minutes(min)
+    }
+
+    #[test]
+    fn export_then_import_is_identity() {
+        let samples: Vec<Sample> = (0..50)
+            .map(|i| Sample {
+                time: at(5 * i),
+                value: 80.0 + i as f64 * 1.5,
+            })
+            .collect();
+        let text = export(&samples);
+        assert!(text.starts_with("time,glucose_mgdl\n2026-03-01T00:00:00Z,80\n"));
+        assert_eq!(import(&text).unwrap(), samples);
+    }
+
+    #[test]
+    fn columns_in_any_order_and_extra_columns_are_ignored() {
+        let text = "note,glucose_mgdl,time\na,101,2026-03-01T00:05:00+01:00\n";
+        let got = import(text).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].value, 101.0);
+        assert_eq!(got[0].time, at(5) - chrono::TimeDelta::hours(1));
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_and_nothing_returned() {
+        let text = "time,glucose_mgdl\n\
+                    2026-03-01T00:00:00Z,100\n\
+                    yesterday,100\n\
+                    2026-03-01T00:10:00Z,abc\n\
+                    2026-03-01T00:15:00Z,5000\n\
+                    2026-03-01T00:20:00Z,NaN\n";
+        match import(text) {
+            Err(Error::InvalidCsv(rows)) => assert_eq!(
+                rows,
+                vec![
+                    BadRow {
+                        line: 3,
+                        problem: RowProblem::BadTime
+                    },
+                    BadRow {
+                        line: 4,
+                        problem: RowProblem::BadGlucose
+                    },
+                    BadRow {
+                        line: 5,
+                        problem: RowProblem::ImplausibleGlucose
+                    },
+                    BadRow {
+                        line: 6,
+                        problem: RowProblem::BadGlucose
+                    },
+                ]
+            ),
+            other => panic!("expected InvalidCsv, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_column_and_empty_file_are_input_errors() {
+        assert!(matches!(import("time,sgv\n"), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            import("time,glucose_mgdl\n"),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}

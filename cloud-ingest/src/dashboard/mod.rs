@@ -1,0 +1,12 @@
+//! The clinician web dashboard: server-rendered pages, SVG charts, a
+//! cookie session, and a little vanilla JavaScript for live alerts.
+
+pub mod pages;
+pub mod report;
+pub mod session;
+pub mod svg;
+
+/// The stylesheet, embedded: no build step, no CDN.
+pub const APP_CSS: &str = include_str!("static/app.css");
+/// The live-alerts script, embedded.
+pub const APP_JS: &str = include_str!("static/app.js");

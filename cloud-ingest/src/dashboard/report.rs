@@ -1,0 +1,207 @@
+//! The patient report for a period (default 14 days): AGP, consensus
+//! metrics with the time-in-ranges bar, daily overlays, the alert
+//! timeline and the completeness ledger, laid out to print the AGP on one
+//! page.
+//!
+//! Every number comes from `vigil_core::metrics`, the implementation the
+//! phone uses, so patient and clinician never see two different figures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use vigil_core::metrics::{agp_profile, consensus_metrics};
+use vigil_core::model::Sample;
+
+use super::pages::layout;
+use super::svg::{self, esc};
+
+/// Expected CGM sampling interval.
+pub const INTERVAL: TimeDelta = TimeDelta::minutes(5);
+
+/// One alert on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertLine {
+    /// When it was raised.
+    pub at: DateTime<Utc>,
+    /// Its kind (`urgent_low`, …).
+    pub kind: String,
+    /// Who acknowledged it and when, if anyone did.
+    pub acked: Option<(String, DateTime<Utc>)>,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    /// Patient id.
+    pub patient_id: i64,
+    /// Display name.
+    pub name: &'a str,
+    /// Period start (inclusive).
+    pub from: DateTime<Utc>,
+    /// Period end (exclusive).
+    pub to: DateTime<Utc>,
+    /// Glucose readings of the period, mg/dL, time order.
+    pub samples: &'a [Sample],
+    /// Alerts of the period.
+    pub alerts: &'a [AlertLine],
+    /// The patient's UTC offset (the AGP is by local time of day).
+    pub offset: FixedOffset,
+}
+
+fn day_label(t: DateTime<Utc>, offset: FixedOffset) -> String {
+    // Year first, so the days sort in date order.
+    t.with_timezone(&offset).format("%Y-%m-%d (%a)").to_string()
+}
+
+/// The report page's HTML.
+pub fn render(r: &Report<'_>, csrf: &str) -> String {
+    let mut main = String::new();
+    let days_in_period = ((r.to - r.from).num_minutes() as f64 / 1440.0).max(0.0);
+    let _ = write!(
+        main,
+        r#"<p class="period">{} — {} ({days_in_period:.0} days) · <a href="/v1/patients/{id}/readings.csv?from={f}&amp;to={t}">Download CSV</a></p>"#,
+        esc(&r.from.format("%Y-%m-%d").to_string()),
+        esc(&r.to.format("%Y-%m-%d").to_string()),
+        id = r.patient_id,
+        f = r.from.format("%Y-%m-%dT%H:%M:%SZ"),
+        t = r.to.format("%Y-%m-%dT%H:%M:%SZ"),
+    );
+    match consensus_metrics(r.samples, INTERVAL) {
+        Err(_) => main.push_str(r#"<p class="empty">No glucose readings in this period.</p>"#),
+        Ok(m) => {
+            let _ = write!(
+                main,
+                r#"<section class="metrics" aria-labelledby="m-h"><h2 id="m-h">Glucose statistics</h2><dl>
+<dt>Mean glucose</dt><dd>{:.0} mg/dL</dd><dt>GMI</dt><dd>{:.1} %</dd><dt>Coefficient of variation</dt><dd>{:.1} %</dd>
+<dt>Sensor active</dt><dd>{:.1} %</dd><dt>Readings</dt><dd>{}</dd></dl>{}</section>"#,
+                m.mean_mg_dl,
+                m.gmi_pct,
+                m.cv_pct,
+                m.active_pct,
+                m.readings,
+                svg::tir_bar(&m)
+            );
+            if let Ok(slots) = agp_profile(r.samples, TimeDelta::minutes(15), r.offset) {
+                let _ = write!(
+                    main,
+                    r#"<section class="agp" aria-labelledby="agp-h"><h2 id="agp-h">Ambulatory glucose profile</h2>{}<p class="legend">Median line; dark band 25–75 %; light band 5–95 %; shaded target 70–180 mg/dL.</p></section>"#,
+                    svg::agp(&slots)
+                );
+            }
+        }
+    }
+    // Daily overlays and completeness ledger, by local day.
+    let mut by_day: BTreeMap<String, Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
+    for s in r.samples {
+        by_day
+            .entry(day_label(s.time, r.offset))
+            .or_default()
+            .push((s.time, s.value));
+    }
+    let days: Vec<svg::Day> = by_day.into_iter().collect();
+    if !days.is_empty() {
+        let _ = write!(
+            main,
+            r#"<section class="daily" aria-labelledby="d-h"><h2 id="d-h">Daily glucose</h2>{}</section>"#,
+            svg::daily(&days, r.offset)
+        );
+        main.push_str(r#"<section class="ledger" aria-labelledby="l-h"><h2 id="l-h">Completeness</h2><table><caption>Readings received per day (288 expected)</caption><thead><tr><th scope="col">Day</th><th scope="col">Readings</th><th scope="col">Complete</th></tr></thead><tbody>"#);
+        for (label, pts) in &days {
+            let _ = write!(
+                main,
+                r#"<tr><th scope="row">{}</th><td>{}</td><td>{:.0} %</td></tr>"#,
+                esc(label),
+                pts.len(),
+                (pts.len() as f64 / 288.0 * 100.0).min(100.0)
+            );
+        }
+        main.push_str("</tbody></table></section>");
+    }
+    main.push_str(r#"<section class="timeline" aria-labelledby="t-h"><h2 id="t-h">Alerts</h2>"#);
+    if r.alerts.is_empty() {
+        main.push_str("<p>No alerts in this period.</p>");
+    } else {
+        main.push_str("<ol>");
+        for a in r.alerts {
+            let ack = match &a.acked {
+                Some((who, at)) => format!(
+                    "acknowledged by {} at {}",
+                    esc(who),
+                    at.format("%Y-%m-%d %H:%M")
+                ),
+                None => "not acknowledged".into(),
+            };
+            let _ = write!(
+                main,
+                "<li><time datetime=\"{}\">{}</time> {} — {ack}</li>",
+                a.at.to_rfc3339(),
+                a.at.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+                esc(&a.kind)
+            );
+        }
+        main.push_str("</ol>");
+    }
+    main.push_str("</section>");
+    layout(&format!("Report: {}", r.name), Some(csrf), &main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn report_shows_metrics_agp_days_ledger_and_acks() {
+        let from = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let samples: Vec<Sample> = (0..(2 * 288 - 10))
+            .map(|i| Sample {
+                time: from + INTERVAL * i,
+                value: 100.0 + (i % 50) as f64,
+            })
+            .collect();
+        let alerts = vec![AlertLine {
+            at: from + TimeDelta::hours(3),
+            kind: "urgent_low".into(),
+            acked: Some((
+                "dr-own".into(),
+                from + TimeDelta::hours(3) + TimeDelta::minutes(2),
+            )),
+        }];
+        let r = Report {
+            patient_id: 4,
+            name: "Ada",
+            from,
+            to: from + TimeDelta::days(2),
+            samples: &samples,
+            alerts: &alerts,
+            offset: FixedOffset::east_opt(0).unwrap(),
+        };
+        let page = render(&r, "c");
+        assert!(page.contains("agp-title"));
+        assert!(page.contains("tir-title"));
+        assert_eq!(page.matches("class=\"chart day\"").count(), 2);
+        assert!(page.contains("<td>288</td><td>100 %</td>"));
+        assert!(page.contains("<td>278</td><td>97 %</td>"));
+        assert!(page.contains("acknowledged by dr-own at 2026-03-01 03:02"));
+        let m = consensus_metrics(&samples, INTERVAL).unwrap();
+        assert!(page.contains(&format!("<dd>{:.0} mg/dL</dd>", m.mean_mg_dl)));
+    }
+
+    #[test]
+    fn empty_period_says_so() {
+        let from = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let r = Report {
+            patient_id: 4,
+            name: "Ada",
+            from,
+            to: from + TimeDelta::days(14),
+            samples: &[],
+            alerts: &[],
+            offset: FixedOffset::east_opt(0).unwrap(),
+        };
+        let page = render(&r, "c");
+        assert!(page.contains("No glucose readings in this period."));
+        assert!(!page.contains("agp-title"));
+    }
+}

@@ -1,0 +1,298 @@
+//! FHIR R4 views of a patient's glucose, shaped per the HL7 FHIR
+//! Continuous Glucose Monitoring IG (STU 1, `http://hl7.org/fhir/uv/cgm`).
+//!
+//! Place in the data flow: read side only. Readings (and the consensus
+//! metrics computed by `vigil_core::metrics`, the same numbers the
+//! dashboard shows) become a `searchset` Bundle of data-point Observations,
+//! or a summary Bundle, each with the Patient and Device it references
+//! included, so every reference resolves inside the Bundle.
+//!
+//! Decisions:
+//! - Data points carry LOINC 99504-3 (glucose in interstitial fluid, mg/dL)
+//!   and UCUM `mg/dL`, as the IG's sensor-reading profile requires.
+//! - Summary Observations carry the IG's CGM summary code, plus the LOINC
+//!   code wherever the IG's ConceptMap names a published one; UCUM `%`,
+//!   `mg/dL` and `d`.
+//! - Ids are derived from the stored reading (patient, device, time), so
+//!   the same reading has the same id in every response.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use vigil_core::metrics::GlucoseMetrics;
+
+/// LOINC's system URI.
+pub const LOINC: &str = "http://loinc.org";
+/// UCUM's system URI.
+pub const UCUM: &str = "http://unitsofmeasure.org";
+/// The IG's code system for summary measures.
+pub const CGM_SUMMARY_CS: &str =
+    "http://hl7.org/fhir/uv/cgm/CodeSystem/cgm-summary-codes-temporary";
+/// LOINC code of a CGM glucose data point in mg/dL.
+pub const LOINC_CGM_MG_DL: &str = "99504-3";
+/// The IG's profile of one data point in mg/dL.
+pub const PROFILE_READING: &str =
+    "http://hl7.org/fhir/uv/cgm/StructureDefinition/cgm-sensor-reading-mg-dl";
+
+/// One glucose data point as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataPoint {
+    /// When it was measured.
+    pub time: DateTime<Utc>,
+    /// Glucose, mg/dL.
+    pub mg_dl: f64,
+    /// The stored device id or serial that measured it.
+    pub device: String,
+}
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A FHIR id may hold `[A-Za-z0-9-.]{1,64}`; anything else becomes `-`.
+pub fn fhir_id(raw: &str) -> String {
+    let id: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if id.is_empty() { "unknown".into() } else { id }
+}
+
+/// The Patient resource (no name or other identifiers: the service keeps
+/// only a display name, and a FHIR export must not spread it further).
+pub fn patient(patient_id: i64) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "id": patient_id.to_string(),
+        "active": true,
+    })
+}
+
+/// The Device resource for a stored device id.
+pub fn device(device: &str) -> Value {
+    json!({
+        "resourceType": "Device",
+        "id": fhir_id(device),
+        "type": {"text": "Continuous glucose monitor"},
+        "serialNumber": device,
+    })
+}
+
+/// One data-point Observation per the IG's sensor-reading profile.
+pub fn reading(patient_id: i64, p: &DataPoint) -> Value {
+    json!({
+        "resourceType": "Observation",
+        "id": fhir_id(&format!("g-{patient_id}-{}-{}", fhir_id(&p.device), p.time.timestamp())),
+        "meta": {"profile": [PROFILE_READING]},
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "laboratory"
+        }]}],
+        "code": {"coding": [{
+            "system": LOINC,
+            "code": LOINC_CGM_MG_DL,
+            "display": "Glucose [Mass/volume] in Interstitial fluid"
+        }]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "device": {"reference": format!("Device/{}", fhir_id(&p.device))},
+        "effectiveDateTime": instant(p.time),
+        "valueQuantity": {"value": p.mg_dl, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"},
+    })
+}
+
+fn entry(base: &str, resource: Value, mode: &str) -> Value {
+    let url = format!(
+        "{base}/{}/{}",
+        resource["resourceType"].as_str().unwrap_or("Resource"),
+        resource["id"].as_str().unwrap_or("unknown")
+    );
+    json!({"fullUrl": url, "resource": resource, "search": {"mode": mode}})
+}
+
+fn included(base: &str, patient_id: i64, devices: &[String]) -> Vec<Value> {
+    let mut out = vec![entry(base, patient(patient_id), "include")];
+    let mut seen = std::collections::BTreeSet::new();
+    for d in devices {
+        if seen.insert(fhir_id(d)) {
+            out.push(entry(base, device(d), "include"));
+        }
+    }
+    out
+}
+
+/// The `searchset` Bundle answering `GET /fhir/Observation?patient=…`:
+/// matches first (`mode: match`), then the Patient and Devices they
+/// reference (`mode: include`). `base` is the server base URL.
+pub fn observation_bundle(base: &str, patient_id: i64, points: &[DataPoint]) -> Value {
+    let mut entries: Vec<Value> = points
+        .iter()
+        .map(|p| entry(base, reading(patient_id, p), "match"))
+        .collect();
+    let devices: Vec<String> = points.iter().map(|p| p.device.clone()).collect();
+    entries.extend(included(base, patient_id, &devices));
+    json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": points.len(),
+        "entry": entries,
+    })
+}
+
+struct Measure {
+    code: &'static str,
+    display: &'static str,
+    loinc: Option<&'static str>,
+    value: f64,
+    unit: &'static str,
+}
+
+fn summary_observation(
+    patient_id: i64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    m: &Measure,
+) -> Value {
+    let mut coding = vec![json!({"system": CGM_SUMMARY_CS, "code": m.code, "display": m.display})];
+    if let Some(l) = m.loinc {
+        coding.push(json!({"system": LOINC, "code": l}));
+    }
+    json!({
+        "resourceType": "Observation",
+        "id": fhir_id(&format!("s-{patient_id}-{}-{}-{}", start.timestamp(), end.timestamp(), m.code)),
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "laboratory"
+        }]}],
+        "code": {"coding": coding},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "effectivePeriod": {"start": instant(start), "end": instant(end)},
+        "valueQuantity": {"value": round2(m.value), "unit": m.unit, "system": UCUM, "code": m.unit},
+    })
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The summary of a period (`$cgm-summary`): one Observation per consensus
+/// measure, and a `cgm-summary` panel Observation whose `hasMember` points
+/// at each of them, with the Patient and Devices included. A
+/// `collection` Bundle, as it is computed, not searched.
+pub fn summary_bundle(
+    base: &str,
+    patient_id: i64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    m: &GlucoseMetrics,
+    devices: &[String],
+) -> Value {
+    let measures = [
+        Measure {
+            code: "mean-glucose-mass-per-volume",
+            display: "Mean Glucose (Mass per Volume)",
+            loinc: Some("97507-8"),
+            value: m.mean_mg_dl,
+            unit: "mg/dL",
+        },
+        Measure {
+            code: "gmi",
+            display: "Glucose Management Indicator (GMI)",
+            loinc: Some("97506-0"),
+            value: m.gmi_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "cv",
+            display: "Coefficient of Variation (CV)",
+            loinc: None,
+            value: m.cv_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "time-in-very-low",
+            display: "Time in Very Low Range (%)",
+            loinc: Some("104642-4"),
+            value: m.tbr_lt54_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "time-in-low",
+            display: "Time in Low Range (%)",
+            loinc: None,
+            value: m.tbr_lt70_pct - m.tbr_lt54_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "time-in-target",
+            display: "Time in Target Range (%)",
+            loinc: Some("97510-2"),
+            value: m.tir_70_180_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "time-in-high",
+            display: "Time in High Range (%)",
+            loinc: None,
+            value: m.tar_gt180_pct - m.tar_gt250_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "time-in-very-high",
+            display: "Time in Very High Range (%)",
+            loinc: None,
+            value: m.tar_gt250_pct,
+            unit: "%",
+        },
+        Measure {
+            code: "days-of-wear",
+            display: "Days of Wear",
+            loinc: None,
+            value: m.days,
+            unit: "d",
+        },
+        Measure {
+            code: "sensor-active-percentage",
+            display: "Sensor Active Percentage",
+            loinc: None,
+            value: m.active_pct,
+            unit: "%",
+        },
+    ];
+    let members: Vec<Value> = measures
+        .iter()
+        .map(|x| summary_observation(patient_id, start, end, x))
+        .collect();
+    let panel = json!({
+        "resourceType": "Observation",
+        "id": fhir_id(&format!("s-{patient_id}-{}-{}-panel", start.timestamp(), end.timestamp())),
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "laboratory"
+        }]}],
+        "code": {"coding": [{"system": CGM_SUMMARY_CS, "code": "cgm-summary", "display": "CGM Summary Report"}]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "effectivePeriod": {"start": instant(start), "end": instant(end)},
+        "hasMember": members.iter().map(|o| json!({"reference": format!("Observation/{}", o["id"].as_str().unwrap_or(""))})).collect::<Vec<_>>(),
+    });
+    let mut entries = vec![entry(base, panel, "match")];
+    entries.extend(members.into_iter().map(|o| entry(base, o, "match")));
+    entries.extend(included(base, patient_id, devices));
+    for e in &mut entries {
+        if let Some(obj) = e.as_object_mut() {
+            obj.remove("search");
+        }
+    }
+    json!({"resourceType": "Bundle", "type": "collection", "timestamp": instant(Utc::now()), "entry": entries})
+}
+
+#[cfg(test)]
+mod tests;

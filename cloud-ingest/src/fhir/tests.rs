@@ -1,0 +1,184 @@
+use super::*;
+use chrono::{TimeDelta, TimeZone};
+use vigil_core::metrics::consensus_metrics;
+use vigil_core::model::Sample;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+}
+
+fn points() -> Vec<DataPoint> {
+    (0..288)
+        .map(|i| DataPoint {
+            time: t0() + TimeDelta::minutes(5 * i),
+            mg_dl: 60.0 + (i % 200) as f64,
+            device: if i < 100 {
+                "SN 1/A".into()
+            } else {
+                "SN-2".into()
+            },
+        })
+        .collect()
+}
+
+/// Every `reference` anywhere in the bundle names an entry's
+/// `resourceType/id`.
+fn assert_references_resolve(bundle: &Value) {
+    let ids: std::collections::BTreeSet<String> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let r = &e["resource"];
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    fn walk(v: &Value, ids: &std::collections::BTreeSet<String>, n: &mut usize) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("reference") {
+                    assert!(ids.contains(r), "dangling reference {r}");
+                    *n += 1;
+                }
+                m.values().for_each(|x| walk(x, ids, n));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, ids, n)),
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    walk(bundle, &ids, &mut n);
+    assert!(n > 0, "no references checked");
+}
+
+#[test]
+fn searchset_matches_the_ig_data_point_profile() {
+    let pts = points();
+    let b = observation_bundle("http://x/fhir", 7, &pts);
+    assert_eq!(b["resourceType"], "Bundle");
+    assert_eq!(b["type"], "searchset");
+    assert_eq!(b["total"], 288);
+    let entries = b["entry"].as_array().unwrap();
+    let matches: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .collect();
+    assert_eq!(matches.len(), 288);
+    for (e, p) in matches.iter().zip(&pts) {
+        let o = &e["resource"];
+        assert_eq!(o["resourceType"], "Observation");
+        assert_eq!(o["status"], "final");
+        assert_eq!(o["code"]["coding"][0]["system"], LOINC);
+        assert_eq!(o["code"]["coding"][0]["code"], "99504-3");
+        assert_eq!(o["valueQuantity"]["system"], UCUM);
+        assert_eq!(o["valueQuantity"]["code"], "mg/dL");
+        assert_eq!(o["valueQuantity"]["value"].as_f64().unwrap(), p.mg_dl);
+        assert_eq!(o["effectiveDateTime"], instant(p.time));
+        assert_eq!(o["subject"]["reference"], "Patient/7");
+        assert!(
+            o["device"]["reference"]
+                .as_str()
+                .unwrap()
+                .starts_with("Device/")
+        );
+        assert!(
+            e["fullUrl"]
+                .as_str()
+                .unwrap()
+                .ends_with(o["id"].as_str().unwrap())
+        );
+    }
+    // Ids are unique and FHIR-valid.
+    let ids: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), entries.len());
+    for id in &ids {
+        assert!(
+            id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        );
+    }
+    // One Patient and two Devices included.
+    let includes: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(includes, vec!["Patient", "Device", "Device"]);
+    assert_references_resolve(&b);
+}
+
+#[test]
+fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
+    let pts = points();
+    let samples: Vec<Sample> = pts
+        .iter()
+        .map(|p| Sample {
+            time: p.time,
+            value: p.mg_dl,
+        })
+        .collect();
+    let m = consensus_metrics(&samples, TimeDelta::minutes(5)).unwrap();
+    let devices = vec!["SN-2".to_string()];
+    let b = summary_bundle(
+        "http://x/fhir",
+        7,
+        t0(),
+        t0() + TimeDelta::days(1),
+        &m,
+        &devices,
+    );
+    assert_eq!(b["type"], "collection");
+    let entries = b["entry"].as_array().unwrap();
+    let panel = &entries[0]["resource"];
+    assert_eq!(panel["code"]["coding"][0]["code"], "cgm-summary");
+    assert_eq!(panel["hasMember"].as_array().unwrap().len(), 10);
+    let by_code = |code: &str| -> &Value {
+        &entries
+            .iter()
+            .find(|e| e["resource"]["code"]["coding"][0]["code"] == code)
+            .unwrap_or_else(|| panic!("no {code}"))["resource"]
+    };
+    let mean = by_code("mean-glucose-mass-per-volume");
+    assert_eq!(mean["valueQuantity"]["code"], "mg/dL");
+    assert_eq!(mean["code"]["coding"][1]["code"], "97507-8");
+    assert!((mean["valueQuantity"]["value"].as_f64().unwrap() - m.mean_mg_dl).abs() < 0.01);
+    assert_eq!(by_code("gmi")["code"]["coding"][1]["code"], "97506-0");
+    assert_eq!(by_code("days-of-wear")["valueQuantity"]["code"], "d");
+    // The five ranges partition the readings.
+    let sum: f64 = [
+        "time-in-very-low",
+        "time-in-low",
+        "time-in-target",
+        "time-in-high",
+        "time-in-very-high",
+    ]
+    .iter()
+    .map(|c| by_code(c)["valueQuantity"]["value"].as_f64().unwrap())
+    .sum();
+    assert!((sum - 100.0).abs() < 0.06, "ranges sum to {sum}");
+    for e in entries
+        .iter()
+        .filter(|e| e["resource"]["resourceType"] == "Observation")
+    {
+        let p = &e["resource"]["effectivePeriod"];
+        assert_eq!(p["start"], "2026-03-01T00:00:00Z");
+        assert_eq!(p["end"], "2026-03-02T00:00:00Z");
+    }
+    assert_references_resolve(&b);
+}
+
+#[test]
+fn ids_are_sanitised() {
+    assert_eq!(fhir_id("SN 1/A"), "SN-1-A");
+    assert_eq!(fhir_id(""), "unknown");
+    assert_eq!(fhir_id(&"x".repeat(100)).len(), 64);
+}

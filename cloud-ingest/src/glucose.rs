@@ -1,0 +1,93 @@
+//! The one bridge between the read-side formats (dashboard, FHIR,
+//! Nightscout, CSV) and the readings store: glucose of one patient over a
+//! period, and glucose arriving from an import or a Nightscout uploader
+//! stored as a batch of the same readings table, so metrics, reports and
+//! alerts see it like any phone's readings.
+
+use chrono::{DateTime, Utc};
+use vigil_core::model::{Sample, Stream};
+use vigil_core::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
+
+use crate::error::Result;
+use crate::fhir::DataPoint;
+use crate::storage::{NewBatch, NewGroup, NewReading, PatientId, ReadingQuery, Storage};
+
+/// Most readings one read returns (90 days of one-minute readings).
+pub const MAX_READINGS: u32 = 130_000;
+
+/// The CGM Measurement characteristic (0x2AA7): what imported glucose is
+/// filed under, as it is what a CGM would have sent.
+const CGM_MEASUREMENT: u16 = 0x2AA7;
+
+/// Interstitial glucose of `patient` in `[from, to)`, time order.
+pub fn points(
+    s: &dyn Storage,
+    patient: PatientId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<DataPoint>> {
+    let rows = s.readings(&ReadingQuery {
+        patient,
+        stream: Some(Stream::Glucose),
+        from,
+        to,
+        limit: MAX_READINGS,
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DataPoint {
+            time: r.time,
+            mg_dl: r.value,
+            device: r.device,
+        })
+        .collect())
+}
+
+/// The same as samples for `vigil_core::metrics`.
+pub fn samples(points: &[DataPoint]) -> Vec<Sample> {
+    points
+        .iter()
+        .map(|p| Sample {
+            time: p.time,
+            value: p.mg_dl,
+        })
+        .collect()
+}
+
+/// Stores imported glucose as one batch from `device`. The sequence of
+/// each reading is its time in milliseconds, so the same time from the
+/// same source is stored once (a second upload is `already stored`).
+pub fn store(
+    s: &dyn Storage,
+    patient: PatientId,
+    device: &str,
+    samples: &[Sample],
+) -> Result<BatchAck> {
+    let readings = samples
+        .iter()
+        .map(|x| NewReading {
+            seq: u64::try_from(x.time.timestamp_millis()).unwrap_or(0),
+            time: x.time,
+            value: x.value,
+            quality_percent: None,
+            quality_flagged: false,
+            held_back: false,
+            raw: None,
+        })
+        .collect();
+    s.store_batch(&NewBatch {
+        v: PROTOCOL_VERSION,
+        id: BatchId::random(),
+        patient,
+        device: device.to_owned(),
+        received_at: Utc::now(),
+        groups: vec![NewGroup {
+            stream: Stream::Glucose,
+            session: None,
+            characteristic: CGM_MEASUREMENT,
+            tolerance: None,
+            readings,
+            rejected: Vec::new(),
+        }],
+    })
+}

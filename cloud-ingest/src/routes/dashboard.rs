@@ -1,0 +1,348 @@
+//! The dashboard's HTTP handlers: sign-in, sign-out, the patient list, the
+//! patient report and the embedded static assets. Pages are for signed-in
+//! clinicians; without a session every page redirects to the sign-in form.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{Role, TokenHash};
+use crate::dashboard::pages::{self, Heartbeat, PatientRow};
+use crate::dashboard::session::{
+    self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, cookie, random_hex, same, set_cookie,
+};
+use crate::dashboard::{APP_CSS, APP_JS, report};
+use crate::error::{Error, Result};
+use crate::glucose;
+use crate::storage::{NewAuditEntry, TokenScope};
+
+fn with_cookie(mut r: Response, value: String) -> Result<Response> {
+    let v = HeaderValue::from_str(&value).map_err(|e| Error::Config(format!("cookie: {e}")))?;
+    r.headers_mut().append(header::SET_COOKIE, v);
+    Ok(r)
+}
+
+/// `GET /dashboard/login`: the sign-in form, with a fresh double-submit
+/// CSRF cookie.
+pub async fn login_form(State(state): State<AppState>) -> Result<Response> {
+    let token = random_hex()?;
+    let page = pages::html(StatusCode::OK, pages::login(&token, None));
+    with_cookie(
+        page,
+        set_cookie(LOGIN_CSRF_COOKIE, &token, 600, state.cookie_secure),
+    )
+}
+
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    token: String,
+    csrf: String,
+}
+
+/// `POST /dashboard/login`: checks the CSRF pair and the clinician token,
+/// opens a session, and redirects to the patient list. A wrong token gets
+/// the form again with a message (401), never a hint which part was wrong.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: std::result::Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same(expected, &form.csrf) {
+        return Err(Error::Forbidden("missing or wrong CSRF token"));
+    }
+    let hash = TokenHash::of(form.token.trim());
+    let lookup = hash.clone();
+    let record = state.store.run(move |s| s.token_by_hash(&lookup)).await?;
+    let ok = record
+        .filter(|r| r.hash.ct_eq(&hash) && r.revoked_at.is_none() && r.role == Role::Clinician);
+    let Some(record) = ok else {
+        tracing::info!("dashboard sign-in refused");
+        let again = random_hex()?;
+        let page = pages::html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(&again, Some("That is not a valid clinician token.")),
+        );
+        return with_cookie(
+            page,
+            set_cookie(LOGIN_CSRF_COOKIE, &again, 600, state.cookie_secure),
+        );
+    };
+    if !state.rate_limiter.try_acquire(record.id) {
+        return Err(Error::RateLimited);
+    }
+    let id = random_hex()?;
+    let session_hash = session::session_hash(&id);
+    let token_id = record.id;
+    state
+        .store
+        .run(move |s| {
+            s.create_session(&session_hash, token_id, session::expiry())?;
+            s.append_audit(&NewAuditEntry {
+                token_id: Some(token_id),
+                patient_id: None,
+                action: "dashboard.sign_in".into(),
+            })
+        })
+        .await?;
+    tracing::info!(token_id, "dashboard sign-in");
+    let r = with_cookie(
+        pages::redirect("/dashboard/"),
+        set_cookie(
+            SESSION_COOKIE,
+            &id,
+            session::SESSION_TTL.num_seconds(),
+            state.cookie_secure,
+        ),
+    )?;
+    with_cookie(r, set_cookie(LOGIN_CSRF_COOKIE, "", 0, state.cookie_secure))
+}
+
+/// A form carrying only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /dashboard/logout`: ends the session (CSRF-checked) and clears
+/// the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    who: Session,
+    form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    if !same(&who.csrf, &form.csrf) {
+        return Err(Error::Forbidden("missing or wrong CSRF token"));
+    }
+    let hash = who.hash.clone();
+    let token_id = who.principal.token_id;
+    state
+        .store
+        .run(move |s| {
+            s.delete_session(&hash, Utc::now())?;
+            s.append_audit(&NewAuditEntry {
+                token_id: Some(token_id),
+                patient_id: None,
+                action: "dashboard.sign_out".into(),
+            })
+        })
+        .await?;
+    with_cookie(
+        pages::redirect("/dashboard/login"),
+        set_cookie(SESSION_COOKIE, "", 0, state.cookie_secure),
+    )
+}
+
+/// `GET /dashboard/`: the signed-in clinician's patients, most urgent first.
+pub async fn home(State(state): State<AppState>, who: Session) -> Result<Response> {
+    let principal = who.principal;
+    let rows = state
+        .store
+        .run(move |s| {
+            let patients = match principal.scope {
+                TokenScope::Clinician(c) => s.assigned_patients(c)?,
+                TokenScope::Patient(_) | TokenScope::Admin => Vec::new(),
+            };
+            let mut rows = Vec::with_capacity(patients.len());
+            for p in patients {
+                s.append_audit(&NewAuditEntry {
+                    token_id: Some(principal.token_id),
+                    patient_id: Some(p.id),
+                    action: "dashboard.patients.read".into(),
+                })?;
+                let now = Utc::now();
+                let recent = glucose::points(s, p.id, now - TimeDelta::days(14), now)?;
+                let latest = recent.last().map(|last| {
+                    let rate = recent
+                        .len()
+                        .checked_sub(2)
+                        .and_then(|i| recent.get(i))
+                        .filter(|prev| last.time > prev.time)
+                        .map(|prev| {
+                            (last.mg_dl - prev.mg_dl)
+                                / ((last.time - prev.time).num_seconds() as f64 / 60.0)
+                        });
+                    (last.time, last.mg_dl, rate)
+                });
+                // 14 days of 5-minute readings is 4032.
+                let completeness =
+                    (!recent.is_empty()).then(|| (recent.len() as f64 / 4032.0 * 100.0).min(100.0));
+                let heartbeat = match s.latest_heartbeat(p.id)? {
+                    Some(h) if now - h.received_at < TimeDelta::minutes(30) => Heartbeat::Live,
+                    Some(h) if now - h.received_at < TimeDelta::hours(6) => Heartbeat::Silent,
+                    _ => match latest {
+                        Some((t, _, _)) if now - t < TimeDelta::minutes(30) => Heartbeat::Live,
+                        _ => Heartbeat::Offline,
+                    },
+                };
+                let alerts = s.alerts_for(&[p.id], now - TimeDelta::days(1), 1000)?;
+                let active = alerts
+                    .iter()
+                    .filter(|a| a.alert.phase != "end" && a.acks.is_empty())
+                    .count();
+                rows.push(PatientRow {
+                    id: p.id,
+                    name: p.display_name,
+                    latest,
+                    active_alerts: u32::try_from(active).unwrap_or(u32::MAX),
+                    heartbeat,
+                    completeness_pct: completeness,
+                });
+            }
+            Ok(rows)
+        })
+        .await?;
+    Ok(pages::html(
+        StatusCode::OK,
+        pages::patient_list(rows, Utc::now(), &who.csrf),
+    ))
+}
+
+/// Query of the report page.
+#[derive(Debug, Deserialize)]
+pub struct PeriodQuery {
+    /// Period start (RFC 3339); default 14 days before `to`.
+    from: Option<DateTime<Utc>>,
+    /// Period end (RFC 3339); default now.
+    to: Option<DateTime<Utc>>,
+}
+
+/// The longest report period.
+const MAX_PERIOD: TimeDelta = TimeDelta::days(90);
+
+/// Resolves a period query: default the last 14 days, at most 90 days.
+pub fn period(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let to = to.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or(to - TimeDelta::days(14));
+    if from >= to {
+        return Err(Error::InvalidInput("`from` must be before `to`".into()));
+    }
+    if to - from > MAX_PERIOD {
+        return Err(Error::InvalidInput(
+            "the period may be at most 90 days".into(),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// `GET /dashboard/patients/{id}`: the report of one assigned patient.
+pub async fn patient(
+    State(state): State<AppState>,
+    who: Session,
+    Path(id): Path<i64>,
+    q: std::result::Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let (from, to) = period(q.from, q.to)?;
+    let principal = who.principal;
+    let (patient, samples, alerts) = state
+        .store
+        .run(move |s| {
+            principal.check_patient(s, id)?;
+            s.append_audit(&NewAuditEntry {
+                token_id: Some(principal.token_id),
+                patient_id: Some(id),
+                action: "dashboard.report.read".into(),
+            })?;
+            let patient = s
+                .patient(id)?
+                .ok_or(Error::Forbidden("patient outside this token's scope"))?;
+            let samples = glucose::samples(&glucose::points(s, id, from, to)?);
+            let alerts: Vec<report::AlertLine> = s
+                .alerts_for(&[id], from, 1000)?
+                .into_iter()
+                .filter(|a| a.alert.time < to && a.alert.phase == "start")
+                .map(|a| report::AlertLine {
+                    at: a.alert.time,
+                    kind: a.alert.kind,
+                    acked: a
+                        .acks
+                        .first()
+                        .map(|k| (format!("token {}", k.token_id), k.at)),
+                })
+                .collect();
+            Ok((patient, samples, alerts))
+        })
+        .await?;
+    let page = report::render(
+        &report::Report {
+            patient_id: id,
+            name: &patient.display_name,
+            from,
+            to,
+            samples: &samples,
+            alerts: &alerts,
+            offset: FixedOffset::east_opt(0).ok_or(Error::Config("UTC offset".into()))?,
+        },
+        &who.csrf,
+    );
+    Ok(pages::html(StatusCode::OK, page))
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+/// `GET /dashboard/static/app.css`.
+pub async fn css() -> Response {
+    asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+/// `GET /dashboard/static/app.js`.
+pub async fn js() -> Response {
+    asset(APP_JS, "text/javascript; charset=utf-8")
+}
+
+/// `GET /dashboard/alerts/stream`: the live alerts of the signed-in
+/// clinician's patients as server-sent events, the same stream as
+/// `/v1/alerts/stream` authenticated by the session cookie (EventSource
+/// cannot send a bearer header).
+pub async fn alerts_stream(State(state): State<AppState>, who: Session) -> Result<Response> {
+    Ok(super::reads::stream(State(state), who.principal)
+        .await?
+        .into_response())
+}
+
+/// `POST /dashboard/alerts/{id}/ack`: acknowledges an alert episode for
+/// the signed-in clinician; the page's CSRF token travels in
+/// `x-csrf-token`.
+pub async fn alerts_ack(
+    State(state): State<AppState>,
+    who: Session,
+    headers: HeaderMap,
+    Path(alert_id): Path<String>,
+) -> Result<Response> {
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !same(&who.csrf, presented) {
+        return Err(Error::Forbidden("missing or wrong CSRF token"));
+    }
+    Ok(
+        super::reads::ack(State(state), who.principal, Path(alert_id))
+            .await?
+            .into_response(),
+    )
+}

@@ -1,0 +1,199 @@
+//! FHIR R4 endpoints (clinician or follower tokens): the CGM IG's
+//! data-point search, its period summary, and the Patient and Device
+//! resources the Observations reference. Every call is audited.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde_json::Value;
+use vigil_core::metrics::consensus_metrics;
+
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::storage::{NewAuditEntry, PatientId};
+use crate::{fhir, glucose, query};
+
+fn fhir_json(v: Value) -> Response {
+    let mut r = Json(v).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json"),
+    );
+    r
+}
+
+fn base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/fhir")
+}
+
+fn reader(who: &Principal) -> Result<()> {
+    match who.role {
+        Role::Clinician | Role::Follower => Ok(()),
+        _ => Err(Error::Forbidden(
+            "FHIR reads are for clinician and follower tokens",
+        )),
+    }
+}
+
+/// A FHIR date or dateTime: `2026-03-01` or RFC 3339.
+fn instant(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| Error::InvalidInput(format!("`{s}` is not a FHIR date or dateTime")))
+}
+
+async fn audited(
+    state: &AppState,
+    who: Principal,
+    patient: PatientId,
+    action: &'static str,
+) -> Result<()> {
+    state
+        .store
+        .run(move |s| {
+            who.check_patient(s, patient)?;
+            s.append_audit(&NewAuditEntry {
+                token_id: Some(who.token_id),
+                patient_id: Some(patient),
+                action: action.into(),
+            })
+            .map(drop)
+        })
+        .await
+}
+
+/// `GET /fhir/Observation?patient=<id>&date=ge…&date=le…`: a searchset of
+/// the IG's sensor-reading Observations, Patient and Devices included.
+pub async fn observations(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    reader(&who)?;
+    let mut patient = None;
+    let (mut from, mut to) = (None, None);
+    for (k, v) in query::pairs(raw.as_deref())? {
+        match k.as_str() {
+            "patient" | "subject" => {
+                let id = v.trim_start_matches("Patient/");
+                patient =
+                    Some(id.parse::<PatientId>().map_err(|_| {
+                        Error::InvalidInput("`patient` is not a patient id".into())
+                    })?);
+            }
+            "date" => {
+                if let Some(x) = v.strip_prefix("ge") {
+                    from = Some(instant(x)?);
+                } else if let Some(x) = v.strip_prefix("gt") {
+                    from = Some(instant(x)? + TimeDelta::milliseconds(1));
+                } else if let Some(x) = v.strip_prefix("le") {
+                    to = Some(instant(x)? + TimeDelta::milliseconds(1));
+                } else if let Some(x) = v.strip_prefix("lt") {
+                    to = Some(instant(x)?);
+                } else {
+                    return Err(Error::InvalidInput(
+                        "`date` takes a ge, gt, le or lt prefix".into(),
+                    ));
+                }
+            }
+            "code"
+                if v != fhir::LOINC_CGM_MG_DL
+                    && v != format!("{}|{}", fhir::LOINC, fhir::LOINC_CGM_MG_DL) =>
+            {
+                return Err(Error::InvalidInput("only code 99504-3 is served".into()));
+            }
+            _ => {}
+        }
+    }
+    let patient = patient.ok_or_else(|| Error::InvalidInput("`patient` is required".into()))?;
+    let to = to.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or(to - TimeDelta::days(14));
+    if from >= to || to - from > TimeDelta::days(90) {
+        return Err(Error::InvalidInput(
+            "the date range must be ascending and at most 90 days".into(),
+        ));
+    }
+    audited(&state, who, patient, "fhir.observations.read").await?;
+    let points = state
+        .store
+        .run(move |s| glucose::points(s, patient, from, to))
+        .await?;
+    Ok(fhir_json(fhir::observation_bundle(
+        &base(&headers),
+        patient,
+        &points,
+    )))
+}
+
+/// `GET /fhir/Patient/{id}/$cgm-summary?start=&end=`: the IG's summary
+/// measures of the period (default the last 14 days).
+pub async fn summary(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    Path(patient): Path<PatientId>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    reader(&who)?;
+    let (mut start, mut end) = (None, None);
+    for (k, v) in query::pairs(raw.as_deref())? {
+        match k.as_str() {
+            "start" => start = Some(instant(&v)?),
+            "end" => end = Some(instant(&v)?),
+            _ => {}
+        }
+    }
+    let end = end.unwrap_or_else(Utc::now);
+    let start = start.unwrap_or(end - TimeDelta::days(14));
+    if start >= end || end - start > TimeDelta::days(90) {
+        return Err(Error::InvalidInput(
+            "the period must be ascending and at most 90 days".into(),
+        ));
+    }
+    audited(&state, who, patient, "fhir.summary.read").await?;
+    let points = state
+        .store
+        .run(move |s| glucose::points(s, patient, start, end))
+        .await?;
+    let m = consensus_metrics(&glucose::samples(&points), glucose_interval())
+        .map_err(|_| Error::NotFound("no glucose readings in this period".into()))?;
+    let mut devices: Vec<String> = points.iter().map(|p| p.device.clone()).collect();
+    devices.sort();
+    devices.dedup();
+    Ok(fhir_json(fhir::summary_bundle(
+        &base(&headers),
+        patient,
+        start,
+        end,
+        &m,
+        &devices,
+    )))
+}
+
+fn glucose_interval() -> TimeDelta {
+    crate::dashboard::report::INTERVAL
+}
+
+/// `GET /fhir/Patient/{id}`.
+pub async fn patient(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<PatientId>,
+) -> Result<Response> {
+    reader(&who)?;
+    audited(&state, who, id, "fhir.patient.read").await?;
+    Ok(fhir_json(fhir::patient(id)))
+}

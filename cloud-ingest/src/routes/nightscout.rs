@@ -1,0 +1,207 @@
+//! Nightscout v1 endpoints. The caller is a patient picked by the secret
+//! it presents (`api-secret` header, SHA-1 hex or plain, or `?token=`);
+//! see [`crate::nightscout`] for how the secret is stored.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+use vigil_core::model::Sample;
+
+use crate::AppState;
+use crate::error::{Error, Result};
+use crate::nightscout::{self, Entry, secret_hash};
+use crate::storage::{NewAuditEntry, PatientId};
+use crate::{glucose, query};
+
+/// The device name readings uploaded through Nightscout are stored under.
+pub const DEVICE: &str = "nightscout";
+
+/// A request authenticated by a Nightscout secret: the patient it opens.
+#[derive(Debug, Clone, Copy)]
+pub struct NightscoutPatient(pub PatientId);
+
+impl FromRequestParts<AppState> for NightscoutPatient {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let header = parts
+            .headers
+            .get("api-secret")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let token = query::pairs(parts.uri.query())?
+            .into_iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v);
+        let presented = header
+            .or(token)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(Error::Unauthenticated)?;
+        let hash = secret_hash(&presented);
+        let patient = state
+            .store
+            .run(move |s| s.nightscout_patient(&hash))
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        // Rate buckets are keyed by token id; Nightscout callers get the
+        // negative patient id, which no token has.
+        if !state.rate_limiter.try_acquire(-patient) {
+            return Err(Error::RateLimited);
+        }
+        Ok(NightscoutPatient(patient))
+    }
+}
+
+fn audit(s: &dyn crate::storage::Storage, patient: PatientId, action: &str) -> Result<()> {
+    s.append_audit(&NewAuditEntry {
+        token_id: None,
+        patient_id: Some(patient),
+        action: action.into(),
+    })
+    .map(drop)
+}
+
+/// `GET /api/v1/status.json`: what Nightscout clients probe first.
+pub async fn status(NightscoutPatient(_): NightscoutPatient) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "name": "vigil",
+        "version": env!("CARGO_PKG_VERSION"),
+        "serverTime": nightscout::date_string(Utc::now()),
+        "serverTimeEpoch": Utc::now().timestamp_millis(),
+        "apiEnabled": true,
+        "careportalEnabled": false,
+        "settings": {"units": "mg/dl"},
+    }))
+}
+
+async fn read(
+    state: AppState,
+    patient: PatientId,
+    raw: Option<String>,
+    force_count: Option<usize>,
+) -> Result<Json<Vec<Entry>>> {
+    let mut q = nightscout::parse_query(&query::pairs(raw.as_deref())?)?;
+    if let Some(c) = force_count {
+        q.count = c;
+    }
+    let to =
+        q.to.map(|t| t + TimeDelta::milliseconds(1))
+            .unwrap_or_else(|| Utc::now() + TimeDelta::minutes(10));
+    let explicit_from = q.from;
+    let count = q.count;
+    let points = state
+        .store
+        .run(move |s| {
+            audit(s, patient, "nightscout.entries.read")?;
+            if let Some(from) = explicit_from {
+                return glucose::points(s, patient, from, to);
+            }
+            // No lower bound: widen the window back from `to` until it
+            // holds `count` entries (the store reads oldest first, so a
+            // narrow window keeps the newest within the read limit).
+            let mut points = Vec::new();
+            for days in [1, 14, 90, 3650] {
+                points = glucose::points(s, patient, to - TimeDelta::days(days), to)?;
+                if points.len() >= count {
+                    break;
+                }
+            }
+            Ok(points)
+        })
+        .await?;
+    Ok(Json(nightscout::entries(&points, q.count)))
+}
+
+/// `GET /api/v1/entries.json` and `/api/v1/entries/sgv.json`.
+pub async fn list(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<Entry>>> {
+    read(state, p, raw, None).await
+}
+
+/// `GET /api/v1/entries/current.json`: the newest entry.
+pub async fn current(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<Entry>>> {
+    read(state, p, raw, Some(1)).await
+}
+
+/// `POST /api/v1/entries`: an array of entries (a single object is
+/// accepted too); `sgv` entries are stored, others ignored. Deduplicated
+/// by date: the same date uploaded twice is stored once.
+pub async fn upload(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::InvalidInput(format!("body is not JSON: {e}")))?;
+    let items = match v {
+        Value::Array(a) => a,
+        o @ Value::Object(_) => vec![o],
+        _ => return Err(Error::InvalidInput("expected an array of entries".into())),
+    };
+    let mut samples = Vec::new();
+    let mut ignored = 0usize;
+    for (i, item) in items.into_iter().enumerate() {
+        if item.get("type").and_then(Value::as_str).unwrap_or("sgv") != "sgv" {
+            ignored += 1;
+            continue;
+        }
+        let e: Entry = serde_json::from_value(item)
+            .map_err(|e| Error::InvalidInput(format!("entry {i}: {e}")))?;
+        let time = nightscout::from_ms(e.date)
+            .ok_or_else(|| Error::InvalidInput(format!("entry {i}: bad date")))?;
+        if !(e.sgv.is_finite()
+            && (crate::csv::PLAUSIBLE_MG_DL.0..=crate::csv::PLAUSIBLE_MG_DL.1).contains(&e.sgv))
+        {
+            return Err(Error::InvalidInput(format!("entry {i}: sgv out of range")));
+        }
+        samples.push(Sample { time, value: e.sgv });
+    }
+    let stored = samples.len();
+    if !samples.is_empty() {
+        state
+            .store
+            .run(move |s| {
+                audit(s, p, "nightscout.entries.write")?;
+                glucose::store(s, p, DEVICE, &samples).map(drop)
+            })
+            .await?;
+    }
+    Ok(Json(
+        json!({"ok": true, "received": stored, "ignored": ignored}),
+    ))
+}
+
+/// `DELETE /api/v1/entries?find[date][$gte]=…&find[date][$lte]=…`: the
+/// owner removes entries they uploaded through Nightscout in the range
+/// (readings synced by the Vigil SDK are not touched).
+pub async fn delete(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>> {
+    let q = nightscout::parse_query(&query::pairs(raw.as_deref())?)?;
+    let (Some(from), Some(to)) = (q.from, q.to) else {
+        return Err(Error::InvalidInput(
+            "DELETE needs find[date][$gte] and find[date][$lte]".into(),
+        ));
+    };
+    let n = state
+        .store
+        .run(move |s| {
+            audit(s, p, "nightscout.entries.delete")?;
+            s.delete_readings(p, DEVICE, from, to + TimeDelta::milliseconds(1))
+        })
+        .await?;
+    Ok(Json(json!({"ok": true, "n": n})))
+}

@@ -1,0 +1,272 @@
+//! The dashboard's session flow over real HTTP on loopback against a real
+//! SQLite file: sign-in (CSRF double-submit, clinician tokens only),
+//! cookie flags, the CSP, own and foreign patients through a session,
+//! audit entries, sign-out (CSRF-checked) and revocation ending a session.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test helpers fail loudly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{FOREIGN_NAME, Fixture, OWN_NAME, serve_loopback};
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use vigil_ingest::Limits;
+use vigil_ingest::auth::TokenHash;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The value of `name` among a response's Set-Cookie headers, and the
+/// whole header.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    resp.headers().get_all(SET_COOKIE).iter().find_map(|v| {
+        let v = v.to_str().unwrap();
+        let (kv, _) = v.split_once(';')?;
+        let (k, val) = kv.split_once('=')?;
+        (k == name).then(|| (val.to_owned(), v.to_owned()))
+    })
+}
+
+fn hidden_csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Signs in with `token`; returns the sign-in response.
+async fn sign_in(base: &str, c: &reqwest::Client, token: &str) -> reqwest::Response {
+    let form = c
+        .get(format!("{base}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let (login_csrf, _) = set_cookie(&form, "vigil_login_csrf").unwrap();
+    let page = form.text().await.unwrap();
+    assert_eq!(hidden_csrf(&page), login_csrf);
+    c.post(format!("{base}/dashboard/login"))
+        .header("cookie", format!("vigil_login_csrf={login_csrf}"))
+        .form(&[("token", token), ("csrf", &login_csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
+    let fx = Fixture::new();
+    let base = serve_loopback(fx.state(Limits::default())).await;
+    let c = client();
+
+    // Without a session every page redirects to the sign-in form.
+    let r = c.get(format!("{base}/dashboard/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/dashboard/login");
+
+    // Non-clinician tokens, bad tokens and revoked ones are refused.
+    for t in [&fx.device, &fx.follower, &fx.admin, &fx.revoked] {
+        let r = sign_in(&base, &c, t).await;
+        assert_eq!(r.status(), 401);
+        assert!(set_cookie(&r, "vigil_session").is_none());
+    }
+    // A wrong or missing CSRF pair is refused even with a good token.
+    let r = c
+        .post(format!("{base}/dashboard/login"))
+        .header("cookie", "vigil_login_csrf=aaaa")
+        .form(&[("token", fx.clinician.as_str()), ("csrf", "bbbb")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(format!("{base}/dashboard/login"))
+        .form(&[("token", fx.clinician.as_str()), ("csrf", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let r = sign_in(&base, &c, &fx.clinician).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/dashboard/");
+    let (session, header) = set_cookie(&r, "vigil_session").unwrap();
+    assert_eq!(session.len(), 64);
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(header.contains(flag), "{header}");
+    }
+    assert!(!header.contains("Secure"), "plain loopback: no Secure flag");
+    // Only the session id's hash is stored.
+    let bytes = std::fs::read(&fx.db)
+        .unwrap()
+        .into_iter()
+        .chain(std::fs::read(fx.db.with_extension("db-wal")).unwrap_or_default())
+        .collect::<Vec<u8>>();
+    assert!(!bytes.windows(64).any(|w| w == session.as_bytes()));
+    assert!(
+        bytes
+            .windows(32)
+            .any(|w| w == TokenHash::of(&session).as_bytes())
+    );
+
+    let cookie = format!("vigil_session={session}");
+    let home = c
+        .get(format!("{base}/dashboard/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    let csp = home.headers()[CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    let page = home.text().await.unwrap();
+    assert!(page.contains(OWN_NAME));
+    assert!(!page.contains(FOREIGN_NAME));
+    let csrf = hidden_csrf(&page);
+
+    let own = c
+        .get(format!("{base}/dashboard/patients/{}", fx.own))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert!(
+        own.text()
+            .await
+            .unwrap()
+            .contains(&format!("Report: {OWN_NAME}"))
+    );
+    let foreign = c
+        .get(format!("{base}/dashboard/patients/{}", fx.foreign))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert!(!foreign.text().await.unwrap().contains(FOREIGN_NAME));
+    let bad_period = c
+        .get(format!(
+            "{base}/dashboard/patients/{}?from=2026-03-10T00:00:00Z&to=2026-03-01T00:00:00Z",
+            fx.own
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_period.status(), 400);
+
+    // The reads are audited under the clinician's token.
+    let audit = fx.store.blocking().audit_entries(0, 1000).unwrap();
+    for action in [
+        "dashboard.sign_in",
+        "dashboard.patients.read",
+        "dashboard.report.read",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == action && e.token_id.is_some()),
+            "no {action}"
+        );
+    }
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "dashboard.report.read" && e.patient_id == Some(fx.own))
+    );
+
+    // Sign-out needs the session's CSRF token.
+    let r = c
+        .post(format!("{base}/dashboard/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(format!("{base}/dashboard/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (cleared, header) = set_cookie(&r, "vigil_session").unwrap();
+    assert!(cleared.is_empty() && header.contains("Max-Age=0"));
+    let r = c
+        .get(format!("{base}/dashboard/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the old cookie opens nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_token_ends_its_sessions() {
+    let fx = Fixture::new();
+    let base = serve_loopback(fx.state(Limits::default())).await;
+    let c = client();
+    let r = sign_in(&base, &c, &fx.clinician).await;
+    let (session, _) = set_cookie(&r, "vigil_session").unwrap();
+    let cookie = format!("vigil_session={session}");
+    let ok = c
+        .get(format!("{base}/dashboard/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let s = fx.store.blocking();
+    let id = s
+        .token_by_hash(&TokenHash::of(&fx.clinician))
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(s.revoke_token(id).unwrap());
+    let r = c
+        .get(format!("{base}/dashboard/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_assets_are_embedded_and_typed() {
+    let fx = Fixture::new();
+    let base = serve_loopback(fx.state(Limits::default())).await;
+    let c = client();
+    let css = c
+        .get(format!("{base}/dashboard/static/app.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.text().await.unwrap().contains("@media print"));
+    let js = c
+        .get(format!("{base}/dashboard/static/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(js.text().await.unwrap().contains("EventSource"));
+}
