@@ -90,3 +90,18 @@ pub fn add_admin(s: &dyn Storage, name: &str) -> Result<Secret> {
     audit(s, None, "admin.create")?;
     Ok(secret)
 }
+
+/// Registers a webhook for `events` (`alert`, `data`) and returns its
+/// signing secret, shown once to the operator who configures the receiver.
+pub fn add_webhook(s: &dyn Storage, url: &str, events: &str) -> Result<String> {
+    crate::webhooks::check_url(url)?;
+    let events = crate::webhooks::EventKind::parse_list(events)?;
+    let secret = crate::webhooks::generate_secret()?;
+    s.add_webhook(&crate::webhooks::NewWebhook {
+        url: url.to_owned(),
+        events,
+        secret: secret.clone(),
+    })?;
+    audit(s, None, "webhook.create")?;
+    Ok(secret)
+}

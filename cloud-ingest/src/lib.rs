@@ -21,6 +21,7 @@ pub mod routes;
 pub mod serve;
 pub mod storage;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,9 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// The limits `app` applies.
     pub limits: Limits,
+    /// Wakes the webhook worker when an event is queued
+    /// ([`webhooks::dispatch::publish`]).
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
             limits,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }

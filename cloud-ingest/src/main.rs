@@ -11,8 +11,8 @@ use tracing_subscriber::EnvFilter;
 use vigil_ingest::auth::Role;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::serve::{ServeOptions, TlsFiles};
-use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
+use vigil_ingest::storage::{Storage, Store};
 use vigil_ingest::{AppState, Error, Limits, Result, admin};
 
 #[derive(Parser)]
@@ -73,6 +73,25 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Manage webhooks that receive alert and new-data events.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Register an HTTPS receiver; prints its signing secret (shown once).
+    Add {
+        /// The receiver's URL (https, or http to loopback).
+        url: String,
+        /// Comma-separated events: alert, data.
+        #[arg(long, default_value = "alert")]
+        events: String,
+    },
+    /// List registered webhooks, one per line: id, url, events.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +249,22 @@ fn run(cli: Cli) -> Result<Option<String>> {
         Command::Admin {
             command: AdminCommand::Add { name },
         } => Some(admin::add_admin(&storage, &name)?.expose().to_owned()),
+        Command::Webhook {
+            command: WebhookCommand::Add { url, events },
+        } => Some(admin::add_webhook(&storage, &url, &events)?),
+        Command::Webhook {
+            command: WebhookCommand::List,
+        } => Some(
+            storage
+                .webhooks()?
+                .iter()
+                .map(|w| {
+                    let events: Vec<&str> = w.events.iter().map(|e| e.as_str()).collect();
+                    format!("{} {} {}", w.id, w.url, events.join(","))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
     };
     Ok(line)
 }

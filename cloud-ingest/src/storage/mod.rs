@@ -25,6 +25,9 @@ use serde::Serialize;
 
 use crate::auth::{Role, TokenHash};
 use crate::error::Result;
+use crate::webhooks::{
+    Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
+};
 
 /// A patient's id: the database row id, printed by `patient add`.
 pub type PatientId = i64;
@@ -55,6 +58,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         4,
         "0004_create_audit_log",
         include_str!("../../migrations/0004_create_audit_log.sql"),
+    ),
+    (
+        5,
+        "0005_create_webhooks",
+        include_str!("../../migrations/0005_create_webhooks.sql"),
     ),
 ];
 
@@ -170,6 +178,21 @@ pub trait Storage: Send + Sync + 'static {
     /// Audit entries with id greater than `after`, oldest first, at most
     /// `limit` of them.
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// Registers a webhook; [`crate::Error::InvalidInput`] for an empty
+    /// event list.
+    fn add_webhook(&self, hook: &NewWebhook) -> Result<WebhookId>;
+    /// The registered, enabled webhooks, by id.
+    fn webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Queues one delivery of `body` per enabled webhook subscribed to
+    /// `kind`, due at `at`; returns how many.
+    fn enqueue_webhook_event(&self, kind: EventKind, body: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// Deliveries due at `now`, oldest first, at most `limit`.
+    fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueDelivery>>;
+    /// Records an attempt: delivered, or failed with its next time (none:
+    /// given up). [`crate::Error::NotFound`] for an unknown delivery.
+    fn record_webhook_attempt(&self, id: DeliveryId, attempt: &Attempt) -> Result<()>;
+    /// A webhook's deliveries, oldest first: the delivery log.
+    fn webhook_deliveries(&self, webhook: WebhookId) -> Result<Vec<DeliveryLog>>;
 }
 
 /// A cheap, cloneable async handle to a [`Storage`] backend.
