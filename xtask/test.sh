@@ -35,6 +35,12 @@ need pkg-config pkg-config
 # The btleplug suite runs the real Linux backend against an emulated BlueZ
 # on a private system bus (tests/fake-bluez); libdbus itself is vendored.
 need dbus-daemon dbus-daemon
+# The ingest service's PostgreSQL tests start a throwaway server
+# (tests/pg-harness); Debian keeps initdb off PATH, under
+# /usr/lib/postgresql/<version>/bin.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+  need initdb postgresql
+fi
 
 say "format"
 cargo fmt --all -- --check

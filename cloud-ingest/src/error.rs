@@ -38,6 +38,10 @@ pub enum Error {
     /// 500: the database failed. Logged, never echoed.
     #[error("storage: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// 500: the PostgreSQL database failed: its SQLSTATE and message only,
+    /// never the DETAIL (which can quote row values). Logged, never echoed.
+    #[error("postgres: {0}")]
+    Postgres(String),
     /// 500: a blocking storage task died (panicked or was cancelled).
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -48,6 +52,28 @@ pub enum Error {
     /// 500 (or exit status 1 at start): an I/O failure outside the database.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        // A server error's DETAIL and HINT can quote the failing row (a
+        // patient's name): keep the code and the message, drop the rest.
+        match e.as_db_error() {
+            Some(db) => Error::Postgres(format!("{} ({})", db.message(), db.code().code())),
+            // Connection, TLS and protocol failures: the chain of causes
+            // (e.g. an untrusted certificate) says what to fix.
+            None => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                Error::Postgres(text)
+            }
+        }
+    }
 }
 
 /// The crate-wide result alias.
@@ -69,9 +95,11 @@ impl Error {
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Storage(_)
+            | Error::Postgres(_)
+            | Error::Task(_)
+            | Error::Config(_)
+            | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -84,7 +112,11 @@ impl Error {
             Error::InvalidInput(_) => "invalid_input",
             Error::Conflict(_) => "conflict",
             Error::RateLimited => "rate_limited",
-            Error::Storage(_) | Error::Task(_) | Error::Config(_) | Error::Io(_) => "internal",
+            Error::Storage(_)
+            | Error::Postgres(_)
+            | Error::Task(_)
+            | Error::Config(_)
+            | Error::Io(_) => "internal",
         }
     }
 }

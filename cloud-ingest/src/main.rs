@@ -11,14 +11,13 @@ use tracing_subscriber::EnvFilter;
 use vigil_ingest::auth::Role;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::serve::{ServeOptions, TlsFiles};
-use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::storage::{Storage, Store};
 use vigil_ingest::{AppState, Error, Limits, Result, admin};
 
 #[derive(Parser)]
 #[command(name = "vigil-ingest", version, about = "Vigil's cloud ingest service")]
 struct Cli {
-    /// The SQLite database file (created and migrated when missing).
+    /// The database: a SQLite file (created and migrated when missing) or a
+    /// `postgres://` URL (migrated at start; TLS off loopback).
     #[arg(
         long,
         global = true,
@@ -161,15 +160,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Option<String>> {
-    // The issue's `--database postgres://…` form must not silently create a
-    // SQLite file of that name before the PostgreSQL backend exists.
-    let db = cli.database.to_string_lossy();
-    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        return Err(Error::Config(
-            "the PostgreSQL backend is not built yet; give a SQLite file path".into(),
-        ));
-    }
-    let storage = SqliteStorage::open(&cli.database)?;
+    let store = vigil_ingest::storage::open(&cli.database)?;
+    let storage = store.blocking();
     let line = match cli.command {
         Command::Serve {
             listen,
@@ -202,7 +194,7 @@ fn run(cli: Cli) -> Result<Option<String>> {
                 },
                 ..Limits::default()
             };
-            let state = AppState::new(Store::new(storage), limits);
+            let state = AppState::new(store.clone(), limits);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -223,7 +215,7 @@ fn run(cli: Cli) -> Result<Option<String>> {
         }
         Command::Patient {
             command: PatientCommand::Add { display_name },
-        } => Some(admin::add_patient(&storage, &display_name)?.to_string()),
+        } => Some(admin::add_patient(storage, &display_name)?.to_string()),
         Command::Token {
             command: TokenCommand::Add { patient, role },
         } => {
@@ -232,26 +224,26 @@ fn run(cli: Cli) -> Result<Option<String>> {
                 PatientRole::Follower => Role::Follower,
             };
             Some(
-                admin::add_patient_token(&storage, patient, role)?
+                admin::add_patient_token(storage, patient, role)?
                     .expose()
                     .to_owned(),
             )
         }
         Command::Clinician {
             command: ClinicianCommand::Add { name },
-        } => Some(admin::add_clinician(&storage, &name)?.expose().to_owned()),
+        } => Some(admin::add_clinician(storage, &name)?.expose().to_owned()),
         Command::Clinician {
             command: ClinicianCommand::Assign { name, patient_id },
         } => {
-            admin::assign(&storage, &name, patient_id)?;
+            admin::assign(storage, &name, patient_id)?;
             Some("assigned".to_owned())
         }
         Command::Admin {
             command: AdminCommand::Add { name },
-        } => Some(admin::add_admin(&storage, &name)?.expose().to_owned()),
+        } => Some(admin::add_admin(storage, &name)?.expose().to_owned()),
         Command::Webhook {
             command: WebhookCommand::Add { url, events },
-        } => Some(admin::add_webhook(&storage, &url, &events)?),
+        } => Some(admin::add_webhook(storage, &url, &events)?),
         Command::Webhook {
             command: WebhookCommand::List,
         } => Some(

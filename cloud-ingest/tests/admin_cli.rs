@@ -60,8 +60,11 @@ fn admin_commands_each_print_one_line_and_the_tokens_they_issue_work() {
     let admin = one_line(&out).to_owned();
     assert!(is_secret(&admin, "vgl_a_"));
 
+    // A postgres:// URL picks PostgreSQL (tests/postgres_service.rs runs
+    // these commands against a real one); an unreachable one fails clearly
+    // and never creates a SQLite file of that name.
     let (ok, out, err) = run_cli(
-        std::path::Path::new("postgres://localhost/vigil"),
+        std::path::Path::new("postgres://postgres@127.0.0.1:1/vigil?connect_timeout=5"),
         &["patient", "add", "X"],
     );
     assert!(!ok && out.is_empty() && err.contains("PostgreSQL"), "{err}");

@@ -81,9 +81,7 @@ const MATRIX: &[Row] = &[
     ),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_every_caller_with_the_status_its_role_allows() {
-    let fx = Fixture::new();
+async fn every_route_answers_every_caller_with_the_status_its_role_allows(fx: Fixture) {
     let base = serve_loopback(fx.state(Limits::default())).await;
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
@@ -147,9 +145,7 @@ fn matrix_covers_every_route_and_each_patient_route_for_own_and_foreign() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patient_list_shows_each_token_only_the_patients_it_may_reach() {
-    let fx = Fixture::new();
+async fn patient_list_shows_each_token_only_the_patients_it_may_reach(fx: Fixture) {
     let base = serve_loopback(fx.state(Limits::default())).await;
     let client = reqwest::Client::new();
     let cases: [(&str, &str, i64); 5] = [
@@ -176,9 +172,7 @@ async fn patient_list_shows_each_token_only_the_patients_it_may_reach() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_of_patient_data_are_audited_with_token_ids_and_visible_to_admins_only() {
-    let fx = Fixture::new();
+async fn reads_of_patient_data_are_audited_with_token_ids_and_visible_to_admins_only(fx: Fixture) {
     let base = serve_loopback(fx.state(Limits::default())).await;
     let client = reqwest::Client::new();
     client
@@ -238,3 +232,36 @@ async fn reads_of_patient_data_are_audited_with_token_ids_and_visible_to_admins_
     let body: serde_json::Value = bad.json().await.unwrap();
     assert_eq!(body["error"], "invalid_input");
 }
+
+/// Runs each HTTP-level check above against both backends: SQLite, and a
+/// fresh database on this binary's throwaway PostgreSQL server.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Fixture::new()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    // The blocking client must not run on an async worker.
+                    let fx = tokio::task::spawn_blocking(super::Fixture::postgres)
+                        .await
+                        .unwrap();
+                    super::$check(fx).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    every_route_answers_every_caller_with_the_status_its_role_allows,
+    patient_list_shows_each_token_only_the_patients_it_may_reach,
+    reads_of_patient_data_are_audited_with_token_ids_and_visible_to_admins_only,
+);

@@ -10,12 +10,16 @@
 //!   without an async-trait object in every handler.
 //! - Backends own their schema through numbered `NNNN_verb_object.sql`
 //!   migrations embedded in the binary and applied at open, recorded in a
-//!   `schema_migrations` table; the same numbered list is the contract a
-//!   PostgreSQL backend must follow (`storage/postgres.rs`, next step).
+//!   `schema_migrations` table; PostgreSQL (`storage/postgres.rs`) follows
+//!   the same numbered list in its own dialect (`migrations/postgres/`).
+//! - [`open`] picks the backend from the `--database` value: a
+//!   `postgres://` URL or a SQLite file path.
 //!
 //! Readings and alerts tables are not here yet: they arrive with the wire
 //! protocol (batch and alert intake).
 
+pub mod pg_notify;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -193,6 +197,18 @@ pub trait Storage: Send + Sync + 'static {
     fn record_webhook_attempt(&self, id: DeliveryId, attempt: &Attempt) -> Result<()>;
     /// A webhook's deliveries, oldest first: the delivery log.
     fn webhook_deliveries(&self, webhook: WebhookId) -> Result<Vec<DeliveryLog>>;
+}
+
+/// Opens the backend `database` names: PostgreSQL for a `postgres://` or
+/// `postgresql://` URL, else the SQLite file at that path (created when
+/// missing). Migrations are applied either way.
+pub fn open(database: &std::path::Path) -> Result<Store> {
+    match database.to_str() {
+        Some(url) if postgres::is_postgres_url(url) => {
+            Ok(Store::new(postgres::PostgresStorage::connect(url)?))
+        }
+        _ => Ok(Store::new(sqlite::SqliteStorage::open(database)?)),
+    }
 }
 
 /// A cheap, cloneable async handle to a [`Storage`] backend.

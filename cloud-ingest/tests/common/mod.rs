@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use vigil_ingest::auth::{Role, TokenHash};
+use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::storage::{Storage, Store};
 use vigil_ingest::{AppState, Limits, admin, app};
 
 /// Who makes a request in the auth tests.
@@ -64,21 +64,36 @@ pub const OWN_NAME: &str = "Ada Own-Patient";
 pub const FOREIGN_NAME: &str = "Bob Foreign-Patient";
 
 impl Fixture {
+    /// The fixture on a fresh SQLite file.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("vigil.db");
-        let storage = SqliteStorage::open(&db).unwrap();
-        let own = admin::add_patient(&storage, OWN_NAME).unwrap();
-        let foreign = admin::add_patient(&storage, FOREIGN_NAME).unwrap();
-        let device = admin::add_patient_token(&storage, own, Role::Device).unwrap();
-        let follower = admin::add_patient_token(&storage, own, Role::Follower).unwrap();
-        let revoked = admin::add_patient_token(&storage, own, Role::Device).unwrap();
-        let foreign_device = admin::add_patient_token(&storage, foreign, Role::Device).unwrap();
-        let clinician = admin::add_clinician(&storage, "dr-own").unwrap();
-        admin::assign(&storage, "dr-own", own).unwrap();
-        let foreign_clinician = admin::add_clinician(&storage, "dr-foreign").unwrap();
-        admin::assign(&storage, "dr-foreign", foreign).unwrap();
-        let admin_secret = admin::add_admin(&storage, "root").unwrap();
+        let store = Store::new(SqliteStorage::open(&db).unwrap());
+        Self::on(store, db, dir)
+    }
+
+    /// The fixture on a fresh PostgreSQL database of this test binary's
+    /// throwaway server (`db` is then its URL).
+    pub fn postgres() -> Self {
+        let url = pg_server().fresh_database().unwrap();
+        let store = vigil_ingest::storage::open(std::path::Path::new(&url)).unwrap();
+        Self::on(store, PathBuf::from(url), tempfile::tempdir().unwrap())
+    }
+
+    /// The fixture seeded into `store`.
+    pub fn on(store: Store, db: PathBuf, dir: TempDir) -> Self {
+        let storage = store.blocking();
+        let own = admin::add_patient(storage, OWN_NAME).unwrap();
+        let foreign = admin::add_patient(storage, FOREIGN_NAME).unwrap();
+        let device = admin::add_patient_token(storage, own, Role::Device).unwrap();
+        let follower = admin::add_patient_token(storage, own, Role::Follower).unwrap();
+        let revoked = admin::add_patient_token(storage, own, Role::Device).unwrap();
+        let foreign_device = admin::add_patient_token(storage, foreign, Role::Device).unwrap();
+        let clinician = admin::add_clinician(storage, "dr-own").unwrap();
+        admin::assign(storage, "dr-own", own).unwrap();
+        let foreign_clinician = admin::add_clinician(storage, "dr-foreign").unwrap();
+        admin::assign(storage, "dr-foreign", foreign).unwrap();
+        let admin_secret = admin::add_admin(storage, "root").unwrap();
         let revoked_id = storage
             .token_by_hash(&TokenHash::of(revoked.expose()))
             .unwrap()
@@ -87,7 +102,7 @@ impl Fixture {
         assert!(storage.revoke_token(revoked_id).unwrap());
         Fixture {
             db,
-            store: Store::new(storage),
+            store: store.clone(),
             own,
             foreign,
             device: device.expose().to_owned(),
@@ -131,6 +146,14 @@ impl Fixture {
     pub fn state(&self, limits: Limits) -> AppState {
         AppState::new(self.store.clone(), limits)
     }
+}
+
+/// This test binary's throwaway PostgreSQL server, started on first use and
+/// stopped when the binary exits. Fails (never skips) when PostgreSQL is not
+/// installed, naming the Debian package.
+pub fn pg_server() -> &'static vigil_pg_harness::PgServer {
+    static SERVER: std::sync::OnceLock<vigil_pg_harness::PgServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| vigil_pg_harness::PgServer::start().unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Serves `app(state)` on a loopback port; returns its base URL.
