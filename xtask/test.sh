@@ -44,6 +44,11 @@ fi
 # The dashboard's browser test (cloud-ingest/tests/browser.rs) drives the
 # system Chromium headless over the DevTools protocol; nothing downloads one.
 need chromium chromium
+# The Kotlin bindings are compiled and run on the JVM against the host
+# library (android/jvm-tests); the Swift symbol check is a Python script.
+need java default-jdk-headless
+need mvn maven
+need python3 python3
 
 say "format"
 cargo fmt --all -- --check
@@ -56,6 +61,12 @@ cargo test --workspace --locked
 
 say "benchmarks compile and run once (figures: bench/RESULTS.md)"
 cargo test --workspace --benches --locked
+
+say "Kotlin bindings and the Kotlin layer, compiled and tested on the JVM"
+bash bindings/test-kotlin.sh
+
+say "Swift wrapper uses only symbols the generated Swift bindings declare"
+bash ios/check-swift-symbols.sh
 
 say "libFuzzer targets build, and each survives a short uninstrumented run"
 # Not --locked: the fuzz crate is its own workspace whose lock trails the

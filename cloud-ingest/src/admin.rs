@@ -99,3 +99,18 @@ pub fn set_nightscout_secret(s: &dyn Storage, patient: PatientId, secret: &str) 
     s.set_nightscout_secret(patient, &crate::nightscout::secret_hash(secret))?;
     audit(s, Some(patient), "nightscout_secret.set")
 }
+
+/// Registers a webhook for `events` (`alert`, `data`) and returns its
+/// signing secret, shown once to the operator who configures the receiver.
+pub fn add_webhook(s: &dyn Storage, url: &str, events: &str) -> Result<String> {
+    crate::webhooks::check_url(url)?;
+    let events = crate::webhooks::EventKind::parse_list(events)?;
+    let secret = crate::webhooks::generate_secret()?;
+    s.add_webhook(&crate::webhooks::NewWebhook {
+        url: url.to_owned(),
+        events,
+        secret: secret.clone(),
+    })?;
+    audit(s, None, "webhook.create")?;
+    Ok(secret)
+}

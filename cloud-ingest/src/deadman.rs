@@ -144,6 +144,7 @@ pub fn spawn(state: AppState, config: DeadManConfig) -> tokio::task::JoinHandle<
                         if let Err(err) = state.fanout.publish(e) {
                             tracing::error!(error = %err, "live fan-out failed");
                         }
+                        crate::webhooks::dispatch::alert_to_webhooks(&state, e).await;
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "dead-man's switch check failed"),

@@ -29,6 +29,7 @@ pub mod routes;
 pub mod serve;
 pub mod storage;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,9 @@ pub struct AppState {
     pub bus: live::LiveBus,
     /// Where live events are published (this process or every replica).
     pub fanout: Arc<dyn live::Fanout>,
+    /// Wakes the webhook worker when an event is queued
+    /// ([`webhooks::dispatch::publish`]).
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -99,6 +103,7 @@ impl AppState {
             cookie_secure: false,
             fanout: Arc::new(live::LocalFanout::new(bus.clone())),
             bus,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -89,6 +89,25 @@ enum Command {
         #[arg(env = "VIGIL_NIGHTSCOUT_SECRET", hide_env_values = true)]
         secret: String,
     },
+    /// Manage webhooks that receive alert and new-data events.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Register an HTTPS receiver; prints its signing secret (shown once).
+    Add {
+        /// The receiver's URL (https, or http to loopback).
+        url: String,
+        /// Comma-separated events: alert, data.
+        #[arg(long, default_value = "alert")]
+        events: String,
+    },
+    /// List registered webhooks, one per line: id, url, events.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -255,6 +274,22 @@ fn run(cli: Cli) -> Result<Option<String>> {
             admin::set_nightscout_secret(storage, patient_id, &secret)?;
             Some("nightscout secret set".to_owned())
         }
+        Command::Webhook {
+            command: WebhookCommand::Add { url, events },
+        } => Some(admin::add_webhook(storage, &url, &events)?),
+        Command::Webhook {
+            command: WebhookCommand::List,
+        } => Some(
+            storage
+                .webhooks()?
+                .iter()
+                .map(|w| {
+                    let events: Vec<&str> = w.events.iter().map(|e| e.as_str()).collect();
+                    format!("{} {} {}", w.id, w.url, events.join(","))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
     };
     Ok(line)
 }

@@ -82,6 +82,25 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr, bool),
 ) -> Result<()> {
     check_listen(&opts)?;
+    // The webhook worker lives as long as the listener. A delivery cut off
+    // by shutdown stays due in the queue and goes at the next start.
+    let worker = crate::webhooks::dispatch::Dispatcher::new(
+        state.store.clone(),
+        crate::webhooks::dispatch::RetryPolicy::default(),
+        Arc::clone(&state.webhook_wake),
+    )?;
+    let worker = tokio::spawn(worker.run(std::future::pending()));
+    let result = serve_router(state, opts, shutdown, on_bound).await;
+    worker.abort();
+    result
+}
+
+async fn serve_router(
+    state: AppState,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(SocketAddr, bool),
+) -> Result<()> {
     let router = app(state);
     match &opts.tls {
         None => {

@@ -597,3 +597,109 @@ async fn metrics_agree_with_the_core_over_the_same_readings_held_back_included()
         .status();
     assert_eq!(s, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_alerts_and_new_batches_reach_webhooks_once_signed() {
+    use std::sync::{Arc, Mutex};
+    use vigil_ingest::webhooks::dispatch::{Dispatcher, RetryPolicy};
+    let fx = Fixture::new();
+    // A receiver that records every delivery.
+    let seen: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let record = Arc::clone(&record);
+                async move {
+                    let h = |n: &str| headers[n].to_str().unwrap().to_owned();
+                    let sig = format!("{}|{}", h("vigil-timestamp"), h("vigil-signature"));
+                    record
+                        .lock()
+                        .unwrap()
+                        .push((h("vigil-event"), sig, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let secret =
+        vigil_ingest::admin::add_webhook(fx.store.blocking(), &hook, "alert,data").unwrap();
+
+    let state = fx.state(Limits::default());
+    let worker = Dispatcher::new(
+        state.store.clone(),
+        RetryPolicy {
+            poll: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        },
+        Arc::clone(&state.webhook_wake),
+    )
+    .unwrap();
+    tokio::spawn(worker.run(std::future::pending()));
+    let base = common::serve_loopback(state).await;
+
+    let a = alert(&fx, "0123456789abcdef", Phase::Start);
+    for _ in 0..2 {
+        // The retry is a duplicate: no second delivery.
+        let (s, _) = post(
+            &format!("{base}/v1/alerts"),
+            &fx.device,
+            "application/json",
+            None,
+            wire::json::to_vec(&a).unwrap(),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let t = now_us() - TimeDelta::minutes(10);
+    let b = batch(
+        &fx,
+        now_us(),
+        &[(1, t, 100.0), (2, t + TimeDelta::minutes(5), 104.0)],
+    );
+    for _ in 0..2 {
+        let (s, _) = post_json_batch(&base, &fx.device, &b).await;
+        assert_eq!(s, 200);
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webhooks not delivered within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = seen.lock().unwrap().clone();
+    let kinds: Vec<&str> = seen.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["alert", "data"],
+        "one delivery per new event, none for duplicates"
+    );
+    for (_, sig, body) in &seen {
+        let (ts, sig) = sig.split_once('|').unwrap();
+        let ts: i64 = ts.parse().unwrap();
+        assert!(vigil_ingest::webhooks::verify(
+            &secret,
+            ts,
+            body,
+            sig,
+            Utc::now().timestamp(),
+            60
+        ));
+    }
+    let alert_body: Value = serde_json::from_slice(&seen[0].2).unwrap();
+    assert_eq!(alert_body["alert_id"], "0123456789abcdef");
+    let data_body: Value = serde_json::from_slice(&seen[1].2).unwrap();
+    assert_eq!(data_body["patient"], fx.own);
+    assert_eq!(data_body["streams"], serde_json::json!(["glucose"]));
+    assert!(
+        data_body.get("value").is_none() && !String::from_utf8_lossy(&seen[1].2).contains("104")
+    );
+}

@@ -15,6 +15,7 @@ use common::{FOREIGN_NAME, Fixture, OWN_NAME, Who};
 use tower::ServiceExt;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::storage::Store;
+use vigil_ingest::webhooks;
 use vigil_ingest::{AppState, Limits, app};
 
 #[derive(Clone, Default)]
@@ -186,6 +187,33 @@ impl vigil_ingest::storage::Storage for Broken {
         _: chrono::DateTime<chrono::Utc>,
         _: chrono::DateTime<chrono::Utc>,
     ) -> vigil_ingest::Result<u64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn add_webhook(&self, _: &webhooks::NewWebhook) -> vigil_ingest::Result<i64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn webhooks(&self) -> vigil_ingest::Result<Vec<webhooks::Webhook>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn enqueue_webhook_event(
+        &self,
+        _: webhooks::EventKind,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<u64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn due_webhook_deliveries(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+        _: u32,
+    ) -> vigil_ingest::Result<Vec<webhooks::DueDelivery>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn record_webhook_attempt(&self, _: i64, _: &webhooks::Attempt) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn webhook_deliveries(&self, _: i64) -> vigil_ingest::Result<Vec<webhooks::DeliveryLog>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
 }

@@ -16,6 +16,7 @@ use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
     AuditEntry, NewAuditEntry, NewToken, Patient, Storage, Store, TokenRecord,
 };
+use vigil_ingest::webhooks;
 use vigil_ingest::{AppState, Limits, Result, app};
 
 /// SQLite whose readiness probe takes 300 ms.
@@ -152,6 +153,33 @@ impl Storage for SlowPing {
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64> {
         self.0.delete_readings(p, d, from, to)
+    }
+    fn add_webhook(&self, h: &webhooks::NewWebhook) -> Result<i64> {
+        self.0.add_webhook(h)
+    }
+    fn webhooks(&self) -> Result<Vec<webhooks::Webhook>> {
+        self.0.webhooks()
+    }
+    fn enqueue_webhook_event(
+        &self,
+        k: webhooks::EventKind,
+        b: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        self.0.enqueue_webhook_event(k, b, at)
+    }
+    fn due_webhook_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<webhooks::DueDelivery>> {
+        self.0.due_webhook_deliveries(now, limit)
+    }
+    fn record_webhook_attempt(&self, id: i64, a: &webhooks::Attempt) -> Result<()> {
+        self.0.record_webhook_attempt(id, a)
+    }
+    fn webhook_deliveries(&self, w: i64) -> Result<Vec<webhooks::DeliveryLog>> {
+        self.0.webhook_deliveries(w)
     }
 }
 

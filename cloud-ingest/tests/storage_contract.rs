@@ -551,6 +551,111 @@ fn heartbeats_keep_the_latest_and_contact_drives_the_silence_state(s: &dyn Stora
 
 /// Instantiates the whole contract for one backend. `$make` returns a fresh,
 /// empty, migrated backend per test.
+fn webhook_queue_delivers_retries_and_gives_up(s: &dyn Storage) {
+    use vigil_ingest::webhooks::{Attempt, EventKind, NewWebhook};
+    let t0 = chrono::Utc::now();
+    assert!(
+        s.add_webhook(&NewWebhook {
+            url: "https://a.example/".into(),
+            events: vec![],
+            secret: "k".into()
+        })
+        .is_err()
+    );
+    let a = s
+        .add_webhook(&NewWebhook {
+            url: "https://a.example/".into(),
+            events: vec![EventKind::Alert, EventKind::Data],
+            secret: "ka".into(),
+        })
+        .unwrap();
+    let d = s
+        .add_webhook(&NewWebhook {
+            url: "https://d.example/".into(),
+            events: vec![EventKind::Data],
+            secret: "kd".into(),
+        })
+        .unwrap();
+    let hooks = s.webhooks().unwrap();
+    assert_eq!(hooks.iter().map(|h| h.id).collect::<Vec<_>>(), vec![a, d]);
+    assert_eq!(hooks[0].events, vec![EventKind::Alert, EventKind::Data]);
+    assert_eq!(
+        s.enqueue_webhook_event(EventKind::Alert, "{\"x\":1}", t0)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.enqueue_webhook_event(EventKind::Data, "{\"y\":2}", t0)
+            .unwrap(),
+        2
+    );
+    assert!(
+        s.due_webhook_deliveries(t0 - chrono::TimeDelta::seconds(1), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let due = s.due_webhook_deliveries(t0, 10).unwrap();
+    assert_eq!(due.len(), 3);
+    assert_eq!(
+        (due[0].event, due[0].body.as_str(), due[0].secret.as_str()),
+        (EventKind::Alert, "{\"x\":1}", "ka")
+    );
+    assert!(due.iter().all(|x| x.attempts == 0));
+    let later = t0 + chrono::TimeDelta::seconds(30);
+    s.record_webhook_attempt(
+        due[0].id,
+        &Attempt::Failed {
+            status: Some(500),
+            error: "e".into(),
+            at: t0,
+            retry_at: Some(later),
+        },
+    )
+    .unwrap();
+    s.record_webhook_attempt(
+        due[1].id,
+        &Attempt::Delivered {
+            status: 204,
+            at: t0,
+        },
+    )
+    .unwrap();
+    s.record_webhook_attempt(
+        due[2].id,
+        &Attempt::Failed {
+            status: None,
+            error: "refused".into(),
+            at: t0,
+            retry_at: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        s.record_webhook_attempt(
+            9_999_999,
+            &Attempt::Delivered {
+                status: 200,
+                at: t0
+            }
+        )
+        .is_err()
+    );
+    assert!(s.due_webhook_deliveries(t0, 10).unwrap().is_empty());
+    let again = s.due_webhook_deliveries(later, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (due[0].id, 1));
+    let log_a = s.webhook_deliveries(a).unwrap();
+    assert_eq!(log_a.len(), 2);
+    assert_eq!(
+        log_a[1].delivered_at.map(|t| t.timestamp()),
+        Some(t0.timestamp())
+    );
+    assert_eq!(log_a[1].last_status, Some(204));
+    let log_d = s.webhook_deliveries(d).unwrap();
+    assert!(log_d[0].gave_up_at.is_some());
+    assert_eq!(log_d[0].last_error.as_deref(), Some("refused"));
+}
+
 macro_rules! storage_contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -585,6 +690,10 @@ macro_rules! storage_contract {
             #[test]
             fn nightscout_secrets_select_one_patient_and_are_unique() {
                 super::nightscout_secrets_select_one_patient_and_are_unique(fresh().as_ref());
+            }
+            #[test]
+            fn webhook_queue_delivers_retries_and_gives_up() {
+                super::webhook_queue_delivers_retries_and_gives_up(fresh().as_ref());
             }
             #[test]
             fn audit_log_appends_in_order_and_pages() {

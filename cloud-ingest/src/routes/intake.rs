@@ -282,6 +282,13 @@ pub async fn post_batch(
         Format::Binary => wire::binary::decode(&plain).map_err(wire_error),
     }?;
     own_patient(&batch.patient.0, patient)?;
+    // What a new-data webhook says: who and which streams, never values.
+    let streams: Vec<String> = batch
+        .streams
+        .iter()
+        .map(|g| g.stream.as_str().to_owned())
+        .collect();
+    let batch_id = batch.id;
     let ack = state
         .store
         .run(move |s| {
@@ -291,6 +298,25 @@ pub async fn post_batch(
             Ok(ack)
         })
         .await?;
+    if !ack.duplicate {
+        let event = serde_json::json!({
+            "event": "data",
+            "patient": patient,
+            "batch": batch_id,
+            "streams": streams,
+            "received_at": Utc::now(),
+        });
+        if let Err(e) = crate::webhooks::dispatch::publish(
+            &state.store,
+            &state.webhook_wake,
+            crate::webhooks::EventKind::Data,
+            &event,
+        )
+        .await
+        {
+            tracing::error!(error = %e, "webhook queue failed");
+        }
+    }
     Ok(Json(ack))
 }
 
@@ -359,9 +385,11 @@ pub async fn post_alert(
     if fresh {
         // Committed and new: publish. A failed publish must not make the
         // phone resend an alert that is stored; it is logged instead.
-        if let Err(e) = state.fanout.publish(&alert_event(&new_alert)) {
+        let event = alert_event(&new_alert);
+        if let Err(e) = state.fanout.publish(&event) {
             tracing::error!(error = %e, "live fan-out failed");
         }
+        crate::webhooks::dispatch::alert_to_webhooks(&state, &event).await;
     }
     Ok(Json(AlertAck {
         v: alert.v,

@@ -223,6 +223,7 @@ pub async fn ack(
         if let Err(e) = state.fanout.publish(&event) {
             tracing::error!(error = %e, "live fan-out failed");
         }
+        crate::webhooks::dispatch::alert_to_webhooks(&state, &event).await;
     }
     Ok(Json(AckView {
         alert_id,

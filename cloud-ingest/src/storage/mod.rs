@@ -37,6 +37,9 @@ use serde::Serialize;
 use crate::auth::{Role, TokenHash};
 use crate::error::Result;
 use crate::nightscout::SecretHash;
+use crate::webhooks::{
+    Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
+};
 
 /// A patient's id: the database row id, printed by `patient add`.
 pub type PatientId = i64;
@@ -97,6 +100,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         10,
         "0010_create_nightscout_secrets",
         include_str!("../../migrations/0010_create_nightscout_secrets.sql"),
+    ),
+    (
+        11,
+        "0011_create_webhooks",
+        include_str!("../../migrations/0011_create_webhooks.sql"),
     ),
 ];
 
@@ -304,6 +312,21 @@ pub trait Storage: Send + Sync + 'static {
         expected: Option<&str>,
         silence: Option<&Silence>,
     ) -> Result<bool>;
+    /// Registers a webhook; [`crate::Error::InvalidInput`] for an empty
+    /// event list.
+    fn add_webhook(&self, hook: &NewWebhook) -> Result<WebhookId>;
+    /// The registered, enabled webhooks, by id.
+    fn webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Queues one delivery of `body` per enabled webhook subscribed to
+    /// `kind`, due at `at`; returns how many.
+    fn enqueue_webhook_event(&self, kind: EventKind, body: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// Deliveries due at `now`, oldest first, at most `limit`.
+    fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueDelivery>>;
+    /// Records an attempt: delivered, or failed with its next time (none:
+    /// given up). [`crate::Error::NotFound`] for an unknown delivery.
+    fn record_webhook_attempt(&self, id: DeliveryId, attempt: &Attempt) -> Result<()>;
+    /// A webhook's deliveries, oldest first: the delivery log.
+    fn webhook_deliveries(&self, webhook: WebhookId) -> Result<Vec<DeliveryLog>>;
 }
 
 /// Opens the backend `database` names: PostgreSQL for a `postgres://` or

@@ -41,6 +41,10 @@ use super::{
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
+use crate::nightscout::SecretHash;
+use crate::webhooks::{
+    Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
+};
 
 /// The PostgreSQL migrations: the same versions and names as
 /// [`super::MIGRATIONS`], in PostgreSQL's dialect.
@@ -84,6 +88,21 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         8,
         "0008_create_contact",
         include_str!("../../migrations/postgres/0008_create_contact.sql"),
+    ),
+    (
+        9,
+        "0009_create_dashboard_sessions",
+        include_str!("../../migrations/postgres/0009_create_dashboard_sessions.sql"),
+    ),
+    (
+        10,
+        "0010_create_nightscout_secrets",
+        include_str!("../../migrations/postgres/0010_create_nightscout_secrets.sql"),
+    ),
+    (
+        11,
+        "0011_create_webhooks",
+        include_str!("../../migrations/postgres/0011_create_webhooks.sql"),
     ),
 ];
 
@@ -715,6 +734,258 @@ impl Storage for PostgresStorage {
     ) -> Result<bool> {
         pg_intake::set_silence(&mut *self.conn()?, patient, expected, silence)
     }
+    fn create_session(
+        &self,
+        hash: &TokenHash,
+        token: TokenId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        match self.conn()?.execute(
+            "INSERT INTO dashboard_sessions (hash, token_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &hash.as_bytes().as_slice(),
+                &token,
+                &Utc::now(),
+                &expires_at,
+            ],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, &[&SqlState::FOREIGN_KEY_VIOLATION]) => {
+                Err(Error::NotFound("the session's token does not exist".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn session_token(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<TokenRecord>> {
+        let row = self.conn()?.query_opt(
+            "SELECT t.hash FROM dashboard_sessions s JOIN tokens t ON t.id = s.token_id
+              WHERE s.hash = $1 AND s.expires_at > $2",
+            &[&hash.as_bytes().as_slice(), &now],
+        )?;
+        let token_hash = row.and_then(|r| TokenHash::from_slice(r.get::<_, &[u8]>(0)));
+        match token_hash {
+            Some(h) => self.token_by_hash(&h),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let n = conn.execute(
+            "DELETE FROM dashboard_sessions WHERE hash = $1",
+            &[&hash.as_bytes().as_slice()],
+        )?;
+        conn.execute(
+            "DELETE FROM dashboard_sessions WHERE expires_at <= $1",
+            &[&now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()> {
+        let mut conn = self.conn()?;
+        let exists: bool = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)",
+                &[&patient],
+            )?
+            .get(0);
+        if !exists {
+            return Err(Error::NotFound(format!("patient {patient}")));
+        }
+        match conn.execute(
+            "INSERT INTO nightscout_secrets (patient_id, hash, set_at) VALUES ($1, $2, $3)
+             ON CONFLICT (patient_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+            &[&patient, &hash.0, &Utc::now()],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if is_code(
+                    &e,
+                    &[&SqlState::UNIQUE_VIOLATION, &SqlState::CHECK_VIOLATION],
+                ) =>
+            {
+                Err(Error::Conflict(
+                    "another patient already uses that Nightscout secret".into(),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT patient_id FROM nightscout_secrets WHERE hash = $1",
+                &[&hash.0],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn delete_readings(
+        &self,
+        patient: PatientId,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(self.conn()?.execute(
+            "DELETE FROM readings WHERE patient_id = $1 AND device = $2 AND time >= $3 AND time < $4",
+            &[
+                &patient,
+                &device,
+                &super::intake::micros(from),
+                &super::intake::micros(to),
+            ],
+        )?)
+    }
+
+    fn add_webhook(&self, hook: &NewWebhook) -> Result<WebhookId> {
+        if hook.events.is_empty() {
+            return Err(Error::InvalidInput("webhook: no events".into()));
+        }
+        let events = events_to_sql(&hook.events);
+        Ok(self
+            .conn()?
+            .query_one(
+                "INSERT INTO webhooks (url, events, secret, created_at)
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&hook.url, &events, &hook.secret, &Utc::now()],
+            )?
+            .get(0))
+    }
+
+    fn webhooks(&self) -> Result<Vec<Webhook>> {
+        let rows = self.conn()?.query(
+            "SELECT id, url, events, created_at FROM webhooks
+              WHERE disabled_at IS NULL ORDER BY id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(Webhook {
+                    id: r.get(0),
+                    url: r.get(1),
+                    events: EventKind::parse_list(r.get(2))?,
+                    created_at: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    fn enqueue_webhook_event(&self, kind: EventKind, body: &str, at: DateTime<Utc>) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let targets = tx.query(
+            "SELECT id, events FROM webhooks WHERE disabled_at IS NULL",
+            &[],
+        )?;
+        let mut queued = 0;
+        for row in targets {
+            let id: i64 = row.get(0);
+            if !EventKind::parse_list(row.get(1))?.contains(&kind) {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, event, body, created_at, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $4)",
+                &[&id, &kind.as_str(), &body, &at],
+            )?;
+            queued += 1;
+        }
+        tx.commit()?;
+        Ok(queued)
+    }
+
+    fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueDelivery>> {
+        let rows = self.conn()?.query(
+            "SELECT d.id, d.event, d.body, d.attempts, w.url, w.secret
+               FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+              WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1
+                AND w.disabled_at IS NULL
+              ORDER BY d.next_attempt_at, d.id LIMIT $2",
+            &[&now, &i64::from(limit)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let attempts: i32 = r.get(3);
+                Ok(DueDelivery {
+                    id: r.get(0),
+                    event: EventKind::parse(r.get(1))?,
+                    body: r.get(2),
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    url: r.get(4),
+                    secret: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    fn record_webhook_attempt(&self, id: DeliveryId, attempt: &Attempt) -> Result<()> {
+        let mut conn = self.conn()?;
+        let changed = match attempt {
+            Attempt::Delivered { status, at } => conn.execute(
+                "UPDATE webhook_deliveries
+                    SET attempts = attempts + 1, delivered_at = $2, next_attempt_at = NULL,
+                        last_status = $3, last_error = NULL
+                  WHERE id = $1",
+                &[&id, at, &i32::from(*status)],
+            )?,
+            Attempt::Failed {
+                status,
+                error,
+                at,
+                retry_at,
+            } => {
+                let gave_up = if retry_at.is_none() { Some(*at) } else { None };
+                conn.execute(
+                    "UPDATE webhook_deliveries
+                        SET attempts = attempts + 1, next_attempt_at = $2, gave_up_at = $3,
+                            last_status = $4, last_error = $5
+                      WHERE id = $1",
+                    &[&id, retry_at, &gave_up, &status.map(i32::from), error],
+                )?
+            }
+        };
+        if changed == 0 {
+            return Err(Error::NotFound(format!("webhook delivery {id}")));
+        }
+        Ok(())
+    }
+
+    fn webhook_deliveries(&self, webhook: WebhookId) -> Result<Vec<DeliveryLog>> {
+        let rows = self.conn()?.query(
+            "SELECT id, event, attempts, delivered_at, gave_up_at, last_status, last_error
+               FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id",
+            &[&webhook],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let attempts: i32 = r.get(2);
+                let status: Option<i32> = r.get(5);
+                Ok(DeliveryLog {
+                    id: r.get(0),
+                    event: EventKind::parse(r.get(1))?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    delivered_at: r.get(3),
+                    gave_up_at: r.get(4),
+                    last_status: status.and_then(|s| u16::try_from(s).ok()),
+                    last_error: r.get(6),
+                })
+            })
+            .collect()
+    }
+}
+
+fn events_to_sql(events: &[EventKind]) -> String {
+    events
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

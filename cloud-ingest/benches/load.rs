@@ -1,0 +1,331 @@
+//! Load test: many phones posting 15-minute batches at once.
+//!
+//! The service runs as its own process (`vigil-ingest serve` on a fresh
+//! SQLite file); the phones run here, in a second process, over loopback.
+//! Each phone has its own patient and device token, and posts `rounds`
+//! consecutive 15-minute batches (a 1-minute CGM and a 1 Hz heart-rate
+//! strap: 15 + 900 readings) as the SDK does: columnar binary, deflated.
+//! A bare `GET /healthz` round trip on the same connection pool is the
+//! baseline for latency.
+//!
+//! `cargo bench -p vigil-ingest --bench load` runs the full load (200 phones
+//! × 4 batches); without `--bench` (as `cargo test --benches` runs it) a
+//! small load checks the path. Any non-2xx answer fails the run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
+use vigil_core::wire::{self, Batch, BatchId, ContentEncoding};
+use vigil_ingest::admin;
+use vigil_ingest::auth::Role;
+use vigil_ingest::storage::sqlite::SqliteStorage;
+
+/// One phone: its patient id (as the wire carries it) and device token.
+struct Phone {
+    patient: String,
+    token: String,
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(db: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-ingest"))
+        .arg("--database")
+        .arg(db)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-per-second",
+            "10000",
+            "--rate-burst",
+            "10000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vigil-ingest serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the service printed its address within 30 s");
+    let url = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+fn seed(db: &Path, phones: usize) -> Vec<Phone> {
+    let storage = SqliteStorage::open(db).unwrap();
+    (0..phones)
+        .map(|i| {
+            let patient = admin::add_patient(&storage, &format!("load patient {i}")).unwrap();
+            let token = admin::add_patient_token(&storage, patient, Role::Device).unwrap();
+            Phone {
+                patient: patient.to_string(),
+                token: token.expose().to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn reading(
+    patient: &str,
+    device: &str,
+    stream: Stream,
+    characteristic: u16,
+    seq: u64,
+    time: DateTime<Utc>,
+    value: f64,
+) -> Reading {
+    Reading {
+        patient: PatientId(patient.to_owned()),
+        stream,
+        value,
+        sensor_time: time,
+        receive_time: time,
+        sequence: seq,
+        quality: Quality::default(),
+        provenance: Provenance {
+            device: DeviceId(device.to_owned()),
+            characteristic,
+            raw: Vec::new(),
+            session: None,
+        },
+    }
+}
+
+/// One 15-minute batch of round `round`, ending a little before now so no
+/// time is in the future: 15 CGM readings (1 min) and 900 heart beats (1 Hz).
+fn batch(phone: &Phone, round: u32, rounds: u32) -> Vec<u8> {
+    let device = format!("{}-sensor", phone.patient);
+    // The wire carries whole microseconds; whole seconds keep it simple.
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let start = now - TimeDelta::minutes(15 * i64::from(rounds - round) + 1);
+    let mut b = Batch::new(
+        BatchId::random(),
+        PatientId(phone.patient.clone()),
+        DeviceId(device.clone()),
+        now,
+    );
+    let base = u64::from(round) * 900;
+    for i in 0..15u64 {
+        let t = start + TimeDelta::minutes(i as i64);
+        let minute = (base / 60 + i) as f64;
+        let glucose = (120.0 + 40.0 * (minute / 90.0).sin()).round();
+        b.push_reading(
+            &reading(
+                &phone.patient,
+                &device,
+                Stream::Glucose,
+                0x2AA7,
+                base / 60 + i,
+                t,
+                glucose,
+            ),
+            false,
+        )
+        .unwrap();
+    }
+    for i in 0..900u64 {
+        let t = start + TimeDelta::seconds(i as i64);
+        let second = (base + i) as f64;
+        let hr = (72.0 + 8.0 * (second / 300.0).sin()).round();
+        b.push_reading(
+            &reading(
+                &phone.patient,
+                &device,
+                Stream::HeartRate,
+                0x2A37,
+                base + i,
+                t,
+                hr,
+            ),
+            false,
+        )
+        .unwrap();
+    }
+    let binary = wire::binary::encode(&b).unwrap();
+    wire::compress::compress(&binary, ContentEncoding::Deflate).unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+struct Outcome {
+    latencies: Vec<Duration>,
+    errors: Vec<String>,
+    bytes: usize,
+}
+
+async fn run_phones(url: &str, phones: Vec<Phone>, rounds: u32) -> (Outcome, Duration) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // Bodies are built before the clock starts: the phones' CPU is not the
+    // service's.
+    let work: Vec<(Arc<Phone>, Vec<Vec<u8>>)> = phones
+        .into_iter()
+        .map(|p| {
+            let bodies = (0..rounds).map(|r| batch(&p, r, rounds)).collect();
+            (Arc::new(p), bodies)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (phone, bodies) in work {
+        let client = client.clone();
+        let endpoint = format!("{url}/v1/batches");
+        tasks.push(tokio::spawn(async move {
+            let mut out = Outcome {
+                latencies: Vec::new(),
+                errors: Vec::new(),
+                bytes: 0,
+            };
+            for body in bodies {
+                out.bytes += body.len();
+                let t = Instant::now();
+                let answer = client
+                    .post(&endpoint)
+                    .bearer_auth(&phone.token)
+                    .header("content-type", "application/vnd.vigil.batch+binary; v=1")
+                    .header("content-encoding", "deflate")
+                    .body(body)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(resp) if resp.status().is_success() => {
+                        // The acknowledgement is part of the round trip.
+                        let _ = resp.bytes().await;
+                        out.latencies.push(t.elapsed());
+                    }
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let text = resp.text().await.unwrap_or_default();
+                        out.errors.push(format!("{status}: {text}"));
+                    }
+                    Err(e) => out.errors.push(e.to_string()),
+                }
+            }
+            out
+        }));
+    }
+    let mut all = Outcome {
+        latencies: Vec::new(),
+        errors: Vec::new(),
+        bytes: 0,
+    };
+    for task in tasks {
+        let out = task.await.unwrap();
+        all.latencies.extend(out.latencies);
+        all.errors.extend(out.errors);
+        all.bytes += out.bytes;
+    }
+    (all, started.elapsed())
+}
+
+async fn bare_round_trips(url: &str, n: usize) -> Vec<Duration> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let resp = client.get(format!("{url}/healthz")).send().await.unwrap();
+        assert!(resp.status().is_success());
+        let _ = resp.bytes().await;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (phones, rounds) = if full { (200, 4) } else { (8, 2) };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("load.db");
+    let seeded = seed(&db, phones);
+    let server = start_server(&db);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (outcome, wall) = runtime.block_on(run_phones(&server.url, seeded, rounds));
+    let bare = runtime.block_on(bare_round_trips(&server.url, if full { 2000 } else { 50 }));
+    drop(server);
+
+    let mut lat = outcome.latencies;
+    lat.sort();
+    let batches = lat.len();
+    let readings = batches * 915;
+    println!(
+        "load: {phones} phones × {rounds} batches of 15 min (15 CGM + 900 HR readings), SQLite, loopback"
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| batches acknowledged | {batches} |");
+    println!("| errors | {} |", outcome.errors.len());
+    println!("| wall time | {:.2} s |", wall.as_secs_f64());
+    println!(
+        "| batches / s | {:.1} |",
+        batches as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "| readings / s | {:.0} |",
+        readings as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "| wire bytes / reading | {:.2} |",
+        outcome.bytes as f64 / (phones as f64 * f64::from(rounds) * 915.0)
+    );
+    println!(
+        "| batch p50 / p99 / max | {} / {} / {} ms |",
+        ms(percentile(&lat, 50.0)),
+        ms(percentile(&lat, 99.0)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "| bare GET /healthz p50 / p99 | {} / {} ms |",
+        ms(percentile(&bare, 50.0)),
+        ms(percentile(&bare, 99.0))
+    );
+    if let Some(first) = outcome.errors.first() {
+        eprintln!("{} requests failed; first: {first}", outcome.errors.len());
+        std::process::exit(1);
+    }
+}
