@@ -604,7 +604,8 @@ async fn stored_alerts_and_new_batches_reach_webhooks_once_signed() {
     use vigil_ingest::webhooks::dispatch::{Dispatcher, RetryPolicy};
     let fx = Fixture::new();
     // A receiver that records every delivery.
-    let seen: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+    type Delivery = (String, String, Vec<u8>);
+    let seen: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let record = Arc::clone(&seen);
     let receiver = axum::Router::new().route(
         "/hook",
