@@ -215,6 +215,20 @@ fn run(cli: Cli) -> Result<Option<String>> {
             };
             let mut state = AppState::new(store.clone(), limits);
             state.cookie_secure = opts.tls.is_some() || opts.insecure_behind_proxy;
+            // Over PostgreSQL, replicas share live alerts through
+            // LISTEN/NOTIFY; over SQLite the one process's bus is enough.
+            if let Some(url) = cli
+                .database
+                .to_str()
+                .filter(|u| vigil_ingest::storage::postgres::is_postgres_url(u))
+            {
+                let target = vigil_ingest::storage::postgres::Target::parse(url)?;
+                let fanout = vigil_ingest::storage::pg_notify::PgLiveFanout::start(
+                    target,
+                    state.bus.clone(),
+                )?;
+                state = state.with_fanout(std::sync::Arc::new(fanout));
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

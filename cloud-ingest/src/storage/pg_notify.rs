@@ -185,3 +185,63 @@ fn listen_until_lost(
     }
     Ok(())
 }
+
+/// The live-alert [`crate::live::Fanout`] for replicas over one PostgreSQL:
+/// each event goes out as `pg_notify` (its JSON: ids, kind, phase, time and
+/// the glucose value, a few hundred bytes, all of which the database holds
+/// anyway), and this replica's [`Listener`] feeds every event from every
+/// replica, its own included, into the local bus exactly once.
+///
+/// `publish` is called from async handlers, and the PostgreSQL client
+/// blocks; so it only queues the payload for one publishing thread, which
+/// keeps events in the order they were committed by this replica.
+pub struct PgLiveFanout {
+    queue: std::sync::Mutex<std::sync::mpsc::Sender<String>>,
+    _fanout: Arc<PgFanout>,
+}
+
+impl PgLiveFanout {
+    /// Starts the listener (feeding `bus`) and the publishing thread.
+    pub fn start(target: Target, bus: crate::live::LiveBus) -> Result<Self> {
+        let fanout = Arc::new(PgFanout::start(
+            target,
+            move |payload| match serde_json::from_str::<crate::live::LiveEvent>(&payload) {
+                Ok(event) => bus.deliver(event),
+                Err(e) => tracing::error!(error = %e, "unreadable live event from PostgreSQL"),
+            },
+        )?);
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let publisher = Arc::clone(&fanout);
+        std::thread::Builder::new()
+            .name("pg-publish".into())
+            .spawn(move || {
+                for payload in rx {
+                    if let Err(e) = publisher.publish(&payload) {
+                        tracing::error!(error = %e, "live event not published to PostgreSQL");
+                    }
+                }
+            })?;
+        Ok(Self {
+            queue: std::sync::Mutex::new(tx),
+            _fanout: fanout,
+        })
+    }
+}
+
+impl crate::live::Fanout for PgLiveFanout {
+    fn publish(&self, event: &crate::live::LiveEvent) -> Result<()> {
+        let payload = serde_json::to_string(event)
+            .map_err(|e| Error::Internal(format!("live event: {e}")))?;
+        if payload.len() > MAX_PAYLOAD {
+            return Err(Error::InvalidInput(format!(
+                "live event of {} bytes exceeds the {MAX_PAYLOAD}-byte NOTIFY limit",
+                payload.len()
+            )));
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(payload)
+            .map_err(|_| Error::Internal("the PostgreSQL publishing thread stopped".into()))
+    }
+}
