@@ -6,7 +6,9 @@
 //! consecutive 15-minute batches (a 1-minute CGM and a 1 Hz heart-rate
 //! strap: 15 + 900 readings) as the SDK does: columnar binary, deflated.
 //! A bare `GET /healthz` round trip on the same connection pool is the
-//! baseline for latency.
+//! baseline for latency; the floor for throughput is the same rows written
+//! straight into the same schema with one prepared rusqlite insert in one
+//! transaction (no HTTP, auth, decode, dedupe lookups or per-batch commits).
 //!
 //! `cargo bench -p vigil-ingest --bench load` runs the full load (200 phones
 //! × 4 batches); without `--bench` (as `cargo test --benches` runs it) a
@@ -274,6 +276,74 @@ async fn bare_round_trips(url: &str, n: usize) -> Vec<Duration> {
     out
 }
 
+/// The raw floor: the same number of readings inserted into the service's
+/// own `readings` table (fresh file, same migrations, same pragmas) with one
+/// prepared statement in one transaction. Returns readings per second.
+fn rusqlite_floor(phones: usize, rounds: u32) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("floor.db");
+    let patients: Vec<i64> = {
+        let storage = SqliteStorage::open(&path).unwrap();
+        (0..phones)
+            .map(|i| admin::add_patient(&storage, &format!("floor {i}")).unwrap())
+            .collect()
+    };
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    let started = Instant::now();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut batch = tx
+            .prepare("INSERT INTO batches (batch_key, patient_id, device, received_at, ack) VALUES (?1, ?2, 'd', 0, '')")
+            .unwrap();
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
+                     quality_percent, quality_flagged, characteristic, tolerance, held_back, raw, batch_id)
+                 VALUES (?1, 'd', ?2, -1, ?3, ?4, ?5, NULL, 0, ?6, NULL, 0, NULL, ?7)",
+            )
+            .unwrap();
+        for (n, patient) in patients.iter().enumerate() {
+            for round in 0..rounds {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&(n as u64).to_le_bytes());
+                key[8..12].copy_from_slice(&round.to_le_bytes());
+                batch.execute(rusqlite::params![&key[..], patient]).unwrap();
+                let batch_row = tx.last_insert_rowid();
+                let base = i64::from(round) * 900;
+                for i in 0..15i64 {
+                    insert
+                        .execute(rusqlite::params![
+                            patient,
+                            "glucose",
+                            base / 60 + i,
+                            (base + i * 60) * 1_000_000,
+                            120.0,
+                            0x2AA7,
+                            batch_row
+                        ])
+                        .unwrap();
+                }
+                for i in 0..900i64 {
+                    insert
+                        .execute(rusqlite::params![
+                            patient,
+                            "heart_rate",
+                            base + i,
+                            (base + i) * 1_000_000,
+                            72.0,
+                            0x2A37,
+                            batch_row
+                        ])
+                        .unwrap();
+                }
+            }
+        }
+    }
+    tx.commit().unwrap();
+    (phones as f64 * f64::from(rounds) * 915.0) / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (phones, rounds) = if full { (200, 4) } else { (8, 2) };
@@ -288,6 +358,7 @@ fn main() {
     let (outcome, wall) = runtime.block_on(run_phones(&server.url, seeded, rounds));
     let bare = runtime.block_on(bare_round_trips(&server.url, if full { 2000 } else { 50 }));
     drop(server);
+    let floor = rusqlite_floor(phones, rounds);
 
     let mut lat = outcome.latencies;
     lat.sort();
@@ -305,10 +376,10 @@ fn main() {
         "| batches / s | {:.1} |",
         batches as f64 / wall.as_secs_f64()
     );
-    println!(
-        "| readings / s | {:.0} |",
-        readings as f64 / wall.as_secs_f64()
-    );
+    let through_service = readings as f64 / wall.as_secs_f64();
+    println!("| readings / s through the service | {through_service:.0} |");
+    println!("| readings / s, raw rusqlite floor (one transaction) | {floor:.0} |");
+    println!("| service / floor | {:.2} |", through_service / floor);
     println!(
         "| wire bytes / reading | {:.2} |",
         outcome.bytes as f64 / (phones as f64 * f64::from(rounds) * 915.0)
