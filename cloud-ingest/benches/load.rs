@@ -84,11 +84,12 @@ fn start_server(db: &Path) -> Server {
 }
 
 fn seed(db: &Path, phones: usize) -> Vec<Phone> {
-    let storage = SqliteStorage::open(db).unwrap();
+    let store = vigil_ingest::storage::open(db).unwrap();
+    let storage = store.blocking();
     (0..phones)
         .map(|i| {
-            let patient = admin::add_patient(&storage, &format!("load patient {i}")).unwrap();
-            let token = admin::add_patient_token(&storage, patient, Role::Device).unwrap();
+            let patient = admin::add_patient(storage, &format!("load patient {i}")).unwrap();
+            let token = admin::add_patient_token(storage, patient, Role::Device).unwrap();
             Phone {
                 patient: patient.to_string(),
                 token: token.expose().to_owned(),
@@ -344,13 +345,111 @@ fn rusqlite_floor(phones: usize, rounds: u32) -> f64 {
     (phones as f64 * f64::from(rounds) * 915.0) / started.elapsed().as_secs_f64()
 }
 
+/// The PostgreSQL floor: the same rows `COPY`ed into the service's own
+/// `readings` table (fresh database, same migrations), one batch row per
+/// batch first. Returns readings per second.
+fn copy_floor(url: &str, phones: usize, rounds: u32) -> f64 {
+    use std::io::Write;
+    let patients: Vec<i64> = {
+        let store = vigil_ingest::storage::open(Path::new(url)).unwrap();
+        (0..phones)
+            .map(|i| admin::add_patient(store.blocking(), &format!("floor {i}")).unwrap())
+            .collect()
+    };
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let started = Instant::now();
+    let mut tx = client.transaction().unwrap();
+    let mut batch_rows = Vec::new();
+    for (n, patient) in patients.iter().enumerate() {
+        for round in 0..rounds {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            key[8..12].copy_from_slice(&round.to_le_bytes());
+            let row: i64 = tx
+                .query_one(
+                    "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
+                     VALUES ($1, $2, 'd', 0, '') RETURNING id",
+                    &[&&key[..], patient],
+                )
+                .unwrap()
+                .get(0);
+            batch_rows.push((*patient, round, row));
+        }
+    }
+    let mut w = tx
+        .copy_in(
+            "COPY readings (patient_id, device, stream, session, seq, time, value,
+                 quality_flagged, characteristic, held_back, batch_id) FROM STDIN",
+        )
+        .unwrap();
+    for (patient, round, batch_row) in batch_rows {
+        let base = i64::from(round) * 900;
+        let mut text = String::with_capacity(915 * 64);
+        for i in 0..15i64 {
+            text.push_str(&format!(
+                "{patient}\td\tglucose\t-1\t{}\t{}\t120\tf\t10919\tf\t{batch_row}\n",
+                base / 60 + i,
+                (base + i * 60) * 1_000_000
+            ));
+        }
+        for i in 0..900i64 {
+            text.push_str(&format!(
+                "{patient}\td\theart_rate\t-1\t{}\t{}\t72\tf\t10807\tf\t{batch_row}\n",
+                base + i,
+                (base + i) * 1_000_000
+            ));
+        }
+        w.write_all(text.as_bytes()).unwrap();
+    }
+    w.finish().unwrap();
+    tx.commit().unwrap();
+    (phones as f64 * f64::from(rounds) * 915.0) / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (phones, rounds) = if full { (200, 4) } else { (8, 2) };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("load.db");
-    let seeded = seed(&db, phones);
-    let server = start_server(&db);
+    let sqlite = dir.path().join("load.db");
+    let mut failed = run(
+        "SQLite",
+        &sqlite,
+        phones,
+        rounds,
+        full,
+        "raw rusqlite floor (one transaction)",
+        || rusqlite_floor(phones, rounds),
+    );
+    let pg = vigil_pg_harness::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = pg.fresh_database().unwrap();
+    let floor_url = pg.fresh_database().unwrap();
+    failed |= run(
+        "PostgreSQL",
+        Path::new(&url),
+        phones,
+        rounds,
+        full,
+        "raw COPY floor (one transaction)",
+        || copy_floor(&floor_url, phones, rounds),
+    );
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Runs the load against `db` (a SQLite path or a PostgreSQL URL), then
+/// `floor`; prints the table; returns whether any request failed.
+fn run(
+    backend: &str,
+    db: &Path,
+    phones: usize,
+    rounds: u32,
+    full: bool,
+    floor_name: &str,
+    floor: impl FnOnce() -> f64,
+) -> bool {
+    let seeded = seed(db, phones);
+    let server = start_server(db);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -358,14 +457,14 @@ fn main() {
     let (outcome, wall) = runtime.block_on(run_phones(&server.url, seeded, rounds));
     let bare = runtime.block_on(bare_round_trips(&server.url, if full { 2000 } else { 50 }));
     drop(server);
-    let floor = rusqlite_floor(phones, rounds);
+    let floor = floor();
 
     let mut lat = outcome.latencies;
     lat.sort();
     let batches = lat.len();
     let readings = batches * 915;
     println!(
-        "load: {phones} phones × {rounds} batches of 15 min (15 CGM + 900 HR readings), SQLite, loopback"
+        "load: {phones} phones × {rounds} batches of 15 min (15 CGM + 900 HR readings), {backend}, loopback"
     );
     println!("| measure | value |");
     println!("|---|---|");
@@ -378,7 +477,7 @@ fn main() {
     );
     let through_service = readings as f64 / wall.as_secs_f64();
     println!("| readings / s through the service | {through_service:.0} |");
-    println!("| readings / s, raw rusqlite floor (one transaction) | {floor:.0} |");
+    println!("| readings / s, {floor_name} | {floor:.0} |");
     println!("| service / floor | {:.2} |", through_service / floor);
     println!(
         "| wire bytes / reading | {:.2} |",
@@ -397,6 +496,7 @@ fn main() {
     );
     if let Some(first) = outcome.errors.first() {
         eprintln!("{} requests failed; first: {first}", outcome.errors.len());
-        std::process::exit(1);
+        return true;
     }
+    false
 }
