@@ -180,6 +180,14 @@ impl IntoResponse for Error {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if matches!(self, Error::RateLimited) {
+            // A token's bucket refills within a second at any configured
+            // rate a phone would get; the SDK waits exactly this long.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         response
     }
 }

@@ -225,6 +225,7 @@ async fn a_token_over_its_budget_gets_429_while_other_tokens_are_served() {
     .await;
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
+    let mut retry_after = Vec::new();
     for _ in 0..5 {
         let r = client
             .get(format!("{base}/v1/patients"))
@@ -233,8 +234,16 @@ async fn a_token_over_its_budget_gets_429_while_other_tokens_are_served() {
             .await
             .unwrap();
         statuses.push(r.status().as_u16());
+        retry_after.push(
+            r.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // Throttled answers tell the phone how long to wait.
+    assert_eq!(retry_after[3].as_deref(), Some("1"));
+    assert_eq!(retry_after[0], None);
     let other = client
         .get(format!("{base}/v1/patients"))
         .bearer_auth(&fx.follower)
