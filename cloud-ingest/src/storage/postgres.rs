@@ -847,7 +847,7 @@ impl Storage for PostgresStorage {
         if hook.events.is_empty() {
             return Err(Error::InvalidInput("webhook: no events".into()));
         }
-        let events = events_to_sql(&hook.events);
+        let events = EventKind::join_list(&hook.events);
         Ok(self
             .conn()?
             .query_one(
@@ -978,14 +978,6 @@ impl Storage for PostgresStorage {
             })
             .collect()
     }
-}
-
-fn events_to_sql(events: &[EventKind]) -> String {
-    events
-        .iter()
-        .map(|e| e.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]

@@ -494,7 +494,7 @@ impl Storage for SqliteStorage {
         if hook.events.is_empty() {
             return Err(Error::InvalidInput("webhook: no events".into()));
         }
-        let events = events_to_sql(&hook.events);
+        let events = EventKind::join_list(&hook.events);
         let conn = self.conn();
         conn.execute(
             "INSERT INTO webhooks (url, events, secret, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -523,7 +523,7 @@ impl Storage for SqliteStorage {
             out.push(Webhook {
                 id,
                 url,
-                events: events_from_sql(&events)?,
+                events: EventKind::parse_list(&events)?,
                 created_at,
             });
         }
@@ -541,7 +541,7 @@ impl Storage for SqliteStorage {
         };
         let mut queued = 0;
         for (id, events) in targets {
-            if !events_from_sql(&events)?.contains(&kind) {
+            if !EventKind::parse_list(&events)?.contains(&kind) {
                 continue;
             }
             tx.execute(
@@ -651,16 +651,4 @@ impl Storage for SqliteStorage {
         }
         Ok(out)
     }
-}
-
-fn events_to_sql(events: &[EventKind]) -> String {
-    events
-        .iter()
-        .map(|e| e.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn events_from_sql(s: &str) -> Result<Vec<EventKind>> {
-    EventKind::parse_list(s)
 }

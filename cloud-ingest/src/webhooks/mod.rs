@@ -66,6 +66,16 @@ impl EventKind {
         }
     }
 
+    /// The comma-separated form [`EventKind::parse_list`] reads, as both
+    /// backends store a webhook's subscriptions.
+    pub fn join_list(kinds: &[EventKind]) -> String {
+        kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Parses a comma-separated list (`alert,data`), at least one.
     pub fn parse_list(s: &str) -> Result<Vec<EventKind>> {
         let mut kinds = Vec::new();
