@@ -215,6 +215,9 @@ pub struct SyncReport {
     pub waiting: Option<WaitReason>,
     /// The pass stopped on this failure (the engine retries later).
     pub failure: Option<String>,
+    /// The failure was the server refusing the token even after a
+    /// refresh: the app must sign in again, retrying will not help.
+    pub unauthorized: bool,
 }
 
 /// Per-device facts only the host knows (connection, device battery), for
