@@ -43,6 +43,8 @@ struct ServerState {
     /// Every request: route and the token it carried.
     requests: Vec<(Route, Option<String>, tokio::time::Instant)>,
     alerts: Vec<(String, Phase)>,
+    /// The device each alert named.
+    alert_devices: Vec<Option<String>>,
     heartbeats: usize,
     canned: VecDeque<Canned>,
     /// Only this token is accepted, when set.
@@ -183,6 +185,8 @@ impl FakeServer {
             Route::Alerts => {
                 let alert: wire::Alert = wire::json::from_slice(&body).unwrap();
                 s.alerts.push((alert.id.clone(), alert.phase));
+                s.alert_devices
+                    .push(alert.device.as_ref().map(|d| d.0.clone()));
                 let ack = AlertAck {
                     v: 1,
                     id: alert.id,
@@ -462,6 +466,7 @@ fn outbox_alert(id: &str, phase: Phase) -> OutboxAlert {
         rate_mg_dl_per_min: None,
         battery_pct: None,
         session_expires_at: None,
+        device: Some("cgm-1".into()),
     };
     OutboxAlert {
         id: id.into(),
@@ -495,6 +500,8 @@ async fn alerts_go_at_once_on_a_metered_network_and_low_battery_while_batches_wa
     assert_eq!(r.waiting, Some(WaitReason::MeteredNetwork));
     {
         let s = f.server.state();
+        // The alert names the device that raised it.
+        assert_eq!(s.alert_devices, vec![Some("cgm-1".to_string())]);
         assert_eq!(
             s.alerts,
             vec![("00000000000000aa".to_string(), Phase::Start)]
