@@ -411,6 +411,31 @@ fn overlapping_batches_store_each_reading_once_and_flag_conflicts(s: &dyn Storag
     let ack = s.store_batch(&batch(3, p, vec![other])).unwrap();
     assert_eq!(ack.streams[0].stored, vec![SeqRange { first: 1, last: 1 }]);
     assert_eq!(ack.streams[0].session, None);
+    // Copies inside one batch: an identical one counts as stored, a
+    // different value under the same seq is a conflict.
+    let ack = s
+        .store_batch(&batch(
+            4,
+            p,
+            vec![glucose(
+                vec![
+                    reading(4, 900, 103.0),
+                    reading(4, 900, 103.0),
+                    reading(5, 1200, 104.0),
+                    reading(5, 1200, 150.0),
+                ],
+                vec![],
+            )],
+        ))
+        .unwrap();
+    assert_eq!(ack.streams[0].stored, vec![SeqRange { first: 4, last: 5 }]);
+    assert_eq!(
+        ack.streams[0].rejected,
+        vec![Rejected {
+            seq: 5,
+            reason: RejectReason::Conflict
+        }]
+    );
 }
 
 fn readings_filter_by_patient_stream_and_time_and_page(s: &dyn Storage) {
