@@ -30,17 +30,25 @@
 //! sets `signal_loss_after` to 30 days so that only the measured alert is
 //! raised. No other setting is changed.
 //!
+//! Two SDKs run side by side: one local only, one syncing. In each sample
+//! the paths take turns (bare round trip, outbox write, local SDK, syncing
+//! SDK), so a change in the machine's load during the run touches them
+//! alike. The floor of (a) is the one durable SQLite write that precedes
+//! the listener call (the outbox row), timed alone on the same disk with
+//! the SDK's default durability (WAL, `synchronous=FULL`).
+//!
 //! Samples are paced at least 120 ms apart, start to start: a sample posts
 //! two alerts, and the service's default rate limit is 20 requests per
-//! second per token. The next sample starts only once the previous end has
-//! reached the listener (and, for (b), the clinician and the SDK's
+//! second per token. Each SDK's next sample starts only once its previous
+//! end has reached the listener (and, for (b), the clinician and the SDK's
 //! acknowledgement), so samples never overlap.
 //!
 //! `cargo bench -p vigil-e2e --bench alert_latency` runs 300 samples per
 //! path; without `--bench` (as `cargo test --benches` runs it) 10 samples
-//! check the path. A few warm-up samples per path are not counted (the
-//! first opens the HTTP connection); the first (cold) sample of (b) is
-//! printed on its own.
+//! check the path. The first samples (10, or 2 in quick mode) are warm-up
+//! and not counted (the first opens the HTTP connections); the first
+//! sample of (b) is printed on its own. The machine's load average before
+//! and after is printed with the table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -58,6 +66,7 @@ use vigil_core::codec::cgm::{
     FeatureBits, SampleLocation, SampleType, TimeZone,
 };
 use vigil_core::codec::racp::{RacpResponse, RacpResponseCode};
+use vigil_core::store::{Buffer, BufferConfig, OutboxAlert};
 use vigil_core::sync::{HttpPoster, Poster, Route, SyncConfig};
 use vigil_e2e::service::Service;
 use vigil_ingest::admin;
@@ -78,7 +87,9 @@ const WAIT: Duration = Duration::from_secs(20);
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (samples, warmup) = if full { (300, 10) } else { (10, 2) };
+    let total = samples + warmup;
     let started = Instant::now();
+    let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,11 +102,44 @@ fn main() {
         admin::assign(storage, "bench clinician", service.patient).unwrap();
         token.expose().to_owned()
     };
-
-    let baseline = bare_round_trips(&rt, samples, warmup);
-    let local = sdk_alerts(None, samples, warmup);
     let sse = rt.block_on(Sse::connect(&service.url, &clinician));
-    let cloud = sdk_alerts(Some((&service, &sse)), samples, warmup);
+    let bare = Bare::start(&rt);
+    let floor_dir = tempfile::tempdir().unwrap();
+    let mut floor =
+        Buffer::open(floor_dir.path().join("floor.db"), BufferConfig::default()).unwrap();
+    let mut local = Rig::start(None, total);
+    let mut cloud = Rig::start(Some(&service), total);
+
+    // The paths take turns within each sample, so a change in the
+    // machine's load during the run touches them alike.
+    let mut baseline = Vec::with_capacity(samples);
+    let mut outbox = Vec::with_capacity(samples);
+    let mut listener = Vec::with_capacity(samples);
+    let mut listener_syncing = Vec::with_capacity(samples);
+    let mut to_sse = Vec::with_capacity(samples);
+    let mut cold = None;
+    for i in 0..total {
+        let next = Instant::now() + PACE;
+        let b = bare.round_trip(&rt);
+        let o = outbox_write(&mut floor, i);
+        let (l, _) = local.sample(None);
+        let (lc, s) = cloud.sample(Some(&sse));
+        let s = s.unwrap();
+        if i == 0 {
+            cold = Some(s);
+        }
+        if i >= warmup {
+            baseline.push(b);
+            outbox.push(o);
+            listener.push(l);
+            listener_syncing.push(lc);
+            to_sse.push(s);
+        }
+        sleep_until(next);
+    }
+    local.stop();
+    cloud.stop();
+    let load_after = loadavg();
 
     let base_p50 = percentile(&baseline, 50.0);
     println!();
@@ -114,89 +158,120 @@ fn main() {
         "-",
     );
     row(
-        "(a) sensor bytes → host listener (no server)",
-        &local.listener,
+        "floor: one durable outbox write (Buffer::enqueue_alert)",
+        &outbox,
         base_p50,
-        &budget(&local.listener, 10.0),
+        "-",
+    );
+    row(
+        "(a) sensor bytes → host listener (no server)",
+        &listener,
+        base_p50,
+        &budget(&listener, 10.0),
     );
     row(
         "(a) sensor bytes → host listener (syncing to the service)",
-        &cloud.listener,
+        &listener_syncing,
         base_p50,
-        &budget(&cloud.listener, 10.0),
+        &budget(&listener_syncing, 10.0),
     );
-    let to_sse = cloud.sse.as_deref().unwrap_or_default();
     row(
         "(b) sensor bytes → clinician SSE",
-        to_sse,
+        &to_sse,
         base_p50,
-        &budget(to_sse, 100.0),
+        &budget(&to_sse, 100.0),
     );
-    if let Some(cold) = cloud.cold_sse {
+    if let Some(cold) = cold {
         println!(
             "first alert of (b), on a fresh connection (not counted above): {:.2} ms",
             ms(cold)
         );
     }
-    println!("bench took {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "load average (1 min) before / after: {load_before} / {load_after}; bench took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     drop(sse);
     drop(service);
 }
 
-// ----- baseline --------------------------------------------------------------
+// ----- baseline and floor ----------------------------------------------------
 
 /// The SDK's own HTTP client ([`HttpPoster`]: reqwest over rustls, keep-alive
 /// pool, the same timeouts) posting a small JSON body to a handler that only
 /// answers a small JSON body, on an axum server on 127.0.0.1.
-fn bare_round_trips(rt: &tokio::runtime::Runtime, samples: usize, warmup: usize) -> Vec<Duration> {
-    let url = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = axum::Router::new().route(
-            Route::Alerts.path(),
-            axum::routing::post(|body: axum::body::Bytes| async move {
-                axum::Json(serde_json::json!({ "received": body.len() }))
-            }),
-        );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+struct Bare {
+    poster: HttpPoster,
+    body: Vec<u8>,
+}
+
+impl Bare {
+    fn start(rt: &tokio::runtime::Runtime) -> Bare {
+        let url = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let router = axum::Router::new().route(
+                Route::Alerts.path(),
+                axum::routing::post(|body: axum::body::Bytes| async move {
+                    axum::Json(serde_json::json!({ "received": body.len() }))
+                }),
+            );
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+            format!("http://{addr}")
         });
-        format!("http://{addr}")
-    });
-    let poster = HttpPoster::new(&SyncConfig {
-        server_url: url,
-        ..SyncConfig::default()
-    })
-    .unwrap();
-    // About the size of an alert as the SDK posts it.
-    let body = serde_json::to_vec(&serde_json::json!({
-        "v": 1,
-        "id": "0123456789abcdef",
-        "patient": "1",
-        "kind": "urgent_low",
-        "phase": "start",
-        "time": "2026-11-25T10:00:00Z",
-        "sent_at": "2026-11-25T10:00:00.123456Z",
-        "glucose_mg_dl": 50.0,
-        "pad": "x".repeat(120),
-    }))
-    .unwrap();
-    let mut out = Vec::with_capacity(samples);
-    for i in 0..warmup + samples {
-        let next = Instant::now() + PACE / 4;
-        let b = body.clone();
+        let poster = HttpPoster::new(&SyncConfig {
+            server_url: url,
+            ..SyncConfig::default()
+        })
+        .unwrap();
+        // About the size of an alert as the SDK posts it.
+        let body = serde_json::to_vec(&serde_json::json!({
+            "v": 1,
+            "id": "0123456789abcdef",
+            "patient": "1",
+            "kind": "urgent_low",
+            "phase": "start",
+            "time": "2026-11-25T10:00:00Z",
+            "sent_at": "2026-11-25T10:00:00.123456Z",
+            "glucose_mg_dl": 50.0,
+            "pad": "x".repeat(120),
+        }))
+        .unwrap();
+        Bare { poster, body }
+    }
+
+    fn round_trip(&self, rt: &tokio::runtime::Runtime) -> Duration {
+        let body = self.body.clone();
         let t0 = Instant::now();
         let reply = rt
-            .block_on(poster.post(Route::Alerts, "application/json", None, b, Some("t")))
+            .block_on(
+                self.poster
+                    .post(Route::Alerts, "application/json", None, body, Some("t")),
+            )
             .unwrap();
         let took = t0.elapsed();
         assert_eq!(reply.status, 200);
-        if i >= warmup {
-            out.push(took);
-        }
-        sleep_until(next);
+        took
     }
-    out
+}
+
+/// What path (a) cannot beat: the outbox write that precedes the
+/// listener call, alone, on a buffer on the same disk with the SDK's
+/// default durability.
+fn outbox_write(buffer: &mut Buffer, i: usize) -> Duration {
+    let alert = OutboxAlert {
+        id: format!("{i:016x}"),
+        kind: "urgent_low".into(),
+        phase: "start".into(),
+        time: Utc::now(),
+        value: Some(LOW_MG_DL),
+        payload: vec![b'x'; 200],
+    };
+    let t0 = Instant::now();
+    assert!(buffer.enqueue_alert(&alert).unwrap());
+    t0.elapsed()
 }
 
 // ----- the SDK ---------------------------------------------------------------
@@ -344,97 +419,98 @@ fn measurement(mg_dl: f64, offset_min: u16) -> Vec<u8> {
     .encode()
 }
 
-/// What one path measured.
-struct Measured {
-    listener: Vec<Duration>,
-    sse: Option<Vec<Duration>>,
-    cold_sse: Option<Duration>,
+/// One host-fed SDK with its CGM live, ready to raise alerts.
+struct Rig {
+    sdk: Arc<Vigil>,
+    seen: Receiver<Seen>,
+    offset: u16,
+    ids: std::collections::HashSet<String>,
+    _dir: tempfile::TempDir,
 }
 
-/// Runs `samples` alert starts through a fresh host-fed SDK: without a
-/// server (`None`), or syncing to `service` while a clinician listens.
-fn sdk_alerts(cloud: Option<(&Service, &Sse)>, samples: usize, warmup: usize) -> Measured {
-    let total = warmup + samples;
-    // Sensor minutes the run needs (two readings per sample and one
-    // before), ending an hour before now.
-    let span = u16::try_from((2 * total + 1) * usize::from(STEP_MIN) + 60).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = VigilConfig::new(dir.path().join("buffer.db"), "bench");
-    config.transport = TransportMode::HostFed;
-    config.clock = ClockMode::Wall;
-    config.alerts.signal_loss_after = TimeDelta::days(30);
-    if let Some((service, _)) = cloud {
-        config.patient_id = service.patient.to_string();
-        config.server_url = Some(service.url.clone());
-        config.token = Some(service.device_token.clone());
+impl Rig {
+    /// An SDK for `samples` alerts: local only (`None`), or syncing to
+    /// `service` over Wi-Fi with its device token.
+    fn start(service: Option<&Service>, samples: usize) -> Rig {
+        // Sensor minutes the run needs (two readings per sample and one
+        // before), ending an hour before now.
+        let span = u16::try_from((2 * samples + 1) * usize::from(STEP_MIN) + 60).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = VigilConfig::new(dir.path().join("buffer.db"), "bench");
+        config.transport = TransportMode::HostFed;
+        config.clock = ClockMode::Wall;
+        config.alerts.signal_loss_after = TimeDelta::days(30);
+        if let Some(service) = service {
+            config.patient_id = service.patient.to_string();
+            config.server_url = Some(service.url.clone());
+            config.token = Some(service.device_token.clone());
+        }
+        let (tx, rx) = channel();
+        let app = Arc::new(App {
+            sdk: OnceLock::new(),
+            sensor: Sensor::new(span),
+            seen: Mutex::new(tx),
+        });
+        let sdk = Arc::new(Vigil::new(config, app.clone(), None).unwrap());
+        app.sdk.set(Arc::downgrade(&sdk)).ok().unwrap();
+        if service.is_some() {
+            sdk.set_network(Network::Wifi);
+        }
+        sdk.pair(CGM, DeviceKind::Cgm).unwrap();
+        sdk.start().unwrap();
+        // Connected, read, subscribed, backfilled (nothing held): live.
+        wait_seen(
+            &rx,
+            "the CGM session to go live",
+            |s| matches!(s, Seen::Device(d) if d.kind == "warming_up"),
+        );
+        sdk.feed_host_bytes(CGM, "2aa7", measurement(BACK_MG_DL, 0))
+            .unwrap();
+        wait_seen(&rx, "the first reading", |s| matches!(s, Seen::Reading));
+        Rig {
+            sdk,
+            seen: rx,
+            offset: 0,
+            ids: std::collections::HashSet::new(),
+            _dir: dir,
+        }
     }
-    let (tx, rx) = channel();
-    let app = Arc::new(App {
-        sdk: OnceLock::new(),
-        sensor: Sensor::new(span),
-        seen: Mutex::new(tx),
-    });
-    let sdk = Arc::new(Vigil::new(config, app.clone(), None).unwrap());
-    app.sdk.set(Arc::downgrade(&sdk)).ok().unwrap();
-    if cloud.is_some() {
-        sdk.set_network(Network::Wifi);
-    }
-    sdk.pair(CGM, DeviceKind::Cgm).unwrap();
-    sdk.start().unwrap();
-    // Connected, read, subscribed, backfilled (nothing held): live.
-    wait_seen(
-        &rx,
-        "the CGM session to go live",
-        |s| matches!(s, Seen::Device(d) if d.kind == "warming_up"),
-    );
-    let mut offset: u16 = 0;
-    sdk.feed_host_bytes(CGM, "2aa7", measurement(BACK_MG_DL, offset))
-        .unwrap();
-    wait_seen(&rx, "the first reading", |s| matches!(s, Seen::Reading));
 
-    let mut out = Measured {
-        listener: Vec::with_capacity(samples),
-        sse: cloud.map(|_| Vec::with_capacity(samples)),
-        cold_sse: None,
-    };
-    let mut ids = std::collections::HashSet::new();
-    for i in 0..total {
-        let next = Instant::now() + PACE;
-        offset += STEP_MIN;
+    /// One alert start and end; returns the start's latency to the
+    /// listener and, with `sse`, to the clinician. Returns once the end has
+    /// arrived everywhere (and the SDK has its acknowledgement), so samples
+    /// never overlap.
+    fn sample(&mut self, sse: Option<&Sse>) -> (Duration, Option<Duration>) {
+        self.offset += STEP_MIN;
         let t0 = Instant::now();
-        sdk.feed_host_bytes(CGM, "2aa7", measurement(LOW_MG_DL, offset))
+        self.sdk
+            .feed_host_bytes(CGM, "2aa7", measurement(LOW_MG_DL, self.offset))
             .unwrap();
-        let (start, at_listener) = wait_alert(&rx, "start");
-        assert!(ids.insert(start.id.clone()), "alert id repeated");
-        let at_sse = cloud.map(|(_, sse)| sse.wait(&start.id, "start"));
-        offset += STEP_MIN;
-        sdk.feed_host_bytes(CGM, "2aa7", measurement(BACK_MG_DL, offset))
+        let (start, at_listener) = wait_alert(&self.seen, "start");
+        assert!(self.ids.insert(start.id.clone()), "alert id repeated");
+        let at_sse = sse.map(|sse| sse.wait(&start.id, "start"));
+        self.offset += STEP_MIN;
+        self.sdk
+            .feed_host_bytes(CGM, "2aa7", measurement(BACK_MG_DL, self.offset))
             .unwrap();
-        let (end, _) = wait_alert(&rx, "end");
+        let (end, _) = wait_alert(&self.seen, "end");
         assert_eq!(end.id, start.id);
-        if let Some((_, sse)) = cloud {
+        if let Some(sse) = sse {
             sse.wait(&end.id, "end");
             // The SDK has its acknowledgement: its sync engine is idle.
             let detail = format!("{} end", end.id);
             wait_seen(
-                &rx,
+                &self.seen,
                 "the end's acknowledgement",
                 |s| matches!(s, Seen::Sync(e) if e.kind == "alert_delivered" && e.detail == detail),
             );
         }
-        if i == 0 {
-            out.cold_sse = at_sse.map(|t| t - t0);
-        }
-        if i >= warmup {
-            out.listener.push(at_listener - t0);
-            if let (Some(v), Some(t)) = (out.sse.as_mut(), at_sse) {
-                v.push(t - t0);
-            }
-        }
-        sleep_until(next);
+        (at_listener - t0, at_sse.map(|t| t - t0))
     }
-    sdk.stop().unwrap();
-    out
+
+    fn stop(&self) {
+        self.sdk.stop().unwrap();
+    }
 }
 
 /// Waits for the next alert of the sample, failing on any other alert.
@@ -545,6 +621,14 @@ impl Drop for Sse {
 }
 
 // ----- figures ---------------------------------------------------------------
+
+/// The 1-minute load average, as the kernel reports it.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
 
 fn sleep_until(t: Instant) {
     std::thread::sleep(t.saturating_duration_since(Instant::now()));
