@@ -503,6 +503,8 @@ fn alerts_store_once_by_event_key_and_acks_record_who(s: &dyn Storage) {
     let acks = s.alert_acks(p, "a1").unwrap();
     assert_eq!(acks.len(), 1);
     assert_eq!((acks[0].token_id, acks[0].at), (tok, t(700)));
+    // The timeline names the clinician, never a token id.
+    assert_eq!(acks[0].by, "dr");
     assert_eq!(s.alerts_for(&[p], t(-10), 10).unwrap()[0].acks, acks);
 }
 

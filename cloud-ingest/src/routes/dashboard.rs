@@ -265,10 +265,7 @@ pub async fn patient(
                 .map(|a| report::AlertLine {
                     at: a.alert.time,
                     kind: a.alert.kind,
-                    acked: a
-                        .acks
-                        .first()
-                        .map(|k| (format!("token {}", k.token_id), k.at)),
+                    acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
                 })
                 .collect();
             Ok((patient, samples, alerts))

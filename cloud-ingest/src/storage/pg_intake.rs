@@ -222,14 +222,21 @@ pub(super) fn alert_acks(
 ) -> Result<Vec<AlertAckRecord>> {
     Ok(conn
         .query(
-            "SELECT token_id, at FROM alert_acks WHERE patient_id = $1 AND alert_id = $2
-             ORDER BY at, token_id",
+            "SELECT a.token_id, a.at, COALESCE(c.name, t.label, t.role)
+              FROM alert_acks a
+              LEFT JOIN tokens t ON t.id = a.token_id
+              LEFT JOIN clinicians c ON c.id = t.clinician_id
+              WHERE a.patient_id = $1 AND a.alert_id = $2
+              ORDER BY a.at, a.token_id",
             &[&patient, &alert_id],
         )?
         .iter()
         .map(|r| AlertAckRecord {
             token_id: r.get(0),
             at: from_micros(r.get(1)),
+            by: r
+                .get::<_, Option<String>>(2)
+                .unwrap_or_else(|| "a deleted token".into()),
         })
         .collect())
 }

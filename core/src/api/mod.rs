@@ -111,7 +111,7 @@ impl Vigil {
         let runtime = runtime::Owned::start(&config.clock)?;
         let clock: Arc<dyn Clock> = match config.clock {
             ClockMode::Wall => Arc::new(SystemClock),
-            ClockMode::Simulated { start_ms, .. } => {
+            ClockMode::Simulated { start_ms, .. } | ClockMode::Accelerated { start_ms, .. } => {
                 let start = epoch(start_ms)?;
                 runtime.run(async move { Arc::new(TokioClock::new(start)) as Arc<dyn Clock> })?
             }
@@ -292,7 +292,7 @@ impl Vigil {
             },
         };
         let until = match self.config.clock {
-            ClockMode::Wall => DateTime::<Utc>::MAX_UTC,
+            ClockMode::Wall | ClockMode::Accelerated { .. } => DateTime::<Utc>::MAX_UTC,
             ClockMode::Simulated { run_for, .. } => {
                 self.clock.now() + TimeDelta::from_std(run_for).unwrap_or(TimeDelta::MAX)
             }
@@ -421,8 +421,9 @@ impl Vigil {
     /// returns how many readings the server stored.
     ///
     /// Errors: [`SdkError::NotAvailable`] without a server in the
-    /// configuration; [`SdkError::Network`] when nothing could be sent
-    /// because the server failed or could not be reached.
+    /// configuration; [`SdkError::Auth`] when the server refused the token
+    /// (after one refresh); [`SdkError::Network`] when nothing could be
+    /// sent because the server failed or could not be reached.
     pub fn sync_now(&self) -> SdkResult<u64> {
         let Some(h) = self.sync.clone() else {
             return Err(SdkError::unavailable(
@@ -432,7 +433,13 @@ impl Vigil {
         let report = self.runtime.run(async move { h.sync_now().await })??;
         match report.failure {
             Some(reason) if report.readings_stored == 0 && report.alerts_delivered == 0 => {
-                Err(SdkError::Network { message: reason })
+                if report.unauthorized {
+                    Err(SdkError::Auth {
+                        message: format!("the server refused the token: {reason}"),
+                    })
+                } else {
+                    Err(SdkError::Network { message: reason })
+                }
             }
             _ => Ok(report.readings_stored),
         }

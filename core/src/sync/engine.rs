@@ -424,6 +424,7 @@ impl Engine {
                 let reason = f.describe();
                 if matches!(f, Failure::Unauthorized) {
                     self.emit(SyncEvent::Unauthorized);
+                    report.unauthorized = true;
                 }
                 self.emit(SyncEvent::Retrying {
                     after,
