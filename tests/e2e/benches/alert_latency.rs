@@ -24,11 +24,11 @@
 //! bench checks that urgent low is the only alert raised.
 //!
 //! Sensor time runs ahead of the wall clock (10 sensor minutes per sample),
-//! all of it in the past, so the readings' times are hours old by the
-//! wall clock. The SDK's 60-second ticker would then raise signal loss
-//! (no reading for 20 min by the wall clock) between samples; the bench
-//! sets `signal_loss_after` to 30 days so that only the measured alert is
-//! raised. No other setting is changed.
+//! all of it in the past, so the readings' times are an hour to two days
+//! old by the wall clock. The SDK's 60-second ticker would then raise
+//! signal loss (no reading for 20 min by the wall clock) between samples;
+//! the bench sets `signal_loss_after` to 30 days so that only the measured
+//! alert is raised. No other setting is changed.
 //!
 //! Two SDKs run side by side: one local only, one syncing. In each sample
 //! the paths take turns (bare round trip, outbox write, local SDK, syncing
@@ -36,9 +36,9 @@
 //! alike, and the order rotates from sample to sample: the first fsync
 //! after the pause between samples also commits whatever the rest of the
 //! machine left in the file system's journal, and each path should pay
-//! that equally often. The floor of (a) is the one durable SQLite write that precedes
-//! the listener call (the outbox row), timed alone on the same disk with
-//! the SDK's default durability (WAL, `synchronous=FULL`).
+//! that equally often. The floor of (a) is the one durable SQLite write
+//! that precedes the listener call (the outbox row), timed alone on the
+//! same disk with the SDK's default durability (WAL, `synchronous=FULL`).
 //!
 //! Samples are paced at least 120 ms apart, start to start: a sample posts
 //! two alerts, and the service's default rate limit is 20 requests per
