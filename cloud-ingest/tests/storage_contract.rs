@@ -31,6 +31,15 @@ fn patients_round_trip_and_empty_names_are_refused(s: &dyn Storage) {
     assert_eq!(s.patient(a).unwrap().unwrap().display_name, "Ada");
     assert_eq!(s.patient(b + 1000).unwrap(), None);
     assert!(matches!(s.add_patient("  "), Err(Error::InvalidInput(_))));
+    // A time zone is optional, settable, and only for known patients.
+    assert_eq!(s.patient(a).unwrap().unwrap().time_zone, None);
+    assert!(s.set_patient_time_zone(a, "Europe/Berlin").unwrap());
+    assert_eq!(
+        s.patient(a).unwrap().unwrap().time_zone.as_deref(),
+        Some("Europe/Berlin")
+    );
+    assert_eq!(s.patient(b).unwrap().unwrap().time_zone, None);
+    assert!(!s.set_patient_time_zone(b + 1000, "Europe/Berlin").unwrap());
 }
 
 fn clinician_names_are_unique_and_assignment_is_idempotent(s: &dyn Storage) {

@@ -185,6 +185,15 @@ pub enum SyncEvent {
     },
     /// A heartbeat was accepted.
     HeartbeatSent,
+    /// The server refused a batch of `stream` as sent (a `4xx` other than
+    /// auth and throttling, after any `413` splitting): the readings stay
+    /// on the phone and are tried again with backoff; other streams go on.
+    Refused {
+        /// The stream held back.
+        stream: Stream,
+        /// What the server answered (no readings, no tokens).
+        reason: String,
+    },
     /// A send failed; the engine retries after `after`.
     Retrying {
         /// Delay before the next attempt.
