@@ -336,7 +336,8 @@ pub struct Status {
 pub trait VigilListener: Send + Sync {
     /// A reading was decoded.
     fn on_reading(&self, reading: Reading);
-    /// An alert was raised (already in the outbox).
+    /// An alert was raised (heard before the outbox write, so a local
+    /// alarm never waits for the disk).
     fn on_alert(&self, alert: Alert);
     /// A device event.
     fn on_device_event(&self, event: DeviceEvent);

@@ -145,7 +145,9 @@ pub struct HostCharacteristic {
 pub trait Listener: Send + Sync {
     /// A reading was decoded (before it is stored).
     fn on_reading(&self, reading: ReadingEvent);
-    /// An alert was raised; it is already in the outbox.
+    /// An alert was raised. Called before the outbox write, so a local
+    /// alarm never waits for the disk; the alert is durable (and on its
+    /// way to the cloud) a moment later.
     fn on_alert(&self, alert: AlertEvent);
     /// A device event.
     fn on_device_event(&self, event: DeviceEvent);

@@ -277,19 +277,21 @@ impl Vigil {
             PatientId(self.config.patient_id.clone()),
         );
         session_cfg.jitter_seed = self.config.simulation_seed;
+        // Alerts are posted at once, not with the next batch: those raised
+        // by readings and those raised by time (signal loss) alike.
+        let alert_posted: Arc<dyn Fn() + Send + Sync> = match &self.sync {
+            Some(h) => {
+                let h = h.clone();
+                Arc::new(move || h.alert_enqueued())
+            }
+            None => Arc::new(|| {}),
+        };
         let sink = Pipeline {
             buffer: BufferSink::new(buffer),
             engine: engine.clone(),
             dispatch: dispatch.clone(),
             contact: self.contact.clone(),
-            // Alerts are posted at once, not with the next batch.
-            alert_posted: match &self.sync {
-                Some(h) => {
-                    let h = h.clone();
-                    Arc::new(move || h.alert_enqueued())
-                }
-                None => Arc::new(|| {}),
-            },
+            alert_posted: alert_posted.clone(),
         };
         let until = match self.config.clock {
             ClockMode::Wall | ClockMode::Accelerated { .. } => DateTime::<Utc>::MAX_UTC,
@@ -311,6 +313,7 @@ impl Vigil {
                     dispatch.clone(),
                     device_id.clone(),
                     ticker_path,
+                    alert_posted,
                 );
                 let outcome = tokio::select! {
                     r = session.run_until(until) => Some(r),
@@ -528,6 +531,7 @@ async fn signal_ticker(
     dispatch: Dispatch,
     device: DeviceId,
     path: std::path::PathBuf,
+    alert_posted: Arc<dyn Fn() + Send + Sync>,
 ) {
     let mut buffer: Option<Buffer> = None;
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -544,10 +548,8 @@ async fn signal_ticker(
         if buffer.is_none() {
             buffer = Buffer::open_shared(&path, BufferConfig::default()).ok();
         }
-        if let Some(b) = buffer.as_mut() {
-            // A failure here leaves the alert to the next reading's engine
-            // state; the session's own writes report storage failures.
-            let _ = pipeline::raise(b, &dispatch, &device, events, &|| {});
-        }
+        // The app hears the alert even when the buffer cannot be opened;
+        // a failed write is the session's to report with its own writes.
+        let _ = pipeline::raise(buffer.as_mut(), &dispatch, &device, events, &*alert_posted);
     }
 }

@@ -40,40 +40,64 @@ impl Pipeline {
     }
 }
 
-/// Writes alerts to the outbox, then hands them to the app.
+/// Hands alerts to the app, then writes them to the outbox.
+///
+/// The app hears first, so its local alarm never waits for the disk (an
+/// fsync on a busy phone can take tens of milliseconds; the budget is
+/// 10 ms) and still sounds when the write fails: a full or failing disk
+/// must not silence an urgent low. The write follows at once, before
+/// the sync engine is told, so the cloud copy is as durable as before.
 pub(crate) fn raise(
-    buffer: &mut crate::store::Buffer,
+    mut buffer: Option<&mut crate::store::Buffer>,
     dispatch: &Dispatch,
     device: &DeviceId,
     events: Vec<alerts::AlertEvent>,
     alert_posted: &(dyn Fn() + Send + Sync),
 ) -> Result<()> {
+    let mut failed = None;
     for mut e in events {
         e.device = Some(device.0.clone());
-        let payload = serde_json::to_vec(&e)
-            .map_err(|err| Error::InvalidInput(format!("alert payload: {err}")))?;
         let phase = match e.phase {
             alerts::Phase::Start => "start",
             alerts::Phase::Realert => "realert",
             alerts::Phase::End => "end",
         };
-        buffer.enqueue_alert(&OutboxAlert {
-            id: e.id.clone(),
-            kind: e.kind.as_str().to_string(),
-            phase: phase.to_string(),
-            time: e.time,
-            value: e.glucose_mg_dl,
-            payload,
-        })?;
-        alert_posted();
         dispatch.send(Callback::Alert(AlertEvent {
-            id: e.id,
+            id: e.id.clone(),
             device: device.0.clone(),
             kind: e.kind.as_str().to_string(),
             phase: phase.to_string(),
             time_ms: millis(e.time),
             glucose_mg_dl: e.glucose_mg_dl,
         }));
+        let queued = serde_json::to_vec(&e)
+            .map_err(|err| Error::InvalidInput(format!("alert payload: {err}")))
+            .and_then(|payload| {
+                let Some(buffer) = buffer.as_deref_mut() else {
+                    return Err(Error::InvalidInput(
+                        "alert outbox: the buffer could not be opened".into(),
+                    ));
+                };
+                buffer.enqueue_alert(&OutboxAlert {
+                    id: e.id.clone(),
+                    kind: e.kind.as_str().to_string(),
+                    phase: phase.to_string(),
+                    time: e.time,
+                    value: e.glucose_mg_dl,
+                    payload,
+                })
+            });
+        match queued {
+            Ok(_) => alert_posted(),
+            // Every alert of the batch is still heard; the first failure
+            // is reported once they all were.
+            Err(err) => {
+                failed.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = failed {
+        return Err(err);
     }
     Ok(())
 }
@@ -102,7 +126,7 @@ impl SessionSink for Pipeline {
                     .send(Callback::Reading(ReadingEvent::from_reading(r)));
                 let device = r.provenance.device.clone();
                 raise(
-                    self.buffer.buffer_mut(),
+                    Some(self.buffer.buffer_mut()),
                     &self.dispatch,
                     &device,
                     events,
@@ -181,5 +205,59 @@ pub(crate) fn pressure_name(level: PressureLevel) -> &'static str {
         PressureLevel::Normal => "normal",
         PressureLevel::High => "high",
         PressureLevel::Critical => "critical",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::events::{BufferEvent, DeviceEvent, HostRequest, Listener, SyncEvent};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<String>>);
+
+    impl Listener for Heard {
+        fn on_reading(&self, _: ReadingEvent) {}
+        fn on_alert(&self, a: AlertEvent) {
+            self.0.lock().unwrap().push(a.id);
+        }
+        fn on_device_event(&self, _: DeviceEvent) {}
+        fn on_sync_event(&self, _: SyncEvent) {}
+        fn on_buffer_event(&self, _: BufferEvent) {}
+        fn on_host_request(&self, _: HostRequest) {}
+    }
+
+    #[test]
+    fn the_app_hears_an_alert_even_when_the_outbox_cannot_take_it() {
+        let heard = Arc::new(Heard::default());
+        let (dispatch, thread) = Dispatch::start(heard.clone()).unwrap();
+        let event = alerts::AlertEvent {
+            id: "00000000000000ab".into(),
+            kind: alerts::AlertKind::UrgentLow,
+            phase: alerts::Phase::Start,
+            time: chrono::DateTime::from_timestamp(1_767_571_200, 0).unwrap(),
+            glucose_mg_dl: Some(48.0),
+            rate_mg_dl_per_min: None,
+            battery_pct: None,
+            session_expires_at: None,
+            device: None,
+        };
+        let posted = std::sync::atomic::AtomicUsize::new(0);
+        let result = raise(
+            None,
+            &dispatch,
+            &DeviceId("cgm-1".into()),
+            vec![event],
+            &|| {
+                posted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            },
+        );
+        assert!(result.is_err(), "the failed write is reported");
+        // Nothing durable: the sync engine is not told.
+        assert_eq!(posted.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(dispatch);
+        thread.join().unwrap();
+        assert_eq!(*heard.0.lock().unwrap(), vec!["00000000000000ab"]);
     }
 }
