@@ -69,7 +69,7 @@ impl Latency {
     /// "p50 12 ms, p95 30 ms, max 41 ms (n = 9)".
     pub fn line(&self) -> String {
         if self.count == 0 {
-            return "none measured yet".into();
+            return "none measured".into();
         }
         format!(
             "p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms (n = {})",
@@ -150,6 +150,16 @@ impl Board {
         TimeDelta::milliseconds(ms - self.start_ms)
     }
 
+    /// The slowest and the fastest phone's simulated time since the start.
+    pub fn spread(&self) -> (TimeDelta, TimeDelta) {
+        let times: Vec<TimeDelta> = (0..self.phone_ms.len())
+            .map(|i| self.simulated_on(i))
+            .collect();
+        let min = times.iter().min().copied().unwrap_or_default();
+        let max = times.iter().max().copied().unwrap_or_default();
+        (min, max)
+    }
+
     /// Simulated seconds per wall second so far.
     pub fn achieved_factor(&self) -> f64 {
         let wall = self.started.elapsed().as_secs_f64();
@@ -185,7 +195,8 @@ impl Board {
         self.log_at(self.simulated_on(i), &format!("{}: {line}", label(i)));
     }
 
-    fn since_start(&self, time_ms: i64) -> TimeDelta {
+    /// Simulated time since the start at `time_ms` (Unix ms).
+    pub fn since_start(&self, time_ms: i64) -> TimeDelta {
         TimeDelta::milliseconds(time_ms - self.start_ms)
     }
 

@@ -341,6 +341,16 @@ fn summary(board: &Board, f: &Figures, cloud: &cloud::CloudFigures, args: &Args)
             args.acceleration,
             board.achieved_factor()
         ),
+        {
+            let (slow, fast) = board.spread();
+            format!(
+                "  each phone paces its own clock: the slowest reached +{}h{:02}, the fastest +{}h{:02}",
+                slow.num_hours(),
+                slow.num_minutes() % 60,
+                fast.num_hours(),
+                fast.num_minutes() % 60
+            )
+        },
         format!(
             "  readings decoded on the phones: {} ({} stored in their buffers)",
             f.received, f.stored

@@ -57,7 +57,12 @@ impl Listener for PhoneListener {
         };
         drop(down);
         if let Some(line) = line {
-            self.board.log_for(self.index, &line);
+            // The event's own time: while a sensor is away no reading
+            // moves the phone's clock as the board sees it.
+            self.board.log_at(
+                self.board.since_start(event.time_ms),
+                &format!("{}: {line}", label(self.index)),
+            );
         }
     }
 
