@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::service::DemoPatient;
 use crate::Failure;
 
 /// One stream's readings in the cloud.
@@ -64,8 +65,11 @@ fn failed(e: rusqlite::Error) -> Failure {
     Failure::Other(format!("reading the demo service's database: {e}"))
 }
 
-/// Counts the readings in the service's database at `path`.
-pub fn read(path: &Path) -> Result<CloudFigures, Failure> {
+/// Counts the readings of this run's `patients` in the service's database
+/// at `path` (a kept database also holds earlier runs' patients).
+pub fn read(path: &Path, patients: &[DemoPatient]) -> Result<CloudFigures, Failure> {
+    let first = patients.iter().map(|p| p.id).min().unwrap_or(0);
+    let last = patients.iter().map(|p| p.id).max().unwrap_or(-1);
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -76,11 +80,12 @@ pub fn read(path: &Path) -> Result<CloudFigures, Failure> {
     let mut stmt = conn
         .prepare(
             "SELECT stream, held_back, COUNT(*) FROM readings \
+             WHERE patient_id BETWEEN ?1 AND ?2 \
              GROUP BY stream, held_back ORDER BY stream",
         )
         .map_err(failed)?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map([first, last], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, bool>(1)?,
@@ -107,9 +112,11 @@ pub fn read(path: &Path) -> Result<CloudFigures, Failure> {
         }
     }
     figures.patients = conn
-        .query_row("SELECT COUNT(DISTINCT patient_id) FROM readings", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        .query_row(
+            "SELECT COUNT(DISTINCT patient_id) FROM readings WHERE patient_id BETWEEN ?1 AND ?2",
+            [first, last],
+            |r| r.get::<_, i64>(0),
+        )
         .map(|n| u64::try_from(n).unwrap_or(0))
         .map_err(failed)?;
     Ok(figures)

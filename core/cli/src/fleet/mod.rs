@@ -154,8 +154,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         board.clone(),
     ));
 
+    // Each run's phones start with fresh buffers (a kept --data-dir holds
+    // earlier runs' phones, whose patients are earlier runs' too).
+    let phones_dir = dir.join(format!(
+        "phones-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")
+    ));
+    std::fs::create_dir_all(&phones_dir).map_err(other("cannot create the phones' folder"))?;
     let setup = phone::Setup {
-        dir: &dir,
+        dir: &phones_dir,
         url: &service.url,
         script: &script,
         start_ms,
@@ -191,7 +198,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // Alerts sent by the final syncs reach the stream within milliseconds.
     std::thread::sleep(Duration::from_millis(300));
     follower.abort();
-    let cloud = cloud::read(&service.database)?;
+    let cloud = cloud::read(&service.database, &service.patients)?;
     runtime.block_on(service.stop());
     summary(&board, &figures, &cloud, &args);
     if args.data_dir.is_some() {
@@ -310,7 +317,7 @@ fn drive(
         }
         if t >= next_report {
             next_report += TimeDelta::hours(1);
-            let cloud = cloud::read(&service.database)?;
+            let cloud = cloud::read(&service.database, &service.patients)?;
             let (online, _) = board.latencies();
             board.log(&format!(
                 "synced: {} readings acknowledged by the cloud ({} unsent on phones); \
