@@ -25,6 +25,21 @@ pub fn add_patient(s: &dyn Storage, display_name: &str) -> Result<PatientId> {
     Ok(id)
 }
 
+/// Sets the patient's IANA time zone (the dashboard's local time of day).
+/// [`Error::InvalidInput`] for a name the tz database does not know,
+/// [`Error::NotFound`] for an unknown patient.
+pub fn set_time_zone(s: &dyn Storage, patient: PatientId, time_zone: &str) -> Result<()> {
+    let tz: chrono_tz::Tz = time_zone.parse().map_err(|_| {
+        Error::InvalidInput(format!(
+            "unknown time zone {time_zone:?}: use an IANA name such as Europe/Berlin"
+        ))
+    })?;
+    if !s.set_patient_time_zone(patient, tz.name())? {
+        return Err(Error::NotFound("no such patient".into()));
+    }
+    audit(s, Some(patient), "patient.time_zone")
+}
+
 /// Issues a device or follower token for an existing patient.
 /// [`Error::InvalidInput`] for any other role, [`Error::NotFound`] for an
 /// unknown patient.

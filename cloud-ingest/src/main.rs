@@ -114,6 +114,9 @@ enum WebhookCommand {
 enum PatientCommand {
     /// Register a patient; prints the new patient id.
     Add { display_name: String },
+    /// Set a patient's IANA time zone (e.g. Europe/Berlin) for local-time
+    /// charts; prints `updated`.
+    TimeZone { patient_id: i64, time_zone: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -259,6 +262,16 @@ fn run(cli: Cli) -> Result<Option<String>> {
         Command::Patient {
             command: PatientCommand::Add { display_name },
         } => Some(admin::add_patient(storage, &display_name)?.to_string()),
+        Command::Patient {
+            command:
+                PatientCommand::TimeZone {
+                    patient_id,
+                    time_zone,
+                },
+        } => {
+            admin::set_time_zone(storage, patient_id, &time_zone)?;
+            Some("updated".into())
+        }
         Command::Token {
             command: TokenCommand::Add { patient, role },
         } => {

@@ -36,6 +36,14 @@ fn admin_commands_each_print_one_line_and_the_tokens_they_issue_work() {
     assert_ne!(patient, other);
 
     let p = patient.to_string();
+    let (ok, out, _) = run_cli(&db, &["patient", "time-zone", &p, "America/New_York"]);
+    assert!(ok);
+    assert_eq!(one_line(&out), "updated");
+    let (ok, _, err) = run_cli(&db, &["patient", "time-zone", &p, "Mars/Olympus_Mons"]);
+    assert!(!ok);
+    assert!(err.contains("unknown time zone"), "{err}");
+    let (ok, _, _) = run_cli(&db, &["patient", "time-zone", "999999", "Europe/Paris"]);
+    assert!(!ok, "an unknown patient is refused");
     let (ok, out, _) = run_cli(&db, &["token", "add", "--patient", &p, "--role", "device"]);
     assert!(ok);
     let device = one_line(&out).to_owned();

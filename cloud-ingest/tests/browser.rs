@@ -263,6 +263,7 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
             .alert_acks(fx.own, "00aa11bb22cc33dd")
             .unwrap();
         assert_eq!(acks.len(), 1, "the acknowledgement is stored");
+        assert_eq!(acks[0].by, "dr-own", "stored under the clinician's name");
         b.screenshot(&shots.join("05-acknowledged.png")).await;
         println!("live alert shown {shown_after:?} after the device's POST");
 

@@ -49,6 +49,9 @@ impl vigil_ingest::storage::Storage for Broken {
     fn patient(&self, _: i64) -> vigil_ingest::Result<Option<vigil_ingest::storage::Patient>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn set_patient_time_zone(&self, _: i64, _: &str) -> vigil_ingest::Result<bool> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn add_clinician(&self, _: &str) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }

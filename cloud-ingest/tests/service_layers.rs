@@ -36,6 +36,9 @@ impl Storage for SlowPing {
     fn patient(&self, id: i64) -> Result<Option<Patient>> {
         self.0.patient(id)
     }
+    fn set_patient_time_zone(&self, id: i64, tz: &str) -> Result<bool> {
+        self.0.set_patient_time_zone(id, tz)
+    }
     fn add_clinician(&self, n: &str) -> Result<i64> {
         self.0.add_clinician(n)
     }

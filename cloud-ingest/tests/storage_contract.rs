@@ -31,6 +31,15 @@ fn patients_round_trip_and_empty_names_are_refused(s: &dyn Storage) {
     assert_eq!(s.patient(a).unwrap().unwrap().display_name, "Ada");
     assert_eq!(s.patient(b + 1000).unwrap(), None);
     assert!(matches!(s.add_patient("  "), Err(Error::InvalidInput(_))));
+    // A time zone is optional, settable, and only for known patients.
+    assert_eq!(s.patient(a).unwrap().unwrap().time_zone, None);
+    assert!(s.set_patient_time_zone(a, "Europe/Berlin").unwrap());
+    assert_eq!(
+        s.patient(a).unwrap().unwrap().time_zone.as_deref(),
+        Some("Europe/Berlin")
+    );
+    assert_eq!(s.patient(b).unwrap().unwrap().time_zone, None);
+    assert!(!s.set_patient_time_zone(b + 1000, "Europe/Berlin").unwrap());
 }
 
 fn clinician_names_are_unique_and_assignment_is_idempotent(s: &dyn Storage) {
@@ -402,6 +411,31 @@ fn overlapping_batches_store_each_reading_once_and_flag_conflicts(s: &dyn Storag
     let ack = s.store_batch(&batch(3, p, vec![other])).unwrap();
     assert_eq!(ack.streams[0].stored, vec![SeqRange { first: 1, last: 1 }]);
     assert_eq!(ack.streams[0].session, None);
+    // Copies inside one batch: an identical one counts as stored, a
+    // different value under the same seq is a conflict.
+    let ack = s
+        .store_batch(&batch(
+            4,
+            p,
+            vec![glucose(
+                vec![
+                    reading(4, 900, 103.0),
+                    reading(4, 900, 103.0),
+                    reading(5, 1200, 104.0),
+                    reading(5, 1200, 150.0),
+                ],
+                vec![],
+            )],
+        ))
+        .unwrap();
+    assert_eq!(ack.streams[0].stored, vec![SeqRange { first: 4, last: 5 }]);
+    assert_eq!(
+        ack.streams[0].rejected,
+        vec![Rejected {
+            seq: 5,
+            reason: RejectReason::Conflict
+        }]
+    );
 }
 
 fn readings_filter_by_patient_stream_and_time_and_page(s: &dyn Storage) {
@@ -503,6 +537,8 @@ fn alerts_store_once_by_event_key_and_acks_record_who(s: &dyn Storage) {
     let acks = s.alert_acks(p, "a1").unwrap();
     assert_eq!(acks.len(), 1);
     assert_eq!((acks[0].token_id, acks[0].at), (tok, t(700)));
+    // The timeline names the clinician, never a token id.
+    assert_eq!(acks[0].by, "dr");
     assert_eq!(s.alerts_for(&[p], t(-10), 10).unwrap()[0].acks, acks);
 }
 

@@ -43,6 +43,8 @@ struct ServerState {
     /// Every request: route and the token it carried.
     requests: Vec<(Route, Option<String>, tokio::time::Instant)>,
     alerts: Vec<(String, Phase)>,
+    /// The device each alert named.
+    alert_devices: Vec<Option<String>>,
     heartbeats: usize,
     canned: VecDeque<Canned>,
     /// Only this token is accepted, when set.
@@ -55,6 +57,12 @@ struct ServerState {
     hang_after_commit: usize,
     /// Every (stream, session, seq) the phone sent, duplicates included.
     received: Vec<(String, Option<i64>, u64)>,
+    /// Batches with more readings than this get `413`.
+    max_batch: Option<usize>,
+    /// Batches carrying this stream get `400`.
+    refuse_stream: Option<String>,
+    /// Readings per accepted batch.
+    batch_sizes: Vec<usize>,
 }
 
 /// An in-memory ingest service: decodes batches with the shared wire code,
@@ -124,6 +132,20 @@ impl FakeServer {
                 let format = Format::from_content_type(content_type).unwrap();
                 let enc = ContentEncoding::parse(content_encoding.unwrap_or("")).unwrap();
                 let batch = wire::decode_batch(&body, format, enc).unwrap();
+                let size: usize = batch
+                    .streams
+                    .iter()
+                    .map(|g| g.readings.len() + g.held_back.len())
+                    .sum();
+                if s.max_batch.is_some_and(|m| size > m) {
+                    return Ok(reply(413, vec![]));
+                }
+                if let Some(refused) = &s.refuse_stream {
+                    if batch.streams.iter().any(|g| g.stream.as_str() == refused) {
+                        return Ok(reply(400, vec![]));
+                    }
+                }
+                s.batch_sizes.push(size);
                 let mut streams = Vec::new();
                 for g in &batch.streams {
                     let seqs: Vec<u64> = g
@@ -163,6 +185,8 @@ impl FakeServer {
             Route::Alerts => {
                 let alert: wire::Alert = wire::json::from_slice(&body).unwrap();
                 s.alerts.push((alert.id.clone(), alert.phase));
+                s.alert_devices
+                    .push(alert.device.as_ref().map(|d| d.0.clone()));
                 let ack = AlertAck {
                     v: 1,
                     id: alert.id,
@@ -442,6 +466,7 @@ fn outbox_alert(id: &str, phase: Phase) -> OutboxAlert {
         rate_mg_dl_per_min: None,
         battery_pct: None,
         session_expires_at: None,
+        device: Some("cgm-1".into()),
     };
     OutboxAlert {
         id: id.into(),
@@ -475,6 +500,8 @@ async fn alerts_go_at_once_on_a_metered_network_and_low_battery_while_batches_wa
     assert_eq!(r.waiting, Some(WaitReason::MeteredNetwork));
     {
         let s = f.server.state();
+        // The alert names the device that raised it.
+        assert_eq!(s.alert_devices, vec![Some("cgm-1".to_string())]);
         assert_eq!(
             s.alerts,
             vec![("00000000000000aa".to_string(), Phase::Start)]
@@ -637,4 +664,74 @@ fn a_kill_while_waiting_for_the_ack_costs_one_resend_and_loses_nothing() {
     let s = f.server.state();
     assert_eq!(s.received.len(), 50);
     assert_eq!(s.stored.len(), 25);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_413_halves_the_batch_until_it_fits_and_everything_arrives() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let beats: Vec<Reading> = (0..300).map(rr).collect();
+    b.insert(&beats).unwrap();
+    f.server.state().max_batch = Some(70);
+    let config = SyncConfig {
+        batch_max: 256,
+        ..SyncConfig::default()
+    };
+    let h = start(&mut f, config, token());
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.failure, None, "{r:?}");
+    assert_eq!(r.readings_stored, 300);
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 300);
+    let s = f.server.state();
+    // 256 and 128 were refused; 64 fits and stays the size.
+    assert!(
+        s.batch_sizes.iter().all(|&n| n <= 64),
+        "{:?}",
+        s.batch_sizes
+    );
+    assert_eq!(s.batch_sizes.iter().sum::<usize>(), 300);
+    assert_eq!(s.stored.len(), 300);
+    drop(s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_the_server_refuses_does_not_hold_back_the_others() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let line: Vec<Reading> = (0..50).map(|s| glucose(s, 100.0 + s as f64)).collect();
+    let beats: Vec<Reading> = (0..100).map(rr).collect();
+    b.insert(&line).unwrap();
+    b.insert(&beats).unwrap();
+    f.server.state().refuse_stream = Some("glucose".into());
+    let h = start(&mut f, SyncConfig::default(), token());
+    let r = h.sync_now().await.unwrap();
+    // The heart-rate strap's readings went; the glucose waits, on the
+    // phone, and the pass reports the refusal (so it backs off).
+    assert!(
+        r.failure.as_deref().is_some_and(|f| f.contains("400")),
+        "{r:?}"
+    );
+    assert_eq!(r.readings_stored, 100);
+    assert_eq!(
+        b.count(Some(Stream::Glucose), Some(SyncState::Unsent))
+            .unwrap(),
+        50
+    );
+    let mut refused = false;
+    while let Ok(e) = f.events.try_recv() {
+        refused |= matches!(
+            e,
+            SyncEvent::Refused {
+                stream: Stream::Glucose,
+                ..
+            }
+        );
+    }
+    assert!(refused, "no Refused event");
+    // Once the server takes it again, the retry settles everything.
+    f.server.state().refuse_stream = None;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 150);
+    h.stop().await;
 }

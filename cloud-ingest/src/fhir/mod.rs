@@ -10,8 +10,11 @@
 //! Decisions:
 //! - Data points carry LOINC 99504-3 (glucose in interstitial fluid, mg/dL)
 //!   and UCUM `mg/dL`, as the IG's sensor-reading profile requires.
-//! - Summary Observations carry the IG's CGM summary code, plus the LOINC
-//!   code wherever the IG's ConceptMap names a published one; UCUM `%`,
+//! - Summary Observations carry the IG's CGM summary code (checked against
+//!   the IG's `cgm-summary-codes-temporary` list), plus the LOINC code
+//!   wherever the IG's ConceptMap or its STU 1 examples name a published
+//!   one (days of wear 104636-6, sensor active 104637-4, the panel
+//!   107931-8); UCUM `%`,
 //!   `mg/dL` and `d`.
 //! - Ids are derived from the stored reading (patient, device, time), so
 //!   the same reading has the same id in every response.
@@ -27,6 +30,9 @@ pub const UCUM: &str = "http://unitsofmeasure.org";
 /// The IG's code system for summary measures.
 pub const CGM_SUMMARY_CS: &str =
     "http://hl7.org/fhir/uv/cgm/CodeSystem/cgm-summary-codes-temporary";
+/// LOINC code of the summary panel, as the IG's STU 1 examples code it
+/// (the ballot's code system stays first, for readers of either version).
+pub const LOINC_CGM_SUMMARY: &str = "107931-8";
 /// LOINC code of a CGM glucose data point in mg/dL.
 pub const LOINC_CGM_MG_DL: &str = "99504-3";
 /// The IG's profile of one data point in mg/dL.
@@ -254,14 +260,14 @@ pub fn summary_bundle(
         Measure {
             code: "days-of-wear",
             display: "Days of Wear",
-            loinc: None,
+            loinc: Some("104636-6"),
             value: m.days,
             unit: "d",
         },
         Measure {
             code: "sensor-active-percentage",
             display: "Sensor Active Percentage",
-            loinc: None,
+            loinc: Some("104637-4"),
             value: m.active_pct,
             unit: "%",
         },
@@ -278,7 +284,10 @@ pub fn summary_bundle(
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
             "code": "laboratory"
         }]}],
-        "code": {"coding": [{"system": CGM_SUMMARY_CS, "code": "cgm-summary", "display": "CGM Summary Report"}]},
+        "code": {"coding": [
+            {"system": CGM_SUMMARY_CS, "code": "cgm-summary", "display": "CGM Summary Report"},
+            {"system": LOINC, "code": LOINC_CGM_SUMMARY},
+        ]},
         "subject": {"reference": format!("Patient/{patient_id}")},
         "effectivePeriod": {"start": instant(start), "end": instant(end)},
         "hasMember": members.iter().map(|o| json!({"reference": format!("Observation/{}", o["id"].as_str().unwrap_or(""))})).collect::<Vec<_>>(),

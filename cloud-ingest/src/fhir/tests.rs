@@ -153,6 +153,38 @@ fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
     assert!((mean["valueQuantity"]["value"].as_f64().unwrap() - m.mean_mg_dl).abs() < 0.01);
     assert_eq!(by_code("gmi")["code"]["coding"][1]["code"], "97506-0");
     assert_eq!(by_code("days-of-wear")["valueQuantity"]["code"], "d");
+    // Codes checked against the IG's code list (cgm-summary-codes-temporary)
+    // and the LOINC codes its STU 1 examples use.
+    let summary_codes = [
+        "mean-glucose-mass-per-volume",
+        "gmi",
+        "cv",
+        "time-in-very-low",
+        "time-in-low",
+        "time-in-target",
+        "time-in-high",
+        "time-in-very-high",
+        "days-of-wear",
+        "sensor-active-percentage",
+    ];
+    for code in summary_codes {
+        let coding = &by_code(code)["code"]["coding"][0];
+        assert_eq!(coding["system"], CGM_SUMMARY_CS, "{code}");
+    }
+    assert_eq!(
+        by_code("days-of-wear")["code"]["coding"][1]["code"],
+        "104636-6"
+    );
+    assert_eq!(
+        by_code("sensor-active-percentage")["code"]["coding"][1]["code"],
+        "104637-4"
+    );
+    assert_eq!(
+        by_code("sensor-active-percentage")["valueQuantity"]["code"],
+        "%"
+    );
+    assert_eq!(panel["code"]["coding"][1]["system"], LOINC);
+    assert_eq!(panel["code"]["coding"][1]["code"], "107931-8");
     // The five ranges partition the readings.
     let sum: f64 = [
         "time-in-very-low",

@@ -265,10 +265,7 @@ pub async fn patient(
                 .map(|a| report::AlertLine {
                     at: a.alert.time,
                     kind: a.alert.kind,
-                    acked: a
-                        .acks
-                        .first()
-                        .map(|k| (format!("token {}", k.token_id), k.at)),
+                    acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
                 })
                 .collect();
             Ok((patient, samples, alerts))
@@ -282,11 +279,26 @@ pub async fn patient(
             to,
             samples: &samples,
             alerts: &alerts,
-            offset: FixedOffset::east_opt(0).ok_or(Error::Config("UTC offset".into()))?,
+            offset: local_offset(patient.time_zone.as_deref(), to)?,
         },
         &who.csrf,
     );
     Ok(pages::html(StatusCode::OK, page))
+}
+
+/// The patient's UTC offset at the end of the period (UTC when no zone is
+/// set). One offset for the whole report: across a daylight-saving change
+/// inside the period, readings on the other side sit an hour off in the
+/// time-of-day charts, as in AGP reports that use one offset per report.
+fn local_offset(time_zone: Option<&str>, at: DateTime<Utc>) -> Result<FixedOffset> {
+    use chrono::Offset;
+    let utc = || FixedOffset::east_opt(0).ok_or(Error::Config("UTC offset".into()));
+    match time_zone.map(str::parse::<chrono_tz::Tz>) {
+        Some(Ok(tz)) => Ok(at.with_timezone(&tz).offset().fix()),
+        // Stored zones are validated on the way in; one the tz database no
+        // longer knows falls back to UTC rather than failing the report.
+        Some(Err(_)) | None => utc(),
+    }
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -345,4 +357,22 @@ pub async fn alerts_ack(
             .await?
             .into_response(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_patients_zone_gives_the_offset_at_the_end_of_the_period() {
+        let winter = Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap();
+        let summer = Utc.with_ymd_and_hms(2026, 7, 15, 12, 0, 0).unwrap();
+        let secs = |tz, at| local_offset(tz, at).unwrap().local_minus_utc();
+        assert_eq!(secs(Some("Europe/Berlin"), winter), 3600);
+        assert_eq!(secs(Some("Europe/Berlin"), summer), 7200);
+        assert_eq!(secs(Some("America/New_York"), winter), -5 * 3600);
+        assert_eq!(secs(None, winter), 0);
+        assert_eq!(secs(Some("Not/AZone"), winter), 0);
+    }
 }

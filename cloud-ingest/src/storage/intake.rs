@@ -240,6 +240,9 @@ pub struct AlertAckRecord {
     pub token_id: TokenId,
     /// When.
     pub at: DateTime<Utc>,
+    /// Who, as people know them: the clinician's name (or the token's
+    /// label or role for other tokens), so a timeline never shows ids.
+    pub by: String,
 }
 
 /// A heartbeat to keep.

@@ -106,6 +106,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0011_create_webhooks",
         include_str!("../../migrations/0011_create_webhooks.sql"),
     ),
+    (
+        12,
+        "0012_add_patient_time_zone",
+        include_str!("../../migrations/0012_add_patient_time_zone.sql"),
+    ),
 ];
 
 /// A patient as the service stores it.
@@ -117,6 +122,8 @@ pub struct Patient {
     pub display_name: String,
     /// When the patient was registered.
     pub created_at: DateTime<Utc>,
+    /// IANA time zone for local-time views; `None` reads as UTC.
+    pub time_zone: Option<String>,
 }
 
 /// What a token may reach, as stored with it.
@@ -196,6 +203,9 @@ pub trait Storage: Send + Sync + 'static {
     fn add_patient(&self, display_name: &str) -> Result<PatientId>;
     /// The patient with this id, if any.
     fn patient(&self, id: PatientId) -> Result<Option<Patient>>;
+    /// Sets a patient's IANA time zone (validated by the caller); `false`
+    /// for an unknown patient.
+    fn set_patient_time_zone(&self, id: PatientId, time_zone: &str) -> Result<bool>;
     /// Registers a clinician; [`crate::Error::Conflict`] if the name is taken.
     fn add_clinician(&self, name: &str) -> Result<ClinicianId>;
     /// The clinician with this exact name, if any.

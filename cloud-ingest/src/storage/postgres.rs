@@ -104,6 +104,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0011_create_webhooks",
         include_str!("../../migrations/postgres/0011_create_webhooks.sql"),
     ),
+    (
+        12,
+        "0012_add_patient_time_zone",
+        include_str!("../../migrations/postgres/0012_add_patient_time_zone.sql"),
+    ),
 ];
 
 /// Connections a replica opens at most. The blocking pool runs many more
@@ -436,6 +441,7 @@ fn patient_row(r: &Row) -> Patient {
         id: r.get(0),
         display_name: r.get(1),
         created_at: r.get(2),
+        time_zone: r.get(3),
     }
 }
 
@@ -470,11 +476,19 @@ impl Storage for PostgresStorage {
         Ok(self
             .conn()?
             .query_opt(
-                "SELECT id, display_name, created_at FROM patients WHERE id = $1",
+                "SELECT id, display_name, created_at, time_zone FROM patients WHERE id = $1",
                 &[&id],
             )?
             .as_ref()
             .map(patient_row))
+    }
+
+    fn set_patient_time_zone(&self, id: PatientId, time_zone: &str) -> Result<bool> {
+        let n = self.conn()?.execute(
+            "UPDATE patients SET time_zone = $1 WHERE id = $2",
+            &[&time_zone, &id],
+        )?;
+        Ok(n == 1)
     }
 
     fn add_clinician(&self, name: &str) -> Result<ClinicianId> {
@@ -518,7 +532,7 @@ impl Storage for PostgresStorage {
         Ok(self
             .conn()?
             .query(
-                "SELECT p.id, p.display_name, p.created_at
+                "SELECT p.id, p.display_name, p.created_at, p.time_zone
                    FROM clinician_patients cp JOIN patients p ON p.id = cp.patient_id
                   WHERE cp.clinician_id = $1
                   ORDER BY p.id",

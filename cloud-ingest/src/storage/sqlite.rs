@@ -103,6 +103,7 @@ fn patient_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
         id: r.get(0)?,
         display_name: r.get(1)?,
         created_at: r.get(2)?,
+        time_zone: r.get(3)?,
     })
 }
 
@@ -144,11 +145,19 @@ impl Storage for SqliteStorage {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id, display_name, created_at FROM patients WHERE id = ?1",
+                "SELECT id, display_name, created_at, time_zone FROM patients WHERE id = ?1",
                 [id],
                 patient_row,
             )
             .optional()?)
+    }
+
+    fn set_patient_time_zone(&self, id: PatientId, time_zone: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE patients SET time_zone = ?1 WHERE id = ?2",
+            params![time_zone, id],
+        )?;
+        Ok(n == 1)
     }
 
     fn add_clinician(&self, name: &str) -> Result<ClinicianId> {
@@ -194,7 +203,7 @@ impl Storage for SqliteStorage {
     fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT p.id, p.display_name, p.created_at
+            "SELECT p.id, p.display_name, p.created_at, p.time_zone
                FROM clinician_patients cp JOIN patients p ON p.id = cp.patient_id
               WHERE cp.clinician_id = ?1
               ORDER BY p.id",

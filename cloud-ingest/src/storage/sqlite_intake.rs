@@ -235,13 +235,20 @@ pub(super) fn alert_acks(
     alert_id: &str,
 ) -> Result<Vec<AlertAckRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT token_id, at FROM alert_acks WHERE patient_id = ?1 AND alert_id = ?2
-         ORDER BY at, token_id",
+        "SELECT a.token_id, a.at, COALESCE(c.name, t.label, t.role)
+          FROM alert_acks a
+          LEFT JOIN tokens t ON t.id = a.token_id
+          LEFT JOIN clinicians c ON c.id = t.clinician_id
+          WHERE a.patient_id = ?1 AND a.alert_id = ?2
+          ORDER BY a.at, a.token_id",
     )?;
     let rows = stmt.query_map(params![patient, alert_id], |r| {
         Ok(AlertAckRecord {
             token_id: r.get(0)?,
             at: from_micros(r.get(1)?),
+            by: r
+                .get::<_, Option<String>>(2)?
+                .unwrap_or_else(|| "a deleted token".into()),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

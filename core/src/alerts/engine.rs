@@ -453,5 +453,6 @@ fn event(id: String, kind: AlertKind, phase: Phase, time: DateTime<Utc>, p: Payl
         rate_mg_dl_per_min: p.rate,
         battery_pct: p.battery,
         session_expires_at: p.expiry,
+        device: None,
     }
 }

@@ -146,6 +146,10 @@ pub struct AlertEvent {
     pub battery_pct: Option<f64>,
     /// Sensor session expiry behind a session-ending alert.
     pub session_expires_at: Option<DateTime<Utc>>,
+    /// The device whose readings raised it, set where the alert is queued
+    /// (the engine itself is per key); absent in older outbox rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The stable id of an episode of `kind` that started at `start` for `key`.

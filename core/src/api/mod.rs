@@ -429,8 +429,9 @@ impl Vigil {
     /// returns how many readings the server stored.
     ///
     /// Errors: [`SdkError::NotAvailable`] without a server in the
-    /// configuration; [`SdkError::Network`] when nothing could be sent
-    /// because the server failed or could not be reached.
+    /// configuration; [`SdkError::Auth`] when the server refused the token
+    /// (after one refresh); [`SdkError::Network`] when nothing could be
+    /// sent because the server failed or could not be reached.
     pub fn sync_now(&self) -> SdkResult<u64> {
         let Some(h) = self.sync.clone() else {
             return Err(SdkError::unavailable(
@@ -440,7 +441,13 @@ impl Vigil {
         let report = self.runtime.run(async move { h.sync_now().await })??;
         match report.failure {
             Some(reason) if report.readings_stored == 0 && report.alerts_delivered == 0 => {
-                Err(SdkError::Network { message: reason })
+                if report.unauthorized {
+                    Err(SdkError::Auth {
+                        message: format!("the server refused the token: {reason}"),
+                    })
+                } else {
+                    Err(SdkError::Network { message: reason })
+                }
             }
             _ => Ok(report.readings_stored),
         }

@@ -48,7 +48,8 @@ pub(crate) fn raise(
     events: Vec<alerts::AlertEvent>,
     alert_posted: &(dyn Fn() + Send + Sync),
 ) -> Result<()> {
-    for e in events {
+    for mut e in events {
+        e.device = Some(device.0.clone());
         let payload = serde_json::to_vec(&e)
             .map_err(|err| Error::InvalidInput(format!("alert payload: {err}")))?;
         let phase = match e.phase {

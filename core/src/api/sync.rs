@@ -111,6 +111,9 @@ fn event(e: engine::SyncEvent) -> SyncEvent {
             ("alert_delivered", format!("{id} {phase}"))
         }
         engine::SyncEvent::HeartbeatSent => ("heartbeat_sent", String::new()),
+        engine::SyncEvent::Refused { stream, reason } => {
+            ("refused", format!("{}: {reason}", stream.as_str()))
+        }
         engine::SyncEvent::Retrying { after, reason } => {
             ("retrying", format!("in {} ms: {reason}", after.as_millis()))
         }

@@ -7,7 +7,7 @@
 //! every piece of work due within [`SyncConfig::coalesce_slack`], so timers
 //! that fall close together cost one wake-up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +103,7 @@ impl SyncEngine {
             attempt: 0,
             rng: Backoff::rng(rand::random()),
             stored_hint: 0,
+            batch_limits: HashMap::new(),
             wakeups: wakeups.clone(),
         };
         let task = runtime.spawn(engine.run(rx));
@@ -243,6 +244,8 @@ struct Engine {
     attempt: u32,
     rng: ChaCha8Rng,
     stored_hint: usize,
+    /// Per-stream batch sizes the server's `413`s taught.
+    batch_limits: HashMap<Stream, usize>,
     wakeups: Arc<AtomicU64>,
 }
 
@@ -424,6 +427,7 @@ impl Engine {
                 let reason = f.describe();
                 if matches!(f, Failure::Unauthorized) {
                     self.emit(SyncEvent::Unauthorized);
+                    report.unauthorized = true;
                 }
                 self.emit(SyncEvent::Retrying {
                     after,
@@ -488,6 +492,7 @@ impl Engine {
 
     async fn send_alerts(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
         let pending = self.buffer.pending_alerts()?;
+        let mut refused = None;
         for row in pending {
             // The outbox payload is the engine's event as JSON; a row this
             // build cannot read stays in the outbox rather than being lost.
@@ -496,9 +501,19 @@ impl Engine {
             };
             let alert = Alert::from_event(self.patient.clone(), None, self.now(), &event);
             let body = wire::json::to_vec(&alert).map_err(Failure::Storage)?;
-            let reply = self
+            let reply = match self
                 .post(Route::Alerts, JSON_CONTENT_TYPE, None, body)
-                .await?;
+                .await
+            {
+                Ok(reply) => reply,
+                // This alert was refused as sent: it stays in the outbox
+                // (retried with backoff) and the next one still goes now.
+                Err(f @ Failure::Status(400..=499)) => {
+                    refused.get_or_insert(f);
+                    continue;
+                }
+                Err(f) => return Err(f),
+            };
             let ack: AlertAck = wire::json::from_slice(&reply.body)
                 .map_err(|e| Failure::Protocol(e.to_string()))?;
             if ack.id != event.id || ack.phase != event.phase {
@@ -512,27 +527,54 @@ impl Engine {
                 phase: row.phase,
             });
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
+    /// Sends every stream's unsent readings. A `413` halves that stream's
+    /// batch size and tries again at once; another refusal of the request
+    /// itself (a `4xx` that no retry of the same bytes can fix) stops only
+    /// that stream, so one bad batch cannot hold back the others. Either
+    /// way the readings stay in the buffer until acknowledged.
     async fn send_batches(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
+        let mut refused = None;
         for stream in Stream::ALL {
-            while let Some(local) = self
-                .buffer
-                .next_batch_with_held(stream, self.config.batch_max)?
-            {
+            loop {
+                let limit = self.batch_limit(stream);
+                let Some(local) = self.buffer.next_batch_with_held(stream, limit)? else {
+                    break;
+                };
                 let outcome = self.send_local_batch(&local, report).await;
                 // Whatever no acknowledgement covered goes again later.
                 self.buffer.rollback_in_flight(Some(local.id))?;
                 match outcome {
-                    Err(f) => return Err(f),
                     Ok(true) => {}
                     // Something was left unsettled: do not spin on it.
                     Ok(false) => break,
+                    Err(Failure::Status(413)) if limit > 1 => {
+                        self.batch_limits.insert(stream, (limit / 2).max(1));
+                    }
+                    Err(f @ Failure::Status(400..=499)) => {
+                        self.emit(SyncEvent::Refused {
+                            stream,
+                            reason: f.describe(),
+                        });
+                        refused.get_or_insert(f);
+                        break;
+                    }
+                    Err(f) => return Err(f),
                 }
             }
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// The batch size for `stream`: the configured one until the server
+    /// answered `413`, then halved for each.
+    fn batch_limit(&self, stream: Stream) -> usize {
+        self.batch_limits
+            .get(&stream)
+            .copied()
+            .unwrap_or(self.config.batch_max)
     }
 
     /// Sends the wire batches of one buffer batch; `Ok(true)` when every

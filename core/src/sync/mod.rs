@@ -185,6 +185,15 @@ pub enum SyncEvent {
     },
     /// A heartbeat was accepted.
     HeartbeatSent,
+    /// The server refused a batch of `stream` as sent (a `4xx` other than
+    /// auth and throttling, after any `413` splitting): the readings stay
+    /// on the phone and are tried again with backoff; other streams go on.
+    Refused {
+        /// The stream held back.
+        stream: Stream,
+        /// What the server answered (no readings, no tokens).
+        reason: String,
+    },
     /// A send failed; the engine retries after `after`.
     Retrying {
         /// Delay before the next attempt.
@@ -215,6 +224,9 @@ pub struct SyncReport {
     pub waiting: Option<WaitReason>,
     /// The pass stopped on this failure (the engine retries later).
     pub failure: Option<String>,
+    /// The failure was the server refusing the token even after a
+    /// refresh: the app must sign in again, retrying will not help.
+    pub unauthorized: bool,
 }
 
 /// Per-device facts only the host knows (connection, device battery), for

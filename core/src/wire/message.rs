@@ -498,7 +498,7 @@ impl Alert {
         Alert {
             v: PROTOCOL_VERSION,
             patient,
-            device,
+            device: device.or_else(|| event.device.clone().map(DeviceId)),
             sent_at,
             id: event.id.clone(),
             kind: event.kind,
@@ -522,6 +522,7 @@ impl Alert {
             rate_mg_dl_per_min: self.rate_mg_dl_per_min,
             battery_pct: self.battery_pct,
             session_expires_at: self.session_expires_at,
+            device: self.device.as_ref().map(|d| d.0.clone()),
         }
     }
 

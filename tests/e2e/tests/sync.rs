@@ -85,6 +85,7 @@ async fn through_drops_duplicates_and_lost_acks_everything_is_stored_once() {
         rate_mg_dl_per_min: None,
         battery_pct: None,
         session_expires_at: None,
+        device: Some("cgm-1".into()),
     };
     buffer
         .enqueue_alert(&OutboxAlert {
