@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 
 mod alerts;
 mod decode;
-mod demo;
+mod fleet;
 mod metrics;
+mod offline_demo;
 mod reduce;
 mod simulate;
 mod trace;
@@ -27,8 +28,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the on-phone pipeline end to end for a few simulated patients.
-    Demo(demo::Args),
+    /// The fleet demo: the ingest service and a fleet of simulated patients'
+    /// phones running the SDK, on accelerated time, until Ctrl-C.
+    Demo(fleet::Args),
+    /// The on-phone pipeline alone, no cloud: six patients, two weeks each,
+    /// on simulated time, in seconds.
+    OfflineDemo(offline_demo::Args),
     /// Decode one characteristic value (hex) into JSON records.
     Decode(decode::Args),
     /// Keep only the readings the cloud needs, within a bounded error.
@@ -53,7 +58,8 @@ pub enum Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => fleet::run(args),
+        Command::OfflineDemo(args) => offline_demo::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Reduce(args) => reduce::run(args),
         Command::Metrics(args) => metrics::run(args),

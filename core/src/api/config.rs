@@ -118,6 +118,9 @@ pub struct VigilConfig {
     pub clock: ClockMode,
     /// Seed of simulated devices (their physiology and jitter).
     pub simulation_seed: u64,
+    /// What simulated devices do: the simulated patient, out-of-range
+    /// periods (simulated transport only).
+    pub simulation: super::simulation::Simulation,
 }
 
 impl VigilConfig {
@@ -136,6 +139,7 @@ impl VigilConfig {
             transport: TransportMode::Simulated,
             clock: ClockMode::Wall,
             simulation_seed: 1,
+            simulation: super::simulation::Simulation::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod events;
 mod host;
 mod pipeline;
 mod runtime;
+mod simulation;
 mod status;
 mod sync;
 
@@ -33,6 +34,7 @@ pub use events::{
     AlertEvent, BufferEvent, DeviceEvent, HostCharacteristic, HostReply, HostRequest, Listener,
     ReadingEvent, SyncEvent,
 };
+pub use simulation::{SimulatedGlucose, Simulation};
 pub use status::{LedgerSummary, Status};
 
 use crate::alerts::AlertEngine;
@@ -100,6 +102,7 @@ impl Vigil {
             return Err(SdkError::invalid("patient_id must not be empty"));
         }
         config.alerts.validate()?;
+        config.simulation.faults()?;
         if let Some(url) = &config.server_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(SdkError::invalid(
@@ -208,7 +211,12 @@ impl Vigil {
                 .simulation_seed
                 .wrapping_add(u64::try_from(state.paired.len()).unwrap_or(0));
             let peripheral: Box<dyn crate::transport::simulated::Peripheral> = match kind {
-                DeviceKind::Cgm => Box::new(SimulatedCgm::new(CgmConfig::new(device, seed, now))?),
+                DeviceKind::Cgm => {
+                    let mut cgm = CgmConfig::new(device, seed, now);
+                    cgm.profile = self.config.simulation.profile();
+                    cgm.faults = self.config.simulation.faults()?;
+                    Box::new(SimulatedCgm::new(cgm)?)
+                }
                 DeviceKind::HeartRate => Box::new(SimulatedHeartRate::new(HeartRateConfig::new(
                     device, seed, now,
                 ))?),

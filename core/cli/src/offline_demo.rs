@@ -1,4 +1,4 @@
-//! `vigil demo`: the whole on-phone path, end to end, for a few simulated
+//! `vigil offline-demo`: the whole on-phone path, end to end, for a few simulated
 //! patients, through the same code a phone runs:
 //!
 //! simulated CGM (physiology, exact GATT bytes with E2E-CRC, a RACP record
@@ -35,7 +35,7 @@ use vigil_core::transport::simulated::{
 
 use crate::Failure;
 
-/// Arguments of `vigil demo`.
+/// Arguments of `vigil offline-demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Number of simulated patients (each one phone with a CGM).
@@ -130,7 +130,7 @@ fn fail(context: &str) -> impl Fn(vigil_core::Error) -> Failure + '_ {
     move |e| Failure::Other(format!("{context}: {e}"))
 }
 
-/// Runs `vigil demo`.
+/// Runs `vigil offline-demo`.
 pub fn run(args: Args) -> Result<(), Failure> {
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Failure::Other(format!("cannot create {}: {e}", args.dir.display())))?;

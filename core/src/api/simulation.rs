@@ -1,0 +1,123 @@
+//! What simulated devices do (`TransportMode::Simulated` only): which
+//! simulated patient a CGM measures and when it is out of range.
+//!
+//! Demos and app developers without hardware need a patient who goes low
+//! and a sensor that leaves range at a known time, through the facade and
+//! nothing else. The values are plain (an enum, Unix milliseconds), like
+//! everything else at this boundary; the physiology and fault plan behind
+//! them stay internal.
+
+use chrono::{TimeZone, Utc};
+
+use super::error::{SdkError, SdkResult};
+use crate::transport::simulated::physiology::GlucoseProfile;
+use crate::transport::simulated::{Fault, FaultPlan};
+
+/// The simulated person a simulated CGM measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimulatedGlucose {
+    /// Type 1, good habits: few lows.
+    #[default]
+    WellControlledType1,
+    /// Type 1, erratic habits: highs and occasional lows.
+    PoorlyControlledType1,
+    /// Type 2 on oral medication: almost no lows.
+    Type2,
+    /// Type 1 whose basal insulin is set too high: glucose falls steadily
+    /// (about 50 mg/dL an hour) into hypoglycaemia within the first hours,
+    /// and again after each treatment. For demos of low alerts.
+    HypoProne,
+}
+
+/// How simulated devices behave; the default is a healthy sensor on a
+/// well-controlled patient, always in range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Simulation {
+    /// The patient behind every simulated CGM paired.
+    pub glucose: SimulatedGlucose,
+    /// Periods when every simulated CGM is out of range: (from, to), Unix
+    /// milliseconds UTC, from inclusive, to exclusive.
+    pub cgm_out_of_range_ms: Vec<(i64, i64)>,
+}
+
+impl Simulation {
+    pub(crate) fn profile(&self) -> GlucoseProfile {
+        match self.glucose {
+            SimulatedGlucose::WellControlledType1 => GlucoseProfile::well_controlled_type1(),
+            SimulatedGlucose::PoorlyControlledType1 => GlucoseProfile::poorly_controlled_type1(),
+            SimulatedGlucose::Type2 => GlucoseProfile::type2(),
+            SimulatedGlucose::HypoProne => GlucoseProfile {
+                name: "t1-hypo-prone",
+                equilibrium_mgdl: 100.0,
+                // Basal too high: a steady fall the patient's own
+                // treatments (fast carbohydrates once below 55) interrupt.
+                basal_mismatch: -0.8,
+                hypo_treat_threshold_mgdl: 55.0,
+                hypo_reaction_min: 15.0,
+                ..GlucoseProfile::poorly_controlled_type1()
+            },
+        }
+    }
+
+    pub(crate) fn faults(&self) -> SdkResult<FaultPlan> {
+        let time = |ms: i64| {
+            Utc.timestamp_millis_opt(ms)
+                .single()
+                .ok_or_else(|| SdkError::invalid("cgm_out_of_range_ms: time out of range"))
+        };
+        let mut faults = Vec::with_capacity(self.cgm_out_of_range_ms.len());
+        for &(from, to) in &self.cgm_out_of_range_ms {
+            if to <= from {
+                return Err(SdkError::invalid(
+                    "cgm_out_of_range_ms: each period must end after it starts",
+                ));
+            }
+            faults.push(Fault::OutOfRange {
+                from: time(from)?,
+                to: time(to)?,
+            });
+        }
+        Ok(FaultPlan::scripted(faults))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::transport::simulated::physiology::{GlucoseModel, SampleInterval};
+
+    #[test]
+    fn hypo_prone_patient_goes_below_54_within_six_hours() {
+        let profile = Simulation {
+            glucose: SimulatedGlucose::HypoProne,
+            ..Simulation::default()
+        }
+        .profile();
+        for (seed, hour) in (0..40).zip([0, 6, 9, 12, 17, 21].into_iter().cycle()) {
+            let start = Utc.with_ymd_and_hms(2026, 1, 5, hour, 0, 0).unwrap();
+            let mut model =
+                GlucoseModel::new(seed, profile.clone(), start, SampleInterval::FiveMinutes)
+                    .unwrap();
+            let lowest = (0..72)
+                .map(|_| model.next_point().sensor_mgdl)
+                .fold(f64::INFINITY, f64::min);
+            assert!(lowest < 54.0, "seed {seed} from {hour}:00: lowest {lowest}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_reversed_period_is_refused() {
+        let s = Simulation {
+            cgm_out_of_range_ms: vec![(2_000, 1_000)],
+            ..Simulation::default()
+        };
+        assert!(s.faults().is_err());
+        let ok = Simulation {
+            cgm_out_of_range_ms: vec![(1_000, 2_000)],
+            ..Simulation::default()
+        };
+        assert_eq!(ok.faults().unwrap().faults.len(), 1);
+    }
+}
