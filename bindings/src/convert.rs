@@ -30,6 +30,9 @@ pub(crate) fn config(c: VigilConfig) -> Result<api::VigilConfig, VigilError> {
             start_ms,
             run_for: Duration::from_millis(run_for_ms),
         },
+        ClockMode::Accelerated { start_ms, factor } => {
+            api::ClockMode::Accelerated { start_ms, factor }
+        }
     };
     if let Some(a) = c.alerts {
         out.alerts = AlertConfig {

@@ -76,7 +76,7 @@ pub enum TransportMode {
 }
 
 /// Which time the SDK runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
 pub enum ClockMode {
     /// The phone's clock (production).
     Wall,
@@ -87,6 +87,15 @@ pub enum ClockMode {
         start_ms: i64,
         /// Simulated run length per start, milliseconds.
         run_for_ms: u64,
+    },
+    /// Simulated time from `start_ms` running `factor` times faster than
+    /// the wall clock until stopped (live demos); the network stays on
+    /// real time.
+    Accelerated {
+        /// Start, Unix milliseconds UTC.
+        start_ms: i64,
+        /// Simulated seconds per wall second, 1 to 1,000,000.
+        factor: f64,
     },
 }
 

@@ -343,3 +343,60 @@ fn with_a_server_that_is_down_alerts_are_tried_at_once_and_stay_in_the_outbox() 
     assert_eq!(status.ledger.acknowledged, 0);
     assert_eq!(status.last_sync_ms, None);
 }
+
+#[test]
+fn accelerated_time_runs_at_its_factor_until_stopped() {
+    let dir = tempdir("accelerated");
+    let rec = Arc::new(Recorder::default());
+    let start_ms = 1_767_571_200_000;
+    let factor = 3600.0; // one simulated hour per wall second
+    let mut c = VigilConfig::new(dir.join("buffer.db"), "patient-1");
+    c.clock = ClockMode::Accelerated { start_ms, factor };
+    let mut sdk = Vigil::new(c, rec.clone(), None).unwrap();
+    sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();
+    let wall = Instant::now();
+    sdk.start().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let latest = |rec: &Recorder| {
+        rec.0
+            .lock()
+            .unwrap()
+            .readings
+            .iter()
+            .map(|r| r.sensor_time_ms)
+            .max()
+    };
+    let seen = latest(&rec).expect("no reading in 3 simulated hours");
+    let elapsed = wall.elapsed().as_secs_f64();
+    let simulated_s = (seen - start_ms) as f64 / 1000.0;
+    // Paced: never ahead of the factor (plus one pacing step and the
+    // sensor's warm-up), and not stalled either (a loaded machine lags).
+    assert!(
+        simulated_s <= factor * (elapsed + 0.1),
+        "{simulated_s} simulated s after {elapsed} wall s"
+    );
+    assert!(
+        simulated_s >= factor * 0.5,
+        "only {simulated_s} simulated s after {elapsed} wall s"
+    );
+    // Still running: accelerated sessions have no end of their own.
+    assert!(sdk.is_running());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(latest(&rec).unwrap() > seen, "time stopped while running");
+    sdk.stop().unwrap();
+    sdk.close().unwrap();
+}
+
+#[test]
+fn acceleration_factor_out_of_range_is_refused() {
+    let dir = tempdir("bad-factor");
+    for factor in [0.5, f64::NAN, f64::INFINITY, 2.0e6] {
+        let mut c = VigilConfig::new(dir.join("buffer.db"), "patient-1");
+        c.clock = ClockMode::Accelerated {
+            start_ms: 1_767_571_200_000,
+            factor,
+        };
+        let err = Vigil::new(c, Arc::new(Recorder::default()), None).unwrap_err();
+        assert!(matches!(err, SdkError::InvalidInput { .. }), "{err:?}");
+    }
+}

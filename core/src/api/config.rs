@@ -21,19 +21,42 @@ pub enum TransportMode {
 }
 
 /// Which time the SDK runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ClockMode {
     /// The phone's wall clock and real waiting (production).
     Wall,
     /// Simulated time starting at `start_ms` (Unix ms) that runs as fast as
     /// the machine allows, each session stopping by itself after
     /// `run_for`: demos and tests see hours of readings in a moment.
+    /// Requests to the server run on real time and carry the wall clock's
+    /// `sent_at`, so the server takes the simulated reading times as they
+    /// are: start at least `run_for` before now if they are to be synced
+    /// (the server refuses readings from its future).
     Simulated {
         /// Start of simulated time, Unix milliseconds UTC.
         start_ms: i64,
         /// How much simulated time each started device runs.
         run_for: Duration,
     },
+    /// Simulated time starting at `start_ms` that runs `factor` times
+    /// faster than the wall clock until [`crate::api::Vigil::stop`], and at
+    /// real speed once it has caught up with the wall clock: live demos,
+    /// where days of history fill in while people watch, then go on live.
+    /// Requests to the server run on real time.
+    Accelerated {
+        /// Start of simulated time, Unix milliseconds UTC.
+        start_ms: i64,
+        /// Simulated seconds per wall second (at least 1).
+        factor: f64,
+    },
+}
+
+impl ClockMode {
+    /// Whether time is simulated (so requests need the wall-clock network
+    /// runtime).
+    pub(crate) fn simulated(&self) -> bool {
+        !matches!(self, ClockMode::Wall)
+    }
 }
 
 /// What kind of device is paired.

@@ -111,7 +111,7 @@ impl Vigil {
         let runtime = runtime::Owned::start(&config.clock)?;
         let clock: Arc<dyn Clock> = match config.clock {
             ClockMode::Wall => Arc::new(SystemClock),
-            ClockMode::Simulated { start_ms, .. } => {
+            ClockMode::Simulated { start_ms, .. } | ClockMode::Accelerated { start_ms, .. } => {
                 let start = epoch(start_ms)?;
                 runtime.run(async move { Arc::new(TokioClock::new(start)) as Arc<dyn Clock> })?
             }
@@ -292,7 +292,7 @@ impl Vigil {
             },
         };
         let until = match self.config.clock {
-            ClockMode::Wall => DateTime::<Utc>::MAX_UTC,
+            ClockMode::Wall | ClockMode::Accelerated { .. } => DateTime::<Utc>::MAX_UTC,
             ClockMode::Simulated { run_for, .. } => {
                 self.clock.now() + TimeDelta::from_std(run_for).unwrap_or(TimeDelta::MAX)
             }

@@ -25,6 +25,72 @@ enum Kind {
     },
 }
 
+/// Holds paused time back to `factor` times the wall clock, and never
+/// lets it pass the wall clock.
+///
+/// A paused runtime jumps to its next timer whenever every task waits, and
+/// tokio does not jump while a `spawn_blocking` task runs. So the pacer
+/// alternates a wall-clock sleep on the blocking pool (time frozen) with a
+/// simulated sleep of `factor` times as long (time jumps through every
+/// timer due in it, at once). Everything else keeps running on tokio's
+/// paused time unchanged.
+///
+/// Simulated time that caught up with the wall clock goes on at real
+/// speed: readings from the future would be refused by the server, which
+/// checks them against its own clock.
+#[derive(Debug, Clone, Copy)]
+struct Pacer {
+    start_ms: i64,
+    wall_step: std::time::Duration,
+    simulated_step: std::time::Duration,
+}
+
+impl Pacer {
+    const WALL_STEP: std::time::Duration = std::time::Duration::from_millis(20);
+
+    fn new(start_ms: i64, factor: f64) -> SdkResult<Pacer> {
+        if !factor.is_finite() || !(1.0..=1.0e6).contains(&factor) {
+            return Err(SdkError::invalid(
+                "acceleration factor must be between 1 and 1,000,000",
+            ));
+        }
+        Ok(Pacer {
+            start_ms,
+            wall_step: Self::WALL_STEP,
+            simulated_step: Self::WALL_STEP.mul_f64(factor),
+        })
+    }
+
+    /// How far simulated time may move in the next step: a full step while
+    /// behind the wall clock, at most the gap once close, and the wall
+    /// step (real speed) once caught up.
+    fn next_step(&self, simulated_ms: i64, wall_ms: i64) -> std::time::Duration {
+        let gap = u64::try_from(wall_ms.saturating_sub(simulated_ms)).unwrap_or(0);
+        self.simulated_step
+            .min(std::time::Duration::from_millis(gap))
+            .max(self.wall_step)
+    }
+
+    async fn run(self) {
+        let origin = tokio::time::Instant::now();
+        loop {
+            let wall = self.wall_step;
+            if tokio::task::spawn_blocking(move || std::thread::sleep(wall))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let elapsed = i64::try_from(origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let step = self.next_step(
+                self.start_ms.saturating_add(elapsed),
+                chrono::Utc::now().timestamp_millis(),
+            );
+            tokio::time::sleep(step).await;
+        }
+    }
+}
+
 /// The runtime and how to end it.
 pub(crate) struct Owned {
     handle: Handle,
@@ -50,7 +116,13 @@ impl Owned {
                     kind: Kind::Multi(Some(rt)),
                 })
             }
-            ClockMode::Simulated { .. } => {
+            ClockMode::Simulated { .. } | ClockMode::Accelerated { .. } => {
+                let pace = match clock {
+                    ClockMode::Accelerated { start_ms, factor } => {
+                        Some(Pacer::new(*start_ms, *factor)?)
+                    }
+                    _ => None,
+                };
                 let rt = Builder::new_current_thread()
                     .enable_all()
                     .start_paused(true)
@@ -64,6 +136,9 @@ impl Owned {
                     .spawn(move || {
                         let local = tokio::task::LocalSet::new();
                         local.block_on(&rt, async move {
+                            if let Some(pace) = pace {
+                                tokio::task::spawn_local(pace.run());
+                            }
                             loop {
                                 tokio::select! {
                                     maker = local_rx.recv() => match maker {
@@ -163,5 +238,23 @@ impl Owned {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_pacer_never_runs_past_the_wall_clock() {
+        let p = Pacer::new(0, 3600.0).unwrap();
+        // Far behind: a full step of 72 s.
+        assert_eq!(p.next_step(0, 10_000_000), Duration::from_secs(72));
+        // Close: only the gap.
+        assert_eq!(p.next_step(9_990_000, 10_000_000), Duration::from_secs(10));
+        // Caught up (or the wall clock was set back): real speed.
+        assert_eq!(p.next_step(10_000_000, 10_000_000), Pacer::WALL_STEP);
+        assert_eq!(p.next_step(20_000_000, 10_000_000), Pacer::WALL_STEP);
     }
 }

@@ -10,9 +10,12 @@ use super::dispatch::{Callback, Dispatch};
 use super::error::{SdkError, SdkResult};
 use super::events::SyncEvent;
 use super::runtime;
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::model::PatientId;
-use crate::sync::{self as engine, StaticToken, SyncConfig, SyncHandle, TokenProvider};
+use crate::sync::{
+    self as engine, HttpPoster, Poster, StaticToken, SyncConfig, SyncHandle, TokenProvider,
+    WallClockPoster,
+};
 
 pub(crate) fn network(n: Network) -> engine::Network {
     match n {
@@ -49,12 +52,34 @@ pub(crate) fn start(
         wait_for_unmetered: config.wait_for_unmetered,
         ..SyncConfig::default()
     };
+    let poster = HttpPoster::new(&sync_config)?;
+    let poster: Arc<dyn Poster> = if config.clock.simulated() {
+        Arc::new(WallClockPoster::new(poster)?)
+    } else {
+        Arc::new(poster)
+    };
     let path = config.storage_path.clone();
     let patient = PatientId(config.patient_id.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<engine::SyncEvent>();
     let events_clock = clock.clone();
+    // Under simulated time the requests run on real time, so they say
+    // when they were really sent; a simulated `sent_at` would make the
+    // server "correct" every batch by the gap between the two clocks.
+    let clock: Arc<dyn Clock> = if config.clock.simulated() {
+        Arc::new(SystemClock)
+    } else {
+        clock
+    };
     let handle = runtime.run(async move {
-        let handle = engine::SyncEngine::start(path, patient, sync_config, tokens, tx, clock)?;
+        let handle = engine::SyncEngine::start_with_poster(
+            path,
+            patient,
+            sync_config,
+            tokens,
+            tx,
+            clock,
+            poster,
+        )?;
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
                 if matches!(e, engine::SyncEvent::BatchAcknowledged { .. }) {

@@ -29,12 +29,14 @@ mod engine;
 mod http;
 mod policy;
 mod tls;
+mod wall;
 
 pub use assemble::{Reduction, Settled, WireBatch, assemble, settle};
 pub use engine::{SyncEngine, SyncHandle};
 pub use http::{HttpPoster, HttpReply, Poster, Route, retry_after};
 pub use policy::{Decision, Network, Power, WaitReason, decide};
 pub use tls::{client_config, spki_of_certificate, spki_sha256};
+pub use wall::WallClockPoster;
 
 use std::sync::Mutex;
 use std::time::Duration;
