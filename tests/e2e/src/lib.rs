@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod feed;
+pub mod phone;
 pub mod procs;
 pub mod proxy;
 pub mod service;
