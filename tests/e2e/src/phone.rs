@@ -57,16 +57,17 @@ pub struct PhoneSink {
 }
 
 impl PhoneSink {
-    /// A sink over `buffer` for `device`.
+    /// A sink over `buffer` for `device`, raising alerts by `alerts`.
     pub fn new(
         buffer: BufferSink,
         device: &str,
+        alerts: AlertConfig,
         heard: Heard,
         sync: Option<Arc<SyncHandle>>,
     ) -> Result<PhoneSink> {
         Ok(PhoneSink {
             buffer,
-            engine: AlertEngine::new(AlertConfig::default(), device)?,
+            engine: AlertEngine::new(alerts, device)?,
             heard,
             sync,
         })

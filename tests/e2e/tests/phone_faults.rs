@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use vigil_core::alerts::AlertConfig;
 use vigil_core::clock::{Clock, SystemClock, TokioClock};
 use vigil_core::model::{DeviceId, PatientId, Stream};
 use vigil_core::session::{DeviceKind, Session, SessionConfig};
@@ -197,10 +198,23 @@ fn run(plan: Plan) -> Outcome {
         } else {
             Network::Wifi
         });
+        // Thresholds inside the wearer's usual range when the scenario wants
+        // alerts: lows and highs every few hours, each to be delivered once.
+        let alerts = if plan.lows {
+            AlertConfig {
+                urgent_low_mg_dl: 80.0,
+                low_mg_dl: 100.0,
+                high_mg_dl: 150.0,
+                ..AlertConfig::default()
+            }
+        } else {
+            AlertConfig::default()
+        };
         let session = |kind, id: &str| {
             let sink = PhoneSink::new(
                 BufferSink::new(Buffer::open_shared(&path, config).unwrap()),
                 id,
+                alerts.clone(),
                 heard.clone(),
                 Some(handle.clone()),
             )
@@ -373,9 +387,10 @@ fn glucose_seqs(o: &Outcome) -> Vec<u64> {
 
 #[test]
 fn a_72_hour_outage_then_recovery_through_a_faulty_network_loses_nothing() {
+    let online = TimeDelta::hours(if soak() { 24 } else { 1 });
     let o = run(Plan {
         offline: TimeDelta::hours(72),
-        online: TimeDelta::hours(if soak() { 24 } else { 1 }),
+        online,
         faults: TEN_PERCENT,
         interval: Duration::from_secs(15 * 60),
         batch_max: 5000,
@@ -388,7 +403,16 @@ fn a_72_hour_outage_then_recovery_through_a_faulty_network_loses_nothing() {
     // first connection's seconds).
     assert!(cgm >= 73 * 60 - 2, "{cgm}");
     assert!(hr >= 73 * 3600 - 60, "{hr}");
-    assert_eq!(glucose_seqs(&o).len(), o.cgm_held.len());
+    // Every record the sensor made while the phone listened, in order.
+    let minutes = (TimeDelta::hours(72) + online).num_minutes() as u64;
+    let held: Vec<u64> = o
+        .cgm_held
+        .iter()
+        .map(|&x| u64::from(x))
+        .filter(|&x| x < minutes)
+        .collect();
+    assert_eq!(glucose_seqs(&o), held);
+    assert!(o.raised > 0 && o.raised as u64 == o.summary.alerts);
     assert!(
         o.stats.dropped > 0 && o.stats.duplicated > 0 && o.stats.cut > 0,
         "{:?}",
@@ -409,7 +433,11 @@ fn dropped_duplicated_and_unacknowledged_requests_store_everything_once() {
     let s = o.stats;
     assert!(s.requests >= 100, "{s:?}");
     assert!(s.dropped > 0 && s.duplicated > 0 && s.cut > 0, "{s:?}");
-    assert!(o.raised == o.summary.alerts as usize);
+    assert!(
+        o.raised > 0 && o.raised == o.summary.alerts as usize,
+        "{}",
+        o.raised
+    );
 }
 
 #[test]
@@ -418,7 +446,6 @@ fn a_phone_clock_three_hours_fast_is_corrected_by_the_server() {
         online: TimeDelta::hours(3),
         faults: TEN_PERCENT,
         phone_clock: TimeDelta::hours(3),
-        lows: true,
         ..Plan::new("clock+3h")
     });
     assert!(o.summary.readings > 3 * 3600);
@@ -431,10 +458,32 @@ fn a_phone_clock_three_hours_slow_is_corrected_by_the_server() {
         online: TimeDelta::hours(3),
         faults: TEN_PERCENT,
         phone_clock: -TimeDelta::hours(3),
-        lows: true,
         ..Plan::new("clock-3h")
     });
     assert!(o.summary.readings > 3 * 3600);
+}
+
+/// Known service bug, reported to the lead: the service dedupes alerts by
+/// (patient, id, phase, corrected time), and the correction (server now −
+/// `sent_at`) differs by each attempt's latency, so a retried or duplicated
+/// alert from a phone whose clock is off is stored twice. Seen here as
+/// `alert (…, "realert") stored 2 times`.
+#[test]
+#[ignore = "service bug: alerts from a wrong phone clock are stored once per attempt"]
+fn an_alert_retried_from_a_phone_clock_three_hours_fast_is_stored_once() {
+    let o = run(Plan {
+        online: TimeDelta::hours(3),
+        // Nearly every request arrives twice: the copies' corrections
+        // differ by the time between them.
+        faults: Faults {
+            duplicate: 0.9,
+            ..Faults::default()
+        },
+        phone_clock: TimeDelta::hours(3),
+        lows: true,
+        ..Plan::new("clock+3h-alerts")
+    });
+    assert!(o.raised > 0);
 }
 
 #[test]
