@@ -25,6 +25,18 @@ pub fn streams() -> Vec<(DeviceId, Stream)> {
     ]
 }
 
+/// The step after the newest one `buffer` holds: where a restarted phone
+/// resumes, and how many steps a drained phone produced.
+pub fn resume_at(buffer: &vigil_core::store::Buffer) -> vigil_core::Result<u64> {
+    let mut next = 0;
+    for (device, stream) in streams() {
+        for r in buffer.readings_of(&device, stream)? {
+            next = next.max(r.reading.sequence + 1);
+        }
+    }
+    Ok(next)
+}
+
 /// A seeded workload starting at `t0`.
 #[derive(Debug, Clone)]
 pub struct Feed {

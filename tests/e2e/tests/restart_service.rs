@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use vigil_core::model::PatientId;
 use vigil_core::store::{Buffer, BufferConfig};
 use vigil_e2e::check::{Expect, server_readings, verify};
-use vigil_e2e::feed::{Feed, streams};
+use vigil_e2e::feed::{Feed, resume_at, streams};
 use vigil_e2e::procs::{Ingest, lines, seed, wait_for};
 
 fn soak() -> bool {
@@ -26,9 +26,9 @@ fn soak() -> bool {
 fn restarts_mid_sync(database: &Path, label: &str) {
     let started = Instant::now();
     let (restarts, steps) = if soak() {
-        (100, 15_000u64)
+        (100, 400_000u64)
     } else {
-        (20, 3_000u64)
+        (20, 200_000u64)
     };
     let dir = tempfile::tempdir().unwrap();
     let (patient, token) = seed(database);
@@ -40,30 +40,38 @@ fn restarts_mid_sync(database: &Path, label: &str) {
         (Utc::now() - TimeDelta::minutes(steps as i64 + 60)).timestamp_millis(),
     )
     .unwrap();
-    let mut phone = Command::new(env!("CARGO_BIN_EXE_e2e-phone"))
-        .args([
-            buffer_path.to_str().unwrap(),
-            &ingest.url(),
-            &token,
-            &patient.to_string(),
-            &seed_value.to_string(),
-            &t0.timestamp_millis().to_string(),
-            &steps.to_string(),
-            "drain",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = lines(phone.stdout.take().unwrap());
+    // The URL stays the same across restarts: the same port.
+    let url = ingest.url();
+    let phone = |mode: &str, steps: u64| {
+        Command::new(env!("CARGO_BIN_EXE_e2e-phone"))
+            .args([
+                buffer_path.to_str().unwrap(),
+                &url,
+                &token,
+                &patient.to_string(),
+                &seed_value.to_string(),
+                &t0.timestamp_millis().to_string(),
+                &steps.to_string(),
+                mode,
+            ])
+            .env("E2E_PHONE_PACE_MS", "50")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    // A feed far longer than the restarts last: the phone is producing and
+    // syncing at every kill, however fast this machine is.
+    let mut phone_run = phone("run", steps);
+    let _out = lines(phone_run.stdout.take().unwrap());
     let mut rng = ChaCha8Rng::seed_from_u64(20);
     let mut stored_at_kill = Vec::new();
     for _ in 0..restarts {
         std::thread::sleep(Duration::from_millis(rng.random_range(100..400)));
         // Still syncing: the kill lands while the phone has work in hand.
         assert!(
-            phone.try_wait().unwrap().is_none(),
-            "{label}: the phone finished before restart {}: make the feed longer",
+            phone_run.try_wait().unwrap().is_none(),
+            "{label}: the phone exited before restart {}",
             ingest.starts
         );
         ingest.kill(); // SIGKILL
@@ -71,11 +79,23 @@ fn restarts_mid_sync(database: &Path, label: &str) {
         std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
         ingest.restart();
     }
+    // The phone stops (killed: the kill scenario covers that) and a last
+    // run drains what it produced.
+    phone_run.kill().unwrap();
+    phone_run.wait().unwrap();
+    let produced =
+        resume_at(&Buffer::open_shared(&buffer_path, BufferConfig::default()).unwrap()).unwrap();
+    assert!(
+        produced < steps,
+        "{label}: the feed ran out during the restarts ({produced} of {steps})"
+    );
+    let mut drain = phone("drain", produced);
+    let out = lines(drain.stdout.take().unwrap());
     assert!(
         wait_for(&out, "drained", Duration::from_secs(120)).is_some(),
         "{label}: the phone did not drain"
     );
-    assert!(phone.wait().unwrap().success());
+    assert!(drain.wait().unwrap().success());
     // The server kept taking readings between restarts.
     let growing = stored_at_kill.windows(2).filter(|w| w[1] > w[0]).count();
     assert!(
@@ -95,12 +115,12 @@ fn restarts_mid_sync(database: &Path, label: &str) {
         patient,
         &Expect {
             streams: streams(),
-            alerts: feed.alerts(steps),
+            alerts: feed.alerts(produced),
             times: Some((TimeDelta::zero(), TimeDelta::zero())),
         },
     )
     .unwrap_or_else(|bad| panic!("{label}: {} violations:\n{}", bad.len(), bad.join("\n")));
-    assert_eq!(summary.readings, 3 * steps, "{summary:?}");
+    assert_eq!(summary.readings, 3 * produced, "{summary:?}");
     eprintln!(
         "restart_service/{label}: {} SIGKILL restarts, {} readings ({} held back), {} alerts, {:.1?}",
         ingest.starts - 1,

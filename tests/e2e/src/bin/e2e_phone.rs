@@ -24,7 +24,7 @@ use vigil_core::model::PatientId;
 use vigil_core::session::Backoff;
 use vigil_core::store::{Buffer, BufferConfig, SyncState};
 use vigil_core::sync::{StaticToken, SyncConfig, SyncEngine};
-use vigil_e2e::feed::{Feed, streams};
+use vigil_e2e::feed::{Feed, resume_at};
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -66,17 +66,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The step after the newest one the buffer holds.
-fn resume_at(buffer: &Buffer) -> Fallible<u64> {
-    let mut next = 0;
-    for (device, stream) in streams() {
-        for r in buffer.readings_of(&device, stream)? {
-            next = next.max(r.reading.sequence + 1);
-        }
-    }
-    Ok(next)
-}
-
 fn run(args: Args) -> Fallible<()> {
     let config = BufferConfig::default();
     let in_flight =
@@ -84,6 +73,9 @@ fn run(args: Args) -> Fallible<()> {
     println!("in_flight {in_flight}");
     let mut buffer = Buffer::open(&args.buffer, config)?;
     let mut next = resume_at(&buffer)?;
+    let pace_ms: Option<u64> = std::env::var("E2E_PHONE_PACE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     // A kill between a step's readings and its alert loses nothing: the
     // outbox is idempotent by (id, phase), so every due alert is enqueued
     // again (a delivered one stays delivered).
@@ -131,7 +123,7 @@ fn run(args: Args) -> Fallible<()> {
             }
         }
         next = chunk_end;
-        runtime.block_on(handle.sync_now())?;
+        let report = runtime.block_on(handle.sync_now())?;
         let done = next >= args.steps
             && buffer.count(None, Some(SyncState::Unsent))? == 0
             && buffer.count(None, Some(SyncState::InFlight))? == 0
@@ -139,8 +131,13 @@ fn run(args: Args) -> Fallible<()> {
         if done && args.drain {
             break;
         }
+        // With E2E_PHONE_PACE_MS, a failed pass pauses that long: a phone
+        // measures at its own pace while the server is down, rather than
+        // piling up more than a drain can send in the test's time.
         if done {
             std::thread::sleep(Duration::from_millis(20));
+        } else if let (Some(_), Some(ms)) = (&report.failure, pace_ms) {
+            std::thread::sleep(Duration::from_millis(ms));
         }
     }
     runtime.block_on(handle.stop());
