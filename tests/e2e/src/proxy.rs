@@ -223,7 +223,18 @@ async fn read_message<S: AsyncRead + Unpin>(
         head.lines()
             .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
     };
-    let total = if let Some(len) = header("content-length:") {
+    // 1xx, 204 and 304 answers have no body whatever their headers say
+    // (RFC 9112 §6.3); reading one "to end of stream" would wait for the
+    // server to close a keep-alive connection.
+    let bodiless = is_response
+        && head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .is_some_and(|code| (100..200).contains(&code) || code == 204 || code == 304);
+    let total = if bodiless {
+        header_end
+    } else if let Some(len) = header("content-length:") {
         header_end + len.parse::<usize>().ok()?
     } else if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
         loop {

@@ -100,3 +100,33 @@ async fn a_clean_proxy_is_transparent_and_each_fault_happens_as_asked() {
         300 - (after.dropped - before.dropped) - (after.cut - before.cut)
     );
 }
+
+/// A 204 answer has no body and no length: the proxy must pass it on at
+/// once rather than wait for the server to close the connection (a
+/// heartbeat's answer hung every sync pass for the client's timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_content_answer_passes_at_once_on_a_kept_alive_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/nc",
+        axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let proxy = FaultProxy::start(upstream, Faults::default(), 1)
+        .await
+        .unwrap();
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = c
+            .post(format!("{}/nc", proxy.url()))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+}
