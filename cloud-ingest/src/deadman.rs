@@ -69,6 +69,7 @@ fn silent_alert(
         kind: APP_SILENT.into(),
         phase: phase.into(),
         time,
+        phone_time: time,
         value: None,
         detail: format!(r#"{{"kind":"{APP_SILENT}","phase":"{phase}"}}"#),
         received_at: now,

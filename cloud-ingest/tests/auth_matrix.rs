@@ -351,6 +351,7 @@ fn seed(fx: &Fixture) {
                 kind: "low".into(),
                 phase: "start".into(),
                 time: now,
+                phone_time: now,
                 value: Some(65.0),
                 detail: "{}".into(),
                 received_at: now,

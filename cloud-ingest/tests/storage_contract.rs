@@ -504,6 +504,7 @@ fn alert(p: i64, id: &str, phase: &str, secs: i64) -> NewAlert {
         kind: "urgent_low".into(),
         phase: phase.into(),
         time: t(secs),
+        phone_time: t(secs),
         value: Some(50.0),
         detail: "{}".into(),
         received_at: t(secs + 1),
@@ -523,6 +524,11 @@ fn alerts_store_once_by_event_key_and_acks_record_who(s: &dyn Storage) {
         .unwrap();
     assert!(s.store_alert(&alert(p, "a1", "start", 0), true).unwrap());
     assert!(!s.store_alert(&alert(p, "a1", "start", 0), true).unwrap());
+    // A retry from a phone whose clock is off: the corrected time moved
+    // with the attempt's latency, the phone's own time did not. Once.
+    let mut retry = alert(p, "a1", "start", 0);
+    retry.time = t(0) + chrono::TimeDelta::milliseconds(3);
+    assert!(!s.store_alert(&retry, true).unwrap());
     assert!(s.store_alert(&alert(p, "a1", "end", 600), false).unwrap());
     assert!(s.store_alert(&alert(q, "b1", "start", 100), false).unwrap());
     let mine = s.alerts_for(&[p], t(-10), 100).unwrap();

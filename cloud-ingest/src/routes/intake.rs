@@ -341,8 +341,10 @@ pub fn alert_event(a: &NewAlert) -> LiveEvent {
     }
 }
 
-/// `POST /v1/alerts`: stores an alert event once by (id, phase, time) and
-/// publishes it live when it is new.
+/// `POST /v1/alerts`: stores an alert event once by (id, phase, the phone's
+/// own time) and publishes it live when it is new. The phone's time, not
+/// the skew-corrected one, is the key: the correction moves with each
+/// attempt's latency when the phone's clock is off.
 pub async fn post_alert(
     State(state): State<AppState>,
     who: Principal,
@@ -368,6 +370,7 @@ pub async fn post_alert(
         kind: snake(&alert.kind)?,
         phase: snake(&alert.phase)?,
         time,
+        phone_time: alert.time,
         value: alert.glucose_mg_dl,
         detail: serde_json::to_string(&alert)
             .map_err(|e| Error::Internal(format!("alert to JSON: {e}")))?,

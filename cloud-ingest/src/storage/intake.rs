@@ -216,6 +216,10 @@ pub struct NewAlert {
     pub phase: String,
     /// When it happened (skew-corrected).
     pub time: DateTime<Utc>,
+    /// When it happened as the phone stated it (uncorrected): the same on
+    /// every retry, so the event is stored once by (patient, id, phase,
+    /// this). Equal to `time` for the service's own alerts.
+    pub phone_time: DateTime<Utc>,
     /// The glucose behind it, mg/dL, when any.
     pub value: Option<f64>,
     /// The whole event as JSON (rates, battery, expiry), for readers.

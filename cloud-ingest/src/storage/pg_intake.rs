@@ -240,9 +240,9 @@ pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Res
     let mut tx = conn.transaction()?;
     let n = tx.execute(
         "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
-             detail, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (patient_id, alert_id, phase, time) DO NOTHING",
+             detail, received_at, phone_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT DO NOTHING",
         &[
             &a.patient,
             &a.alert_id,
@@ -253,6 +253,7 @@ pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Res
             &a.value,
             &a.detail,
             &micros(a.received_at),
+            &micros(a.phone_time),
         ],
     )?;
     if contact {
@@ -295,7 +296,8 @@ pub(super) fn alerts_for(
     limit: u32,
 ) -> Result<Vec<StoredAlert>> {
     let rows = conn.query(
-        "SELECT patient_id, alert_id, device, kind, phase, time, value, detail, received_at
+        "SELECT patient_id, alert_id, device, kind, phase, time, value, detail, received_at,
+                COALESCE(phone_time, time)
          FROM alert_events WHERE patient_id = ANY($1) AND time >= $2
          ORDER BY time, id LIMIT $3",
         &[&patients, &micros(since), &i64::from(limit)],
@@ -312,6 +314,7 @@ pub(super) fn alerts_for(
             value: r.get(6),
             detail: r.get(7),
             received_at: from_micros(r.get(8)),
+            phone_time: from_micros(r.get(9)),
         };
         let acks = alert_acks(conn, alert.patient, &alert.alert_id)?;
         out.push(StoredAlert { alert, acks });

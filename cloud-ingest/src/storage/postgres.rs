@@ -109,6 +109,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0012_add_patient_time_zone",
         include_str!("../../migrations/postgres/0012_add_patient_time_zone.sql"),
     ),
+    (
+        13,
+        "0013_add_alert_event_phone_time",
+        include_str!("../../migrations/postgres/0013_add_alert_event_phone_time.sql"),
+    ),
 ];
 
 /// Connections a replica opens at most. The blocking pool runs many more

@@ -207,9 +207,9 @@ pub(super) fn store_alert(conn: &mut Connection, a: &NewAlert, contact: bool) ->
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let n = tx.execute(
         "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
-             detail, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (patient_id, alert_id, phase, time) DO NOTHING",
+             detail, received_at, phone_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT DO NOTHING",
         params![
             a.patient,
             a.alert_id,
@@ -219,7 +219,8 @@ pub(super) fn store_alert(conn: &mut Connection, a: &NewAlert, contact: bool) ->
             micros(a.time),
             a.value,
             a.detail,
-            micros(a.received_at)
+            micros(a.received_at),
+            micros(a.phone_time)
         ],
     )?;
     if contact {
@@ -262,7 +263,8 @@ pub(super) fn alerts_for(
 ) -> Result<Vec<StoredAlert>> {
     let mut all = Vec::new();
     let mut stmt = conn.prepare_cached(
-        "SELECT patient_id, alert_id, device, kind, phase, time, value, detail, received_at
+        "SELECT patient_id, alert_id, device, kind, phase, time, value, detail, received_at,
+                COALESCE(phone_time, time)
          FROM alert_events WHERE patient_id = ?1 AND time >= ?2 ORDER BY time, id LIMIT ?3",
     )?;
     for p in patients {
@@ -277,6 +279,7 @@ pub(super) fn alerts_for(
                 value: r.get(6)?,
                 detail: r.get(7)?,
                 received_at: from_micros(r.get(8)?),
+                phone_time: from_micros(r.get(9)?),
             })
         })?;
         for row in rows {

@@ -107,6 +107,7 @@ impl Feed {
             rate_mg_dl_per_min: None,
             battery_pct: None,
             session_expires_at: None,
+            device: Some("feed-cgm".into()),
         };
         Some(OutboxAlert {
             id: event.id.clone(),

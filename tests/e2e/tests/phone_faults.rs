@@ -463,13 +463,12 @@ fn a_phone_clock_three_hours_slow_is_corrected_by_the_server() {
     assert!(o.summary.readings > 3 * 3600);
 }
 
-/// Known service bug, reported to the lead: the service dedupes alerts by
-/// (patient, id, phase, corrected time), and the correction (server now −
-/// `sent_at`) differs by each attempt's latency, so a retried or duplicated
-/// alert from a phone whose clock is off is stored twice. Seen here as
-/// `alert (…, "realert") stored 2 times`.
+/// The service once deduped alerts by (patient, id, phase, corrected
+/// time); the correction (server now − `sent_at`) differs by each attempt's
+/// latency, so a retried or duplicated alert from a phone whose clock is
+/// off was stored twice (`alert (…, "realert") stored 2 times`). It now
+/// dedupes on the phone's own time (migration 0013).
 #[test]
-#[ignore = "service bug: alerts from a wrong phone clock are stored once per attempt"]
 fn an_alert_retried_from_a_phone_clock_three_hours_fast_is_stored_once() {
     let o = run(Plan {
         online: TimeDelta::hours(3),
