@@ -13,8 +13,16 @@ use super::board::Board;
 
 /// Follows the stream until the task is dropped, reconnecting after a
 /// second when it breaks. `patients` maps the service's patient ids to the
-/// demo's patient numbers.
-pub async fn follow(url: String, token: String, patients: HashMap<i64, usize>, board: Arc<Board>) {
+/// demo's patient numbers. `connected` turns true once the stream is open,
+/// so the fleet can wait for it: alerts posted before it would never be
+/// seen (the stream delivers what happens from its connection on).
+pub async fn follow(
+    url: String,
+    token: String,
+    patients: HashMap<i64, usize>,
+    board: Arc<Board>,
+    connected: Arc<std::sync::atomic::AtomicBool>,
+) {
     let client = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
@@ -26,7 +34,7 @@ pub async fn follow(url: String, token: String, patients: HashMap<i64, usize>, b
         }
     };
     loop {
-        if let Err(e) = once(&client, &url, &token, &patients, &board).await {
+        if let Err(e) = once(&client, &url, &token, &patients, &board, &connected).await {
             board.log(&format!("live alerts: stream broke ({e}); reconnecting"));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -39,6 +47,7 @@ async fn once(
     token: &str,
     patients: &HashMap<i64, usize>,
     board: &Board,
+    connected: &std::sync::atomic::AtomicBool,
 ) -> Result<(), String> {
     let mut response = client
         .get(format!("{url}/v1/alerts/stream"))
@@ -49,6 +58,7 @@ async fn once(
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }
+    connected.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut pending = String::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
         pending.push_str(&String::from_utf8_lossy(&chunk));

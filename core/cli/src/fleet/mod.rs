@@ -147,12 +147,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .enumerate()
         .map(|(i, p)| (p.id, i))
         .collect();
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let follower = runtime.spawn(live::follow(
         service.url.clone(),
         service.clinician_token.clone(),
         ids,
         board.clone(),
+        listening.clone(),
     ));
+    // The clinician's stream is open before the first phone can raise an
+    // alert, so every alert's delivery is seen (bounded: the demo goes on
+    // without latency figures if the stream cannot open).
+    let opened = std::time::Instant::now();
+    while !listening.load(Ordering::SeqCst) && opened.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // Each run's phones start with fresh buffers (a kept --data-dir holds
     // earlier runs' phones, whose patients are earlier runs' too).
@@ -195,8 +204,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         let _ = vigil.close();
     }
-    // Alerts sent by the final syncs reach the stream within milliseconds.
-    std::thread::sleep(Duration::from_millis(300));
+    // Alerts sent by the final syncs reach the stream within milliseconds;
+    // a second covers a loaded machine.
+    std::thread::sleep(Duration::from_millis(1000));
     follower.abort();
     let cloud = cloud::read(&service.database, &service.patients)?;
     runtime.block_on(service.stop());
