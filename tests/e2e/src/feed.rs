@@ -50,6 +50,16 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// What the checker expects once the phone sent steps `0..steps` on
+    /// its true clock: the feed's streams and alerts, times exact.
+    pub fn expect(&self, steps: u64) -> crate::check::Expect {
+        crate::check::Expect {
+            streams: streams(),
+            alerts: self.alerts(steps),
+            times: Some((TimeDelta::zero(), TimeDelta::zero())),
+        }
+    }
+
     /// The readings of step `i`.
     pub fn step(&self, i: u64) -> Vec<Reading> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));

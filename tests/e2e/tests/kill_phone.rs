@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vigil_core::model::PatientId;
 use vigil_core::store::{Buffer, BufferConfig};
-use vigil_e2e::check::{Expect, verify};
+use vigil_e2e::check::verify;
 use vigil_e2e::feed::{Feed, streams};
 use vigil_e2e::procs::{Ingest, lines, seed, wait_for};
 
@@ -101,17 +101,8 @@ fn sigkill_mid_sync_fifty_times_loses_and_duplicates_nothing() {
         seed: seed_value,
         t0,
     };
-    let summary = verify(
-        &buffer,
-        storage.blocking(),
-        patient,
-        &Expect {
-            streams: streams(),
-            alerts: feed.alerts(steps),
-            times: Some((TimeDelta::zero(), TimeDelta::zero())),
-        },
-    )
-    .unwrap_or_else(|bad| panic!("{} violations:\n{}", bad.len(), bad.join("\n")));
+    let summary = verify(&buffer, storage.blocking(), patient, &feed.expect(steps))
+        .unwrap_or_else(|bad| panic!("{} violations:\n{}", bad.len(), bad.join("\n")));
     // Every step's readings, and the feed's exact values for record data.
     assert_eq!(summary.readings, 3 * steps, "{summary:?}");
     for (device, stream) in streams() {

@@ -15,8 +15,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vigil_core::model::PatientId;
 use vigil_core::store::{Buffer, BufferConfig};
-use vigil_e2e::check::{Expect, server_readings, verify};
-use vigil_e2e::feed::{Feed, resume_at, streams};
+use vigil_e2e::check::{server_readings, verify};
+use vigil_e2e::feed::{Feed, resume_at};
 use vigil_e2e::procs::{Ingest, lines, seed, wait_for};
 
 fn soak() -> bool {
@@ -109,17 +109,8 @@ fn restarts_mid_sync(database: &Path, label: &str) {
         seed: seed_value,
         t0,
     };
-    let summary = verify(
-        &buffer,
-        storage.blocking(),
-        patient,
-        &Expect {
-            streams: streams(),
-            alerts: feed.alerts(produced),
-            times: Some((TimeDelta::zero(), TimeDelta::zero())),
-        },
-    )
-    .unwrap_or_else(|bad| panic!("{label}: {} violations:\n{}", bad.len(), bad.join("\n")));
+    let summary = verify(&buffer, storage.blocking(), patient, &feed.expect(produced))
+        .unwrap_or_else(|bad| panic!("{label}: {} violations:\n{}", bad.len(), bad.join("\n")));
     assert_eq!(summary.readings, 3 * produced, "{summary:?}");
     eprintln!(
         "restart_service/{label}: {} SIGKILL restarts, {} readings ({} held back), {} alerts, {:.1?}",
