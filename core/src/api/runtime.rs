@@ -41,7 +41,6 @@ enum Kind {
 #[derive(Debug, Clone, Copy)]
 struct Pacer {
     start_ms: i64,
-    wall_step: std::time::Duration,
     simulated_step: std::time::Duration,
 }
 
@@ -56,7 +55,6 @@ impl Pacer {
         }
         Ok(Pacer {
             start_ms,
-            wall_step: Self::WALL_STEP,
             simulated_step: Self::WALL_STEP.mul_f64(factor),
         })
     }
@@ -68,14 +66,13 @@ impl Pacer {
         let gap = u64::try_from(wall_ms.saturating_sub(simulated_ms)).unwrap_or(0);
         self.simulated_step
             .min(std::time::Duration::from_millis(gap))
-            .max(self.wall_step)
+            .max(Self::WALL_STEP)
     }
 
     async fn run(self) {
         let origin = tokio::time::Instant::now();
         loop {
-            let wall = self.wall_step;
-            if tokio::task::spawn_blocking(move || std::thread::sleep(wall))
+            if tokio::task::spawn_blocking(|| std::thread::sleep(Self::WALL_STEP))
                 .await
                 .is_err()
             {
