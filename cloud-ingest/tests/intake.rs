@@ -303,6 +303,19 @@ async fn bad_requests_get_a_named_4xx_and_leave_the_database_untouched() {
     bin.truncate(bin.len() - 3);
     let (s, _) = post(&url, &fx.device, wire::BINARY_CONTENT_TYPE, None, bin).await;
     assert_eq!(s, 400);
+    // A binary body whose version varint says 70,000: malformed (400), not
+    // too large; a 413 would make the SDK halve a batch that no size cures.
+    let mut huge_version = wire::binary::encode(&good).unwrap();
+    huge_version.splice(3..4, [0xF0, 0xA2, 0x04]);
+    let (s, e) = post(
+        &url,
+        &fx.device,
+        wire::BINARY_CONTENT_TYPE,
+        None,
+        huge_version,
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("malformed")), "{e}");
     // Unknown content type and coding.
     let (s, _) = post(&url, &fx.device, "text/plain", None, json.clone()).await;
     assert_eq!(s, 415);

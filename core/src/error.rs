@@ -146,6 +146,24 @@ pub enum Error {
         /// What is wrong, free of patient data.
         reason: String,
     },
+    /// A wire body's media type or content coding is not one this build
+    /// reads (HTTP `415`), as opposed to a body that is malformed.
+    #[error("wire: unsupported {field}: {reason}")]
+    WireUnsupported {
+        /// `"content-type"` or `"content-encoding"`.
+        field: &'static str,
+        /// What was refused, free of patient data.
+        reason: String,
+    },
+    /// A wire body is larger than the receiver's limit, as sent or once
+    /// decompressed (HTTP `413`): a smaller batch would be read.
+    #[error("wire: body larger than {limit} bytes{}", if *decompressed { " once decompressed" } else { "" })]
+    WireTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// Whether the limit was passed while decompressing.
+        decompressed: bool,
+    },
 }
 
 /// Result type of the core.

@@ -51,20 +51,16 @@ pub fn plausible(stream: Stream) -> std::ops::RangeInclusive<f64> {
 }
 
 /// A core wire error as the HTTP error the protocol names: 415 for an
-/// unknown type or coding, 413 for a body that expands past the limit,
-/// 400 naming the field otherwise.
+/// unknown type or coding, 413 for a body that is or expands past the
+/// limit, 400 naming the field otherwise.
 pub fn wire_error(e: vigil_core::Error) -> Error {
     match e {
+        vigil_core::Error::WireUnsupported { field, reason } => {
+            Error::UnsupportedMedia(format!("{field}: {reason}"))
+        }
+        e @ vigil_core::Error::WireTooLarge { .. } => Error::TooLarge(e.to_string()),
         vigil_core::Error::Wire { field, reason, .. } => {
-            if field == "content-type"
-                || (field == "content-encoding" && reason.starts_with("unsupported"))
-            {
-                Error::UnsupportedMedia(reason)
-            } else if reason.contains("beyond") || reason.contains("larger than") {
-                Error::TooLarge(reason)
-            } else {
-                Error::Malformed(format!("field `{field}`: {reason}"))
-            }
+            Error::Malformed(format!("field `{field}`: {reason}"))
         }
         other => Error::Malformed(other.to_string()),
     }

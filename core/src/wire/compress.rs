@@ -36,10 +36,9 @@ impl ContentEncoding {
             "" | "identity" => Ok(ContentEncoding::Identity),
             "gzip" | "x-gzip" => Ok(ContentEncoding::Gzip),
             "deflate" => Ok(ContentEncoding::Deflate),
-            _ => Err(Error::Wire {
+            _ => Err(Error::WireUnsupported {
                 field: "content-encoding",
-                offset: None,
-                reason: "unsupported content coding (identity, gzip or deflate)".into(),
+                reason: "not identity, gzip or deflate".into(),
             }),
         }
     }
@@ -81,8 +80,8 @@ pub fn compress(body: &[u8], encoding: ContentEncoding) -> Result<Vec<u8>> {
     }
 }
 
-/// Decompresses `body`; fails with [`Error::Wire`] on a corrupt stream or
-/// when the result would exceed `limit` bytes.
+/// Decompresses `body`; fails with [`Error::Wire`] on a corrupt stream and
+/// [`Error::WireTooLarge`] when the result would exceed `limit` bytes.
 pub fn decompress(body: &[u8], encoding: ContentEncoding, limit: usize) -> Result<Vec<u8>> {
     fn bounded(mut r: impl Read, limit: usize, stage: &'static str) -> Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -92,10 +91,9 @@ pub fn decompress(body: &[u8], encoding: ContentEncoding, limit: usize) -> Resul
             .read_to_end(&mut out)
             .map_err(io_error(stage))?;
         if out.len() > limit {
-            return Err(Error::Wire {
-                field: "content-encoding",
-                offset: None,
-                reason: format!("body expands beyond {limit} bytes"),
+            return Err(Error::WireTooLarge {
+                limit,
+                decompressed: true,
             });
         }
         Ok(out)
@@ -103,10 +101,9 @@ pub fn decompress(body: &[u8], encoding: ContentEncoding, limit: usize) -> Resul
     match encoding {
         ContentEncoding::Identity => {
             if body.len() > limit {
-                return Err(Error::Wire {
-                    field: "body",
-                    offset: None,
-                    reason: format!("body larger than {limit} bytes"),
+                return Err(Error::WireTooLarge {
+                    limit,
+                    decompressed: false,
                 });
             }
             Ok(body.to_vec())

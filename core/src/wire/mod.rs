@@ -74,12 +74,12 @@ pub enum Format {
 impl Format {
     /// Parses a `Content-Type` header: the media type case-insensitively,
     /// and for the binary form a `v` parameter, when present, that must
-    /// name a supported version. Anything else is [`Error::Wire`] (HTTP
-    /// 415).
+    /// name a supported version. Another media type is
+    /// [`Error::WireUnsupported`] (HTTP 415); a newer version is
+    /// [`Error::Wire`] (400, as for a body of that version).
     pub fn from_content_type(header: &str) -> Result<Format> {
-        let unsupported = |reason: &str| Error::Wire {
+        let unsupported = |reason: &str| Error::WireUnsupported {
             field: "content-type",
-            offset: None,
             reason: reason.into(),
         };
         let mut parts = header.split(';');
