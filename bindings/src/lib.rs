@@ -140,7 +140,9 @@ pub struct AlertSettings {
     pub signal_loss_after_min: u32,
 }
 
-/// Everything the SDK needs to start.
+/// Everything the SDK needs to start. Kotlin and Swift get the defaults
+/// below as default arguments, so an app names only what it changes:
+/// the buffer file, the patient, the transport and the clock.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct VigilConfig {
     /// The SQLite buffer file (created if missing).
@@ -148,22 +150,29 @@ pub struct VigilConfig {
     /// Whose readings these are.
     pub patient_id: String,
     /// The ingest server; none keeps everything on the phone.
+    #[uniffi(default = None)]
     pub server_url: Option<String>,
     /// A fixed device token, when there is no token provider.
+    #[uniffi(default = None)]
     pub token: Option<String>,
-    /// Batch sync interval, seconds.
+    /// Batch sync interval, seconds (15 minutes by default).
+    #[uniffi(default = 900)]
     pub sync_interval_seconds: u64,
     /// Batches wait for Wi-Fi (alerts never wait).
+    #[uniffi(default = false)]
     pub wait_for_unmetered: bool,
     /// Alert thresholds; none for the defaults.
+    #[uniffi(default = None)]
     pub alerts: Option<AlertSettings>,
     /// Buffer byte budget; none for the default.
+    #[uniffi(default = None)]
     pub buffer_budget_bytes: Option<u64>,
     /// Where the devices are.
     pub transport: TransportMode,
     /// Which time to run on.
     pub clock: ClockMode,
     /// Seed of simulated devices.
+    #[uniffi(default = 1)]
     pub simulation_seed: u64,
 }
 

@@ -21,12 +21,6 @@ final class VigilClientTests: XCTestCase {
         VigilConfig(
             storagePath: directory.appendingPathComponent("buffer.sqlite").path,
             patientId: patient,
-            serverUrl: nil,
-            token: nil,
-            syncIntervalSeconds: 900,
-            waitForUnmetered: false,
-            alerts: nil,
-            bufferBudgetBytes: nil,
             transport: .simulated,
             clock: .simulated(startMs: 1_767_225_600_000, runForMs: 3 * 3_600_000),
             simulationSeed: 7

@@ -11,6 +11,7 @@ import health.vigil.ffi.HostRequest
 import health.vigil.ffi.Reading
 import health.vigil.ffi.SyncEvent
 import health.vigil.ffi.TransportMode
+import health.vigil.ffi.VigilConfig
 import health.vigil.ffi.VigilListener
 import health.vigil.ffi.VigilSdk
 import java.io.File
@@ -54,6 +55,20 @@ private fun rssKiB(): Long = File("/proc/self/status").readLines()
 
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class VigilTest {
+
+    @Test
+    fun `the generated config's defaults are the Kotlin helper's, so an app names only what it changes`() {
+        // Swift gets the same defaults from the same Rust attributes.
+        val generated = VigilConfig(
+            storagePath = "buffer.db",
+            patientId = "patient-1",
+            transport = TransportMode.HOST_FED,
+            clock = ClockMode.Wall,
+        )
+        assertEquals(vigilConfig(storagePath = "buffer.db", patientId = "patient-1"), generated)
+        assertEquals(900uL, generated.syncIntervalSeconds)
+        assertEquals(null, generated.serverUrl)
+    }
 
     @Test
     fun `simulated CGM readings and alerts arrive as flows`(): Unit = runBlocking {
