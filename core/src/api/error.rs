@@ -65,10 +65,9 @@ impl From<crate::Error> for SdkError {
         match e {
             E::Storage { .. } | E::BufferFull { .. } => SdkError::Storage { message },
             E::Device(_) => SdkError::Device { message },
-            E::Wire { .. }
-            | E::WireUnsupported { .. }
-            | E::WireTooLarge { .. }
-            | E::Network(_) => SdkError::Network { message },
+            E::Wire { .. } | E::WireUnsupported { .. } | E::WireTooLarge { .. } | E::Network(_) => {
+                SdkError::Network { message }
+            }
             E::Auth(_) => SdkError::Auth { message },
             E::InvalidInput(_) | E::InvalidSetting { .. } => SdkError::InvalidInput { message },
             E::Truncated { .. }
