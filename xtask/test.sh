@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n==> %s\n' "$*"; }
+# Each step's heading carries the minutes and seconds since the start, so a
+# slow step shows in CI's log.
+started=$SECONDS
+say() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 # need CMD PACKAGE: make sure CMD exists, installing PACKAGE when root.
 need() {
