@@ -1,6 +1,6 @@
-//! The consensus metrics and the AGP on multi-day traces whose figures are
-//! computed by hand, against the published GMI table, and as properties
-//! over random traces.
+//! The consensus metrics, the GRI and data sufficiency, and the AGP on
+//! multi-day traces whose figures are computed by hand, against the
+//! published GMI table, and as properties over random traces.
 
 // Test helpers sit outside `#[test]` functions, where clippy's
 // allow-unwrap-in-tests does not reach; a failed unwrap here is a failed test.
@@ -9,7 +9,7 @@
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use proptest::prelude::*;
 use vigil_core::Error;
-use vigil_core::metrics::{agp_profile, consensus_metrics};
+use vigil_core::metrics::{GriZone, agp_profile, consensus_metrics};
 use vigil_core::model::Sample;
 
 fn t0() -> DateTime<Utc> {
@@ -39,10 +39,12 @@ fn fourteen_days_alternating_100_and_200() {
     let m = consensus_metrics(&fourteen_days(), FIVE).unwrap();
     assert_eq!(m.readings, 4032);
     // Half at 100, half at 200: mean 150, every deviation is ±50, so the
-    // population SD is exactly 50 and CV 50/150 = 33.33 %.
+    // squared deviations sum to 4032 × 2500 and the sample SD (n − 1) is
+    // 50 × √(4032 / 4031); CV is that over 150.
+    let sd = 50.0 * (4032.0_f64 / 4031.0).sqrt();
     assert!(close(m.mean_mg_dl, 150.0));
-    assert!(close(m.sd_mg_dl, 50.0));
-    assert!(close(m.cv_pct, 100.0 / 3.0));
+    assert!(close(m.sd_mg_dl, sd));
+    assert!(close(m.cv_pct, sd / 150.0 * 100.0));
     // GMI = 3.31 + 0.02392 × 150 = 6.898.
     assert!(close(m.gmi_pct, 6.898));
     assert!(close(m.tir_70_180_pct, 50.0));
@@ -52,6 +54,27 @@ fn fourteen_days_alternating_100_and_200() {
     assert!(close(m.active_pct, 100.0));
     // First reading 00:00 on day 1, last 23:55 on day 14, plus 5 min.
     assert!(close(m.days, 14.0));
+    assert_eq!(m.days_with_data, 14);
+    assert!(m.enough_days && m.enough_wear);
+    // 100 is in tight range, 200 is high: TITR 50 %, GRI 0.8 × 50 = 40 (B).
+    assert!(close(m.titr_70_140_pct, 50.0));
+    assert!(close(m.gri_hypo, 0.0));
+    assert!(close(m.gri_hyper, 25.0));
+    assert!(close(m.gri, 40.0));
+    assert_eq!(m.gri_zone, GriZone::B);
+}
+
+#[test]
+fn thirteen_days_are_flagged_as_too_short_for_the_consensus() {
+    let trace: Vec<_> = fourteen_days()
+        .into_iter()
+        .filter(|s| (s.time - t0()).num_days() < 13)
+        .collect();
+    let m = consensus_metrics(&trace, FIVE).unwrap();
+    assert!(close(m.days, 13.0));
+    assert_eq!(m.days_with_data, 13);
+    assert!(!m.enough_days);
+    assert!(m.enough_wear);
 }
 
 #[test]
@@ -64,6 +87,21 @@ fn a_missing_day_lowers_active_percent_but_not_the_period() {
     assert_eq!(m.readings, 13 * 288);
     assert!(close(m.active_pct, 13.0 / 14.0 * 100.0));
     assert!(close(m.days, 14.0));
+    assert_eq!(m.days_with_data, 13);
+    assert!(m.enough_days && m.enough_wear);
+}
+
+#[test]
+fn wear_under_seventy_percent_is_flagged() {
+    // Every other hour missing: 50 % wear over the full 14 days.
+    let trace: Vec<_> = fourteen_days()
+        .into_iter()
+        .filter(|s| (s.time - t0()).num_hours() % 2 == 0)
+        .collect();
+    let m = consensus_metrics(&trace, FIVE).unwrap();
+    assert!(m.active_pct < 70.0);
+    assert_eq!(m.days_with_data, 14);
+    assert!(!m.enough_wear);
 }
 
 #[test]
@@ -183,13 +221,43 @@ proptest! {
         let m = consensus_metrics(&trace, FIVE).unwrap();
         let n = trace.len() as f64;
         let mean = trace.iter().map(|s| s.value).sum::<f64>() / n;
-        // Population variance as E[x²] - E[x]², a different route.
-        let ex2 = trace.iter().map(|s| s.value * s.value).sum::<f64>() / n;
-        let sd = (ex2 - mean * mean).max(0.0).sqrt();
+        // Sample variance as (Σx² − n·mean²) / (n − 1), a different route.
+        let sx2 = trace.iter().map(|s| s.value * s.value).sum::<f64>();
+        let sd = if trace.len() < 2 {
+            0.0
+        } else {
+            ((sx2 - n * mean * mean) / (n - 1.0)).max(0.0).sqrt()
+        };
         prop_assert!((m.mean_mg_dl - mean).abs() < 1e-9);
         prop_assert!((m.sd_mg_dl - sd).abs() < 1e-4);
+        prop_assert!(m.sd_mg_dl >= 0.0);
         prop_assert!((m.cv_pct - m.sd_mg_dl / m.mean_mg_dl * 100.0).abs() < 1e-9);
         prop_assert!((m.gmi_pct - (3.31 + 0.02392 * mean)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn gri_is_bounded_and_consistent_with_its_components_and_zone(trace in traces()) {
+        let m = consensus_metrics(&trace, FIVE).unwrap();
+        prop_assert!((0.0..=100.0).contains(&m.gri));
+        prop_assert!((0.0..=100.0).contains(&m.gri_hypo));
+        prop_assert!((0.0..=100.0).contains(&m.gri_hyper));
+        prop_assert!((m.gri - (3.0 * m.gri_hypo + 1.6 * m.gri_hyper).min(100.0)).abs() < 1e-9);
+        // The components are built from the consensus bands.
+        let low = m.tbr_lt70_pct - m.tbr_lt54_pct;
+        let high = m.tar_gt180_pct - m.tar_gt250_pct;
+        prop_assert!((m.gri_hypo - (m.tbr_lt54_pct + 0.8 * low)).abs() < 1e-9);
+        prop_assert!((m.gri_hyper - (m.tar_gt250_pct + 0.5 * high)).abs() < 1e-9);
+        let zone = match m.gri {
+            g if g <= 20.0 => GriZone::A,
+            g if g <= 40.0 => GriZone::B,
+            g if g <= 60.0 => GriZone::C,
+            g if g <= 80.0 => GriZone::D,
+            _ => GriZone::E,
+        };
+        prop_assert_eq!(m.gri_zone, zone);
+        // Tight range lies inside the target range.
+        prop_assert!(m.titr_70_140_pct <= m.tir_70_180_pct + 1e-12);
+        prop_assert!(m.days_with_data >= 1 && m.days_with_data as f64 <= m.days.ceil());
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! - Summary Observations carry the IG's CGM summary code (checked against
 //!   the IG's `cgm-summary-codes-temporary` list), plus the LOINC code
 //!   wherever the IG's ConceptMap or its STU 1 examples name a published
-//!   one (days of wear 104636-6, sensor active 104637-4, the panel
-//!   107931-8); UCUM `%`,
-//!   `mg/dL` and `d`.
+//!   one (days of wear 104636-6, sensor active 104637-4, CV 104638-2, the
+//!   panel 107931-8); UCUM `%`, `mg/dL` and `d`. GRI and time in tight
+//!   range are extra members coded in Vigil's own code system
+//!   ([`VIGIL_METRICS_CS`]); GRI's unit is UCUM `{score}`.
 //! - Ids are derived from the stored reading (patient, device, time), so
 //!   the same reading has the same id in every response.
 
@@ -33,6 +34,11 @@ pub const CGM_SUMMARY_CS: &str =
 /// LOINC code of the summary panel, as the IG's STU 1 examples code it
 /// (the ballot's code system stays first, for readers of either version).
 pub const LOINC_CGM_SUMMARY: &str = "107931-8";
+/// Vigil's own code system for summary measures that neither the IG's code
+/// list nor LOINC names yet (GRI, time in tight range); stated in
+/// `docs/architecture.md`. The IG's member slicing is open, so they travel
+/// as extra members of the summary panel.
+pub const VIGIL_METRICS_CS: &str = "https://example.invalid/vigil/fhir/CodeSystem/cgm-metrics";
 /// LOINC code of a CGM glucose data point in mg/dL.
 pub const LOINC_CGM_MG_DL: &str = "99504-3";
 /// The IG's profile of one data point in mg/dL.
@@ -152,6 +158,8 @@ pub fn observation_bundle(base: &str, patient_id: i64, points: &[DataPoint]) -> 
 }
 
 struct Measure {
+    /// The code system of `code`: the IG's, or Vigil's own.
+    system: &'static str,
     code: &'static str,
     display: &'static str,
     loinc: Option<&'static str>,
@@ -165,7 +173,7 @@ fn summary_observation(
     end: DateTime<Utc>,
     m: &Measure,
 ) -> Value {
-    let mut coding = vec![json!({"system": CGM_SUMMARY_CS, "code": m.code, "display": m.display})];
+    let mut coding = vec![json!({"system": m.system, "code": m.code, "display": m.display})];
     if let Some(l) = m.loinc {
         coding.push(json!({"system": LOINC, "code": l}));
     }
@@ -202,6 +210,7 @@ pub fn summary_bundle(
 ) -> Value {
     let measures = [
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "mean-glucose-mass-per-volume",
             display: "Mean Glucose (Mass per Volume)",
             loinc: Some("97507-8"),
@@ -209,6 +218,7 @@ pub fn summary_bundle(
             unit: "mg/dL",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "gmi",
             display: "Glucose Management Indicator (GMI)",
             loinc: Some("97506-0"),
@@ -216,13 +226,15 @@ pub fn summary_bundle(
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "cv",
             display: "Coefficient of Variation (CV)",
-            loinc: None,
+            loinc: Some("104638-2"),
             value: m.cv_pct,
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "time-in-very-low",
             display: "Time in Very Low Range (%)",
             loinc: Some("104642-4"),
@@ -230,6 +242,7 @@ pub fn summary_bundle(
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "time-in-low",
             display: "Time in Low Range (%)",
             loinc: None,
@@ -237,6 +250,7 @@ pub fn summary_bundle(
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "time-in-target",
             display: "Time in Target Range (%)",
             loinc: Some("97510-2"),
@@ -244,6 +258,7 @@ pub fn summary_bundle(
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "time-in-high",
             display: "Time in High Range (%)",
             loinc: None,
@@ -251,6 +266,7 @@ pub fn summary_bundle(
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "time-in-very-high",
             display: "Time in Very High Range (%)",
             loinc: None,
@@ -258,6 +274,7 @@ pub fn summary_bundle(
             unit: "%",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "days-of-wear",
             display: "Days of Wear",
             loinc: Some("104636-6"),
@@ -265,11 +282,28 @@ pub fn summary_bundle(
             unit: "d",
         },
         Measure {
+            system: CGM_SUMMARY_CS,
             code: "sensor-active-percentage",
             display: "Sensor Active Percentage",
             loinc: Some("104637-4"),
             value: m.active_pct,
             unit: "%",
+        },
+        Measure {
+            system: VIGIL_METRICS_CS,
+            code: "time-in-tight-range",
+            display: "Time in Tight Range 70-140 mg/dL (%)",
+            loinc: None,
+            value: m.titr_70_140_pct,
+            unit: "%",
+        },
+        Measure {
+            system: VIGIL_METRICS_CS,
+            code: "glycemia-risk-index",
+            display: "Glycemia Risk Index (GRI)",
+            loinc: None,
+            value: m.gri,
+            unit: "{score}",
         },
     ];
     let members: Vec<Value> = measures

@@ -140,7 +140,7 @@ fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
     let entries = b["entry"].as_array().unwrap();
     let panel = &entries[0]["resource"];
     assert_eq!(panel["code"]["coding"][0]["code"], "cgm-summary");
-    assert_eq!(panel["hasMember"].as_array().unwrap().len(), 10);
+    assert_eq!(panel["hasMember"].as_array().unwrap().len(), 12);
     let by_code = |code: &str| -> &Value {
         &entries
             .iter()
@@ -175,6 +175,17 @@ fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
         by_code("days-of-wear")["code"]["coding"][1]["code"],
         "104636-6"
     );
+    // CV as the IG's example codes it; GRI and tight range in Vigil's own
+    // code system, with the core's figures.
+    assert_eq!(by_code("cv")["code"]["coding"][1]["code"], "104638-2");
+    assert_eq!(by_code("cv")["valueQuantity"]["code"], "%");
+    let gri = by_code("glycemia-risk-index");
+    assert_eq!(gri["code"]["coding"][0]["system"], VIGIL_METRICS_CS);
+    assert!((gri["valueQuantity"]["value"].as_f64().unwrap() - m.gri).abs() < 0.006);
+    let titr = by_code("time-in-tight-range");
+    assert_eq!(titr["code"]["coding"][0]["system"], VIGIL_METRICS_CS);
+    assert_eq!(titr["valueQuantity"]["code"], "%");
+    assert!((titr["valueQuantity"]["value"].as_f64().unwrap() - m.titr_70_140_pct).abs() < 0.006);
     assert_eq!(
         by_code("sensor-active-percentage")["code"]["coding"][1]["code"],
         "104637-4"

@@ -2,8 +2,11 @@
 //! the same core code the SDK and the cloud use, printed as one JSON object.
 //!
 //! Numbers are rounded to two decimals (half away from zero) for reading; the
-//! core keeps full precision. `readings` is an exact count. `--agp` adds one
-//! extra key, `agp`: the AGP percentile profile by time-of-day slot.
+//! core keeps full precision. `readings` and `days_with_data` are exact
+//! counts, `gri_zone` is the letter of the unrounded GRI's zone, and
+//! `enough_days` / `enough_wear` say whether the trace meets the consensus'
+//! 14 days and 70 % wear. SD and CV are the sample SD (n − 1). `--agp` adds
+//! one extra key, `agp`: the AGP percentile profile by time-of-day slot.
 
 use std::path::PathBuf;
 
@@ -72,8 +75,16 @@ struct Printed {
     tir_70_180_pct: f64,
     tar_gt180_pct: f64,
     tar_gt250_pct: f64,
+    titr_70_140_pct: f64,
+    gri: f64,
+    gri_hypo: f64,
+    gri_hyper: f64,
+    gri_zone: &'static str,
     active_pct: f64,
     days: f64,
+    days_with_data: usize,
+    enough_days: bool,
+    enough_wear: bool,
     readings: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     agp: Option<Vec<PrintedSlot>>,
@@ -95,8 +106,16 @@ impl From<&GlucoseMetrics> for Printed {
             tir_70_180_pct: round2(m.tir_70_180_pct),
             tar_gt180_pct: round2(m.tar_gt180_pct),
             tar_gt250_pct: round2(m.tar_gt250_pct),
+            titr_70_140_pct: round2(m.titr_70_140_pct),
+            gri: round2(m.gri),
+            gri_hypo: round2(m.gri_hypo),
+            gri_hyper: round2(m.gri_hyper),
+            gri_zone: m.gri_zone.letter(),
             active_pct: round2(m.active_pct),
             days: round2(m.days),
+            days_with_data: m.days_with_data,
+            enough_days: m.enough_days,
+            enough_wear: m.enough_wear,
             readings: m.readings,
             agp: None,
         }
@@ -160,6 +179,16 @@ mod tests {
         assert_eq!(v["mean_mg_dl"], 83.67);
         assert_eq!(v["tbr_lt54_pct"], 33.33);
         assert_eq!(v["readings"], 3);
+        // 50 is very low: hypo 33.33, GRI 3 × 33.33 = 100 (zone E); 100 and
+        // 101 are in tight range.
+        assert_eq!(v["gri_hypo"], 33.33);
+        assert_eq!(v["gri_hyper"], 0.0);
+        assert_eq!(v["gri"], 100.0);
+        assert_eq!(v["gri_zone"], "E");
+        assert_eq!(v["titr_70_140_pct"], 66.67);
+        assert_eq!(v["days_with_data"], 1);
+        assert_eq!(v["enough_days"], false);
+        assert_eq!(v["enough_wear"], true);
         let keys = [
             "mean_mg_dl",
             "sd_mg_dl",
@@ -170,8 +199,16 @@ mod tests {
             "tir_70_180_pct",
             "tar_gt180_pct",
             "tar_gt250_pct",
+            "titr_70_140_pct",
+            "gri",
+            "gri_hypo",
+            "gri_hyper",
+            "gri_zone",
             "active_pct",
             "days",
+            "days_with_data",
+            "enough_days",
+            "enough_wear",
             "readings",
         ];
         assert_eq!(v.as_object().unwrap().len(), keys.len());

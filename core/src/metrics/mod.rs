@@ -7,13 +7,14 @@
 //! reduced ones, whenever they are available).
 //!
 //! Decisions that shaped it:
-//! - Range percentages are percent of *readings*, as the international
-//!   consensus on time in range (Battelino et al., Diabetes Care 2019) defines
-//!   them, with its boundary conventions (see [`consensus`]).
-//! - The standard deviation is the *population* SD (divide by n): it describes
-//!   the readings of the period themselves, and stays defined (0) for a single
-//!   reading. With the thousands of readings of a 14-day report the difference
-//!   from the sample SD is below 0.02 %.
+//! - Every "time in" figure (the five consensus bands, time in tight range
+//!   70–140 and the Glycemia Risk Index built on them) is the percent of
+//!   *readings* in the band, with the band edges of the consensus on time in
+//!   range (Battelino et al., Diabetes Care 2019); see [`consensus`].
+//! - The standard deviation is the *sample* SD (divide by n − 1), as R's
+//!   `sd` and iglu compute it, so SD and CV match the tools research uses; a
+//!   single reading reports 0. The SDK, the cloud's reports and FHIR, and the
+//!   CLI all print this one figure.
 //! - Percentiles of the AGP use linear interpolation between closest ranks
 //!   (Hyndman & Fan type 7, the default of R and NumPy), so a clinician can
 //!   check a figure in a spreadsheet.
@@ -22,4 +23,4 @@ pub mod agp;
 pub mod consensus;
 
 pub use agp::{AgpSlot, agp_profile, percentile};
-pub use consensus::{GlucoseMetrics, consensus_metrics};
+pub use consensus::{GlucoseMetrics, GriZone, consensus_metrics};
