@@ -18,6 +18,22 @@ for tool in java mvn; do
     fi
 done
 
+# The tests run on Java 21 or newer (Robolectric's newest framework classes,
+# which its shadows name, are Java 21 class files); Maven and the compiler
+# keep the default java.
+test_java="${VIGIL_TEST_JAVA:-}"
+if [ -z "$test_java" ]; then
+    for candidate in /usr/lib/jvm/*/bin/java; do
+        [ -x "$candidate" ] || continue
+        major="$("$candidate" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+        if [ "${major:-0}" -ge 21 ] 2>/dev/null; then test_java="$candidate"; break; fi
+    done
+fi
+[ -n "$test_java" ] || {
+    echo "test-framework.sh: no Java 21 or newer under /usr/lib/jvm; set VIGIL_TEST_JAVA (Debian: a temurin or openjdk-21+ JDK)" >&2
+    exit 1
+}
+
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 cargo build -p vigil-bindings -p vigil-ingest --locked
 lib="$target_dir/debug/libvigil_bindings.so"
@@ -30,7 +46,8 @@ cargo run -q -p vigil-bindings --locked --bin uniffi-bindgen -- \
 offline=()
 if [ "${VIGIL_MVN_OFFLINE:-}" = 1 ]; then offline=(-o); fi
 pom=android/framework-tests/pom.xml
-props=(-Dvigil.generated="$out" -Dvigil.libdir="$target_dir/debug" -Dvigil.ingest="$target_dir/debug/vigil-ingest")
+props=(-Dvigil.generated="$out" -Dvigil.libdir="$target_dir/debug" -Dvigil.ingest="$target_dir/debug/vigil-ingest"
+    -Dvigil.test.jvm="$test_java")
 
 # Fetch the AndroidX AARs and take out their classes.jar (Maven resolves a
 # plugin's dependencies before it runs, so this is its own invocation).

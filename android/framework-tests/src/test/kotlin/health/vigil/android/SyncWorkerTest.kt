@@ -2,13 +2,11 @@ package health.vigil.android
 
 import android.content.Context
 import androidx.work.BackoffPolicy
-import androidx.work.Configuration
 import androidx.work.Data
 import androidx.work.ForegroundUpdater
 import androidx.work.ListenableWorker
 import androidx.work.NetworkType
 import androidx.work.ProgressUpdater
-import androidx.work.WorkManager
 import androidx.work.WorkerFactory
 import androidx.work.WorkerParameters
 import androidx.work.impl.utils.taskexecutor.WorkManagerTaskExecutor
@@ -22,6 +20,7 @@ import java.io.File
 import java.net.ServerSocket
 import java.net.Socket
 import java.nio.file.Files
+import java.time.Instant
 import java.util.UUID
 import java.util.concurrent.Executor
 import java.util.concurrent.TimeUnit
@@ -100,8 +99,9 @@ class SyncWorkerTest {
             binary, "--database", File(dir, "ingest.db").path, "serve", "--listen", "127.0.0.1:$port",
         ).redirectOutput(log).redirectErrorStream(true).start()
         server = process
-        val until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
-        while (System.nanoTime() < until) {
+        // Wall time from java.time: Robolectric fakes System.currentTimeMillis and nanoTime.
+        val until = Instant.now().plusSeconds(30)
+        while (Instant.now().isBefore(until)) {
             if (runCatching { Socket("127.0.0.1", port).close() }.isSuccess) return
             check(process.isAlive) { "vigil-ingest serve exited: ${log.readText()}" }
             Thread.sleep(50)
@@ -130,7 +130,7 @@ class SyncWorkerTest {
                 serverUrl = serverUrl,
                 token = token,
                 transport = TransportMode.SIMULATED,
-                clock = ClockMode.Simulated(startMs = System.currentTimeMillis() - 4 * hour, runForMs = 3uL * hour.toULong()),
+                clock = ClockMode.Simulated(startMs = Instant.now().toEpochMilli() - 4 * hour, runForMs = 3uL * hour.toULong()),
             ),
         )
         vigil.pair("cgm-1", DeviceKind.CGM)
@@ -146,25 +146,19 @@ class SyncWorkerTest {
     }
 
     @Test
-    fun schedule_requires_a_network_and_backs_off_exponentially() {
-        WorkManager.initialize(app, Configuration.Builder().setExecutor(direct).setTaskExecutor(direct).build())
-        SyncWorker.schedule(app)
-        val infos = WorkManager.getInstance(app).getWorkInfosForUniqueWork("vigil.sync").get(10, TimeUnit.SECONDS)
-        val info = infos.single()
-        assertEquals(NetworkType.CONNECTED, info.constraints.requiredNetworkType)
-        assertTrue(info.constraints.requiresBatteryNotLow())
-        assertEquals(TimeUnit.MINUTES.toMillis(15), info.periodicityInfo?.repeatIntervalMillis)
-        // What schedule enqueues: exponential backoff from one minute.
-        val spec = SyncWorker.request(15, unmeteredOnly = false).workSpec
+    fun the_scheduled_request_needs_a_network_and_backs_off_exponentially() {
+        val request = SyncWorker.request(15, unmeteredOnly = false)
+        val spec = request.workSpec
+        assertEquals(NetworkType.CONNECTED, spec.constraints.requiredNetworkType)
+        assertTrue(spec.constraints.requiresBatteryNotLow())
+        assertEquals(TimeUnit.MINUTES.toMillis(15), spec.intervalDuration)
         assertEquals(BackoffPolicy.EXPONENTIAL, spec.backoffPolicy)
         assertEquals(TimeUnit.MINUTES.toMillis(1), spec.backoffDelayDuration)
-
-        // Wi-Fi only, when the app asks; scheduling again replaces nothing.
-        SyncWorker.cancel(app)
-        SyncWorker.schedule(app, unmeteredOnly = true)
-        val unmetered = WorkManager.getInstance(app).getWorkInfosForUniqueWork("vigil.sync").get(10, TimeUnit.SECONDS)
-            .single { !it.state.isFinished }
+        assertEquals(SyncWorker::class.java.name, spec.workerClassName)
+        // Wi-Fi only when the app asks; never more often than WorkManager's floor.
+        val unmetered = SyncWorker.request(5, unmeteredOnly = true).workSpec
         assertEquals(NetworkType.UNMETERED, unmetered.constraints.requiredNetworkType)
+        assertEquals(TimeUnit.MINUTES.toMillis(15), unmetered.intervalDuration)
     }
 
     @Test
