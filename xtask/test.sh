@@ -68,6 +68,9 @@ cargo test --workspace --benches --locked
 say "Kotlin bindings and the Kotlin layer, compiled and tested on the JVM"
 bash bindings/test-kotlin.sh
 
+say "Android layer compiled against the Android 14 framework (API 34) and tested under Robolectric"
+bash android/test-framework.sh
+
 say "Swift wrapper uses only symbols the generated Swift bindings declare"
 bash ios/check-swift-symbols.sh
 

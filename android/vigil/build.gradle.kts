@@ -49,4 +49,6 @@ dependencies {
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.10.2")
     implementation("androidx.core:core-ktx:1.15.0")
     implementation("androidx.work:work-runtime-ktx:2.10.0")
+    // Export to the phone's health store (HealthExport.kt), opt-in per type.
+    implementation("androidx.health.connect:connect-client:1.1.0")
 }

@@ -25,6 +25,13 @@ sealed class VigilError(message: String, cause: Throwable? = null) : Exception(m
 
     /** Not configured for this call (no server, not host-fed), or closed. */
     class NotAvailable(message: String, cause: Throwable? = null) : VigilError(message, cause)
+
+    /**
+     * The app has not been granted the runtime [permissions] this call needs
+     * (Android 12+: BLUETOOTH_SCAN, BLUETOOTH_CONNECT): ask the user, then retry.
+     */
+    class PermissionDenied(val permissions: List<String>) :
+        VigilError("runtime permissions not granted: ${permissions.joinToString()}")
 }
 
 /** The one place generated errors become [VigilError]s. */

@@ -1,5 +1,6 @@
 package health.vigil.android
 
+import android.Manifest
 import android.annotation.SuppressLint
 import android.bluetooth.BluetoothDevice
 import android.bluetooth.BluetoothGatt
@@ -13,6 +14,7 @@ import android.bluetooth.le.ScanFilter
 import android.bluetooth.le.ScanResult
 import android.bluetooth.le.ScanSettings
 import android.content.Context
+import android.content.pm.PackageManager
 import android.os.Build
 import android.os.ParcelUuid
 import java.util.UUID
@@ -25,6 +27,7 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
 import health.vigil.Vigil
+import health.vigil.VigilError
 import health.vigil.ffi.HostCharacteristic
 import health.vigil.ffi.HostReply
 import health.vigil.ffi.HostRequest
@@ -42,8 +45,14 @@ import health.vigil.ffi.HostRequest
  *
  * Android runs one GATT operation at a time per connection; the core
  * awaits each answer before its next request, so one pending token per
- * device is enough. The caller holds BLUETOOTH_CONNECT / BLUETOOTH_SCAN
- * (or the legacy permissions below API 31) before starting the SDK.
+ * device is enough.
+ *
+ * From Android 12 (API 31) scanning needs BLUETOOTH_SCAN and every GATT call
+ * BLUETOOTH_CONNECT, granted at run time. The bridge checks them before it
+ * touches the stack: [attach] and [scan] fail with
+ * [VigilError.PermissionDenied] naming what is missing, and a request from
+ * the core that arrives after a grant was revoked is answered as failed,
+ * never with the framework's SecurityException.
  */
 @SuppressLint("MissingPermission")
 class BleBridge(context: Context, private val vigil: Vigil, private val scope: CoroutineScope) {
@@ -55,8 +64,16 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
     /** Calls into the SDK, in order, off the Binder threads GATT calls back on. */
     private val calls = Channel<suspend () -> Unit>(Channel.UNLIMITED)
 
-    /** Starts serving the core's requests; cancel the job (or [scope]) to stop. */
-    fun attach(): Job = scope.launch {
+    /**
+     * Starts serving the core's requests; cancel the job (or [scope]) to stop.
+     * Throws [VigilError.PermissionDenied] without BLUETOOTH_CONNECT (API 31+).
+     */
+    fun attach(): Job {
+        missing(connectPermissions()).takeIf { it.isNotEmpty() }?.let { throw VigilError.PermissionDenied(it) }
+        return serve()
+    }
+
+    private fun serve(): Job = scope.launch {
         launch { for (call in calls) runCatching { call() } }
         vigil.hostRequests().collect { handle(it) }
     }
@@ -68,6 +85,10 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
     /** Performs one request from the core; the answer goes back asynchronously. */
     private fun handle(request: HostRequest) {
         val device = request.device
+        val denied = missing(connectPermissions())
+        if (denied.isNotEmpty() && request.command !in setOf("start_scan", "stop_scan")) {
+            return fail(request, "not granted: ${denied.joinToString()}")
+        }
         val uuid = request.characteristic?.let(UUID::fromString)
         when (request.command) {
             // Devices are paired by address; scanning for new ones is [scan].
@@ -90,8 +111,17 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
         }
     }
 
-    /** Scans for the sensor services Vigil reads, for the app's pairing screen. */
+    /**
+     * Scans for the sensor services Vigil reads, for the app's pairing screen.
+     * The flow fails with [VigilError.PermissionDenied] without BLUETOOTH_SCAN
+     * (API 31+; location below it).
+     */
     fun scan(): Flow<ScanResult> = callbackFlow {
+        val denied = missing(scanPermissions())
+        if (denied.isNotEmpty()) {
+            close(VigilError.PermissionDenied(denied))
+            return@callbackFlow
+        }
         val scanner = manager.adapter?.bluetoothLeScanner
         if (scanner == null) {
             close(IllegalStateException("Bluetooth is off or absent"))
@@ -202,6 +232,8 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
         override fun onConnectionStateChange(gatt: BluetoothGatt, status: Int, newState: Int) {
             val address = gatt.device.address
             val up = status == BluetoothGatt.GATT_SUCCESS && newState == BluetoothProfile.STATE_CONNECTED
+            // The stack may report the link before connectGatt has returned.
+            if (up) gatts.putIfAbsent(address, gatt)
             sdk { vigil.hostConnection(address, up) }
             if (up) {
                 answer(address, HostReply.Done)
@@ -225,8 +257,8 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
         override fun onCharacteristicRead(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, value: ByteArray, status: Int) =
             answerGatt(gatt.device.address, status) { HostReply.Value(value) }
 
-        @Deprecated("Before API 33")
-        @Suppress("DEPRECATION")
+        // Android calls this form only before API 33; the value form above replaces it.
+        @Suppress("DEPRECATION", "OVERRIDE_DEPRECATION")
         override fun onCharacteristicRead(gatt: BluetoothGatt, c: BluetoothGattCharacteristic, status: Int) {
             if (Build.VERSION.SDK_INT < Build.VERSION_CODES.TIRAMISU) {
                 answerGatt(gatt.device.address, status) { HostReply.Value(c.value ?: ByteArray(0)) }
@@ -243,8 +275,8 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
             feed(gatt, c, value)
         }
 
-        @Deprecated("Before API 33")
-        @Suppress("DEPRECATION")
+        // Android calls this form only before API 33; the value form above replaces it.
+        @Suppress("DEPRECATION", "OVERRIDE_DEPRECATION")
         override fun onCharacteristicChanged(gatt: BluetoothGatt, c: BluetoothGattCharacteristic) {
             if (Build.VERSION.SDK_INT < Build.VERSION_CODES.TIRAMISU) feed(gatt, c, c.value ?: return)
         }
@@ -257,9 +289,28 @@ class BleBridge(context: Context, private val vigil: Vigil, private val scope: C
         sdk { vigil.feedHostBytes(address, uuid, value) }
     }
 
-    private companion object {
-        val CCCD: UUID = UUID.fromString("00002902-0000-1000-8000-00805f9b34fb")
-        val SENSOR_SERVICES: List<UUID> = listOf("181f", "1808", "180d", "1822").map {
+    private fun missing(permissions: List<String>): List<String> = permissions.filter {
+        appContext.checkSelfPermission(it) != PackageManager.PERMISSION_GRANTED
+    }
+
+    /** The runtime permissions that scanning and connecting need, for the app's request. */
+    companion object {
+        /** What [scan] needs on this Android version. */
+        fun scanPermissions(): List<String> = if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.S) {
+            listOf(Manifest.permission.BLUETOOTH_SCAN)
+        } else {
+            listOf(Manifest.permission.ACCESS_FINE_LOCATION)
+        }
+
+        /** What [attach] and every GATT operation need on this Android version. */
+        fun connectPermissions(): List<String> = if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.S) {
+            listOf(Manifest.permission.BLUETOOTH_CONNECT)
+        } else {
+            emptyList()
+        }
+
+        private val CCCD: UUID = UUID.fromString("00002902-0000-1000-8000-00805f9b34fb")
+        private val SENSOR_SERVICES: List<UUID> = listOf("181f", "1808", "180d", "1822").map {
             UUID.fromString("0000$it-0000-1000-8000-00805f9b34fb")
         }
     }

@@ -6,6 +6,7 @@ import androidx.work.Constraints
 import androidx.work.CoroutineWorker
 import androidx.work.ExistingPeriodicWorkPolicy
 import androidx.work.NetworkType
+import androidx.work.PeriodicWorkRequest
 import androidx.work.PeriodicWorkRequestBuilder
 import androidx.work.WorkManager
 import androidx.work.WorkerParameters
@@ -37,16 +38,20 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
 
         /** Schedules a periodic sync; WorkManager's floor is 15 minutes. */
         fun schedule(context: Context, everyMinutes: Long = 15, unmeteredOnly: Boolean = false) {
+            WorkManager.getInstance(context)
+                .enqueueUniquePeriodicWork(NAME, ExistingPeriodicWorkPolicy.KEEP, request(everyMinutes, unmeteredOnly))
+        }
+
+        /** The periodic request [schedule] enqueues: a network, a battery not low, backoff on retry. */
+        internal fun request(everyMinutes: Long, unmeteredOnly: Boolean): PeriodicWorkRequest {
             val constraints = Constraints.Builder()
                 .setRequiredNetworkType(if (unmeteredOnly) NetworkType.UNMETERED else NetworkType.CONNECTED)
                 .setRequiresBatteryNotLow(true)
                 .build()
-            val request = PeriodicWorkRequestBuilder<SyncWorker>(everyMinutes.coerceAtLeast(15), TimeUnit.MINUTES)
+            return PeriodicWorkRequestBuilder<SyncWorker>(everyMinutes.coerceAtLeast(15), TimeUnit.MINUTES)
                 .setConstraints(constraints)
                 .setBackoffCriteria(BackoffPolicy.EXPONENTIAL, 1, TimeUnit.MINUTES)
                 .build()
-            WorkManager.getInstance(context)
-                .enqueueUniquePeriodicWork(NAME, ExistingPeriodicWorkPolicy.KEEP, request)
         }
 
         /** Cancels the periodic sync (on sign-out). */
