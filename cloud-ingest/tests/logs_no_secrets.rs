@@ -170,6 +170,9 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn end_clinician_sessions(&self, _: i64) -> vigil_ingest::Result<u64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn set_nightscout_secret(
         &self,
         _: i64,
