@@ -151,7 +151,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let start = Instant::now();
     let response = next.run(req).await;
     state.metrics.observe(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
