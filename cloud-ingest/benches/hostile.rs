@@ -126,7 +126,15 @@ async fn main() {
     let loud = admin::add_patient(s, "Loud Tenant").unwrap();
     let quiet_token = admin::add_patient_token(s, quiet, Role::Device).unwrap();
     let loud_token = admin::add_patient_token(s, loud, Role::Device).unwrap();
-    let limits = Limits::default();
+    // The per-token rate limit off (as in the load bench): the figure is
+    // the database writer's contention, not the limiter's.
+    let limits = Limits {
+        rate: vigil_ingest::rate_limit::RateLimit {
+            per_second: 100_000.0,
+            burst: 100_000,
+        },
+        ..Limits::default()
+    };
     let state = AppState::new(store.clone(), limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
