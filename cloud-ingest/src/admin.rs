@@ -90,6 +90,28 @@ pub fn assign(s: &dyn Storage, clinician: &str, patient: PatientId) -> Result<()
     audit(s, Some(patient), "clinician.assign")
 }
 
+/// Revokes token `id` (audited). An unknown or already revoked token is
+/// `NotFound`, so a typo never reads as success.
+pub fn revoke_token(s: &dyn Storage, id: crate::storage::TokenId) -> Result<()> {
+    if !s.revoke_token(id)? {
+        return Err(Error::NotFound(format!(
+            "token {id} (unknown or already revoked)"
+        )));
+    }
+    audit(s, None, "token.revoke")
+}
+
+/// Ends every dashboard session of the clinician named `name` (audited);
+/// returns how many were open.
+pub fn end_clinician_sessions(s: &dyn Storage, name: &str) -> Result<u64> {
+    let c = s
+        .clinician_by_name(name)?
+        .ok_or_else(|| Error::NotFound(format!("clinician {name:?}")))?;
+    let n = s.end_clinician_sessions(c)?;
+    audit(s, None, "clinician.end_sessions")?;
+    Ok(n)
+}
+
 /// Issues an admin token labelled with the admin's name.
 pub fn add_admin(s: &dyn Storage, name: &str) -> Result<Secret> {
     if name.trim().is_empty() {

@@ -181,9 +181,17 @@ impl Principal {
 }
 
 /// The bearer secret in an `Authorization` header, if well-formed.
+/// The hash of the bearer token in `headers`, if one is presented.
+pub fn bearer_hash(headers: &axum::http::HeaderMap) -> Option<TokenHash> {
+    bearer_in(headers).map(TokenHash::of)
+}
+
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+    bearer_in(&parts.headers)
+}
+
+fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -200,19 +208,24 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let presented = bearer(parts).ok_or(Error::Unauthenticated)?;
+        let client = crate::rate_limit::client_ip(parts);
+        if state.auth_throttle.blocked(client) {
+            return Err(Error::RateLimited);
+        }
         let hash = TokenHash::of(presented);
         let lookup = hash.clone();
-        let record = state
-            .store
-            .run(move |s| s.token_by_hash(&lookup))
-            .await?
-            .ok_or(Error::Unauthenticated)?;
-        if !record.hash.ct_eq(&hash) || record.revoked_at.is_some() {
-            tracing::info!(token_id = record.id, "rejected revoked token");
+        let record = state.store.run(move |s| s.token_by_hash(&lookup)).await?;
+        let Some(record) = record.filter(|r| r.hash.ct_eq(&hash)) else {
+            refused(state, client, None, "token").await;
+            return Err(Error::Unauthenticated);
+        };
+        if record.revoked_at.is_some() {
+            refused(state, client, Some(record.id), "token").await;
             return Err(Error::Unauthenticated);
         }
         if !state.rate_limiter.try_acquire(record.id) {
-            tracing::info!(token_id = record.id, "rate limited");
+            // One line per 429 would let a client flood the log.
+            tracing::debug!(token_id = record.id, "rate limited");
             return Err(Error::RateLimited);
         }
         Ok(Principal {
@@ -220,5 +233,30 @@ impl FromRequestParts<AppState> for Principal {
             role: record.role,
             scope: record.scope,
         })
+    }
+}
+
+/// A refused credential: counted against the client's address, logged
+/// (address and kind, never the secret) and audited (`auth.refused.<kind>`,
+/// with the token id when a revoked token was presented). A failing audit
+/// write is logged; the refusal stands either way.
+pub async fn refused(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    token_id: Option<TokenId>,
+    kind: &'static str,
+) {
+    state.auth_throttle.failed(client, kind);
+    let entry = crate::storage::NewAuditEntry {
+        token_id,
+        patient_id: None,
+        action: format!("auth.refused.{kind}"),
+    };
+    if let Err(e) = state
+        .store
+        .run(move |s| s.append_audit(&entry).map(drop))
+        .await
+    {
+        tracing::error!(error = %e, "audit of a refused credential failed");
     }
 }

@@ -7,7 +7,7 @@
 //! file sees all its problems at once; only a fully valid file is returned
 //! for storing, so a bad file never leaves half its rows behind.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use vigil_core::model::Sample;
 
@@ -35,6 +35,12 @@ pub enum RowProblem {
     BadGlucose,
     /// The glucose is a number but outside [`PLAUSIBLE_MG_DL`].
     ImplausibleGlucose,
+    /// The time is outside the window [`crate::validate::check_time`]
+    /// accepts (before 2000, or past the server's clock and its skew).
+    ImplausibleTime {
+        /// `too_old` or `future_time`.
+        reason: &'static str,
+    },
 }
 
 /// One bad row: its 1-based line in the file (line 1 is the header).
@@ -63,9 +69,10 @@ pub fn export(samples: &[Sample]) -> String {
     out
 }
 
-/// Parses a whole file. `Err(Error::InvalidCsv)` lists every bad row;
-/// `Err(Error::InvalidInput)` for a missing header column or an empty file.
-pub fn import(text: &str) -> Result<Vec<Sample>> {
+/// Parses a whole file, times checked against `now` and `max_future`.
+/// `Err(Error::InvalidCsv)` lists every bad row; `Err(Error::InvalidInput)`
+/// for a missing header column or an empty file.
+pub fn import(text: &str, now: DateTime<Utc>, max_future: TimeDelta) -> Result<Vec<Sample>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -119,7 +126,15 @@ pub fn import(text: &str) -> Result<Vec<Sample>> {
                     line,
                     problem: RowProblem::ImplausibleGlucose,
                 }),
-            (Some(time), Some(value)) => samples.push(Sample { time, value }),
+            (Some(time), Some(value)) => match crate::validate::check_time(time, now, max_future) {
+                Some(reason) => bad.push(BadRow {
+                    line,
+                    problem: RowProblem::ImplausibleTime {
+                        reason: crate::validate::reason_name(reason),
+                    },
+                }),
+                None => samples.push(Sample { time, value }),
+            },
         }
     }
     if !bad.is_empty() {
@@ -133,6 +148,10 @@ pub fn import(text: &str) -> Result<Vec<Sample>> {
 
 #[cfg(test)]
 mod tests {
+    fn import_now(text: &str) -> Result<Vec<Sample>> {
+        import(text, Utc::now(), TimeDelta::minutes(5))
+    }
+
     use super::*;
     use chrono::TimeZone;
 
@@ -150,13 +169,13 @@ mod tests {
             .collect();
         let text = export(&samples);
         assert!(text.starts_with("time,glucose_mgdl\n2026-03-01T00:00:00Z,80\n"));
-        assert_eq!(import(&text).unwrap(), samples);
+        assert_eq!(import_now(&text).unwrap(), samples);
     }
 
     #[test]
     fn columns_in_any_order_and_extra_columns_are_ignored() {
         let text = "note,glucose_mgdl,time\na,101,2026-03-01T00:05:00+01:00\n";
-        let got = import(text).unwrap();
+        let got = import_now(text).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].value, 101.0);
         assert_eq!(got[0].time, at(5) - chrono::TimeDelta::hours(1));
@@ -170,7 +189,7 @@ mod tests {
                     2026-03-01T00:10:00Z,abc\n\
                     2026-03-01T00:15:00Z,5000\n\
                     2026-03-01T00:20:00Z,NaN\n";
-        match import(text) {
+        match import_now(text) {
             Err(Error::InvalidCsv(rows)) => assert_eq!(
                 rows,
                 vec![
@@ -198,9 +217,12 @@ mod tests {
 
     #[test]
     fn missing_column_and_empty_file_are_input_errors() {
-        assert!(matches!(import("time,sgv\n"), Err(Error::InvalidInput(_))));
         assert!(matches!(
-            import("time,glucose_mgdl\n"),
+            import_now("time,sgv\n"),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            import_now("time,glucose_mgdl\n"),
             Err(Error::InvalidInput(_))
         ));
     }

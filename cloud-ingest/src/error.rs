@@ -191,3 +191,71 @@ impl IntoResponse for Error {
         response
     }
 }
+
+/// Any error answer not already in the documented shape — a body-limit 413,
+/// a path, query or method refused by the router, a timeout — rewritten as
+/// `{error, detail}` by its status. The replacement never carries the
+/// original text, which may quote what the client sent. HTML (the
+/// dashboard) and JSON (including FHIR's) answers pass through.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let documented = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/html"));
+    if documented {
+        return response;
+    }
+    let (error, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("too_large", "the body is larger than this service accepts")
+        }
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this route does not take that method")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media",
+            "the body's media type is not accepted here",
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        s if s.is_server_error() => ("internal", "internal error; see the service log"),
+        _ => (
+            "invalid_input",
+            "the request's path, query, headers or body could not be read",
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let body = Json(Body {
+        error,
+        detail: detail.to_owned(),
+        rows: None,
+    });
+    let mut out = (status, body).into_response();
+    // Keep headers such as Allow or Retry-After; the body's type is ours.
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The last resort when a handler panics: the documented JSON 500, logged
+/// without the panic's message (it may hold request data).
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    Error::Internal("a request handler panicked".into()).into_response()
+}
+
+/// Detail of a query string that could not be read (axum's own text quotes
+/// the query, so it is not echoed).
+pub const UNREADABLE_QUERY: &str =
+    "the query string could not be read (check names, times and numbers)";
+
+/// Detail of a form body that could not be read.
+pub const UNREADABLE_FORM: &str = "the form could not be read";

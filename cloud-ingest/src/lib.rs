@@ -28,6 +28,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod serve;
 pub mod storage;
+pub mod validate;
 pub mod views;
 pub mod webhooks;
 
@@ -54,16 +55,27 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Per-token request budget (per replica).
     pub rate: RateLimit,
+    /// Most readings (held-back included) one batch may carry; more is a
+    /// 413, which makes the SDK halve its batch. Bounds the time one batch
+    /// holds the database writer, so one device cannot stall the others.
+    pub max_readings_per_batch: usize,
+    /// How far past the server's clock a (skew-corrected) reading or alert
+    /// time, or a heartbeat, may lie ([`validate::check_time`]).
+    pub max_future_skew: chrono::TimeDelta,
 }
 
 impl Default for Limits {
     /// 4 MiB bodies (a day of one-minute CGM readings in JSON is well under
-    /// 1 MiB), 30 s per request, and [`RateLimit::default`].
+    /// 1 MiB), 30 s per request, [`RateLimit::default`], 20,000 readings per
+    /// batch (four times the SDK's default batch) and 5 minutes of clock
+    /// skew into the future.
     fn default() -> Self {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             rate: RateLimit::default(),
+            max_readings_per_batch: 20_000,
+            max_future_skew: chrono::TimeDelta::minutes(5),
         }
     }
 }
@@ -77,11 +89,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-token rate limiting.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Failed authentication per client address.
+    pub auth_throttle: Arc<rate_limit::AuthThrottle>,
     /// The limits `app` applies.
     pub limits: Limits,
     /// Mark dashboard cookies `Secure`: true when served over TLS or behind
     /// a TLS proxy (browsers drop Secure cookies on plain-HTTP loopback).
     pub cookie_secure: bool,
+    /// The URL clients reach the service at, without a trailing slash:
+    /// absolute links (FHIR `fullUrl`) are built from it, never from the
+    /// client's Host header.
+    pub public_url: String,
+    /// Send `Strict-Transport-Security` (served over TLS).
+    pub hsts: bool,
     /// This process's live-event bus (SSE clients read it).
     pub bus: live::LiveBus,
     /// Where live events are published (this process or every replica).
@@ -99,8 +119,13 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
+            auth_throttle: Arc::new(rate_limit::AuthThrottle::new(
+                rate_limit::AuthThrottle::LIMIT,
+            )),
             limits,
             cookie_secure: false,
+            public_url: "http://localhost".into(),
+            hsts: false,
             fanout: Arc::new(live::LocalFanout::new(bus.clone())),
             bus,
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
@@ -125,6 +150,9 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .fallback(|| async { Error::NotFound("no such route".into()) })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -134,5 +162,25 @@ pub fn app(state: AppState) -> Router {
             limits.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), hsts))
         .with_state(state)
+}
+
+/// Adds `Strict-Transport-Security` to every answer when served over TLS,
+/// so a browser that once reached the dashboard over HTTPS never sends a
+/// session cookie in clear.
+async fn hsts(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(req).await;
+    if state.hsts {
+        response.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }

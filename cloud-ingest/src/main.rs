@@ -58,6 +58,18 @@ enum Command {
         /// Seconds between dead-man's switch checks.
         #[arg(long, env = "VIGIL_APP_SILENT_CHECK", default_value_t = 60)]
         app_silent_check: u32,
+        /// The URL clients reach this service at (e.g.
+        /// `https://vigil.example.org`): FHIR `fullUrl`s are built from it,
+        /// never from the request's Host. Default: the listen address.
+        #[arg(long, env = "VIGIL_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Most readings one batch may carry (more: 413).
+        #[arg(long, env = "VIGIL_MAX_READINGS_PER_BATCH", default_value_t = Limits::default().max_readings_per_batch)]
+        max_readings_per_batch: usize,
+        /// Seconds a reading, alert or heartbeat may be dated past the
+        /// server's clock (after clock-skew correction).
+        #[arg(long, env = "VIGIL_MAX_FUTURE_SKEW", default_value_t = 300)]
+        max_future_skew: u32,
     },
     /// Manage patients.
     Patient {
@@ -134,6 +146,10 @@ enum TokenCommand {
         #[arg(long, value_enum)]
         role: PatientRole,
     },
+    /// Revoke a token by its id (as logs and the audit log name it): it is
+    /// refused from then on, and its open live streams and dashboard
+    /// sessions end; prints `revoked`.
+    Revoke { token_id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +158,9 @@ enum ClinicianCommand {
     Add { name: String },
     /// Assign a patient to a clinician; prints `assigned`.
     Assign { name: String, patient_id: i64 },
+    /// End every dashboard session of a clinician (their token stays
+    /// valid); prints how many were ended.
+    EndSessions { name: String },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +211,9 @@ fn run(cli: Cli) -> Result<Option<String>> {
             rate_burst,
             app_silent_after,
             app_silent_check,
+            public_url,
+            max_readings_per_batch,
+            max_future_skew,
         } => {
             if !(rate_per_second.is_finite() && rate_per_second >= 0.0) {
                 return Err(Error::InvalidInput(
@@ -206,6 +228,7 @@ fn run(cli: Cli) -> Result<Option<String>> {
                 listen,
                 tls,
                 insecure_behind_proxy,
+                connections: vigil_ingest::serve::ConnectionLimits::default(),
             };
             // Refuse before starting a runtime or touching the network.
             vigil_ingest::serve::check_listen(&opts)?;
@@ -214,10 +237,18 @@ fn run(cli: Cli) -> Result<Option<String>> {
                     per_second: rate_per_second,
                     burst: rate_burst,
                 },
+                max_readings_per_batch,
+                max_future_skew: chrono::TimeDelta::seconds(i64::from(max_future_skew)),
                 ..Limits::default()
             };
             let mut state = AppState::new(store.clone(), limits);
             state.cookie_secure = opts.tls.is_some() || opts.insecure_behind_proxy;
+            state.hsts = opts.tls.is_some();
+            let scheme = if opts.tls.is_some() { "https" } else { "http" };
+            state.public_url = public_url
+                .unwrap_or_else(|| format!("{scheme}://{}", opts.listen))
+                .trim_end_matches('/')
+                .to_owned();
             // Over PostgreSQL, replicas share live alerts through
             // LISTEN/NOTIFY; over SQLite the one process's bus is enough.
             if let Some(url) = cli
@@ -293,6 +324,18 @@ fn run(cli: Cli) -> Result<Option<String>> {
         } => {
             admin::assign(storage, &name, patient_id)?;
             Some("assigned".to_owned())
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { token_id },
+        } => {
+            admin::revoke_token(storage, token_id)?;
+            Some("revoked".to_owned())
+        }
+        Command::Clinician {
+            command: ClinicianCommand::EndSessions { name },
+        } => {
+            let n = admin::end_clinician_sessions(storage, &name)?;
+            Some(format!("ended {n} session(s)"))
         }
         Command::Admin {
             command: AdminCommand::Add { name },

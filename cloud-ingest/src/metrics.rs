@@ -4,7 +4,9 @@
 //! by route and status, one latency histogram by route) are a few dozen
 //! lines, and the route label is the matched route template (never the raw
 //! path), so label cardinality is bounded by the router and no patient id
-//! ends up in a label.
+//! ends up in a label; the method label is one of the nine standard
+//! methods or `other`, and the status a three-digit number, so every label
+//! set is bounded whatever a client sends.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -116,6 +118,28 @@ impl Metrics {
     }
 }
 
+/// The method as a label: one of the standard methods, or `other`. A
+/// client may send any token as a method, and each distinct label is a
+/// series kept for the process's life.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, label)| *label)
+}
+
 /// Middleware: times every request and records it under its route template
 /// (`unmatched` for paths no route knows).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -123,11 +147,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let response = next.run(req).await;
     state.metrics.observe(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),

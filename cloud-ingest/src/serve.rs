@@ -6,9 +6,19 @@
 //! patient data must never cross a network in clear by accident. TLS uses
 //! rustls with the ring provider, so the binary links no OpenSSL and builds
 //! without a C crypto toolchain beyond ring's own.
+//!
+//! Connections are bounded before any request exists, since a client needs
+//! no token to open one: a header must arrive within
+//! [`ConnectionLimits::header_read_timeout`] (which also ends a keep-alive
+//! connection idle that long), and beyond [`ConnectionLimits::per_client`]
+//! open connections from one address, or [`ConnectionLimits::total`] in
+//! all, a new connection is closed at accept. So one anonymous client
+//! holding many slow connections cannot take the file descriptors that
+//! `/healthz` and everyone else need.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +42,99 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Bounds on connections, applied before any request is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest wait for a request's headers, counted from when the
+    /// connection is ready for one (so also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
+    /// Most open connections in all; more are closed at accept.
+    pub total: usize,
+    /// Most open connections from one client address.
+    pub per_client: usize,
+}
+
+impl Default for ConnectionLimits {
+    /// 10 s for headers or idleness, 4,096 connections (below a typical
+    /// 8,192 descriptor limit, leaving room for the database and files),
+    /// 128 per client address (a NAT of phones shares one address).
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            total: 4096,
+            per_client: 128,
+        }
+    }
+}
+
+/// Open connections, in all and per client address.
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+/// Counts open connections against [`ConnectionLimits`]; a slot is given
+/// back when its [`Slot`] drops.
+#[derive(Debug, Clone)]
+pub struct ConnectionGate {
+    limits: ConnectionLimits,
+    open: Arc<std::sync::Mutex<Open>>,
+}
+
+/// One admitted connection.
+#[derive(Debug)]
+pub struct Slot {
+    gate: ConnectionGate,
+    client: IpAddr,
+}
+
+impl ConnectionGate {
+    /// A gate with nothing open.
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            open: Arc::default(),
+        }
+    }
+
+    /// Admits a connection from `client`, or `None` when it would pass a
+    /// limit.
+    pub fn admit(&self, client: IpAddr) -> Option<Slot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = open.by_client.get(&client).copied().unwrap_or(0);
+        if open.total >= self.limits.total || mine >= self.limits.per_client {
+            return None;
+        }
+        open.total += 1;
+        open.by_client.insert(client, mine + 1);
+        Some(Slot {
+            gate: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .gate
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_client.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// Where and how to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
@@ -41,6 +144,8 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// Allow plain HTTP off loopback (a proxy terminates TLS in front).
     pub insecure_behind_proxy: bool,
+    /// Bounds on connections.
+    pub connections: ConnectionLimits,
 }
 
 /// Ok unless the options would serve plain HTTP on a non-loopback address
@@ -106,9 +211,7 @@ async fn serve_router(
         None => {
             let listener = tokio::net::TcpListener::bind(opts.listen).await?;
             on_bound(listener.local_addr()?, false);
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            serve_plain(listener, router, opts.connections, shutdown).await;
         }
         Some(files) => {
             let config =
@@ -123,13 +226,90 @@ async fn serve_router(
                 trigger.graceful_shutdown(Some(TLS_DRAIN));
             });
             on_bound(addr, true);
-            axum_server::from_tcp_rustls(listener, config)
-                .handle(handle)
-                .serve(router.into_make_service())
+            let mut server = axum_server::from_tcp_rustls(listener, config).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(opts.connections.header_read_timeout);
+            server
+                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
                 .await?;
         }
     }
     Ok(())
+}
+
+/// Serves `router` over plain HTTP/1.1 on `listener` within `limits` until
+/// `shutdown` resolves, then stops accepting and lets open connections
+/// finish their requests. Public so tests and benchmarks serve exactly
+/// what `serve` does.
+pub async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let gate = ConnectionGate::new(limits);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut refused: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a reset before accept: wait a
+                    // moment rather than spin, then go on serving.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = gate.admit(peer.ip()) else {
+            refused += 1;
+            // Closed at once; counted, logged now and then, never per
+            // connection (that would let a client flood the log).
+            if refused.is_power_of_two() {
+                tracing::warn!(refused, "connections refused at the connection limits");
+            }
+            drop(stream);
+            continue;
+        };
+        // Handlers see the client's address (failed-authentication
+        // throttling is keyed by it).
+        let with_peer = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let service = TowerToHyperService::new(with_peer);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        // No route upgrades a connection (SSE is a plain response).
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that vanishes or times out ends its connection; that
+            // is not the service's failure.
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM: the signals an operator or a
@@ -188,6 +368,7 @@ mod tests {
                 key: "k.pem".into(),
             }),
             insecure_behind_proxy: insecure,
+            connections: ConnectionLimits::default(),
         }
     }
 
@@ -200,5 +381,23 @@ mod tests {
         assert!(check_listen(&opts("[::]:8080", false, false)).is_err());
         assert!(check_listen(&opts("0.0.0.0:8080", false, true)).is_ok());
         assert!(check_listen(&opts("0.0.0.0:8443", true, false)).is_ok());
+    }
+
+    #[test]
+    fn the_gate_admits_up_to_each_limit_and_frees_a_slot_on_drop() {
+        let gate = ConnectionGate::new(ConnectionLimits {
+            header_read_timeout: Duration::from_secs(1),
+            total: 3,
+            per_client: 2,
+        });
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let a1 = gate.admit(a).unwrap();
+        let _a2 = gate.admit(a).unwrap();
+        assert!(gate.admit(a).is_none(), "per client");
+        let _b1 = gate.admit(b).unwrap();
+        assert!(gate.admit(b).is_none(), "in all");
+        drop(a1);
+        assert!(gate.admit(a).is_some());
     }
 }

@@ -240,3 +240,63 @@ fn nightscout_secret_is_stored_hashed_and_weak_or_unknown_ones_are_refused() {
     let stored = vigil_ingest::nightscout::secret_hash(secret).0;
     assert!(contains(stored.as_bytes()), "hash not found");
 }
+
+#[test]
+fn token_revoke_and_clinician_end_sessions_act_at_once_and_are_audited() {
+    let fx = common::Fixture::new();
+    let storage = fx.store.blocking();
+    let follower = storage
+        .token_by_hash(&TokenHash::of(&fx.follower))
+        .unwrap()
+        .unwrap();
+    let id = follower.id.to_string();
+    let (ok, out, _) = run_cli(&fx.db, &["token", "revoke", &id]);
+    assert!(ok);
+    assert_eq!(out.trim(), "revoked");
+    let after = storage
+        .token_by_hash(&TokenHash::of(&fx.follower))
+        .unwrap()
+        .unwrap();
+    assert!(after.revoked_at.is_some());
+    // Again, or an unknown id: an error, never a silent success.
+    let (ok, _, err) = run_cli(&fx.db, &["token", "revoke", &id]);
+    assert!(!ok, "{err}");
+    let (ok, _, _) = run_cli(&fx.db, &["token", "revoke", "999999"]);
+    assert!(!ok);
+
+    let clinician = storage
+        .token_by_hash(&TokenHash::of(&fx.clinician))
+        .unwrap()
+        .unwrap();
+    let session = TokenHash::of("a session id of sixty-four characters is what the cookie holds..");
+    let later = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    storage
+        .create_session(&session, clinician.id, later)
+        .unwrap();
+    assert!(
+        storage
+            .session_token(&session, chrono::Utc::now())
+            .unwrap()
+            .is_some()
+    );
+    let (ok, out, _) = run_cli(&fx.db, &["clinician", "end-sessions", "dr-own"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "ended 1 session(s)");
+    assert!(
+        storage
+            .session_token(&session, chrono::Utc::now())
+            .unwrap()
+            .is_none()
+    );
+    let actions: Vec<String> = storage
+        .audit_entries(0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"token.revoke".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"clinician.end_sessions".to_owned()),
+        "{actions:?}"
+    );
+}

@@ -138,6 +138,9 @@ impl Storage for SlowPing {
     fn delete_session(&self, h: &TokenHash, now: chrono::DateTime<chrono::Utc>) -> Result<bool> {
         self.0.delete_session(h, now)
     }
+    fn end_clinician_sessions(&self, c: i64) -> Result<u64> {
+        self.0.end_clinician_sessions(c)
+    }
     fn set_nightscout_secret(
         &self,
         p: i64,

@@ -30,7 +30,7 @@ pub async fn list(
     q: std::result::Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditView>> {
     who.require_admin()?;
-    let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
     let entries = state

@@ -33,7 +33,7 @@ pub async fn export(
     Path(id): Path<PatientId>,
     q: std::result::Result<Query<Period>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
-    let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
     let (from, to) = crate::routes::dashboard::period(q.from, q.to)?;
     let points = state
         .store
@@ -79,7 +79,7 @@ pub async fn import(
     state.store.run(move |s| who.check_patient(s, id)).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| Error::InvalidInput("the CSV file is not UTF-8".into()))?;
-    let samples = csv::import(text)?;
+    let samples = csv::import(text, chrono::Utc::now(), state.limits.max_future_skew)?;
     let n = samples.len();
     let ack = state
         .store

@@ -52,7 +52,7 @@ pub async fn login(
     headers: HeaderMap,
     form: std::result::Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response> {
-    let Form(form) = form.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let Form(form) = form.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_FORM.into()))?;
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !same(expected, &form.csrf) {
         return Err(Error::Forbidden("missing or wrong CSRF token"));
@@ -117,7 +117,7 @@ pub async fn logout(
     who: Session,
     form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response> {
-    let Form(form) = form.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let Form(form) = form.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_FORM.into()))?;
     if !same(&who.csrf, &form.csrf) {
         return Err(Error::Forbidden("missing or wrong CSRF token"));
     }
@@ -223,11 +223,14 @@ pub fn period(
     to: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let to = to.unwrap_or_else(Utc::now);
-    let from = from.unwrap_or(to - TimeDelta::days(14));
+    let from = match from {
+        Some(from) => from,
+        None => crate::validate::shift(to, -TimeDelta::days(14), "to")?,
+    };
     if from >= to {
         return Err(Error::InvalidInput("`from` must be before `to`".into()));
     }
-    if to - from > MAX_PERIOD {
+    if to.signed_duration_since(from) > MAX_PERIOD {
         return Err(Error::InvalidInput(
             "the period may be at most 90 days".into(),
         ));
@@ -242,7 +245,9 @@ pub async fn patient(
     Path(id): Path<i64>,
     q: std::result::Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
-    let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    // The rejection's text quotes the query: not echoed.
+    let Query(q) =
+        q.map_err(|_| Error::InvalidInput("`from` and `to` must be RFC 3339 date-times".into()))?;
     let (from, to) = period(q.from, q.to)?;
     let principal = who.principal;
     let (patient, samples, alerts) = state
@@ -331,7 +336,8 @@ pub async fn js() -> Response {
 /// `/v1/alerts/stream` authenticated by the session cookie (EventSource
 /// cannot send a bearer header).
 pub async fn alerts_stream(State(state): State<AppState>, who: Session) -> Result<Response> {
-    Ok(super::reads::stream(State(state), who.principal)
+    let credential = super::reads::Credential::Session(who.hash.clone());
+    Ok(super::reads::stream_while(state, who.principal, credential)
         .await?
         .into_response())
 }

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::storage::{NewAuditEntry, PatientId};
+use crate::validate::shift;
 use crate::{fhir, glucose, query};
 
 fn fhir_json(v: Value) -> Response {
@@ -25,12 +26,10 @@ fn fhir_json(v: Value) -> Response {
     r
 }
 
-fn base(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}/fhir")
+/// The FHIR base from the configured public URL (never the Host header,
+/// which the client chooses).
+fn base(state: &AppState) -> String {
+    format!("{}/fhir", state.public_url)
 }
 
 fn reader(who: &Principal) -> Result<()> {
@@ -51,7 +50,7 @@ fn instant(s: &str) -> Result<DateTime<Utc>> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
-        .ok_or_else(|| Error::InvalidInput(format!("`{s}` is not a FHIR date or dateTime")))
+        .ok_or_else(|| Error::InvalidInput("a date is not a FHIR date or dateTime".into()))
 }
 
 async fn audited(
@@ -79,7 +78,6 @@ async fn audited(
 pub async fn observations(
     State(state): State<AppState>,
     who: Principal,
-    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
     reader(&who)?;
@@ -98,9 +96,9 @@ pub async fn observations(
                 if let Some(x) = v.strip_prefix("ge") {
                     from = Some(instant(x)?);
                 } else if let Some(x) = v.strip_prefix("gt") {
-                    from = Some(instant(x)? + TimeDelta::milliseconds(1));
+                    from = Some(shift(instant(x)?, TimeDelta::milliseconds(1), "date")?);
                 } else if let Some(x) = v.strip_prefix("le") {
-                    to = Some(instant(x)? + TimeDelta::milliseconds(1));
+                    to = Some(shift(instant(x)?, TimeDelta::milliseconds(1), "date")?);
                 } else if let Some(x) = v.strip_prefix("lt") {
                     to = Some(instant(x)?);
                 } else {
@@ -120,8 +118,11 @@ pub async fn observations(
     }
     let patient = patient.ok_or_else(|| Error::InvalidInput("`patient` is required".into()))?;
     let to = to.unwrap_or_else(Utc::now);
-    let from = from.unwrap_or(to - TimeDelta::days(14));
-    if from >= to || to - from > TimeDelta::days(90) {
+    let from = match from {
+        Some(from) => from,
+        None => shift(to, -TimeDelta::days(14), "date")?,
+    };
+    if from >= to || to.signed_duration_since(from) > TimeDelta::days(90) {
         return Err(Error::InvalidInput(
             "the date range must be ascending and at most 90 days".into(),
         ));
@@ -132,7 +133,7 @@ pub async fn observations(
         .run(move |s| glucose::points(s, patient, from, to))
         .await?;
     Ok(fhir_json(fhir::observation_bundle(
-        &base(&headers),
+        &base(&state),
         patient,
         &points,
     )))
@@ -143,7 +144,6 @@ pub async fn observations(
 pub async fn summary(
     State(state): State<AppState>,
     who: Principal,
-    headers: HeaderMap,
     Path(patient): Path<PatientId>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
@@ -157,8 +157,11 @@ pub async fn summary(
         }
     }
     let end = end.unwrap_or_else(Utc::now);
-    let start = start.unwrap_or(end - TimeDelta::days(14));
-    if start >= end || end - start > TimeDelta::days(90) {
+    let start = match start {
+        Some(start) => start,
+        None => shift(end, -TimeDelta::days(14), "end")?,
+    };
+    if start >= end || end.signed_duration_since(start) > TimeDelta::days(90) {
         return Err(Error::InvalidInput(
             "the period must be ascending and at most 90 days".into(),
         ));
@@ -174,7 +177,7 @@ pub async fn summary(
     devices.sort();
     devices.dedup();
     Ok(fhir_json(fhir::summary_bundle(
-        &base(&headers),
+        &base(&state),
         patient,
         start,
         end,

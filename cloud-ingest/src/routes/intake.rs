@@ -27,28 +27,23 @@ use crate::storage::{
     NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat, NewReading, PatientId, SeriesKey,
     Storage, TokenScope,
 };
+use crate::validate;
 
 /// A phone clock within this of the server's is trusted as is; beyond it,
 /// every time of the message is shifted by the difference.
 pub const SKEW_ALLOWANCE: TimeDelta = TimeDelta::seconds(5);
-/// How far after the server's clock a (corrected) time may lie.
-pub const FUTURE_SLACK: TimeDelta = TimeDelta::minutes(5);
-/// The oldest reading accepted, before the server's clock.
+/// The oldest reading an SDK batch may carry, before the server's clock
+/// (the phone's buffer never holds older); imports go back to
+/// [`validate::EARLIEST`].
 pub const MAX_AGE: TimeDelta = TimeDelta::days(400);
+/// Readings any binary body may decode to, whatever its size.
+pub const FREE_READINGS: usize = 8192;
+/// Readings each further byte of a (decompressed) body may decode to: a
+/// regular series whose values change costs about a byte a reading, a flat
+/// one less; run-length tokens can claim far more, and are refused.
+pub const READINGS_PER_BODY_BYTE: usize = 64;
 
-/// Values no living patient (or working sensor) produces, per stream, in
-/// the stream's canonical unit. Outside: `impossible_value`.
-pub fn plausible(stream: Stream) -> std::ops::RangeInclusive<f64> {
-    match stream {
-        Stream::Glucose | Stream::MeterGlucose => 1.0..=1500.0,
-        Stream::GlucoseTrend => -50.0..=50.0,
-        Stream::HeartRate | Stream::PulseRate => 15.0..=350.0,
-        Stream::RrInterval => 0.1..=5.0,
-        Stream::EnergyExpended => 0.0..=100_000.0,
-        Stream::Spo2 => 1.0..=100.0,
-        Stream::Battery => 0.0..=100.0,
-    }
-}
+pub use validate::plausible;
 
 /// A core wire error as the HTTP error the protocol names: 415 for an
 /// unknown type or coding, 413 for a body that is or expands past the
@@ -59,6 +54,12 @@ pub fn wire_error(e: vigil_core::Error) -> Error {
             Error::UnsupportedMedia(format!("{field}: {reason}"))
         }
         e @ vigil_core::Error::WireTooLarge { .. } => Error::TooLarge(e.to_string()),
+        // The one field name the wire gives only to "too many readings".
+        vigil_core::Error::Wire {
+            field: "readings",
+            reason,
+            ..
+        } => Error::TooLarge(format!("readings: {reason}; send fewer readings per batch")),
         vigil_core::Error::Wire { field, reason, .. } => {
             Error::Malformed(format!("field `{field}`: {reason}"))
         }
@@ -108,16 +109,16 @@ fn negotiate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Form
     Ok((format, plain))
 }
 
-/// When a JSON batch failed to parse, names an unknown stream if that is
-/// why (the core's message gives only a position; stream names are not
-/// patient data, so naming one is safe).
+/// When a JSON batch failed to parse, says whether an unknown stream is
+/// why (the core's message gives only a position). The name itself is not
+/// repeated: no error quotes what the client sent.
 fn unknown_stream(plain: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(plain).ok()?;
     v.get("streams")?.as_array()?.iter().find_map(|g| {
         let name = g.get("stream")?.as_str()?;
         Stream::parse(name)
             .is_none()
-            .then(|| format!("field `stream`: unknown stream `{name}`"))
+            .then(|| "field `stream`: not a stream this server knows".to_owned())
     })
 }
 
@@ -131,8 +132,9 @@ fn json_only(format: Format) -> Result<()> {
 }
 
 /// The shift that corrects the phone's clock: zero within the allowance.
+/// (A difference of two representable times always fits a `TimeDelta`.)
 fn skew(sent_at: DateTime<Utc>, now: DateTime<Utc>) -> TimeDelta {
-    let d = now - sent_at;
+    let d = now.signed_duration_since(sent_at);
     if d.abs() > SKEW_ALLOWANCE {
         d
     } else {
@@ -140,13 +142,28 @@ fn skew(sent_at: DateTime<Utc>, now: DateTime<Utc>) -> TimeDelta {
     }
 }
 
-fn check_time(time: DateTime<Utc>, now: DateTime<Utc>) -> Option<RejectReason> {
-    if time > now + FUTURE_SLACK {
-        Some(RejectReason::FutureTime)
-    } else if time < now - MAX_AGE {
-        Some(RejectReason::TooOld)
-    } else {
-        None
+/// A reading's corrected time, or why it is refused: the shared window of
+/// [`validate::check_time`], and no older than [`MAX_AGE`]. A shift that
+/// leaves chrono's range is a time no clock produced: too far one way.
+fn corrected(
+    time: DateTime<Utc>,
+    shift: TimeDelta,
+    now: DateTime<Utc>,
+    max_future: TimeDelta,
+) -> Result<DateTime<Utc>, RejectReason> {
+    let Some(t) = time.checked_add_signed(shift) else {
+        return Err(if shift > TimeDelta::zero() {
+            RejectReason::FutureTime
+        } else {
+            RejectReason::TooOld
+        });
+    };
+    if let Some(reason) = validate::check_time(t, now, max_future) {
+        return Err(reason);
+    }
+    match now.checked_sub_signed(MAX_AGE) {
+        Some(oldest) if t < oldest => Err(RejectReason::TooOld),
+        _ => Ok(t),
     }
 }
 
@@ -159,24 +176,25 @@ pub fn prepare_batch(
     batch: &Batch,
     patient: PatientId,
     now: DateTime<Utc>,
+    max_future: TimeDelta,
 ) -> Result<NewBatch> {
     let shift = skew(batch.sent_at, now);
     let mut groups = Vec::with_capacity(batch.streams.len());
     for g in &batch.streams {
         let mut readings = Vec::with_capacity(g.readings.len() + g.held_back.len());
         let mut rejected = Vec::new();
-        let range = plausible(g.stream);
         for r in &g.readings {
-            let time = r.time + shift;
-            let reason = if range.contains(&r.value) {
-                check_time(time, now)
-            } else {
-                Some(RejectReason::ImpossibleValue)
+            let checked = match validate::check_value(g.stream, r.value) {
+                Some(reason) => Err(reason),
+                None => corrected(r.time, shift, now, max_future),
             };
-            if let Some(reason) = reason {
-                rejected.push(Rejected { seq: r.seq, reason });
-                continue;
-            }
+            let time = match checked {
+                Ok(time) => time,
+                Err(reason) => {
+                    rejected.push(Rejected { seq: r.seq, reason });
+                    continue;
+                }
+            };
             readings.push(NewReading {
                 seq: r.seq,
                 time,
@@ -202,11 +220,13 @@ pub fn prepare_batch(
             session: g.session,
         };
         for h in &g.held_back {
-            let time = h.time + shift;
-            if let Some(reason) = check_time(time, now) {
-                rejected.push(Rejected { seq: h.seq, reason });
-                continue;
-            }
+            let time = match corrected(h.time, shift, now, max_future) {
+                Ok(time) => time,
+                Err(reason) => {
+                    rejected.push(Rejected { seq: h.seq, reason });
+                    continue;
+                }
+            };
             let mut value = vigil_core::reduce::interpolate(&kept, time);
             if value.is_none() && kept.first().is_some_and(|k| k.time > time) {
                 if let Some(prev) = storage.kept_reading_before(&key, time)? {
@@ -219,6 +239,12 @@ pub fn prepare_batch(
                 }
             }
             match value {
+                Some(value) if validate::check_value(g.stream, value).is_some() => {
+                    rejected.push(Rejected {
+                        seq: h.seq,
+                        reason: RejectReason::ImpossibleValue,
+                    });
+                }
                 Some(value) => readings.push(NewReading {
                     seq: h.seq,
                     time,
@@ -272,11 +298,29 @@ pub async fn post_batch(
 ) -> Result<Json<BatchAck>> {
     let patient = device_patient(&who)?;
     let (format, plain) = negotiate(&state, &headers, &body)?;
+    let max_readings = state.limits.max_readings_per_batch;
     let batch = match format {
         Format::Json => wire::json::from_slice::<Batch>(&plain)
             .map_err(|e| unknown_stream(&plain).map_or_else(|| wire_error(e), Error::Malformed)),
-        Format::Binary => wire::binary::decode(&plain).map_err(wire_error),
+        Format::Binary => {
+            // Bound the decoded work by the body's size as well as the
+            // limit, before any of it is done.
+            let budget = READINGS_PER_BODY_BYTE
+                .saturating_mul(plain.len())
+                .saturating_add(FREE_READINGS)
+                .min(max_readings);
+            wire::binary::decode_within(&plain, budget).map_err(wire_error)
+        }
     }?;
+    let total = batch.streams.iter().fold(0usize, |n, g| {
+        n.saturating_add(g.readings.len())
+            .saturating_add(g.held_back.len())
+    });
+    if total > max_readings {
+        return Err(Error::TooLarge(format!(
+            "readings: more than {max_readings} in one batch; send fewer readings per batch"
+        )));
+    }
     own_patient(&batch.patient.0, patient)?;
     // What a new-data webhook says: who and which streams, never values.
     let streams: Vec<String> = batch
@@ -285,10 +329,11 @@ pub async fn post_batch(
         .map(|g| g.stream.as_str().to_owned())
         .collect();
     let batch_id = batch.id;
+    let max_future = state.limits.max_future_skew;
     let ack = state
         .store
         .run(move |s| {
-            let new = prepare_batch(s, &batch, patient, Utc::now())?;
+            let new = prepare_batch(s, &batch, patient, Utc::now(), max_future)?;
             let ack = s.store_batch(&new)?;
             audit(s, &who, patient, "readings.write")?;
             Ok(ack)
@@ -353,11 +398,24 @@ pub async fn post_alert(
     let alert: Alert = wire::json::from_slice(&plain).map_err(wire_error)?;
     own_patient(&alert.patient.0, patient)?;
     let now = Utc::now();
-    let time = alert.time + skew(alert.sent_at, now);
-    if time > now + FUTURE_SLACK {
-        return Err(Error::Malformed(
-            "field `time`: too far in the future after clock-skew correction".into(),
-        ));
+    let time = corrected(
+        alert.time,
+        skew(alert.sent_at, now),
+        now,
+        state.limits.max_future_skew,
+    )
+    .map_err(|reason| {
+        Error::Malformed(format!(
+            "field `time`: {} after clock-skew correction",
+            validate::reason_name(reason)
+        ))
+    })?;
+    if let Some(v) = alert.glucose_mg_dl {
+        if validate::check_value(Stream::Glucose, v).is_some() {
+            return Err(Error::Malformed(
+                "field `glucose_mg_dl`: impossible_value".into(),
+            ));
+        }
     }
     let new_alert = NewAlert {
         patient,
@@ -413,6 +471,25 @@ pub async fn post_heartbeat(
     let hb: Heartbeat = wire::json::from_slice(&plain).map_err(wire_error)?;
     own_patient(&hb.patient.0, patient)?;
     let now = Utc::now();
+    // A heartbeat dated ahead would win every later comparison by
+    // `sent_at` and hide genuine ones: refused, like any implausible time.
+    if let Some(reason) = validate::check_time(hb.sent_at, now, state.limits.max_future_skew) {
+        return Err(Error::Malformed(format!(
+            "field `sent_at`: {}",
+            validate::reason_name(reason)
+        )));
+    }
+    let batteries = hb
+        .phone_battery_pct
+        .iter()
+        .chain(hb.devices.iter().filter_map(|d| d.battery_pct.as_ref()));
+    for &pct in batteries {
+        if validate::check_value(Stream::Battery, pct).is_some() {
+            return Err(Error::Malformed(
+                "field `battery_pct`: impossible_value".into(),
+            ));
+        }
+    }
     let record = NewHeartbeat {
         patient,
         sent_at: hb.sent_at,

@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::error::{Error, Result};
 use crate::nightscout::{self, Entry, secret_hash};
 use crate::storage::{NewAuditEntry, PatientId};
+use crate::validate::{self, shift};
 use crate::{glucose, query};
 
 /// The device name readings uploaded through Nightscout are stored under.
@@ -40,12 +41,19 @@ impl FromRequestParts<AppState> for NightscoutPatient {
             .or(token)
             .filter(|s| !s.trim().is_empty())
             .ok_or(Error::Unauthenticated)?;
+        let client = crate::rate_limit::client_ip(parts);
+        if state.auth_throttle.blocked(client) {
+            return Err(Error::RateLimited);
+        }
         let hash = secret_hash(&presented);
         let patient = state
             .store
             .run(move |s| s.nightscout_patient(&hash))
-            .await?
-            .ok_or(Error::Unauthenticated)?;
+            .await?;
+        let Some(patient) = patient else {
+            crate::auth::refused(state, client, None, "nightscout_secret").await;
+            return Err(Error::Unauthenticated);
+        };
         // Rate buckets are keyed by token id; Nightscout callers get the
         // negative patient id, which no token has.
         if !state.rate_limiter.try_acquire(-patient) {
@@ -88,9 +96,10 @@ async fn read(
     if let Some(c) = force_count {
         q.count = c;
     }
-    let to =
-        q.to.map(|t| t + TimeDelta::milliseconds(1))
-            .unwrap_or_else(|| Utc::now() + TimeDelta::minutes(10));
+    let to = match q.to {
+        Some(t) => shift(t, TimeDelta::milliseconds(1), "find[date]")?,
+        None => Utc::now() + TimeDelta::minutes(10),
+    };
     let explicit_from = q.from;
     let count = q.count;
     let points = state
@@ -105,7 +114,8 @@ async fn read(
             // narrow window keeps the newest within the read limit).
             let mut points = Vec::new();
             for days in [1, 14, 90, 3650] {
-                points = glucose::points(s, patient, to - TimeDelta::days(days), to)?;
+                let from = shift(to, -TimeDelta::days(days), "find[date]")?;
+                points = glucose::points(s, patient, from, to)?;
                 if points.len() >= count {
                     break;
                 }
@@ -142,8 +152,9 @@ pub async fn upload(
     NightscoutPatient(p): NightscoutPatient,
     body: Bytes,
 ) -> Result<Json<Value>> {
+    // serde's messages quote what was sent: never echoed.
     let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| Error::InvalidInput(format!("body is not JSON: {e}")))?;
+        .map_err(|_| Error::InvalidInput("body is not JSON".into()))?;
     let items = match v {
         Value::Array(a) => a,
         o @ Value::Object(_) => vec![o],
@@ -151,15 +162,25 @@ pub async fn upload(
     };
     let mut samples = Vec::new();
     let mut ignored = 0usize;
+    let now = Utc::now();
     for (i, item) in items.into_iter().enumerate() {
         if item.get("type").and_then(Value::as_str).unwrap_or("sgv") != "sgv" {
             ignored += 1;
             continue;
         }
-        let e: Entry = serde_json::from_value(item)
-            .map_err(|e| Error::InvalidInput(format!("entry {i}: {e}")))?;
+        let e: Entry = serde_json::from_value(item).map_err(|_| {
+            Error::InvalidInput(format!(
+                "entry {i}: not an sgv entry (numeric `sgv` and `date` needed)"
+            ))
+        })?;
         let time = nightscout::from_ms(e.date)
             .ok_or_else(|| Error::InvalidInput(format!("entry {i}: bad date")))?;
+        if let Some(reason) = validate::check_time(time, now, state.limits.max_future_skew) {
+            return Err(Error::InvalidInput(format!(
+                "entry {i}: date {}",
+                validate::reason_name(reason)
+            )));
+        }
         if !(e.sgv.is_finite()
             && (crate::csv::PLAUSIBLE_MG_DL.0..=crate::csv::PLAUSIBLE_MG_DL.1).contains(&e.sgv))
         {
@@ -196,11 +217,12 @@ pub async fn delete(
             "DELETE needs find[date][$gte] and find[date][$lte]".into(),
         ));
     };
+    let to = shift(to, TimeDelta::milliseconds(1), "find[date]")?;
     let n = state
         .store
         .run(move |s| {
             audit(s, p, "nightscout.entries.delete")?;
-            s.delete_readings(p, DEVICE, from, to + TimeDelta::milliseconds(1))
+            s.delete_readings(p, DEVICE, from, to)
         })
         .await?;
     Ok(Json(json!({"ok": true, "n": n})))

@@ -58,7 +58,10 @@ fn range(
     to: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let to = to.unwrap_or_else(Utc::now);
-    let from = from.unwrap_or(to - TimeDelta::days(1));
+    let from = match from {
+        Some(from) => from,
+        None => crate::validate::shift(to, -TimeDelta::days(1), "to")?,
+    };
     if from > to {
         return Err(Error::InvalidInput("`from` is after `to`".into()));
     }
@@ -86,12 +89,12 @@ pub async fn readings(
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<ReadingsParams>, QueryRejection>,
 ) -> Result<Json<ReadingsView>> {
-    let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
     let stream = match q.stream.as_deref() {
         None | Some("") => None,
         Some(name) => Some(
             Stream::parse(name)
-                .ok_or_else(|| Error::InvalidInput(format!("unknown stream `{name}`")))?,
+                .ok_or_else(|| Error::InvalidInput("`stream` is not a known stream name".into()))?,
         ),
     };
     let (from, to) = range(q.from, q.to)?;
@@ -121,7 +124,7 @@ pub async fn metrics(
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<GlucoseMetrics>> {
-    let Query(q) = q.map_err(|e| Error::InvalidInput(e.body_text()))?;
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
     let (from, to) = range(q.from, q.to)?;
     let readings = state
         .store
@@ -239,6 +242,47 @@ pub async fn ack(
 pub async fn stream(
     State(state): State<AppState>,
     who: Principal,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl FutStream<Item = std::result::Result<Event, Infallible>>>> {
+    // The extractor authenticated this very header, so it is present.
+    let hash = crate::auth::bearer_hash(&headers).ok_or(Error::Unauthenticated)?;
+    stream_while(state, who, Credential::Token(hash)).await
+}
+
+/// What a live stream was opened with, re-checked while it stays open.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A bearer token (its hash): the stream ends when it is revoked.
+    Token(crate::auth::TokenHash),
+    /// A dashboard session (its id's hash): the stream ends at sign-out,
+    /// at expiry, or when the clinician's token is revoked.
+    Session(crate::auth::TokenHash),
+}
+
+/// How often an open stream re-checks its credential: the longest a
+/// revoked token, a signed-out or expired session keeps receiving.
+pub const CREDENTIAL_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn still_valid(state: &AppState, credential: &Credential) -> bool {
+    let credential = credential.clone();
+    let found = state
+        .store
+        .run(move |s| match &credential {
+            Credential::Token(h) => s.token_by_hash(h),
+            Credential::Session(h) => s.session_token(h, Utc::now()),
+        })
+        .await;
+    // A failing database ends the stream too: the client reconnects and is
+    // authenticated afresh.
+    matches!(found, Ok(Some(record)) if record.revoked_at.is_none())
+}
+
+/// The live alert stream of `who`'s patients, ended once `credential`
+/// no longer holds.
+pub async fn stream_while(
+    state: AppState,
+    who: Principal,
+    credential: Credential,
 ) -> Result<Sse<impl FutStream<Item = std::result::Result<Event, Infallible>>>> {
     // Subscribe before reading the scope, so nothing published meanwhile
     // is missed.
@@ -259,21 +303,31 @@ pub async fn stream(
             Ok(patients.into_iter().collect())
         })
         .await?;
-    let events = futures_util::stream::unfold((rx, patients), |(mut rx, patients)| async move {
+    let mut recheck = tokio::time::interval(CREDENTIAL_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let seed = (rx, patients, recheck, state, credential);
+    let events = futures_util::stream::unfold(seed, |s| async move {
+        let (mut rx, patients, mut recheck, state, credential) = s;
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = recheck.tick() => {
+                    if still_valid(&state, &credential).await {
+                        continue;
+                    }
+                    return None;
+                }
+            };
+            let ev = match received {
                 Ok(e) if patients.contains(&e.patient) => {
                     let data = serde_json::to_string(&e).unwrap_or_default();
-                    let ev = Event::default().event(e.event.clone()).data(data);
-                    return Some((Ok(ev), (rx, patients)));
+                    Event::default().event(e.event.clone()).data(data)
                 }
                 Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => {
-                    let ev = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(ev), (rx, patients)));
-                }
+                Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
                 Err(RecvError::Closed) => return None,
-            }
+            };
+            return Some((Ok(ev), (rx, patients, recheck, state, credential)));
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))

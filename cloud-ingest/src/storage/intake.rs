@@ -98,6 +98,32 @@ pub struct NewBatch {
     pub groups: Vec<NewGroup>,
 }
 
+impl NewBatch {
+    /// The key a batch is stored once by: its id within its patient and
+    /// device (the first 16 bytes of a SHA-256 over the three,
+    /// length-prefixed), so a device reusing another's batch id neither
+    /// receives that batch's acknowledgement nor loses its own readings.
+    /// Derived here, above the backends, so both key alike; it fits the
+    /// 16-byte `batch_key` column without a migration. (A batch stored
+    /// before this key and retried after is stored again, reading by
+    /// reading, as already stored: nothing is duplicated.)
+    pub fn idempotency_key(&self) -> [u8; 16] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"vigil batch key v1");
+        h.update(self.patient.to_le_bytes());
+        h.update((self.device.len() as u64).to_le_bytes());
+        h.update(self.device.as_bytes());
+        h.update(self.id.0);
+        let digest = h.finalize();
+        let mut key = [0u8; 16];
+        for (k, d) in key.iter_mut().zip(digest.iter()) {
+            *k = *d;
+        }
+        key
+    }
+}
+
 /// What storing one reading found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadingOutcome {

@@ -250,6 +250,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Ends a session; true if it existed. Also drops every session expired
     /// at `now`, so the table does not grow without bound.
     fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Ends every dashboard session of `clinician` (any of their tokens);
+    /// returns how many there were. Open live streams of those sessions end
+    /// at their next credential check.
+    fn end_clinician_sessions(&self, clinician: ClinicianId) -> Result<u64>;
     /// Sets (or replaces) a patient's Nightscout secret hash. Unknown
     /// patient: `NotFound`; a hash another patient already uses: `Conflict`.
     fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()>;

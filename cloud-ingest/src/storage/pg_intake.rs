@@ -34,19 +34,17 @@ fn json_error(e: serde_json::Error) -> Error {
 }
 
 pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
+    let key = b.idempotency_key();
     let mut tx = conn.transaction()?;
     let claimed = tx.query_opt(
         "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
          VALUES ($1, $2, $3, $4, '')
          ON CONFLICT (batch_key) DO NOTHING RETURNING id",
-        &[&&b.id.0[..], &b.patient, &b.device, &micros(b.received_at)],
+        &[&&key[..], &b.patient, &b.device, &micros(b.received_at)],
     )?;
     let Some(row) = claimed else {
         let text: String = tx
-            .query_one(
-                "SELECT ack FROM batches WHERE batch_key = $1",
-                &[&&b.id.0[..]],
-            )?
+            .query_one("SELECT ack FROM batches WHERE batch_key = $1", &[&&key[..]])?
             .get(0);
         let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
         ack.duplicate = true;

@@ -384,6 +384,15 @@ impl Storage for SqliteStorage {
         Ok(n == 1)
     }
 
+    fn end_clinician_sessions(&self, clinician: ClinicianId) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM dashboard_sessions WHERE token_id IN
+                 (SELECT id FROM tokens WHERE clinician_id = ?1)",
+            [clinician],
+        )?;
+        Ok(n as u64)
+    }
+
     fn set_nightscout_secret(&self, patient: PatientId, hash: &SecretHash) -> Result<()> {
         let conn = self.conn();
         let exists: bool = conn.query_row(

@@ -35,13 +35,14 @@ fn json_error(e: serde_json::Error) -> Error {
 }
 
 pub(super) fn store_batch(conn: &mut Connection, b: &NewBatch) -> Result<BatchAck> {
+    let key = b.idempotency_key();
     // IMMEDIATE: take the write lock up front, so two writers never both
     // read "unseen" and then race to insert.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let seen: Option<String> = tx
         .query_row(
             "SELECT ack FROM batches WHERE batch_key = ?1",
-            [&b.id.0[..]],
+            [&key[..]],
             |r| r.get(0),
         )
         .optional()?;
@@ -55,7 +56,7 @@ pub(super) fn store_batch(conn: &mut Connection, b: &NewBatch) -> Result<BatchAc
     tx.execute(
         "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
          VALUES (?1, ?2, ?3, ?4, '')",
-        params![&b.id.0[..], b.patient, b.device, micros(b.received_at)],
+        params![&key[..], b.patient, b.device, micros(b.received_at)],
     )?;
     let batch_row = tx.last_insert_rowid();
     let mut outcomes = Vec::with_capacity(b.groups.len());

@@ -210,6 +210,17 @@ fn get_seq_column(r: &mut Reader<'_>, field: &'static str, n: usize) -> Result<V
 /// [`Error::Truncated`] or [`Error::Oversized`] naming the field and byte
 /// offset.
 pub fn decode(bytes: &[u8]) -> Result<Batch> {
+    decode_within(bytes, MAX_READINGS_PER_BATCH)
+}
+
+/// [`decode`] that stops before materialising more than `max_readings`
+/// readings and held-back readings in all (at most
+/// [`MAX_READINGS_PER_BATCH`]). Run-length columns let a few bytes claim
+/// hundreds of thousands of readings, so a receiver bounds the work a body
+/// may cause by its own limit (and the body's size) before any is done.
+/// Past the limit: [`Error::Wire`] with field `"readings"`, the one field
+/// name that always means "too many readings".
+pub fn decode_within(bytes: &[u8], max_readings: usize) -> Result<Batch> {
     let mut r = Reader::new(CHARACTERISTIC, bytes);
     if r.array::<3>("magic")? != MAGIC {
         return Err(Error::Wire {
@@ -256,7 +267,7 @@ pub fn decode(bytes: &[u8]) -> Result<Batch> {
         sent_at,
         streams: Vec::with_capacity(groups),
     };
-    let mut budget = MAX_READINGS_PER_BATCH;
+    let mut budget = max_readings.min(MAX_READINGS_PER_BATCH);
     for _ in 0..groups {
         let g = decode_group(&mut r, &mut budget)?;
         batch.streams.push(g);
@@ -264,6 +275,24 @@ pub fn decode(bytes: &[u8]) -> Result<Batch> {
     r.finish()?;
     batch.validate()?;
     Ok(batch)
+}
+
+/// Reads a count of readings (or held-back readings) and takes it from the
+/// batch's remaining budget, refusing a count beyond it.
+fn take_budget(r: &mut Reader<'_>, budget: &mut usize) -> Result<usize> {
+    let at = r.offset();
+    let n = super::columns::get_u64(r, "readings")?;
+    match usize::try_from(n) {
+        Ok(n) if n <= *budget => {
+            *budget -= n;
+            Ok(n)
+        }
+        _ => Err(Error::Wire {
+            field: "readings",
+            offset: Some(at),
+            reason: "more readings than the receiver's limit for one batch".into(),
+        }),
+    }
 }
 
 fn decode_group(r: &mut Reader<'_>, budget: &mut usize) -> Result<StreamReadings> {
@@ -290,8 +319,7 @@ fn decode_group(r: &mut Reader<'_>, budget: &mut usize) -> Result<StreamReadings
     } else {
         None
     };
-    let n = get_count(r, "readings", *budget)?;
-    *budget -= n;
+    let n = take_budget(r, budget)?;
     let mut readings = Vec::with_capacity(n.min(1 << 16));
     if n > 0 {
         let seqs = get_seq_column(r, "seq", n)?;
@@ -341,8 +369,7 @@ fn decode_group(r: &mut Reader<'_>, budget: &mut usize) -> Result<StreamReadings
             });
         }
     }
-    let h = get_count(r, "held_back", *budget)?;
-    *budget -= h;
+    let h = take_budget(r, budget)?;
     let mut held_back = Vec::with_capacity(h.min(1 << 16));
     if h > 0 {
         let seqs = get_seq_column(r, "held_back.seq", h)?;

@@ -1,0 +1,228 @@
+//! Hostile-client benchmark (issue 13's "done when"), each figure against
+//! its own baseline measured in the same run:
+//!
+//! 1. `/healthz` latency (p50, p99) for a well-behaved client while one
+//!    anonymous client holds `slow` connections that trickle header lines
+//!    and never finish a request, against the same with no slow client.
+//! 2. One tenant's small batch latency (p50, p99) while another tenant's
+//!    device posts the largest batches the service accepts back to back,
+//!    against the same tenant alone.
+//!
+//! The service is `serve_plain` (what `vigil-ingest serve` runs for plain
+//! HTTP) over `app(state)` on a fresh SQLite file, in this process, on
+//! loopback; the well-behaved clients connect from 127.0.0.2 and the
+//! hostile one from 127.0.0.1.
+//!
+//! `cargo bench -p vigil-ingest --bench hostile` runs 1,000 slow
+//! connections and 200 samples per figure; without `--bench` (as
+//! `cargo test --benches` runs it) a small load checks the path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::io::AsyncWriteExt;
+use vigil_core::model::{DeviceId, PatientId, Quality, Stream};
+use vigil_core::wire::{
+    self, Batch, BatchId, ContentEncoding, Format, StreamReadings, WireReading,
+};
+use vigil_ingest::auth::Role;
+use vigil_ingest::serve::{ConnectionLimits, serve_plain};
+use vigil_ingest::storage::Store;
+use vigil_ingest::storage::sqlite::SqliteStorage;
+use vigil_ingest::{AppState, Limits, admin, app};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut xs: Vec<Duration>) -> (Duration, Duration) {
+    xs.sort();
+    let (p50, p99) = (percentile(&xs, 0.5), percentile(&xs, 0.99));
+    println!(
+        "{name:<44} n={:<4} p50 {:>8.2} ms  p99 {:>8.2} ms",
+        xs.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    (p50, p99)
+}
+
+fn batch(patient: i64, n: usize, seq0: u64, values_change: bool) -> Vec<u8> {
+    let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let mut b = Batch::new(
+        BatchId::random(),
+        PatientId(patient.to_string()),
+        DeviceId("cgm".into()),
+        now,
+    );
+    let mut g = StreamReadings::new(Stream::Glucose, Some(1), 0x2AA7);
+    let t0 = now - TimeDelta::minutes(n as i64);
+    for i in 0..n {
+        g.readings.push(WireReading {
+            seq: seq0 + i as u64,
+            time: t0 + TimeDelta::minutes(i as i64),
+            value: if values_change {
+                80.0 + (i % 97) as f64
+            } else {
+                100.0
+            },
+            quality: Quality::default(),
+            raw: None,
+        });
+    }
+    b.streams.push(g);
+    wire::encode_batch(&b, Format::Binary, ContentEncoding::Identity).unwrap()
+}
+
+async fn timed_posts(
+    c: &reqwest::Client,
+    url: &str,
+    token: &str,
+    patient: i64,
+    samples: usize,
+    seq0: u64,
+) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let body = batch(patient, 15, seq0 + (i as u64) * 15, true);
+        let start = Instant::now();
+        let r = c
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", wire::BINARY_CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        out.push(start.elapsed());
+    }
+    out
+}
+
+async fn healthz(c: &reqwest::Client, url: &str, samples: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let start = Instant::now();
+        let r = c.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        out.push(start.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (slow, samples) = if full { (1000, 200) } else { (100, 20) };
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(SqliteStorage::open(&dir.path().join("vigil.db")).unwrap());
+    let s = store.blocking();
+    let quiet = admin::add_patient(s, "Quiet Tenant").unwrap();
+    let loud = admin::add_patient(s, "Loud Tenant").unwrap();
+    let quiet_token = admin::add_patient_token(s, quiet, Role::Device).unwrap();
+    let loud_token = admin::add_patient_token(s, loud, Role::Device).unwrap();
+    // The per-token rate limit off (as in the load bench): the figure is
+    // the database writer's contention, not the limiter's.
+    let limits = Limits {
+        rate: vigil_ingest::rate_limit::RateLimit {
+            per_second: 100_000.0,
+            burst: 100_000,
+        },
+        ..Limits::default()
+    };
+    let state = AppState::new(store.clone(), limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_plain(
+        listener,
+        app(state),
+        ConnectionLimits::default(),
+        std::future::pending(),
+    ));
+    let good = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let health = format!("http://{addr}/healthz");
+    let batches = format!("http://{addr}/v1/batches");
+    println!("hostile-client bench: {slow} slow connections, {samples} samples per figure");
+
+    // 1. /healthz alone, then under `slow` trickling connections.
+    let _ = healthz(&good, &health, 5).await;
+    let (_, alone_p99) = report("/healthz alone", healthz(&good, &health, samples).await);
+    let mut held = Vec::new();
+    for _ in 0..slow {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+            held.push(s);
+        }
+    }
+    let trickle = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for s in &mut held {
+                let _ = s.write_all(b"X-Slow: 1\r\n").await;
+            }
+        }
+    });
+    let (_, slow_p99) = report(
+        &format!("/healthz with {slow} slow connections"),
+        healthz(&good, &health, samples).await,
+    );
+    trickle.abort();
+    println!(
+        "  p99 difference {:+.2} ms (target: p99 under 50 ms)",
+        (slow_p99.as_secs_f64() - alone_p99.as_secs_f64()) * 1e3
+    );
+
+    // 2. One tenant's 15-reading batches alone, then while another tenant
+    // posts the largest accepted batches back to back.
+    let quiet_secret = quiet_token.expose().to_owned();
+    let (_, quiet_p99) = report(
+        "tenant batch (15 readings) alone",
+        timed_posts(&good, &batches, &quiet_secret, quiet, samples, 1).await,
+    );
+    let loud_client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let loud_secret = loud_token.expose().to_owned();
+    let loud_url = batches.clone();
+    let max = limits.max_readings_per_batch;
+    let loud_task = tokio::spawn(async move {
+        let mut seq = 1u64;
+        let mut posted = 0usize;
+        loop {
+            let body = batch(loud, max, seq, true);
+            seq += max as u64;
+            let r = loud_client
+                .post(&loud_url)
+                .bearer_auth(&loud_secret)
+                .header("content-type", wire::BINARY_CONTENT_TYPE)
+                .body(body)
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => posted += 1,
+                Ok(r) => panic!("loud batch answered {}", r.status()),
+                Err(_) => break posted,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, contended_p99) = report(
+        &format!("tenant batch while another posts {max}-reading batches"),
+        timed_posts(&good, &batches, &quiet_secret, quiet, samples, 1_000_000).await,
+    );
+    loud_task.abort();
+    println!(
+        "  p99 difference {:+.2} ms (target: at most +100 ms)",
+        (contended_p99.as_secs_f64() - quiet_p99.as_secs_f64()) * 1e3
+    );
+}
