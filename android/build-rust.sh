@@ -45,7 +45,7 @@ cargo ndk \
     --platform 26 \
     -t arm64-v8a -t armeabi-v7a -t x86_64 \
     -o "$jni_libs" \
-    build --profile "$profile" -p vigil-bindings --lib
+    build --profile "$profile" -p vigil-bindings --lib --no-default-features
 
 # Bindings come from a library's embedded uniffi metadata, which the
 # phone profile strips; a host build of the same sources carries it.

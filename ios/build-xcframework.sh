@@ -39,7 +39,7 @@ mkdir -p "$out/headers" "$out/simulator" "$generated"
 cd "$root"
 for target in "${targets[@]}"; do
     echo "==> $target ($profile profile)"
-    cargo build --profile "$profile" -p vigil-bindings --lib --target "$target"
+    cargo build --profile "$profile" -p vigil-bindings --lib --no-default-features --target "$target"
 done
 
 echo "==> simulator slices merged with lipo"
