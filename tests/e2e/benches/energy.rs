@@ -65,6 +65,8 @@ struct Heard {
     devices: AtomicU64,
     stopped: AtomicU64,
     at_stop: Mutex<Option<(EnergyCounters, BTreeMap<String, u64>)>>,
+    /// Sync events by kind, until the sessions stop: what the requests were.
+    sync: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Listener for Heard {
@@ -82,7 +84,11 @@ impl Listener for Heard {
             }
         }
     }
-    fn on_sync_event(&self, _: SyncEvent) {}
+    fn on_sync_event(&self, e: SyncEvent) {
+        if self.at_stop.lock().unwrap().is_none() {
+            *self.sync.lock().unwrap().entry(e.kind).or_insert(0) += 1;
+        }
+    }
     fn on_buffer_event(&self, _: BufferEvent) {}
     fn on_host_request(&self, _: HostRequest) {}
 }
@@ -96,6 +102,7 @@ struct Row {
     requests_per_hour: f64,
     alerts: u64,
     switches_per_hour: BTreeMap<String, f64>,
+    sync_events: BTreeMap<String, u64>,
     wall: Duration,
 }
 
@@ -153,6 +160,7 @@ fn situation(
         requests_per_hour: spent.requests as f64 / hours,
         alerts: heard.alerts.load(Ordering::Relaxed),
         switches_per_hour,
+        sync_events: heard.sync.lock().unwrap().clone(),
         wall,
     }
 }
@@ -247,5 +255,10 @@ fn main() {
             .map(|(t, n)| format!("{t} {n:.1}"))
             .collect();
         println!("- {}: {}", r.situation, per.join(", "));
+    }
+    println!();
+    println!("sync events in the simulated day, by kind:");
+    for r in &rows {
+        println!("- {}: {:?}", r.situation, r.sync_events);
     }
 }
