@@ -18,12 +18,16 @@
 //! 6. [`metrics`], [`precedence`] and [`wire`] (the versioned protocol
 //!    between the SDK and the ingest service) are shared with the cloud.
 //!
+//! [`energy`] counts what the SDK costs the phone: timer wake-ups, disk
+//! flushes and radio requests.
+//!
 //! See `docs/architecture.md` for the whole flow.
 
 pub mod alerts;
 pub mod api;
 pub mod clock;
 pub mod codec;
+pub mod energy;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -521,3 +521,68 @@ fn a_snoozed_signal_loss_starts_when_the_snooze_runs_out() {
     );
     assert_eq!(ev[0].id, alert_id("patient-7", SignalLoss, t(30)));
 }
+
+/// Drives `e` through `trace` (glucose at minutes) and the clock to
+/// `until`, ticking either every minute or only just after each
+/// `next_deadline`; returns the events.
+fn drive(
+    mut e: AlertEngine,
+    trace: &[(i64, f64)],
+    until: i64,
+    at_deadlines: bool,
+) -> Vec<AlertEvent> {
+    let mut out = Vec::new();
+    let mut wakes = 0;
+    let mut now = t(0);
+    let mut readings = trace.iter().peekable();
+    while now < t(until) {
+        let next_reading = readings.peek().map(|&&(m, _)| t(m));
+        let next_tick = if at_deadlines {
+            e.next_deadline().map(|d| d + TimeDelta::milliseconds(1))
+        } else {
+            Some(now + TimeDelta::minutes(1))
+        };
+        match (next_reading, next_tick) {
+            (Some(r), tick) if tick.is_none_or(|k| r <= k) => {
+                let &(m, v) = readings.next().unwrap();
+                now = r;
+                out.extend(e.on_glucose(s(m, v)).unwrap());
+            }
+            (_, Some(k)) if k < t(until) => {
+                now = k;
+                wakes += 1;
+                out.extend(e.on_tick(now));
+            }
+            _ => break,
+        }
+    }
+    // A last tick at the end raises whatever is due before it.
+    out.extend(e.on_tick(t(until)));
+    if at_deadlines {
+        // Only the raises themselves (and a deadline a reading overtook)
+        // cost a wake-up: far fewer than a minute ticker's.
+        assert!(wakes < 20, "{wakes} deadline wake-ups");
+    }
+    out
+}
+
+#[test]
+fn a_timer_armed_for_the_next_deadline_raises_what_a_minute_ticker_raises() {
+    // Readings every 5 minutes for an hour, a 3-hour silence (signal loss
+    // and its re-alerts), the signal back, then silence again to the end.
+    let mut trace: Vec<(i64, f64)> = (0..12).map(|i| (i * 5, 120.0)).collect();
+    trace.extend((0..6).map(|i| (240 + i * 5, 110.0)));
+    let mut snoozed = engine();
+    snoozed.snooze(AlertKind::SignalLoss, t(100));
+    for e in [engine(), snoozed] {
+        let ticked = drive(e.clone(), &trace, 400, false);
+        let armed = drive(e, &trace, 400, true);
+        assert!(
+            ticked.iter().any(|a| a.kind == AlertKind::SignalLoss),
+            "the trace loses the signal"
+        );
+        assert_eq!(armed, ticked);
+    }
+    // Nothing to lose before the first reading: no deadline at all.
+    assert_eq!(engine().next_deadline(), None);
+}

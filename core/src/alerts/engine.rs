@@ -221,6 +221,63 @@ impl AlertEngine {
         out
     }
 
+    /// The earliest time at which [`AlertEngine::on_tick`] could raise
+    /// something (a signal loss, its re-alert, a session warning), or
+    /// `None` when no time-driven alert can come without a new input.
+    ///
+    /// A caller that ticks just after this instant, and again after each
+    /// input, raises every time-driven alert as a fixed-period ticker
+    /// would (at the same event times) without waking in between: the
+    /// phone's timer is armed for the next deadline, not polled. The
+    /// answer is never later than the next alert; it may be earlier (a
+    /// snooze found at the deadline moves the next one on).
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut consider = |t: Option<DateTime<Utc>>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if let Some(last) = self.last_glucose {
+            let kind = AlertKind::SignalLoss;
+            if self.is_active(kind) {
+                consider(self.due_candidate(kind));
+            } else {
+                consider(Some(last + self.config.signal_loss_after));
+            }
+        }
+        if let Some((expiry, learned)) = self.session {
+            let kind = AlertKind::SensorSessionEnding;
+            if self.is_active(kind) {
+                consider(self.due_candidate(kind));
+            } else {
+                consider(Some(
+                    (expiry - self.config.sensor_ending_warning).max(learned),
+                ));
+            }
+        }
+        next
+    }
+
+    /// When [`AlertEngine::raise_due`] would next raise `kind` (active).
+    fn due_candidate(&self, kind: AlertKind) -> Option<DateTime<Utc>> {
+        let ep = self.episode(kind);
+        let candidate = match (
+            &ep.id,
+            ep.since,
+            ep.last_raised,
+            self.realert_interval(kind),
+        ) {
+            (None, Some(since), _, _) => since,
+            (Some(_), _, Some(last), Some(every)) => last + every,
+            _ => return None,
+        };
+        Some(match self.snoozed_until[kind.index()] {
+            Some(until) if candidate < until => until,
+            _ => candidate,
+        })
+    }
+
     /// A device battery level (percent) at `time`: battery low starts below
     /// the threshold and ends once back above it by the margin. Raised once
     /// per episode (a battery does not need re-alerts).

@@ -49,6 +49,13 @@ use crate::transport::simulated::{
 use dispatch::{Callback, Dispatch};
 use pipeline::{Contact, Pipeline};
 
+/// How long a session's buffer holds readings before one commit (one
+/// fsync at the default durability): a 1 Hz heart-rate strap costs 4 a
+/// minute instead of 60, a CGM's five-minute readings each commit at once.
+/// The app hears a reading only once it is committed, so this is also how
+/// late a strap's readings can reach the listener.
+const COMMIT_WINDOW: TimeDelta = TimeDelta::seconds(15);
+
 /// A running device: how to stop it.
 struct Running {
     stop: oneshot::Sender<()>,
@@ -294,8 +301,11 @@ impl Vigil {
             }
             None => Arc::new(|| {}),
         };
+        let rearm = Arc::new(tokio::sync::Notify::new());
         let sink = Pipeline {
-            buffer: BufferSink::new(buffer),
+            buffer: BufferSink::with_commit_window(buffer, COMMIT_WINDOW),
+            rearm: rearm.clone(),
+            unheard: Vec::new(),
             engine: engine.clone(),
             dispatch: dispatch.clone(),
             contact: self.contact.clone(),
@@ -315,9 +325,10 @@ impl Vigil {
         let make: runtime::Maker = Box::new(move || {
             Box::pin(async move {
                 let mut session = Session::new(session_cfg, transport.clone(), clock.clone(), sink);
-                let ticker = signal_ticker(
+                let ticker = signal_timer(
                     engine,
                     clock.clone(),
+                    rearm,
                     dispatch.clone(),
                     device_id.clone(),
                     ticker_path,
@@ -328,7 +339,14 @@ impl Vigil {
                     _ = ticker => None,
                     _ = &mut stop_rx => None,
                 };
+                // A stopped run still commits what it holds (its
+                // listener has not heard of it yet).
+                let flushed = session.flush_sink();
                 drop(session);
+                let outcome = match (outcome, flushed) {
+                    (None, Err(e)) => Some(Err(e)),
+                    (o, _) => o,
+                };
                 let (kind, detail) = match outcome {
                     Some(Err(e)) => ("failed", SdkError::from(e).to_string()),
                     _ => ("stopped", String::new()),
@@ -531,21 +549,44 @@ fn epoch(ms: i64) -> SdkResult<DateTime<Utc>> {
         .ok_or_else(|| SdkError::invalid("simulated clock start is out of range"))
 }
 
-/// Raises time-driven alerts (signal loss) while no reading arrives; never
-/// ends by itself.
-async fn signal_ticker(
+/// Raises time-driven alerts (signal loss, its re-alerts, a sensor
+/// session warning) while no reading arrives; never ends by itself.
+///
+/// It sleeps until the engine's next deadline ([`AlertEngine::next_deadline`])
+/// and is re-armed by `rearm` whenever a reading changed that deadline, so
+/// a phone whose sensor reports on time is never woken by it: the timer
+/// costs wake-ups only when a signal is actually being lost. (A ticker
+/// polling every minute cost 60 wake-ups an hour.)
+async fn signal_timer(
     engine: Arc<Mutex<AlertEngine>>,
     clock: Arc<dyn Clock>,
+    rearm: Arc<tokio::sync::Notify>,
     dispatch: Dispatch,
     device: DeviceId,
     path: std::path::PathBuf,
     alert_posted: Arc<dyn Fn() + Send + Sync>,
 ) {
     let mut buffer: Option<Buffer> = None;
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
+        let deadline = engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_deadline();
+        let Some(deadline) = deadline else {
+            rearm.notified().await;
+            continue;
+        };
+        // `on_tick` raises what is due strictly before its time: wake just
+        // after the deadline.
+        let wait = (deadline - clock.now())
+            .to_std()
+            .unwrap_or_default()
+            .saturating_add(std::time::Duration::from_millis(1));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = rearm.notified() => continue,
+        }
+        crate::energy::timer_woke();
         let events = engine
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -2,6 +2,10 @@
 //! engine first (alarms never wait for storage or a batch: they are written
 //! to the outbox and handed to the app at once), then into the SQLite
 //! buffer; buffer pressure and device events go to the app.
+//!
+//! Readings reach the app's listener only once committed: the buffer
+//! batches commits in a short window (see `store::sink`), and a reading
+//! the app has heard of must survive a kill of the app at any moment.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,12 +30,30 @@ pub(crate) struct Contact {
 pub(crate) struct Pipeline {
     pub(crate) buffer: BufferSink,
     pub(crate) engine: Arc<Mutex<AlertEngine>>,
+    /// Re-arms the signal timer: a reading moves the engine's next
+    /// deadline (see `signal_timer` in the facade).
+    pub(crate) rearm: Arc<tokio::sync::Notify>,
     pub(crate) dispatch: Dispatch,
     pub(crate) contact: Arc<Mutex<Contact>>,
     pub(crate) alert_posted: Arc<dyn Fn() + Send + Sync>,
+    /// Readings accepted but not yet committed: the listener hears them
+    /// after the commit.
+    pub(crate) unheard: Vec<ReadingEvent>,
 }
 
 impl Pipeline {
+    /// Tells the listener what the buffer committed, in order.
+    fn after_commit(&mut self) {
+        if self.buffer.pending() == 0 {
+            for r in self.unheard.drain(..) {
+                self.dispatch.send(Callback::Reading(r));
+            }
+        }
+        for event in self.buffer.take_buffer_events() {
+            self.dispatch.send(Callback::Buffer(buffer_event(event)));
+        }
+    }
+
     fn touch(&self, at: DateTime<Utc>) {
         let mut c = self.contact.lock().unwrap_or_else(|e| e.into_inner());
         if c.last.is_none_or(|l| l < at) {
@@ -122,8 +144,10 @@ impl SessionSink for Pipeline {
                         _ => Vec::new(),
                     }
                 };
-                self.dispatch
-                    .send(Callback::Reading(ReadingEvent::from_reading(r)));
+                if r.stream == Stream::Glucose {
+                    self.rearm.notify_one();
+                }
+                self.unheard.push(ReadingEvent::from_reading(r));
                 let device = r.provenance.device.clone();
                 raise(
                     Some(self.buffer.buffer_mut()),
@@ -141,11 +165,19 @@ impl SessionSink for Pipeline {
             }
             SessionOutput::Gap(_) => {}
         }
-        self.buffer.accept(output)?;
-        for event in self.buffer.take_buffer_events() {
-            self.dispatch.send(Callback::Buffer(buffer_event(event)));
-        }
-        Ok(())
+        let accepted = self.buffer.accept(output);
+        self.after_commit();
+        accepted
+    }
+
+    fn flush_due(&self) -> Option<DateTime<Utc>> {
+        self.buffer.flush_due()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let flushed = self.buffer.flush();
+        self.after_commit();
+        flushed
     }
 }
 

@@ -240,6 +240,12 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
         &self.sink
     }
 
+    /// Commits what the sink holds (see [`SessionSink::flush`]): for a
+    /// caller that stopped a run by dropping its future.
+    pub fn flush_sink(&mut self) -> Result<()> {
+        self.sink.flush()
+    }
+
     /// Gives the sink back.
     pub fn into_sink(self) -> S {
         self.sink
@@ -256,7 +262,13 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
     /// and calling `run_until` again resumes from the sink's cursor.
     pub async fn run_until(&mut self, until: DateTime<Utc>) -> Result<()> {
         self.until = until;
-        let result = self.run_inner(until).await;
+        let mut result = self.run_inner(until).await;
+        // Whatever the sink still holds is committed before the run ends.
+        if let Err(e) = self.sink.flush() {
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
         if result.is_err() {
             // The cache may hold the cursor of an output the sink refused;
             // the sink's own cursor is the truth for the next run.
@@ -331,6 +343,7 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
         });
         let left = (self.until - self.clock.now()).to_std().unwrap_or_default();
         tokio::time::sleep(delay.min(left)).await;
+        crate::energy::timer_woke();
     }
 
     // ----- outputs ---------------------------------------------------------
@@ -424,15 +437,34 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
             if self.sink_error.is_some() {
                 return Err(Halt::Sink);
             }
-            let left = deadline - self.clock.now();
+            let now = self.clock.now();
+            let left = deadline - now;
             let Ok(left) = left.to_std() else {
                 return Ok(None);
             };
             if left.is_zero() {
                 return Ok(None);
             }
-            match tokio::time::timeout(left, self.events.recv()).await {
-                Err(_) => return Ok(None),
+            // A sink batching commits is flushed on time, in the same
+            // wait: no timer of its own.
+            let flush_in = self
+                .sink
+                .flush_due()
+                .map(|due| (due - now).to_std().unwrap_or_default())
+                .filter(|f| *f < left);
+            match tokio::time::timeout(flush_in.unwrap_or(left), self.events.recv()).await {
+                Err(_) if flush_in.is_some() => {
+                    if flush_in.is_some_and(|f| !f.is_zero()) {
+                        crate::energy::timer_woke();
+                    }
+                    if let Err(e) = self.sink.flush() {
+                        self.sink_error = Some(e);
+                    }
+                }
+                Err(_) => {
+                    crate::energy::timer_woke();
+                    return Ok(None);
+                }
                 Ok(None) => return Err(Halt::Link("transport closed".into())),
                 Ok(Some(TransportEvent::Disconnected(id))) if id == self.cfg.peripheral => {
                     return Err(Halt::Link("link lost".into()));

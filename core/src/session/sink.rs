@@ -147,13 +147,29 @@ pub trait SessionSink: Send {
     /// Takes one output. Readings and gaps of a stream arrive in sequence
     /// order within a session.
     ///
-    /// `Ok` means the output is safe (for a durable sink: committed) and
-    /// [`SessionSink::cursor`] already reflects it. An error means it was
+    /// `Ok` means the output is kept and [`SessionSink::cursor`] already
+    /// reflects it: for a durable sink, committed, or held for a commit no
+    /// later than [`SessionSink::flush_due`] (a sink that batches commits
+    /// says so there, and the session calls [`SessionSink::flush`] on
+    /// time). An error means it was
     /// not kept: the session then hands this sink nothing more, stops, and
     /// returns the error from [`super::Session::run_until`]; the next run
     /// backfills from the cursor, so a record the sensor still holds is
     /// fetched again rather than lost.
     fn accept(&mut self, output: SessionOutput) -> Result<()>;
+
+    /// When the outputs this sink holds uncommitted must be committed, if
+    /// it holds any. The default sink commits in `accept` and holds none.
+    fn flush_due(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// Commits every output held; the session calls it at
+    /// [`SessionSink::flush_due`] and when it stops. An error is handled
+    /// like one from [`SessionSink::accept`].
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An in-memory sink for tests, demos and `vigil simulate`.

@@ -128,6 +128,13 @@ impl Buffer {
             Durability::AppCrash => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
+        // Every commit is counted at the level it runs at: a FULL commit
+        // is an fsync, what the energy budget limits. Never vetoes.
+        let flushing = matches!(config.durability, Durability::PowerLoss);
+        conn.commit_hook(Some(move || {
+            crate::energy::committed(flushing);
+            false
+        }));
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // The budget counts the main file; a checkpointed WAL is truncated
         // back to this size so it cannot grow unseen beside it.

@@ -90,6 +90,7 @@ impl SyncEngine {
             patient,
             next_batch_at: now + config.interval,
             next_heartbeat_at: now + config.heartbeat_interval,
+            last_heartbeat_at: None,
             config,
             tokens,
             token: None,
@@ -240,6 +241,8 @@ struct Engine {
     host: HostStatus,
     next_batch_at: Instant,
     next_heartbeat_at: Instant,
+    /// When a heartbeat was last acknowledged.
+    last_heartbeat_at: Option<Instant>,
     retry_at: Option<Instant>,
     attempt: u32,
     rng: ChaCha8Rng,
@@ -274,6 +277,7 @@ impl Engine {
                     c = rx.recv() => c,
                     () = tokio::time::sleep_until(at) => {
                         self.wakeups.fetch_add(1, Ordering::Relaxed);
+                        crate::energy::timer_woke();
                         self.on_timer().await;
                         continue;
                     }
@@ -405,8 +409,16 @@ impl Engine {
         }
         if want.heartbeat {
             self.next_heartbeat_at = now + self.config.heartbeat_interval;
+            // A batch acknowledged in this wake-up already told the cloud
+            // the phone is alive; the heartbeat's health report can wait
+            // its longer period.
+            let contact = report.batches > 0
+                && self
+                    .last_heartbeat_at
+                    .is_some_and(|at| now < at + self.config.heartbeat_with_data_every);
             // A lost heartbeat is not retried: the next one is on schedule.
-            if failure.is_none() && self.send_heartbeat().await.is_ok() {
+            if failure.is_none() && !contact && self.send_heartbeat().await.is_ok() {
+                self.last_heartbeat_at = Some(now);
                 report.heartbeat = true;
                 self.emit(SyncEvent::HeartbeatSent);
             }
@@ -463,6 +475,7 @@ impl Engine {
             self.token = self.tokens.token();
         }
         let poster = self.poster.clone();
+        crate::energy::requested();
         let mut reply = poster
             .post(
                 route,
@@ -475,6 +488,7 @@ impl Engine {
             .map_err(|e| Failure::Transport(e.to_string()))?;
         if reply.status == 401 || reply.status == 403 {
             self.token = self.tokens.refresh();
+            crate::energy::requested();
             reply = poster
                 .post(route, content_type, encoding, body, self.token.as_deref())
                 .await

@@ -55,6 +55,11 @@ pub struct SyncConfig {
     pub interval: Duration,
     /// How often a heartbeat reports the SDK's health.
     pub heartbeat_interval: Duration,
+    /// While batches are acknowledged (the cloud counts each as contact,
+    /// so its dead-man's switch stays quiet), a heartbeat due in the same
+    /// wake-up is sent only if the last one is at least this old: the
+    /// radio then carries one request fewer per sync interval.
+    pub heartbeat_with_data_every: Duration,
     /// Most readings (kept plus held back) in one batch; also the number of
     /// waiting readings that triggers a sync before the timer.
     pub batch_max: usize,
@@ -85,7 +90,8 @@ pub struct SyncConfig {
 }
 
 impl Default for SyncConfig {
-    /// 15-minute batches and heartbeats, 5000 readings per batch, any
+    /// 15-minute batches and heartbeats (hourly while batches flow), 5000
+    /// readings per batch, any
     /// network, 15 % battery threshold, no pins, reduction at sync time,
     /// retries from 1 s doubling to 15 min, 60 s coalescing slack, 30 s per
     /// request.
@@ -94,6 +100,7 @@ impl Default for SyncConfig {
             server_url: String::new(),
             interval: Duration::from_secs(15 * 60),
             heartbeat_interval: Duration::from_secs(15 * 60),
+            heartbeat_with_data_every: Duration::from_secs(60 * 60),
             batch_max: 5000,
             wait_for_unmetered: false,
             low_battery_percent: 15,
