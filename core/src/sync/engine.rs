@@ -537,10 +537,20 @@ impl Engine {
     /// way the readings stay in the buffer until acknowledged.
     async fn send_batches(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
         let mut refused = None;
+        let streaming = self.config.reduction == Reduction::Streaming;
         for stream in Stream::ALL {
+            if streaming {
+                let now = self.now();
+                super::decide_closed_segments(&mut self.buffer, stream, now)?;
+            }
             loop {
                 let limit = self.batch_limit(stream);
-                let Some(local) = self.buffer.next_batch_with_held(stream, limit)? else {
+                let taken = if streaming {
+                    self.buffer.next_decided_batch(stream, limit)?
+                } else {
+                    self.buffer.next_batch_with_held(stream, limit)?
+                };
+                let Some(local) = taken else {
                     break;
                 };
                 let outcome = self.send_local_batch(&local, report).await;
