@@ -143,7 +143,7 @@ impl Buffer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let candidates = |sql_limit: i64| -> Result<Vec<(i64, String, Option<i64>, bool)>> {
+        let candidates = |sql_limit: i64| -> Result<Vec<Candidate>> {
             Ok(tx
                 .prepare_cached(
                     "SELECT id, device, session, held FROM readings WHERE stream = ?1 \
@@ -200,13 +200,13 @@ impl Buffer {
     }
 }
 
+/// (row id, device, session, held back) of a reading that may travel.
+type Candidate = (i64, String, Option<i64>, bool);
+
 /// The ids of `rows` (in time order) that can travel now: every kept one,
 /// and every held-back one with a kept one of its series after it. With
 /// `only`, just that series' rows up to its first closing kept reading.
-fn closed_prefix(
-    rows: &[(i64, String, Option<i64>, bool)],
-    only: Option<(String, Option<i64>)>,
-) -> Vec<i64> {
+fn closed_prefix(rows: &[Candidate], only: Option<(String, Option<i64>)>) -> Vec<i64> {
     let mut closed: HashSet<(&str, Option<i64>)> = HashSet::new();
     let mut out = Vec::new();
     for (id, device, session, held) in rows.iter().rev() {
