@@ -64,6 +64,18 @@ impl Buffer {
         Ok(out)
     }
 
+    /// The sensor time of the newest stored reading: the data's own clock,
+    /// by which streaming reduction closes a tail that has gone quiet while
+    /// other readings go on (receive times may lag sensor times by a
+    /// backfill or a skewed sensor clock, so they are not used).
+    pub fn newest_sensor_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let us: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(sensor_time) FROM readings")?
+            .query_row([], |r| r.get(0))?;
+        us.map(from_micros).transpose()
+    }
+
     /// The last kept reading of a series' decided prefix, if reduction has
     /// decided anything in it (it outlives the reading's eviction).
     pub fn reduction_anchor(&self, stream: Stream, series: &SeriesKey) -> Result<Option<Sample>> {

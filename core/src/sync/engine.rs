@@ -104,6 +104,7 @@ impl SyncEngine {
             rng: Backoff::rng(rand::random()),
             stored_hint: 0,
             batch_limits: HashMap::new(),
+            close_tails: false,
             wakeups: wakeups.clone(),
         };
         let task = runtime.spawn(engine.run(rx));
@@ -246,6 +247,8 @@ struct Engine {
     stored_hint: usize,
     /// Per-stream batch sizes the server's `413`s taught.
     batch_limits: HashMap<Stream, usize>,
+    /// A host's sync-now is running: streaming reduction closes open tails.
+    close_tails: bool,
     wakeups: Arc<AtomicU64>,
 }
 
@@ -351,12 +354,15 @@ impl Engine {
             }
             Command::SyncNow(reply) => {
                 let now = Instant::now();
+                // The host wants everything sent: open segments close too.
+                self.close_tails = true;
                 let report = self
                     .pass(Want {
                         batches: true,
                         heartbeat: self.next_heartbeat_at <= now + self.config.coalesce_slack,
                     })
                     .await;
+                self.close_tails = false;
                 let _ = reply.send(Ok(report));
             }
         }
@@ -540,7 +546,18 @@ impl Engine {
         let streaming = self.config.reduction == Reduction::Streaming;
         for stream in Stream::ALL {
             if streaming {
-                let now = self.now();
+                // Tails close by the data's own clock (the newest reading's
+                // sensor time), not the engine's, which may be the wall
+                // clock beside simulated readings; a host's sync-now closes
+                // every open tail.
+                let now = if self.close_tails {
+                    chrono::DateTime::<chrono::Utc>::MAX_UTC
+                } else {
+                    let clock = self.now();
+                    self.buffer
+                        .newest_sensor_time()?
+                        .map_or(clock, |t| t.min(clock))
+                };
                 super::decide_closed_segments(&mut self.buffer, stream, now)?;
             }
             loop {
