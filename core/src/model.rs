@@ -139,11 +139,12 @@ impl Stream {
     /// so every stream here is trend or record.
     pub fn profile(self) -> Profile {
         match self {
-            Stream::Glucose | Stream::HeartRate | Stream::Spo2 | Stream::PulseRate => {
-                Profile::Trend
-            }
-            Stream::MeterGlucose
+            Stream::Glucose
             | Stream::GlucoseTrend
+            | Stream::HeartRate
+            | Stream::Spo2
+            | Stream::PulseRate => Profile::Trend,
+            Stream::MeterGlucose
             | Stream::RrInterval
             | Stream::EnergyExpended
             | Stream::Battery => Profile::Record,

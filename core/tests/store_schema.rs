@@ -207,3 +207,33 @@ fn there_is_an_upgrade_step_for_every_version_below_the_current_one() {
     }
     assert!(schema::upgrade_from(&conn, schema::VERSION).is_err());
 }
+
+#[test]
+fn readings_stored_before_streaming_reduction_upgrade_as_decided_and_go_as_they_are() {
+    let dir = TempDir::new("upgrade-v4");
+    let old = dir.path().join("old.db");
+    {
+        let conn = raw(&old);
+        conn.execute_batch(V1).unwrap();
+        conn.execute(
+            "INSERT INTO readings (patient, device, stream, session, sequence, value, sensor_time, \
+             receive_time, quality_percent, quality_flagged, characteristic, raw, sync_state) \
+             VALUES ('p', 'cgm-1', 1, 1, 8, 99.0, 1772352060000000, 1772352060180000, \
+             NULL, 0, 10919, x'0C00', 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut buffer = Buffer::open(&old, BufferConfig::default()).unwrap();
+    let c = buffer
+        .completeness(&DeviceId("cgm-1".into()), Stream::Glucose)
+        .unwrap();
+    assert_eq!((c.undecided, c.acknowledged_held_back), (0, 0));
+    // No reduction pass needed: the old reading is already decided, kept.
+    let batch = buffer
+        .next_decided_batch(Stream::Glucose, 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.readings.len(), 1);
+    assert!(!batch.readings[0].held);
+}

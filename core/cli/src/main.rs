@@ -15,6 +15,7 @@ mod fleet;
 mod metrics;
 mod offline_demo;
 mod reduce;
+mod reduction_check;
 mod simulate;
 mod trace;
 
@@ -38,6 +39,9 @@ enum Command {
     Decode(decode::Args),
     /// Keep only the readings the cloud needs, within a bounded error.
     Reduce(reduce::Args),
+    /// The reduction the product delivers: SDK, buffer, sync and the real
+    /// ingest service on simulated time, against the same reducer offline.
+    ReductionCheck(reduction_check::Args),
     /// Consensus CGM metrics of a glucose trace.
     Metrics(metrics::Args),
     /// Every alert start and end the engine raises on a glucose trace.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::OfflineDemo(args) => offline_demo::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Reduce(args) => reduce::run(args),
+        Command::ReductionCheck(args) => reduction_check::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Alerts(args) => alerts::run(args),
         Command::Simulate(args) => simulate::run(args),

@@ -222,6 +222,10 @@ impl Vigil {
                     let mut cgm = CgmConfig::new(device, seed, now);
                     cgm.profile = self.config.simulation.profile();
                     cgm.faults = self.config.simulation.faults()?;
+                    if self.config.simulation.cgm_one_minute {
+                        cgm.interval =
+                            crate::transport::simulated::physiology::SampleInterval::OneMinute;
+                    }
                     Box::new(SimulatedCgm::new(cgm)?)
                 }
                 DeviceKind::HeartRate => Box::new(SimulatedHeartRate::new(HeartRateConfig::new(

@@ -38,6 +38,9 @@ pub struct Simulation {
     /// Periods when every simulated CGM is out of range: (from, to), Unix
     /// milliseconds UTC, from inclusive, to exclusive.
     pub cgm_out_of_range_ms: Vec<(i64, i64)>,
+    /// Simulated CGMs report every minute instead of every five (what the
+    /// reduction measurement runs on 1-minute data).
+    pub cgm_one_minute: bool,
 }
 
 impl Simulation {

@@ -115,6 +115,34 @@ impl BoundedReducer {
         &self.config
     }
 
+    /// A reducer that continues a series whose readings up to and
+    /// including `anchor` (the last kept one) are already decided: how the
+    /// phone resumes reduction from the state it keeps in its buffer, after
+    /// a sync or a restart. Pushing the undecided readings after `anchor`
+    /// then gives exactly the decisions an uninterrupted reducer would have
+    /// made (no decision is emitted for the anchor itself; indices count
+    /// from 1 for the first reading after it).
+    pub fn resume(config: ReducerConfig, anchor: Sample) -> Result<Self> {
+        let mut r = Self::new(config)?;
+        check_next(anchor, None, 0)?;
+        let point = Point {
+            index: 0,
+            sample: anchor,
+            t: 0.0,
+            forced: true,
+        };
+        r.origin = Some(anchor.time);
+        r.previous = Some(anchor);
+        r.anchor = Some(point);
+        r.next_index = 1;
+        Ok(r)
+    }
+
+    /// The last kept reading, from which the open segment runs.
+    pub fn anchor(&self) -> Option<Sample> {
+        self.anchor.map(|a| a.sample)
+    }
+
     /// How many pushed readings are still undecided.
     pub fn undecided(&self) -> usize {
         self.pending.len() + usize::from(self.held.is_some())
@@ -174,7 +202,7 @@ impl BoundedReducer {
                 out.push(decision(p, true));
                 continue;
             };
-            let dt = p.t - a.t;
+            let dt = seconds_between(&a, &p);
             if dt > self.max_silence_s && !self.pending.is_empty() {
                 self.queue.push_front(p);
                 self.close(out);
@@ -219,6 +247,15 @@ impl BoundedReducer {
         self.upper = f64::INFINITY;
         self.last_valid = 0;
     }
+}
+
+/// Seconds from `a` to `p`, from their times rather than from their offsets
+/// to the first reading, so a resumed reducer (whose first reading is the
+/// anchor) computes exactly the slopes an uninterrupted one does.
+fn seconds_between(a: &Point, p: &Point) -> f64 {
+    (p.sample.time - a.sample.time)
+        .num_nanoseconds()
+        .map_or(p.t - a.t, |n| n as f64 / 1e9)
 }
 
 fn decision(p: Point, kept: bool) -> Decision {

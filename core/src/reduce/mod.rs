@@ -87,6 +87,13 @@ impl ReducerConfig {
     pub fn for_stream(stream: Stream) -> Option<Self> {
         match stream {
             Stream::Glucose => Some(Self::glucose(TimeDelta::minutes(5))),
+            // The sensor's rate of change: half a trend arrow's width (the
+            // arrows step at 1, 2 and 3 mg/dL/min), no bands.
+            Stream::GlucoseTrend => Some(ReducerConfig {
+                tolerance: 0.5,
+                glucose_bands: false,
+                ..Self::glucose(TimeDelta::minutes(5))
+            }),
             Stream::HeartRate | Stream::PulseRate => Some(Self::heart_rate()),
             Stream::Spo2 => Some(ReducerConfig {
                 tolerance: 1.0,

@@ -110,8 +110,8 @@ pub struct SyncCursor {
 }
 
 const INSERT_SQL: &str = "INSERT INTO readings (patient, device, stream, session, sequence, value, \
-     sensor_time, receive_time, quality_percent, quality_flagged, characteristic, raw, id) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING";
+     sensor_time, receive_time, quality_percent, quality_flagged, characteristic, raw, id, decided) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING";
 
 /// First row id of trend-class readings; record-class readings take the
 /// ids below it.
@@ -150,13 +150,13 @@ fn next_ids(tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64)> {
     Ok((trend + 1, record + 1))
 }
 
-const SELECT_COLUMNS: &str = "id, sync_state, held, batch, patient, device, stream, session, \
+pub(super) const SELECT_COLUMNS: &str = "id, sync_state, held, batch, patient, device, stream, session, \
      sequence, value, sensor_time, receive_time, quality_percent, quality_flagged, \
      characteristic, raw";
 
 /// Drops the rows of batches with nothing left in flight. Their ids stay
 /// used: `AUTOINCREMENT` never hands them out again.
-fn forget_finished_batches(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+pub(super) fn forget_finished_batches(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     tx.prepare_cached(
         "DELETE FROM batches WHERE NOT EXISTS \
          (SELECT 1 FROM readings WHERE batch = batches.id AND sync_state = 1)",
@@ -167,7 +167,7 @@ fn forget_finished_batches(tx: &rusqlite::Transaction<'_>) -> Result<()> {
 
 /// Raw column values of one row, converted outside rusqlite's closure so
 /// conversion errors become typed errors.
-struct RowValues {
+pub(super) struct RowValues {
     id: i64,
     state: i64,
     held: bool,
@@ -186,7 +186,7 @@ struct RowValues {
     raw: Vec<u8>,
 }
 
-fn read_row(row: &Row<'_>) -> rusqlite::Result<RowValues> {
+pub(super) fn read_row(row: &Row<'_>) -> rusqlite::Result<RowValues> {
     Ok(RowValues {
         id: row.get(0)?,
         state: row.get(1)?,
@@ -215,7 +215,7 @@ fn corrupt(what: &str) -> Error {
 }
 
 impl RowValues {
-    fn into_stored(self) -> Result<StoredReading> {
+    pub(super) fn into_stored(self) -> Result<StoredReading> {
         let stream = stream_from_code(self.stream).ok_or_else(|| corrupt("stream"))?;
         Ok(StoredReading {
             id: self.id,
@@ -321,6 +321,8 @@ impl Buffer {
                     r.provenance.characteristic,
                     r.provenance.raw,
                     id,
+                    // A stream with no reducer is lossless: nothing to decide.
+                    crate::reduce::ReducerConfig::for_stream(r.stream).is_none(),
                 ])?;
                 let tally = tallies
                     .entry((r.provenance.device.0.as_str(), r.stream))
@@ -523,7 +525,7 @@ impl Buffer {
         {
             let sql = format!(
                 "UPDATE readings SET sync_state = 2 WHERE {filter} AND sync_state = 1 \
-                 RETURNING device, stream"
+                 RETURNING device, stream, held"
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             let keys: Vec<i64> = if ids.is_empty() {
@@ -533,11 +535,19 @@ impl Buffer {
             };
             for k in keys {
                 let rows = stmt
-                    .query_map([k], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                    .query_map([k], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, bool>(2)?,
+                        ))
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                for (device, stream) in rows {
+                for (device, stream, held) in rows {
                     let stream = stream_from_code(stream).ok_or_else(|| corrupt("stream"))?;
-                    tallies.entry((device, stream)).or_default().acknowledged += 1;
+                    let tally = tallies.entry((device, stream)).or_default();
+                    tally.acknowledged += 1;
+                    tally.acknowledged_held_back += u64::from(held);
                 }
             }
         }

@@ -30,8 +30,11 @@
 //!   The default budget is that times the measured size plus 10 % headroom.
 //!   Measured on 2026-11-25 (x86-64 Linux, bundled SQLite 3.50.2, 4 KiB
 //!   pages): 144.7 bytes per reading over two hours of the mix (50,640
-//!   readings); stated as 150. Default budget: 1,823,040 readings × 150 B ×
-//!   1.1 = 300,801,600 bytes (about 287 MiB). Patient and device ids are
+//!   readings); stated as 150. Schema 4 (streaming reduction) adds the
+//!   `decided` flag and a partial index of undecided readings, which holds
+//!   every trend reading while no sync runs (the worst case, offline):
+//!   156.3 bytes measured (2026-12-03), stated as 160. Default budget:
+//!   1,823,040 readings × 160 B × 1.1 = 320,855,040 bytes (about 306 MiB). Patient and device ids are
 //!   stored as text on every row (12 and 5-7 bytes in the measurement);
 //!   longer ids cost more.
 
@@ -46,7 +49,7 @@ use crate::model::{DeviceId, Stream};
 
 /// Bytes one reading occupies on disk (rows plus indexes), measured with
 /// the worst-case stream mix and realistic raw bytes; see the module docs.
-pub const MEASURED_BYTES_PER_READING: u64 = 150;
+pub const MEASURED_BYTES_PER_READING: u64 = 160;
 
 /// Readings the worst-case device set produces in 72 hours: 7 per second
 /// (heart rate, 4 RR intervals, SpO2, pulse rate) plus 2 per minute (CGM

@@ -24,6 +24,7 @@ pub(crate) struct Tally {
     pub(crate) acknowledged: u64,
     pub(crate) evicted_acknowledged: u64,
     pub(crate) evicted_unsent: u64,
+    pub(crate) acknowledged_held_back: u64,
 }
 
 /// Adds `tallies` to the ledger inside the caller's transaction.
@@ -33,13 +34,14 @@ pub(crate) fn add_tallies(
 ) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO ledger (device, stream, received, duplicates, acknowledged, \
-         evicted_acknowledged, evicted_unsent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         evicted_acknowledged, evicted_unsent, held_back) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (device, stream) DO UPDATE SET \
          received = received + excluded.received, \
          duplicates = duplicates + excluded.duplicates, \
          acknowledged = acknowledged + excluded.acknowledged, \
          evicted_acknowledged = evicted_acknowledged + excluded.evicted_acknowledged, \
-         evicted_unsent = evicted_unsent + excluded.evicted_unsent",
+         evicted_unsent = evicted_unsent + excluded.evicted_unsent, \
+         held_back = held_back + excluded.held_back",
     )?;
     for ((device, stream), t) in tallies {
         stmt.execute(params![
@@ -50,6 +52,7 @@ pub(crate) fn add_tallies(
             u64_to_sql(t.acknowledged, "count")?,
             u64_to_sql(t.evicted_acknowledged, "count")?,
             u64_to_sql(t.evicted_unsent, "count")?,
+            u64_to_sql(t.acknowledged_held_back, "count")?,
         ])?;
     }
     Ok(())
@@ -140,8 +143,15 @@ pub struct Completeness {
     pub in_flight: u64,
     /// Of those, held back by reduction (and unsent).
     pub held_back: u64,
+    /// Of the unsent ones, not yet decided by streaming reduction: their
+    /// segment is still open (pending on the phone).
+    pub undecided: u64,
     /// Readings the cloud acknowledged, ever (including evicted ones).
     pub acknowledged: u64,
+    /// Of those, readings that travelled held back (sequence and time
+    /// only): the cloud holds them as reconstructed within the stream's
+    /// tolerance. `acknowledged - acknowledged_held_back` travelled kept.
+    pub acknowledged_held_back: u64,
     /// Acknowledged readings evicted to make room.
     pub evicted_acknowledged: u64,
     /// Unsent readings evicted to make room: lost to the cloud, but counted.
@@ -197,7 +207,8 @@ impl Buffer {
             .conn
             .prepare_cached(
                 "SELECT received, duplicates, reported_missing, acknowledged, \
-                 evicted_acknowledged, evicted_unsent FROM ledger WHERE device = ?1 AND stream = ?2",
+                 evicted_acknowledged, evicted_unsent, held_back FROM ledger \
+                 WHERE device = ?1 AND stream = ?2",
             )?
             .query_row(params![device.0, stream.as_str()], |r| {
                 Ok([
@@ -207,21 +218,24 @@ impl Buffer {
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ])
             });
         let counters = match counters {
             Ok(c) => c,
-            Err(rusqlite::Error::QueryReturnedNoRows) => [0; 6],
+            Err(rusqlite::Error::QueryReturnedNoRows) => [0; 7],
             Err(e) => return Err(e.into()),
         };
-        let held: [i64; 4] = self
+        let held: [i64; 5] = self
             .conn
             .prepare_cached(
                 "SELECT count(*), ifnull(sum(sync_state = 0), 0), ifnull(sum(sync_state = 1), 0), \
-                 ifnull(sum(held AND sync_state = 0), 0) FROM readings WHERE device = ?1 AND stream = ?2",
+                 ifnull(sum(held AND sync_state = 0), 0), \
+                 ifnull(sum(decided = 0 AND sync_state = 0), 0) \
+                 FROM readings WHERE device = ?1 AND stream = ?2",
             )?
             .query_row(params![device.0, super::stream_code(stream)], |r| {
-                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
             })?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(Completeness {
@@ -231,10 +245,12 @@ impl Buffer {
             acknowledged: n(counters[3]),
             evicted_acknowledged: n(counters[4]),
             evicted_unsent: n(counters[5]),
+            acknowledged_held_back: n(counters[6]),
             stored: n(held[0]),
             unsent: n(held[1]),
             in_flight: n(held[2]),
             held_back: n(held[3]),
+            undecided: n(held[4]),
         })
     }
 

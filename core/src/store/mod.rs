@@ -39,6 +39,7 @@ pub mod buffer;
 pub mod capacity;
 pub mod ledger;
 pub mod outbox;
+pub mod reduction;
 pub mod registry;
 pub mod schema;
 pub mod sink;
@@ -58,6 +59,7 @@ pub use capacity::{
 };
 pub use ledger::{Completeness, LedgerRange, RangeKind};
 pub use outbox::OutboxAlert;
+pub use reduction::{Decisions, SeriesKey};
 pub use registry::{DeviceRecord, WearPeriod};
 pub use sink::BufferSink;
 

@@ -19,13 +19,19 @@
 //!   missing sequence and reason on its ledger range, so the buffer as a
 //!   session sink can resume backfill after the end of a recorded gap and
 //!   give the gap back exactly as the session saw it.
+//! - 4: streaming reduction. Each trend reading carries whether reduction
+//!   has decided it (`decided`; record readings are decided on arrival),
+//!   the open segment of each series starts at the anchor kept in
+//!   `reduction_anchors`, and the ledger counts acknowledged readings that
+//!   travelled held back. Readings stored before version 4 count as
+//!   decided and go as they were marked.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
 /// The schema version this code writes, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// The complete schema at [`VERSION`], used for fresh databases.
 ///
@@ -52,12 +58,23 @@ CREATE TABLE readings (
     raw BLOB NOT NULL,
     sync_state INTEGER NOT NULL DEFAULT 0,
     held INTEGER NOT NULL DEFAULT 0,
-    batch INTEGER
+    batch INTEGER,
+    decided INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX readings_key ON readings (device, stream, session IS NULL, ifnull(session, 0), sequence);
 CREATE INDEX readings_by_state ON readings (stream, sync_state, id);
 CREATE INDEX readings_evictable ON readings (sync_state, id);
 CREATE INDEX readings_batch ON readings (batch) WHERE batch IS NOT NULL;
+CREATE INDEX readings_undecided ON readings (stream, id) WHERE decided = 0;
+CREATE TABLE reduction_anchors (
+    device TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    no_session INTEGER NOT NULL,
+    session INTEGER NOT NULL,
+    sensor_time INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (device, stream, no_session, session)
+);
 CREATE TABLE batches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     stream TEXT NOT NULL,
@@ -106,6 +123,7 @@ CREATE TABLE ledger (
     acknowledged INTEGER NOT NULL DEFAULT 0,
     evicted_acknowledged INTEGER NOT NULL DEFAULT 0,
     evicted_unsent INTEGER NOT NULL DEFAULT 0,
+    held_back INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device, stream)
 );
 CREATE TABLE ledger_ranges (
@@ -210,6 +228,26 @@ ALTER TABLE ledger_ranges ADD COLUMN last_sequence INTEGER;
 ALTER TABLE ledger_ranges ADD COLUMN reason TEXT;
 ";
 
+/// Version 3 to 4: streaming reduction's state. Every reading already
+/// stored is decided (it goes as it was marked); held marks on readings not
+/// yet acknowledged are cleared, since no segment anchor vouches for them.
+const V3_TO_V4: &str = "
+ALTER TABLE readings ADD COLUMN decided INTEGER NOT NULL DEFAULT 0;
+UPDATE readings SET decided = 1;
+UPDATE readings SET held = 0 WHERE sync_state <> 2;
+CREATE INDEX readings_undecided ON readings (stream, id) WHERE decided = 0;
+CREATE TABLE reduction_anchors (
+    device TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    no_session INTEGER NOT NULL,
+    session INTEGER NOT NULL,
+    sensor_time INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (device, stream, no_session, session)
+);
+ALTER TABLE ledger ADD COLUMN held_back INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Applies the one step that takes a database from version `from` to
 /// `from + 1`. The caller holds the transaction and bumps `user_version`.
 ///
@@ -219,6 +257,7 @@ pub fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     match from {
         1 => conn.execute_batch(V1_TO_V2).map_err(Error::from),
         2 => conn.execute_batch(V2_TO_V3).map_err(Error::from),
+        3 => conn.execute_batch(V3_TO_V4).map_err(Error::from),
         other => Err(Error::Storage {
             code: None,
             message: format!("no schema upgrade step from version {other}"),

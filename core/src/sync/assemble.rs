@@ -7,12 +7,15 @@
 //! the rows an acknowledgement covers. Whatever no acknowledgement covers
 //! is rolled back by the engine and goes again.
 //!
-//! Trend streams are reduced here ([`Reduction`]): the readings the reducer
+//! Trend streams are reduced ([`Reduction`]): the readings the reducer
 //! holds back travel as `held_back` (sequence and time only) under the
-//! stream's tolerance, and the cloud reconstructs them. The last reading of
-//! every group is always sent kept, so each held-back reading has a kept
-//! reading after it in the same batch (and one before it, in the batch or
-//! already sent, since a stream is sent in order).
+//! stream's tolerance, and the cloud reconstructs them. With
+//! [`Reduction::Streaming`] (the default) the decisions were made before
+//! the batch was taken, segment by segment, and the buffer put a kept
+//! reading after every held-back one in the batch
+//! ([`Buffer::next_decided_batch`]); the kept one before it travelled in
+//! this batch or an earlier one. With the per-batch modes the first and
+//! last readings of every group are always sent kept.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -27,6 +30,12 @@ use crate::wire::{Batch, BatchAck, BatchId};
 /// How trend streams are reduced before they travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reduction {
+    /// Streaming reduction: before each batch the engine decides every
+    /// trend reading whose segment has closed
+    /// ([`super::decide_closed_segments`], state kept in the buffer across
+    /// batches and restarts) and sends decided readings only, held-back
+    /// ones as such; the open tail waits for a later batch.
+    Streaming,
     /// The engine runs the bounded-error reducer
     /// ([`ReducerConfig::for_stream`]) over each batch's readings, keeping
     /// every reading at the time of an alert in the outbox. Held marks set
@@ -117,7 +126,7 @@ fn held_back(
     };
     let mut held = match reduction {
         Reduction::Off => vec![false; n],
-        Reduction::Marked => readings.iter().map(|r| r.held).collect(),
+        Reduction::Marked | Reduction::Streaming => readings.iter().map(|r| r.held).collect(),
         Reduction::AtSync => {
             let samples: Vec<Sample> = readings
                 .iter()
@@ -146,6 +155,9 @@ fn held_back(
             }
         }
     };
+    if reduction == Reduction::Streaming {
+        return held;
+    }
     // The first and last readings of a group are always kept: each held-back
     // reading then has kept neighbours in this batch on both sides, whatever
     // the server already holds.

@@ -105,6 +105,7 @@ impl SyncEngine {
             rng: Backoff::rng(rand::random()),
             stored_hint: 0,
             batch_limits: HashMap::new(),
+            close_tails: false,
             wakeups: wakeups.clone(),
         };
         let task = runtime.spawn(engine.run(rx));
@@ -249,6 +250,8 @@ struct Engine {
     stored_hint: usize,
     /// Per-stream batch sizes the server's `413`s taught.
     batch_limits: HashMap<Stream, usize>,
+    /// A host's sync-now is running: streaming reduction closes open tails.
+    close_tails: bool,
     wakeups: Arc<AtomicU64>,
 }
 
@@ -355,12 +358,15 @@ impl Engine {
             }
             Command::SyncNow(reply) => {
                 let now = Instant::now();
+                // The host wants everything sent: open segments close too.
+                self.close_tails = true;
                 let report = self
                     .pass(Want {
                         batches: true,
                         heartbeat: self.next_heartbeat_at <= now + self.config.coalesce_slack,
                     })
                     .await;
+                self.close_tails = false;
                 let _ = reply.send(Ok(report));
             }
         }
@@ -551,10 +557,31 @@ impl Engine {
     /// way the readings stay in the buffer until acknowledged.
     async fn send_batches(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
         let mut refused = None;
+        let streaming = self.config.reduction == Reduction::Streaming;
         for stream in Stream::ALL {
+            if streaming {
+                // Tails close by the data's own clock (the newest reading's
+                // sensor time), not the engine's, which may be the wall
+                // clock beside simulated readings; a host's sync-now closes
+                // every open tail.
+                let now = if self.close_tails {
+                    chrono::DateTime::<chrono::Utc>::MAX_UTC
+                } else {
+                    let clock = self.now();
+                    self.buffer
+                        .newest_sensor_time()?
+                        .map_or(clock, |t| t.min(clock))
+                };
+                super::decide_closed_segments(&mut self.buffer, stream, now)?;
+            }
             loop {
                 let limit = self.batch_limit(stream);
-                let Some(local) = self.buffer.next_batch_with_held(stream, limit)? else {
+                let taken = if streaming {
+                    self.buffer.next_decided_batch(stream, limit)?
+                } else {
+                    self.buffer.next_batch_with_held(stream, limit)?
+                };
+                let Some(local) = taken else {
                     break;
                 };
                 let outcome = self.send_local_batch(&local, report).await;

@@ -28,6 +28,7 @@ mod assemble;
 mod engine;
 mod http;
 mod policy;
+mod segments;
 mod tls;
 mod wall;
 
@@ -35,6 +36,7 @@ pub use assemble::{Reduction, Settled, WireBatch, assemble, settle};
 pub use engine::{SyncEngine, SyncHandle};
 pub use http::{HttpPoster, HttpReply, Poster, Route, retry_after};
 pub use policy::{Decision, Network, Power, WaitReason, decide};
+pub use segments::{PassReport, decide_closed_segments, decide_with};
 pub use tls::{client_config, spki_of_certificate, spki_sha256};
 pub use wall::WallClockPoster;
 
@@ -91,8 +93,8 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     /// 15-minute batches and heartbeats (hourly while batches flow), 5000
-    /// readings per batch, any
-    /// network, 15 % battery threshold, no pins, reduction at sync time,
+    /// readings per batch, any network, 15 % battery threshold, no pins,
+    /// streaming reduction,
     /// retries from 1 s doubling to 15 min, 60 s coalescing slack, 30 s per
     /// request.
     fn default() -> Self {
@@ -106,7 +108,7 @@ impl Default for SyncConfig {
             low_battery_percent: 15,
             spki_pins: Vec::new(),
             extra_roots_pem: Vec::new(),
-            reduction: Reduction::AtSync,
+            reduction: Reduction::Streaming,
             backoff: Backoff {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(15 * 60),

@@ -14,7 +14,11 @@
 //!   stored exactly once, nothing else;
 //! - **ledger**: per stream, the ledger's acknowledged count equals the
 //!   server's count, nothing is unsent or in flight, and server rows the
-//!   buffer no longer holds are exactly the ledger's evicted-acknowledged.
+//!   buffer no longer holds are exactly the ledger's evicted-acknowledged;
+//!   phone and server agree on every reading's fate (kept, or held back
+//!   and reconstructed): the buffer's held mark equals the server's, and
+//!   the ledger's acknowledged-held-back count equals the server's
+//!   held-back count.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -130,6 +134,12 @@ pub fn verify(
                 continue;
             };
             let want = s.reading.value;
+            if s.held != r.held_back {
+                bad.push(format!(
+                    "{label}: {key:?} held back on the {} only",
+                    if s.held { "phone" } else { "server" }
+                ));
+            }
             if r.held_back {
                 summary.held_back += 1;
                 let tol = r.tolerance.unwrap_or(0.0) + 1e-9;
@@ -177,6 +187,13 @@ pub fn verify(
                         "{label}: ledger says {} acknowledged, server holds {}",
                         c.acknowledged,
                         rows.len()
+                    ));
+                }
+                let server_held = rows.iter().filter(|r| r.held_back).count() as u64;
+                if c.acknowledged_held_back != server_held {
+                    bad.push(format!(
+                        "{label}: ledger says {} acknowledged held back, server holds {server_held}",
+                        c.acknowledged_held_back
                     ));
                 }
                 if c.unsent != 0 || c.in_flight != 0 {

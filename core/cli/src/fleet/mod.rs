@@ -21,7 +21,7 @@ mod cloud;
 mod live;
 mod phone;
 mod script;
-mod service;
+pub(crate) mod service;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

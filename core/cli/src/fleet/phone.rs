@@ -133,6 +133,7 @@ pub fn start(
     config.simulation = Simulation {
         glucose: setup.script.glucose(index),
         cgm_out_of_range_ms: setup.script.out_of_range_ms(index, setup.start_ms),
+        cgm_one_minute: false,
     };
     let listener = Arc::new(PhoneListener {
         index,
