@@ -53,6 +53,7 @@ fn run(database: PathBuf, listen: &str) -> Result<(), Box<dyn std::error::Error>
         listen,
         tls: None,
         insecure_behind_proxy: false,
+        connections: vigil_ingest::serve::ConnectionLimits::default(),
     };
     runtime.block_on(serve(state, opts, shutdown_signal(), |addr, _| {
         println!("listening http://{addr}");
