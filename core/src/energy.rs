@@ -20,6 +20,7 @@ static TIMER_WAKES: AtomicU64 = AtomicU64::new(0);
 static FLUSHING_COMMITS: AtomicU64 = AtomicU64::new(0);
 static LAZY_COMMITS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static RADIO_WAKES: AtomicU64 = AtomicU64::new(0);
 
 /// A snapshot of the process's energy counters; subtract two snapshots to
 /// cost a period.
@@ -36,6 +37,10 @@ pub struct EnergyCounters {
     /// HTTP requests the sync engine attempted (each one a radio wake-up
     /// unless the radio was already up).
     pub requests: u64,
+    /// Sync passes that made at least one request: the requests of one
+    /// pass go back to back, so the radio wakes once for all of them
+    /// (alerts, every stream's batch, the heartbeat).
+    pub radio_wakes: u64,
 }
 
 impl EnergyCounters {
@@ -46,6 +51,7 @@ impl EnergyCounters {
             flushing_commits: FLUSHING_COMMITS.load(Ordering::Relaxed),
             lazy_commits: LAZY_COMMITS.load(Ordering::Relaxed),
             requests: REQUESTS.load(Ordering::Relaxed),
+            radio_wakes: RADIO_WAKES.load(Ordering::Relaxed),
         }
     }
 
@@ -58,6 +64,7 @@ impl EnergyCounters {
                 .saturating_sub(earlier.flushing_commits),
             lazy_commits: self.lazy_commits.saturating_sub(earlier.lazy_commits),
             requests: self.requests.saturating_sub(earlier.requests),
+            radio_wakes: self.radio_wakes.saturating_sub(earlier.radio_wakes),
         }
     }
 }
@@ -76,4 +83,8 @@ pub(crate) fn committed(flushing: bool) {
 
 pub(crate) fn requested() {
     REQUESTS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn radio_woke() {
+    RADIO_WAKES.fetch_add(1, Ordering::Relaxed);
 }

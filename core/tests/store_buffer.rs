@@ -233,29 +233,52 @@ fn hold_back_marks_ride_along_with_the_next_insert() {
 }
 
 #[test]
-fn alert_outbox_is_idempotent_by_id_and_phase_and_survives_reopen() {
+fn alert_outbox_is_idempotent_by_event_and_survives_reopen() {
     let dir = TempDir::new("outbox");
-    let alert = |phase: &str| OutboxAlert {
+    let alert = |phase: &str, minutes: i64| OutboxAlert {
         id: "a-1".into(),
         kind: "urgent_low".into(),
         phase: phase.into(),
-        time: t0(),
+        time: t0() + Duration::minutes(minutes),
         value: Some(52.0),
         payload: br#"{"rule":"urgent_low"}"#.to_vec(),
     };
     {
         let mut buffer = open(&dir);
-        assert!(buffer.enqueue_alert(&alert("raised")).unwrap());
-        assert!(!buffer.enqueue_alert(&alert("raised")).unwrap());
-        assert!(buffer.enqueue_alert(&alert("cleared")).unwrap());
+        assert!(buffer.enqueue_alert(&alert("start", 0)).unwrap());
+        assert!(!buffer.enqueue_alert(&alert("start", 0)).unwrap());
+        // Each re-alert of the episode is its own event; a replay of one
+        // is not.
+        assert!(buffer.enqueue_alert(&alert("realert", 30)).unwrap());
+        assert!(buffer.enqueue_alert(&alert("realert", 60)).unwrap());
+        assert!(!buffer.enqueue_alert(&alert("realert", 60)).unwrap());
+        assert!(buffer.enqueue_alert(&alert("end", 75)).unwrap());
     }
     let mut buffer = open(&dir);
     let pending = buffer.pending_alerts().unwrap();
-    assert_eq!(pending.len(), 2);
-    assert!(pending.contains(&alert("raised")));
-    assert!(buffer.mark_alert_delivered("a-1", "raised", t0()).unwrap());
-    assert!(!buffer.mark_alert_delivered("a-1", "raised", t0()).unwrap());
-    assert_eq!(buffer.pending_alerts().unwrap(), vec![alert("cleared")]);
+    assert_eq!(pending.len(), 4);
+    assert!(pending.contains(&alert("start", 0)));
+    let realert = |m| t0() + Duration::minutes(m);
+    assert_eq!(
+        buffer
+            .alert_times(t0(), t0() + Duration::hours(2))
+            .unwrap()
+            .len(),
+        4,
+        "every event's reading is kept by reduction"
+    );
+    assert!(buffer.mark_alert_delivered("a-1", "start", t0(), t0()).unwrap());
+    assert!(!buffer.mark_alert_delivered("a-1", "start", t0(), t0()).unwrap());
+    // Delivering one re-alert leaves the other pending.
+    assert!(
+        buffer
+            .mark_alert_delivered("a-1", "realert", realert(30), t0())
+            .unwrap()
+    );
+    assert_eq!(
+        buffer.pending_alerts().unwrap(),
+        vec![alert("realert", 60), alert("end", 75)]
+    );
 }
 
 #[test]

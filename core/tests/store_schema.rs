@@ -237,3 +237,43 @@ fn readings_stored_before_streaming_reduction_upgrade_as_decided_and_go_as_they_
     assert_eq!(batch.readings.len(), 1);
     assert!(!batch.readings[0].held);
 }
+
+#[test]
+fn a_version_4_outbox_upgrades_keeping_its_rows_and_then_takes_every_re_alert() {
+    let dir = TempDir::new("upgrade-v5");
+    let old = dir.path().join("old.db");
+    {
+        let conn = raw(&old);
+        conn.execute_batch(V1).unwrap();
+        for from in 1..4 {
+            schema::upgrade_from(&conn, from).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4").unwrap();
+        conn.execute(
+            "INSERT INTO alert_outbox (id, phase, kind, time, value, payload, enqueued_at, \
+             delivered_at) VALUES ('a-1', 'start', 'low', 1772352000000000, 65.0, x'7B7D', \
+             1772352000000000, 1772352001000000), ('a-1', 'realert', 'low', 1772353800000000, \
+             64.0, x'7B7D', 1772353800000000, NULL)",
+            [],
+        )
+        .unwrap();
+        // Version 4's key: a second re-alert of the episode was dropped.
+        let again = conn.execute(
+            "INSERT INTO alert_outbox (id, phase, kind, time, value, payload, enqueued_at) \
+             VALUES ('a-1', 'realert', 'low', 1772355600000000, 63.0, x'7B7D', 0) \
+             ON CONFLICT DO NOTHING",
+            [],
+        );
+        assert_eq!(again.unwrap(), 0);
+    }
+    let mut buffer = Buffer::open(&old, BufferConfig::default()).unwrap();
+    let pending = buffer.pending_alerts().unwrap();
+    assert_eq!(pending.len(), 1, "the delivered start stays delivered");
+    assert_eq!(pending[0].phase, "realert");
+    let second = vigil_core::store::OutboxAlert {
+        time: pending[0].time + chrono::Duration::minutes(30),
+        ..pending[0].clone()
+    };
+    assert!(buffer.enqueue_alert(&second).unwrap());
+    assert_eq!(buffer.pending_alerts().unwrap().len(), 2);
+}

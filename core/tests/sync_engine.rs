@@ -457,11 +457,15 @@ async fn a_401_refreshes_the_token_once_and_retries() {
 }
 
 fn outbox_alert(id: &str, phase: Phase) -> OutboxAlert {
+    outbox_alert_at(id, phase, t0())
+}
+
+fn outbox_alert_at(id: &str, phase: Phase, time: DateTime<Utc>) -> OutboxAlert {
     let event = AlertEvent {
         id: id.into(),
         kind: AlertKind::UrgentLow,
         phase,
-        time: t0(),
+        time,
         glucose_mg_dl: Some(50.0),
         rate_mg_dl_per_min: None,
         battery_pct: None,
@@ -472,7 +476,7 @@ fn outbox_alert(id: &str, phase: Phase) -> OutboxAlert {
         id: id.into(),
         kind: "urgent_low".into(),
         phase: format!("{phase:?}").to_lowercase(),
-        time: t0(),
+        time,
         value: Some(50.0),
         payload: serde_json::to_vec(&event).unwrap(),
     }
@@ -522,6 +526,33 @@ async fn alerts_go_at_once_on_a_metered_network_and_low_battery_while_batches_wa
     let r = h.sync_now().await.unwrap();
     assert_eq!(r.waiting, None);
     assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_re_alert_of_an_episode_reaches_the_cloud() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let h = start(&mut f, SyncConfig::default(), token());
+    h.set_network(Network::Wifi);
+    let id = "00000000000000cc";
+    for (phase, minutes) in [
+        (Phase::Start, 0),
+        (Phase::Realert, 30),
+        (Phase::Realert, 60),
+        (Phase::End, 70),
+    ] {
+        let at = t0() + chrono::Duration::minutes(minutes);
+        assert!(b.enqueue_alert(&outbox_alert_at(id, phase, at)).unwrap());
+        h.alert_enqueued();
+    }
+    h.sync_now().await.unwrap();
+    let phases: Vec<Phase> = f.server.state().alerts.iter().map(|a| a.1).collect();
+    assert_eq!(
+        phases,
+        vec![Phase::Start, Phase::Realert, Phase::Realert, Phase::End]
+    );
+    assert!(b.pending_alerts().unwrap().is_empty());
     h.stop().await;
 }
 

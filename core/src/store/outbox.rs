@@ -32,15 +32,16 @@ pub struct OutboxAlert {
 }
 
 impl Buffer {
-    /// Enqueues `alert` durably. Idempotent by (id, phase): enqueuing the
-    /// same phase again is a no-op and returns `false`; a new row returns
-    /// `true`.
+    /// Enqueues `alert` durably. Idempotent by (id, phase, time), the
+    /// protocol's key for an alert event: enqueuing the same event again
+    /// (a replay after a restart) is a no-op and returns `false`; a new
+    /// event, each re-alert of an episode among them, returns `true`.
     pub fn enqueue_alert(&mut self, alert: &OutboxAlert) -> Result<bool> {
         let n = self
             .conn
             .prepare_cached(
                 "INSERT INTO alert_outbox (id, phase, kind, time, value, payload, enqueued_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id, phase) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id, phase, time) DO NOTHING",
             )?
             .execute(params![
                 alert.id,
@@ -106,21 +107,22 @@ impl Buffer {
         rows.into_iter().map(from_micros).collect()
     }
 
-    /// Marks one alert phase delivered (the server acknowledged it).
+    /// Marks one alert event delivered (the server acknowledged it).
     /// Returns `false` if it was unknown or already delivered.
     pub fn mark_alert_delivered(
         &mut self,
         id: &str,
         phase: &str,
+        time: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let n = self
             .conn
             .prepare_cached(
                 "UPDATE alert_outbox SET delivered_at = ?3 \
-                 WHERE id = ?1 AND phase = ?2 AND delivered_at IS NULL",
+                 WHERE id = ?1 AND phase = ?2 AND time = ?4 AND delivered_at IS NULL",
             )?
-            .execute(params![id, phase, to_micros(at)])?;
+            .execute(params![id, phase, to_micros(at), to_micros(time)])?;
         Ok(n == 1)
     }
 }

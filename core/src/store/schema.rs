@@ -25,13 +25,17 @@
 //!   `reduction_anchors`, and the ledger counts acknowledged readings that
 //!   travelled held back. Readings stored before version 4 count as
 //!   decided and go as they were marked.
+//! - 5: the alert outbox is keyed by (id, phase, time), as the protocol
+//!   identifies an alert event: every re-alert of an episode is its own
+//!   row, so each reaches the cloud and reduction keeps each one's reading
+//!   (version 4 kept only an episode's first re-alert).
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
 /// The schema version this code writes, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// The complete schema at [`VERSION`], used for fresh databases.
 ///
@@ -89,7 +93,7 @@ CREATE TABLE alert_outbox (
     payload BLOB NOT NULL,
     enqueued_at INTEGER NOT NULL,
     delivered_at INTEGER,
-    PRIMARY KEY (id, phase)
+    PRIMARY KEY (id, phase, time)
 );
 CREATE INDEX alert_outbox_pending ON alert_outbox (time) WHERE delivered_at IS NULL;
 CREATE TABLE sync_cursors (
@@ -248,6 +252,27 @@ CREATE TABLE reduction_anchors (
 ALTER TABLE ledger ADD COLUMN held_back INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 4 to 5: the outbox's key gains the event's time (SQLite cannot
+/// change a primary key in place, so the table is rebuilt).
+const V4_TO_V5: &str = "
+CREATE TABLE alert_outbox_v5 (
+    id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    value REAL,
+    payload BLOB NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    PRIMARY KEY (id, phase, time)
+);
+INSERT INTO alert_outbox_v5 (id, phase, kind, time, value, payload, enqueued_at, delivered_at)
+    SELECT id, phase, kind, time, value, payload, enqueued_at, delivered_at FROM alert_outbox;
+DROP TABLE alert_outbox;
+ALTER TABLE alert_outbox_v5 RENAME TO alert_outbox;
+CREATE INDEX alert_outbox_pending ON alert_outbox (time) WHERE delivered_at IS NULL;
+";
+
 /// Applies the one step that takes a database from version `from` to
 /// `from + 1`. The caller holds the transaction and bumps `user_version`.
 ///
@@ -258,6 +283,7 @@ pub fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
         1 => conn.execute_batch(V1_TO_V2).map_err(Error::from),
         2 => conn.execute_batch(V2_TO_V3).map_err(Error::from),
         3 => conn.execute_batch(V3_TO_V4).map_err(Error::from),
+        4 => conn.execute_batch(V4_TO_V5).map_err(Error::from),
         other => Err(Error::Storage {
             code: None,
             message: format!("no schema upgrade step from version {other}"),

@@ -107,6 +107,7 @@ impl SyncEngine {
             batch_limits: HashMap::new(),
             close_tails: false,
             wakeups: wakeups.clone(),
+            posted: 0,
         };
         let task = runtime.spawn(engine.run(rx));
         Ok(SyncHandle { tx, task, wakeups })
@@ -253,6 +254,8 @@ struct Engine {
     /// A host's sync-now is running: streaming reduction closes open tails.
     close_tails: bool,
     wakeups: Arc<AtomicU64>,
+    /// Requests attempted so far: a pass that raised it woke the radio.
+    posted: u64,
 }
 
 impl Engine {
@@ -392,6 +395,16 @@ impl Engine {
     /// One pass: alerts (always, if any network), then batches and the
     /// heartbeat as wanted and allowed. Schedules the retry on failure.
     async fn pass(&mut self, want: Want) -> SyncReport {
+        let posted = self.posted;
+        let report = self.pass_inner(want).await;
+        if self.posted != posted {
+            crate::energy::radio_woke();
+        }
+        report
+    }
+
+    /// [`Engine::pass`] without the radio count.
+    async fn pass_inner(&mut self, want: Want) -> SyncReport {
         let mut report = SyncReport::default();
         let now = Instant::now();
         let decision = decide(&self.config, self.network, self.power);
@@ -482,6 +495,7 @@ impl Engine {
         }
         let poster = self.poster.clone();
         crate::energy::requested();
+        self.posted = self.posted.wrapping_add(1);
         let mut reply = poster
             .post(
                 route,
@@ -495,6 +509,7 @@ impl Engine {
         if reply.status == 401 || reply.status == 403 {
             self.token = self.tokens.refresh();
             crate::energy::requested();
+            self.posted = self.posted.wrapping_add(1);
             reply = poster
                 .post(route, content_type, encoding, body, self.token.as_deref())
                 .await
@@ -540,7 +555,7 @@ impl Engine {
                 return Err(Failure::Protocol("ack for another alert".into()));
             }
             self.buffer
-                .mark_alert_delivered(&row.id, &row.phase, self.now())?;
+                .mark_alert_delivered(&row.id, &row.phase, row.time, self.now())?;
             report.alerts_delivered += 1;
             self.emit(SyncEvent::AlertDelivered {
                 id: row.id,
