@@ -267,8 +267,16 @@ fn alert_outbox_is_idempotent_by_event_and_survives_reopen() {
         4,
         "every event's reading is kept by reduction"
     );
-    assert!(buffer.mark_alert_delivered("a-1", "start", t0(), t0()).unwrap());
-    assert!(!buffer.mark_alert_delivered("a-1", "start", t0(), t0()).unwrap());
+    assert!(
+        buffer
+            .mark_alert_delivered("a-1", "start", t0(), t0())
+            .unwrap()
+    );
+    assert!(
+        !buffer
+            .mark_alert_delivered("a-1", "start", t0(), t0())
+            .unwrap()
+    );
     // Delivering one re-alert leaves the other pending.
     assert!(
         buffer

@@ -565,7 +565,8 @@ impl Engine {
         refused.map_or(Ok(()), Err)
     }
 
-    /// Sends every stream's unsent readings. A `413` halves that stream's
+    /// Sends every stream's unsent decided readings, as of when each
+    /// stream's last batch was taken. A `413` halves that stream's
     /// batch size and tries again at once; another refusal of the request
     /// itself (a `4xx` that no retry of the same bytes can fix) stops only
     /// that stream, so one bad batch cannot hold back the others. Either
@@ -603,6 +604,11 @@ impl Engine {
                 // Whatever no acknowledgement covered goes again later.
                 self.buffer.rollback_in_flight(Some(local.id))?;
                 match outcome {
+                    // The stream was drained as of this batch: readings
+                    // stored while it travelled wait for the next pass, so
+                    // a pass is bounded and a 1 Hz stream cannot keep the
+                    // radio up batch after small batch.
+                    Ok(true) if local.readings.len() < limit => break,
                     Ok(true) => {}
                     // Something was left unsettled: do not spin on it.
                     Ok(false) => break,
