@@ -766,3 +766,62 @@ async fn a_stream_the_server_refuses_does_not_hold_back_the_others() {
     assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 150);
     h.stop().await;
 }
+
+/// A heart-rate reading from the same strap as [`rr`].
+fn heart_rate(seq: u64) -> Reading {
+    Reading {
+        stream: Stream::HeartRate,
+        value: 60.0 + (seq % 5) as f64,
+        ..rr(seq)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_device_s_streams_share_one_request_and_a_refusal_is_still_the_stream_s_own() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let rates: Vec<Reading> = (0..60).map(heart_rate).collect();
+    let beats: Vec<Reading> = (0..60).map(rr).collect();
+    b.insert(&rates).unwrap();
+    b.insert(&beats).unwrap();
+    let h = start(&mut f, SyncConfig::default(), token());
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.failure, None);
+    assert_eq!(r.batches, 1, "heart rate and RR intervals in one request");
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 120);
+    let mut acknowledged = Vec::new();
+    while let Ok(e) = f.events.try_recv() {
+        if let SyncEvent::BatchAcknowledged { stream, stored, .. } = e {
+            acknowledged.push((stream, stored));
+        }
+    }
+    acknowledged.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        acknowledged,
+        vec![(Stream::HeartRate, 60), (Stream::RrInterval, 60)],
+        "the app hears each stream's share"
+    );
+
+    // The server refuses one stream of the joined request: the other
+    // still arrives, and only the refused one waits on the phone.
+    b.insert(&(60..90).map(heart_rate).collect::<Vec<_>>())
+        .unwrap();
+    b.insert(&(60..90).map(rr).collect::<Vec<_>>()).unwrap();
+    f.server.state().refuse_stream = Some("rr_interval".into());
+    let r = h.sync_now().await.unwrap();
+    assert!(
+        r.failure.as_deref().is_some_and(|f| f.contains("400")),
+        "{r:?}"
+    );
+    assert_eq!(
+        b.count(Some(Stream::HeartRate), Some(SyncState::Acknowledged))
+            .unwrap(),
+        90
+    );
+    assert_eq!(
+        b.count(Some(Stream::RrInterval), Some(SyncState::Unsent))
+            .unwrap(),
+        30
+    );
+    h.stop().await;
+}

@@ -55,8 +55,31 @@ pub enum Reduction {
 pub struct WireBatch {
     /// The message (its id is the idempotency key of every retry).
     pub batch: Batch,
-    /// (row id, session, sequence) of every reading in it, kept or held.
-    pub rows: Vec<(i64, Option<i64>, u64)>,
+    /// (row id, stream, session, sequence) of every reading in it, kept or
+    /// held.
+    pub rows: Vec<(i64, Stream, Option<i64>, u64)>,
+}
+
+/// Joins wire batches of the same (patient, device) into one, keeping the
+/// first one's id: a pass's streams (glucose and its trend, heart rate and
+/// its RR intervals) then share one request per device, and the radio
+/// wakes once for them. The protocol carries any mix of stream groups in a
+/// batch, and its acknowledgement answers per group.
+pub fn merge(wires: Vec<WireBatch>) -> Vec<WireBatch> {
+    let mut out: Vec<WireBatch> = Vec::with_capacity(wires.len());
+    for w in wires {
+        match out
+            .iter_mut()
+            .find(|o| o.batch.patient == w.batch.patient && o.batch.device == w.batch.device)
+        {
+            Some(o) => {
+                o.batch.streams.extend(w.batch.streams);
+                o.rows.extend(w.rows);
+            }
+            None => out.push(w),
+        }
+    }
+    out
 }
 
 /// Turns a buffer batch into wire batches, one per (patient, device),
@@ -100,7 +123,12 @@ pub fn assemble(
                     (true, Some(c)) => wire.push_held_back(&r.reading, c.tolerance)?,
                     _ => wire.push_reading(&r.reading, keep_raw)?,
                 }
-                rows.push((r.id, r.reading.provenance.session, r.reading.sequence));
+                rows.push((
+                    r.id,
+                    r.reading.stream,
+                    r.reading.provenance.session,
+                    r.reading.sequence,
+                ));
             }
         }
         debug_assert_eq!(rows.len(), wire.reading_count() + held_count(&wire));
@@ -171,12 +199,31 @@ fn held_back(
 }
 
 /// What one acknowledgement settled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {
     /// Readings the cloud now holds.
     pub stored: u64,
     /// Readings refused for good.
     pub rejected: u64,
+    /// The same per stream, in the order the batch carried them: what the
+    /// engine reports to the app, a stream at a time.
+    pub by_stream: Vec<(Stream, StreamSettled)>,
+}
+
+/// What one acknowledgement settled of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamSettled {
+    /// Readings of the stream the cloud now holds.
+    pub stored: u64,
+    /// Readings of the stream refused for good.
+    pub rejected: u64,
+}
+
+impl Settled {
+    /// Readings settled either way.
+    pub fn total(&self) -> u64 {
+        self.stored.saturating_add(self.rejected)
+    }
 }
 
 /// Marks the rows of `wire` that `ack` covers (stored or rejected) as
@@ -186,29 +233,39 @@ pub fn settle(buffer: &mut Buffer, wire: &WireBatch, ack: &BatchAck) -> Result<S
     if ack.batch != wire.batch.id {
         return Ok(Settled::default());
     }
-    let stream: Stream = match wire.batch.streams.first() {
-        Some(g) => g.stream,
-        None => return Ok(Settled::default()),
-    };
     let mut ids = Vec::with_capacity(wire.rows.len());
     let mut rejected = 0u64;
-    for &(id, session, seq) in &wire.rows {
-        if ack.settles(stream, session, seq) {
-            ids.push(id);
-            let refused = ack
-                .streams
-                .iter()
-                .filter(|s| s.stream == stream && s.session == session)
-                .any(|s| s.rejected.iter().any(|r| r.seq == seq));
-            if refused {
-                rejected += 1;
-            }
+    let mut by_stream: Vec<(Stream, StreamSettled)> = Vec::new();
+    for &(id, stream, session, seq) in &wire.rows {
+        if !ack.settles(stream, session, seq) {
+            continue;
+        }
+        ids.push(id);
+        let refused = ack
+            .streams
+            .iter()
+            .filter(|s| s.stream == stream && s.session == session)
+            .any(|s| s.rejected.iter().any(|r| r.seq == seq));
+        if refused {
+            rejected += 1;
+        }
+        match by_stream.iter_mut().find(|(s, _)| *s == stream) {
+            Some((_, e)) if refused => e.rejected += 1,
+            Some((_, e)) => e.stored += 1,
+            None => by_stream.push((
+                stream,
+                StreamSettled {
+                    stored: u64::from(!refused),
+                    rejected: u64::from(refused),
+                },
+            )),
         }
     }
     let marked = buffer.acknowledge_readings(&ids)?;
     Ok(Settled {
         stored: marked.saturating_sub(rejected),
         rejected,
+        by_stream,
     })
 }
 
@@ -401,7 +458,14 @@ mod tests {
             s,
             Settled {
                 stored: 3,
-                rejected: 1
+                rejected: 1,
+                by_stream: vec![(
+                    Stream::Glucose,
+                    StreamSettled {
+                        stored: 3,
+                        rejected: 1
+                    }
+                )],
             }
         );
         assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 4);

@@ -566,41 +566,48 @@ impl Engine {
     }
 
     /// Sends every stream's unsent decided readings, as of when each
-    /// stream's last batch was taken. A `413` halves that stream's
-    /// batch size and tries again at once; another refusal of the request
-    /// itself (a `4xx` that no retry of the same bytes can fix) stops only
-    /// that stream, so one bad batch cannot hold back the others. Either
-    /// way the readings stay in the buffer until acknowledged.
+    /// stream's last batch was taken: first each stream's first batch,
+    /// joined into one request per device, then, one stream at a time,
+    /// whatever did not fit. A `413` halves that stream's batch size and
+    /// tries again at once; another refusal of the request itself (a `4xx`
+    /// that no retry of the same bytes can fix) stops only that stream, so
+    /// one bad batch cannot hold back the others (a joined request that is
+    /// refused is sent again stream by stream to find out whose it was).
+    /// Either way the readings stay in the buffer until acknowledged.
     async fn send_batches(&mut self, report: &mut SyncReport) -> std::result::Result<(), Failure> {
-        let mut refused = None;
-        let streaming = self.config.reduction == Reduction::Streaming;
-        for stream in Stream::ALL {
-            if streaming {
-                // Tails close by the data's own clock (the newest reading's
-                // sensor time), not the engine's, which may be the wall
-                // clock beside simulated readings; a host's sync-now closes
-                // every open tail.
-                let now = if self.close_tails {
-                    chrono::DateTime::<chrono::Utc>::MAX_UTC
-                } else {
-                    let clock = self.now();
-                    self.buffer
-                        .newest_sensor_time()?
-                        .map_or(clock, |t| t.min(clock))
-                };
+        if self.config.reduction == Reduction::Streaming {
+            // Tails close by the data's own clock (the newest reading's
+            // sensor time), not the engine's, which may be the wall clock
+            // beside simulated readings; a host's sync-now closes every
+            // open tail.
+            let now = if self.close_tails {
+                chrono::DateTime::<chrono::Utc>::MAX_UTC
+            } else {
+                let clock = self.now();
+                self.buffer
+                    .newest_sensor_time()?
+                    .map_or(clock, |t| t.min(clock))
+            };
+            for stream in Stream::ALL {
                 super::decide_closed_segments(&mut self.buffer, stream, now)?;
             }
+        }
+        let more = match self.send_joined_round(report).await {
+            Ok(full) => full,
+            Err(Failure::Status(400..=499)) => Stream::ALL.to_vec(),
+            Err(f) => return Err(f),
+        };
+        let mut refused = None;
+        for stream in more {
             loop {
                 let limit = self.batch_limit(stream);
-                let taken = if streaming {
-                    self.buffer.next_decided_batch(stream, limit)?
-                } else {
-                    self.buffer.next_batch_with_held(stream, limit)?
-                };
-                let Some(local) = taken else {
+                let Some(local) = self.take_batch(stream, limit)? else {
                     break;
                 };
-                let outcome = self.send_local_batch(&local, report).await;
+                let outcome = match self.assemble_local(&local) {
+                    Ok(wires) => self.send_wires(wires, report).await,
+                    Err(e) => Err(Failure::Storage(e)),
+                };
                 // Whatever no acknowledgement covered goes again later.
                 self.buffer.rollback_in_flight(Some(local.id))?;
                 match outcome {
@@ -630,6 +637,63 @@ impl Engine {
         refused.map_or(Ok(()), Err)
     }
 
+    /// Takes each stream's first batch and sends them joined, one request
+    /// per device. Returns the streams whose batch was full (more of them
+    /// may be waiting); none when something was left unsettled.
+    async fn send_joined_round(
+        &mut self,
+        report: &mut SyncReport,
+    ) -> std::result::Result<Vec<Stream>, Failure> {
+        let mut locals = Vec::new();
+        let mut wires = Vec::new();
+        let mut failed = None;
+        for stream in Stream::ALL {
+            let limit = self.batch_limit(stream);
+            let taken = self.take_batch(stream, limit).and_then(|b| {
+                b.map(|b| self.assemble_local(&b).map(|w| (b, w)))
+                    .transpose()
+            });
+            match taken {
+                Ok(Some((local, w))) => {
+                    wires.extend(w);
+                    locals.push((local.id, local.stream, local.readings.len(), limit));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(Failure::Storage(e));
+                    break;
+                }
+            }
+        }
+        let outcome = match failed {
+            Some(f) => Err(f),
+            None if locals.is_empty() => Ok(true),
+            None => self.send_wires(super::assemble::merge(wires), report).await,
+        };
+        // Whatever no acknowledgement covered goes again later.
+        for (id, ..) in &locals {
+            self.buffer.rollback_in_flight(Some(*id))?;
+        }
+        Ok(if outcome? {
+            locals
+                .iter()
+                .filter(|(_, _, taken, limit)| taken >= limit)
+                .map(|(_, stream, ..)| *stream)
+                .collect()
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// The next batch of `stream` from the buffer, marked in flight.
+    fn take_batch(&mut self, stream: Stream, limit: usize) -> Result<Option<crate::store::Batch>> {
+        if self.config.reduction == Reduction::Streaming {
+            self.buffer.next_decided_batch(stream, limit)
+        } else {
+            self.buffer.next_batch_with_held(stream, limit)
+        }
+    }
+
     /// The batch size for `stream`: the configured one until the server
     /// answered `413`, then halved for each.
     fn batch_limit(&self, stream: Stream) -> usize {
@@ -639,13 +703,8 @@ impl Engine {
             .unwrap_or(self.config.batch_max)
     }
 
-    /// Sends the wire batches of one buffer batch; `Ok(true)` when every
-    /// reading was settled.
-    async fn send_local_batch(
-        &mut self,
-        local: &crate::store::Batch,
-        report: &mut SyncReport,
-    ) -> std::result::Result<bool, Failure> {
+    /// The wire batches of one buffer batch, reduced as configured.
+    fn assemble_local(&self, local: &crate::store::Batch) -> Result<Vec<WireBatch>> {
         let times = match (
             local.readings.iter().map(|r| r.reading.sensor_time).min(),
             local.readings.iter().map(|r| r.reading.sensor_time).max(),
@@ -657,13 +716,22 @@ impl Engine {
                 .collect::<HashSet<_>>(),
             _ => HashSet::new(),
         };
-        let wires = assemble(
+        assemble(
             local,
             self.config.reduction,
             &times,
             self.config.send_raw,
             self.now(),
-        )?;
+        )
+    }
+
+    /// Sends wire batches and settles each by its acknowledgement;
+    /// `Ok(true)` when every reading was settled.
+    async fn send_wires(
+        &mut self,
+        wires: Vec<WireBatch>,
+        report: &mut SyncReport,
+    ) -> std::result::Result<bool, Failure> {
         let mut all = true;
         for w in wires {
             let (body, encoding) = encode(&w)?;
@@ -678,16 +746,17 @@ impl Engine {
             let ack: BatchAck = wire::json::from_slice(&reply.body)
                 .map_err(|e| Failure::Protocol(e.to_string()))?;
             let settled = settle(&mut self.buffer, &w, &ack)?;
-            let total = settled.stored + settled.rejected;
-            all &= total as usize == w.rows.len();
+            all &= settled.total() as usize == w.rows.len();
             report.batches += 1;
             report.readings_stored += settled.stored;
             report.readings_rejected += settled.rejected;
-            self.emit(SyncEvent::BatchAcknowledged {
-                stream: local.stream,
-                stored: settled.stored,
-                rejected: settled.rejected,
-            });
+            for (stream, s) in settled.by_stream {
+                self.emit(SyncEvent::BatchAcknowledged {
+                    stream,
+                    stored: s.stored,
+                    rejected: s.rejected,
+                });
+            }
         }
         Ok(all)
     }

@@ -32,7 +32,7 @@ mod segments;
 mod tls;
 mod wall;
 
-pub use assemble::{Reduction, Settled, WireBatch, assemble, settle};
+pub use assemble::{Reduction, Settled, StreamSettled, WireBatch, assemble, merge, settle};
 pub use engine::{SyncEngine, SyncHandle};
 pub use http::{HttpPoster, HttpReply, Poster, Route, retry_after};
 pub use policy::{Decision, Network, Power, WaitReason, decide};
