@@ -91,7 +91,7 @@ pub struct BufferConfig {
 }
 
 /// The on-phone buffer: one SQLite file holding readings, the alert outbox,
-/// sync cursors, the device registry and the completeness ledger.
+/// sync and export cursors, the device registry and the completeness ledger.
 ///
 /// Not `Sync`: one owner (the core's storage task) serialises writes, which
 /// is also what SQLite does internally.
