@@ -602,3 +602,23 @@ fn an_export_takes_only_its_streams_held_back_and_record_readings_included() {
     }
     assert_eq!(late, vec![(Stream::MeterGlucose, 4), (Stream::Glucose, 5)]);
 }
+
+#[test]
+fn a_reading_stored_after_every_exported_row_was_evicted_still_lands_after_the_cursor() {
+    let dir = TempDir::new("export-evicted");
+    let mut buffer = open(&dir);
+    let out = buffer.insert(&glucose(1, 3)).unwrap();
+    let last = out.ids[2].unwrap();
+    buffer.advance_export_cursor("hc", last).unwrap();
+    // What eviction does once the cloud has them all: every row of the
+    // range goes, the highest id with them.
+    store_common::raw(&dir.db())
+        .execute("DELETE FROM readings", [])
+        .unwrap();
+    let new = buffer.insert(&glucose(4, 1)).unwrap().ids[0].unwrap();
+    assert!(new > last);
+    let rows = buffer
+        .readings_to_export("hc", &[Stream::Glucose], 10)
+        .unwrap();
+    assert_eq!(sequences(&rows), vec![4]);
+}
