@@ -115,20 +115,31 @@ pub(crate) fn status(s: api::Status) -> Status {
     }
 }
 
+fn reading(r: api::ReadingEvent) -> Reading {
+    Reading {
+        device: r.device,
+        stream: r.stream,
+        value: r.value,
+        unit: r.unit,
+        sensor_time_ms: r.sensor_time_ms,
+        receive_time_ms: r.receive_time_ms,
+        sequence: r.sequence,
+    }
+}
+
+pub(crate) fn export_batch(b: api::ExportBatch) -> ExportBatch {
+    ExportBatch {
+        readings: b.readings.into_iter().map(reading).collect(),
+        cursor: b.cursor,
+    }
+}
+
 /// The facade's listener, forwarding to the foreign one.
 pub(crate) struct ListenerAdapter(pub(crate) Arc<dyn VigilListener>);
 
 impl api::Listener for ListenerAdapter {
     fn on_reading(&self, r: api::ReadingEvent) {
-        self.0.on_reading(Reading {
-            device: r.device,
-            stream: r.stream,
-            value: r.value,
-            unit: r.unit,
-            sensor_time_ms: r.sensor_time_ms,
-            receive_time_ms: r.receive_time_ms,
-            sequence: r.sequence,
-        });
+        self.0.on_reading(reading(r));
     }
     fn on_alert(&self, a: api::AlertEvent) {
         self.0.on_alert(Alert {

@@ -195,6 +195,17 @@ pub struct Reading {
     pub sequence: u64,
 }
 
+/// Readings for an export target (the phone's health store), oldest
+/// first, and the cursor that confirms them.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ExportBatch {
+    /// Not yet confirmed by the target, held-back readings included.
+    pub readings: Vec<Reading>,
+    /// Pass to `confirm_export` once the target stored them all; opaque,
+    /// 0 for an empty batch.
+    pub cursor: u64,
+}
+
 /// An alert raised, repeated or ended.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Alert {
@@ -483,6 +494,27 @@ impl VigilSdk {
     /// The SDK at a glance.
     pub fn status(&self) -> Result<Status, VigilError> {
         self.with(|v| v.status().map(convert::status))
+    }
+
+    /// Up to `limit` (1 to 10,000) stored readings of `streams` that
+    /// `target` has not confirmed, oldest first; the same batch again
+    /// until it is confirmed. Readings evicted before export are gone.
+    pub fn export_batch(
+        &self,
+        target: String,
+        streams: Vec<String>,
+        limit: u32,
+    ) -> Result<ExportBatch, VigilError> {
+        self.with(|v| {
+            v.export_batch(&target, &streams, limit)
+                .map(convert::export_batch)
+        })
+    }
+
+    /// `target` stored the batch that came with `cursor`; the next batch
+    /// starts after it. Never moves the cursor back.
+    pub fn confirm_export(&self, target: String, cursor: u64) -> Result<(), VigilError> {
+        self.with(|v| v.confirm_export(&target, cursor))
     }
 
     /// Stops everything and releases the runtime; the object is unusable

@@ -400,3 +400,81 @@ fn acceleration_factor_out_of_range_is_refused() {
         assert!(matches!(err, SdkError::InvalidInput { .. }), "{err:?}");
     }
 }
+
+#[test]
+fn export_walks_every_stored_reading_once_through_a_cursor_that_survives_reopening() {
+    let dir = tempdir("export");
+    let rec = Arc::new(Recorder::default());
+    let mut sdk = Vigil::new(simulated(&dir, 3), rec.clone(), None).unwrap();
+    sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();
+    sdk.start().unwrap();
+    let finished = wait_for(Duration::from_secs(120), || {
+        rec.0
+            .lock()
+            .unwrap()
+            .devices
+            .iter()
+            .any(|d| d.kind == "stopped")
+    });
+    assert!(finished, "the session did not finish its simulated run");
+    sdk.stop().unwrap();
+    let decoded: Vec<u64> = rec
+        .0
+        .lock()
+        .unwrap()
+        .readings
+        .iter()
+        .filter(|r| r.stream == "glucose")
+        .map(|r| r.sequence)
+        .collect();
+    assert!(
+        decoded.len() > 20,
+        "only {} glucose readings",
+        decoded.len()
+    );
+    let glucose = vec!["glucose".to_string()];
+
+    // Half, confirmed; then an unconfirmed batch (the store failed).
+    let half = decoded.len() as u32 / 2;
+    let first = sdk.export_batch("health_connect", &glucose, half).unwrap();
+    assert_eq!(first.readings.len(), half as usize);
+    assert!(first.readings.iter().all(|r| r.stream == "glucose"));
+    sdk.confirm_export("health_connect", first.cursor).unwrap();
+    let lost = sdk.export_batch("health_connect", &glucose, 5).unwrap();
+    sdk.close().unwrap();
+
+    let sdk = Vigil::new(simulated(&dir, 1), Arc::new(Recorder::default()), None).unwrap();
+    let resent = sdk.export_batch("health_connect", &glucose, 5).unwrap();
+    assert_eq!(resent, lost);
+    // Confirming an older batch again moves nothing back.
+    sdk.confirm_export("health_connect", first.cursor).unwrap();
+    let mut exported: Vec<u64> = first.readings.iter().map(|r| r.sequence).collect();
+    loop {
+        let b = sdk.export_batch("health_connect", &glucose, 7).unwrap();
+        if b.readings.is_empty() {
+            assert_eq!(b.cursor, 0);
+            sdk.confirm_export("health_connect", b.cursor).unwrap();
+            break;
+        }
+        exported.extend(b.readings.iter().map(|r| r.sequence));
+        sdk.confirm_export("health_connect", b.cursor).unwrap();
+    }
+    assert_eq!(exported, decoded);
+
+    // Bad input is a typed error, never a panic.
+    fn invalid<T>(r: Result<T, SdkError>) -> bool {
+        matches!(r, Err(SdkError::InvalidInput { .. }))
+    }
+    assert!(invalid(sdk.export_batch("", &glucose, 10)));
+    assert!(invalid(sdk.export_batch(
+        "hc",
+        &["insulin".to_string()],
+        10
+    )));
+    assert!(invalid(sdk.export_batch("hc", &[], 10)));
+    assert!(invalid(sdk.export_batch("hc", &glucose, 0)));
+    assert!(invalid(sdk.export_batch("hc", &glucose, u32::MAX)));
+    assert!(invalid(sdk.confirm_export(" ", 1)));
+    assert!(invalid(sdk.confirm_export("hc", u64::MAX)));
+    assert!(invalid(sdk.confirm_export("hc", first.cursor + 1_000_000)));
+}

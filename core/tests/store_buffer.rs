@@ -455,3 +455,170 @@ fn a_shared_connection_leaves_batches_in_flight_alone_and_a_fresh_open_returns_t
     let reopened = open(&dir);
     assert_eq!(reopened.count(None, Some(SyncState::InFlight)).unwrap(), 0);
 }
+
+/// `n` glucose readings of `cgm-1` from sequence `from`, five minutes apart.
+fn glucose(from: u64, n: u64) -> Vec<vigil_core::model::Reading> {
+    (from..from + n)
+        .map(|s| {
+            reading(
+                "cgm-1",
+                Stream::Glucose,
+                s,
+                t0() + Duration::minutes(5 * s as i64),
+                100.0,
+            )
+        })
+        .collect()
+}
+
+fn sequences(rows: &[vigil_core::store::StoredReading]) -> Vec<u64> {
+    rows.iter().map(|r| r.reading.sequence).collect()
+}
+
+#[test]
+fn an_export_resumes_after_its_cursor_and_the_cursor_survives_reopening() {
+    let dir = TempDir::new("export-resume");
+    open(&dir).insert(&glucose(1, 10)).unwrap();
+    let mut buffer = open(&dir);
+    let first = buffer
+        .readings_to_export("health_connect", &[Stream::Glucose], 4)
+        .unwrap();
+    assert_eq!(sequences(&first), vec![1, 2, 3, 4]);
+    // Not confirmed: the same batch again.
+    let again = buffer
+        .readings_to_export("health_connect", &[Stream::Glucose], 4)
+        .unwrap();
+    assert_eq!(again, first);
+    assert!(
+        buffer
+            .advance_export_cursor("health_connect", first[3].id)
+            .unwrap()
+    );
+    drop(buffer);
+    let mut buffer = open(&dir);
+    let next = buffer
+        .readings_to_export("health_connect", &[Stream::Glucose], 4)
+        .unwrap();
+    assert_eq!(sequences(&next), vec![5, 6, 7, 8]);
+    buffer
+        .advance_export_cursor("health_connect", next[3].id)
+        .unwrap();
+    // Readings stored later come after the cursor; nothing before it again.
+    buffer.insert(&glucose(11, 2)).unwrap();
+    let rest = buffer
+        .readings_to_export("health_connect", &[Stream::Glucose], 100)
+        .unwrap();
+    assert_eq!(sequences(&rest), vec![9, 10, 11, 12]);
+    buffer
+        .advance_export_cursor("health_connect", rest[3].id)
+        .unwrap();
+    assert!(
+        buffer
+            .readings_to_export("health_connect", &[Stream::Glucose], 100)
+            .unwrap()
+            .is_empty()
+    );
+    // Each target has its own cursor.
+    assert_eq!(
+        buffer
+            .readings_to_export("healthkit", &[Stream::Glucose], 100)
+            .unwrap()
+            .len(),
+        12
+    );
+}
+
+#[test]
+fn an_export_cursor_never_moves_back_nor_past_the_stored_readings() {
+    let dir = TempDir::new("export-monotonic");
+    let mut buffer = open(&dir);
+    let ids: Vec<i64> = buffer
+        .insert(&glucose(1, 6))
+        .unwrap()
+        .ids
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    assert!(buffer.advance_export_cursor("hc", ids[4]).unwrap());
+    let before = buffer.export_cursor("hc").unwrap();
+    assert!(!buffer.advance_export_cursor("hc", ids[1]).unwrap());
+    assert!(!buffer.advance_export_cursor("hc", ids[4]).unwrap());
+    assert_eq!(buffer.export_cursor("hc").unwrap(), before);
+    assert!(matches!(
+        buffer.advance_export_cursor("hc", ids[5] + 1),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        buffer.advance_export_cursor("hc", 0),
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(buffer.export_cursor("hc").unwrap(), before);
+    let rest = buffer
+        .readings_to_export("hc", &[Stream::Glucose], 10)
+        .unwrap();
+    assert_eq!(sequences(&rest), vec![6]);
+}
+
+#[test]
+fn an_export_takes_only_its_streams_held_back_and_record_readings_included() {
+    let dir = TempDir::new("export-streams");
+    let mut buffer = open(&dir);
+    let mut batch = glucose(1, 4);
+    for s in 1..=3 {
+        let at = t0() + Duration::minutes(5 * s as i64);
+        batch.push(reading("strap-1", Stream::HeartRate, s, at, 60.0));
+        batch.push(reading("meter-1", Stream::MeterGlucose, s, at, 110.0));
+    }
+    let out = buffer.insert(&batch).unwrap();
+    // Reduction held the second glucose reading back: still the patient's.
+    buffer.mark_held(&[out.ids[1].unwrap()], true).unwrap();
+    let streams = [Stream::Glucose, Stream::MeterGlucose];
+    let mut exported = Vec::new();
+    loop {
+        let rows = buffer.readings_to_export("hc", &streams, 2).unwrap();
+        let Some(last) = rows.last() else { break };
+        buffer.advance_export_cursor("hc", last.id).unwrap();
+        exported.extend(rows.iter().map(|r| (r.reading.stream, r.reading.sequence)));
+    }
+    let mut expected: Vec<_> = (1..=3).map(|s| (Stream::MeterGlucose, s)).collect();
+    expected.extend((1..=4).map(|s| (Stream::Glucose, s)));
+    assert_eq!(exported, expected);
+    // Record and trend readings take separate id ranges: a meter reading
+    // stored after the glucose was exported is still exported, and so is a
+    // new glucose reading.
+    let at = t0() + Duration::hours(2);
+    buffer
+        .insert(&[
+            reading("meter-1", Stream::MeterGlucose, 4, at, 120.0),
+            reading("cgm-1", Stream::Glucose, 5, at, 120.0),
+        ])
+        .unwrap();
+    let mut late = Vec::new();
+    loop {
+        let rows = buffer.readings_to_export("hc", &streams, 10).unwrap();
+        let Some(last) = rows.last() else { break };
+        buffer.advance_export_cursor("hc", last.id).unwrap();
+        late.extend(rows.iter().map(|r| (r.reading.stream, r.reading.sequence)));
+    }
+    assert_eq!(late, vec![(Stream::MeterGlucose, 4), (Stream::Glucose, 5)]);
+}
+
+#[test]
+fn a_reading_stored_after_every_exported_row_was_evicted_still_lands_after_the_cursor() {
+    let dir = TempDir::new("export-evicted");
+    let mut buffer = open(&dir);
+    let out = buffer.insert(&glucose(1, 3)).unwrap();
+    let last = out.ids[2].unwrap();
+    buffer.advance_export_cursor("hc", last).unwrap();
+    // What eviction does once the cloud has them all: every row of the
+    // range goes, the highest id with them.
+    store_common::raw(&dir.db())
+        .execute("DELETE FROM readings", [])
+        .unwrap();
+    let new = buffer.insert(&glucose(4, 1)).unwrap().ids[0].unwrap();
+    assert!(new > last);
+    let rows = buffer
+        .readings_to_export("hc", &[Stream::Glucose], 10)
+        .unwrap();
+    assert_eq!(sequences(&rows), vec![4]);
+}

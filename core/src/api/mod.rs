@@ -1,6 +1,7 @@
 //! The one facade apps use (through the bindings): configure, pair and
 //! forget devices, start and stop collection, feed host bytes, report the
-//! network and battery, sync now, read the status, and hear everything
+//! network and battery, sync now, read the status, export to the phone's
+//! health store through a cursor in the buffer, and hear everything
 //! through one [`Listener`].
 //!
 //! [`Vigil`] owns its own tokio runtime, so the app calls it from any
@@ -13,6 +14,7 @@ mod config;
 mod dispatch;
 mod error;
 mod events;
+mod export;
 mod host;
 mod pipeline;
 mod runtime;
@@ -34,6 +36,7 @@ pub use events::{
     AlertEvent, BufferEvent, DeviceEvent, HostCharacteristic, HostReply, HostRequest, Listener,
     ReadingEvent, SyncEvent,
 };
+pub use export::{ExportBatch, MAX_EXPORT_BATCH};
 pub use simulation::{SimulatedGlucose, Simulation};
 pub use status::{LedgerSummary, Status};
 
@@ -493,6 +496,35 @@ impl Vigil {
         let mut status = status::read(&self.buffer(), &devices, running, last_contact, network)?;
         status.last_sync_ms = last_sync;
         Ok(status)
+    }
+
+    /// Up to `limit` stored readings of `streams` (names such as
+    /// `glucose`) that `target` (e.g. `health_connect`) has not confirmed,
+    /// oldest first, held-back readings included, and the cursor that
+    /// confirms them. Readings the buffer evicted before they were exported
+    /// cannot be exported. Reads only: until [`Vigil::confirm_export`], the
+    /// next call returns the same batch.
+    ///
+    /// Errors: [`SdkError::InvalidInput`] for an empty target, no or an
+    /// unknown stream, or a limit of 0 or above [`MAX_EXPORT_BATCH`].
+    pub fn export_batch(
+        &self,
+        target: &str,
+        streams: &[String],
+        limit: u32,
+    ) -> SdkResult<ExportBatch> {
+        export::batch(&self.buffer(), target, streams, limit)
+    }
+
+    /// Records that `target` stored the batch [`Vigil::export_batch`]
+    /// returned `cursor` with; durable when this returns, and never moves
+    /// the target's cursor back (confirming an older batch again changes
+    /// nothing).
+    ///
+    /// Errors: [`SdkError::InvalidInput`] for an empty target or a cursor
+    /// no batch returned.
+    pub fn confirm_export(&self, target: &str, cursor: u64) -> SdkResult<()> {
+        export::confirm(&mut self.buffer(), target, cursor)
     }
 
     /// Stops everything and releases the runtime and the callback thread;

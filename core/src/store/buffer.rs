@@ -141,6 +141,11 @@ fn next_ids(tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64)> {
         .unwrap_or(TREND_ID_BASE - 1);
     let record =
         last("SELECT id FROM readings WHERE id < ?1 ORDER BY id DESC LIMIT 1")?.unwrap_or(0);
+    // Eviction may have removed the highest ids; a new reading must still
+    // land after every export cursor, or no export would ever see it.
+    let (trend_cursor, record_cursor) = super::export::highest_cursors(tx)?;
+    let trend = trend.max(trend_cursor.unwrap_or(0));
+    let record = record.max(record_cursor.unwrap_or(0));
     if record + 1 >= TREND_ID_BASE || trend == i64::MAX {
         return Err(Error::Storage {
             code: None,

@@ -32,11 +32,16 @@
 //!   session handed over is committed before the session moves on, and the
 //!   newest record in the file is where an app restart resumes backfill.
 //!
+//! - **Export cursors live here too** ([`export`]): how far the phone's
+//!   health store has taken the readings, so an export resumes after a
+//!   kill and readings stored before the user opted in are exported.
+//!
 //! Timestamps are stored as microseconds since the Unix epoch (UTC);
 //! RR intervals are finer than a millisecond.
 
 pub mod buffer;
 pub mod capacity;
+pub mod export;
 pub mod ledger;
 pub mod outbox;
 pub mod reduction;
@@ -57,6 +62,7 @@ pub use capacity::{
     BufferEvent, CapacityPolicy, DEFAULT_BUDGET_BYTES, Eviction, MEASURED_BYTES_PER_READING,
     PressureLevel, WORST_CASE_READINGS_72H,
 };
+pub use export::ExportCursor;
 pub use ledger::{Completeness, LedgerRange, RangeKind};
 pub use outbox::OutboxAlert;
 pub use reduction::{Decisions, SeriesKey};
@@ -85,7 +91,7 @@ pub struct BufferConfig {
 }
 
 /// The on-phone buffer: one SQLite file holding readings, the alert outbox,
-/// sync cursors, the device registry and the completeness ledger.
+/// sync and export cursors, the device registry and the completeness ledger.
 ///
 /// Not `Sync`: one owner (the core's storage task) serialises writes, which
 /// is also what SQLite does internally.

@@ -28,7 +28,10 @@
 //! - 5: the alert outbox is keyed by (id, phase, time), as the protocol
 //!   identifies an alert event: every re-alert of an episode is its own
 //!   row, so each reaches the cloud and reduction keeps each one's reading
-//!   (version 4 kept only an episode's first re-alert).
+//!   (version 4 kept only an episode's first re-alert). Export cursors:
+//!   how far each export target (Health Connect, HealthKit) has taken the
+//!   readings, by row id, one per id range (record and trend readings take
+//!   separate ranges), so an interrupted export resumes where it stopped.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -145,6 +148,12 @@ CREATE TABLE ledger_ranges (
     reason TEXT
 );
 CREATE INDEX ledger_ranges_by_stream ON ledger_ranges (device, stream, kind, from_time);
+CREATE TABLE export_cursors (
+    target TEXT PRIMARY KEY,
+    last_record_id INTEGER NOT NULL,
+    last_trend_id INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 ";
 
 /// Version 1 to 2: everything but the readings table arrived in version 2.
@@ -253,7 +262,8 @@ ALTER TABLE ledger ADD COLUMN held_back INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Version 4 to 5: the outbox's key gains the event's time (SQLite cannot
-/// change a primary key in place, so the table is rebuilt).
+/// change a primary key in place, so the table is rebuilt), and the export
+/// cursors arrive (no target has exported anything yet).
 const V4_TO_V5: &str = "
 CREATE TABLE alert_outbox_v5 (
     id TEXT NOT NULL,
@@ -271,6 +281,12 @@ INSERT INTO alert_outbox_v5 (id, phase, kind, time, value, payload, enqueued_at,
 DROP TABLE alert_outbox;
 ALTER TABLE alert_outbox_v5 RENAME TO alert_outbox;
 CREATE INDEX alert_outbox_pending ON alert_outbox (time) WHERE delivered_at IS NULL;
+CREATE TABLE export_cursors (
+    target TEXT PRIMARY KEY,
+    last_record_id INTEGER NOT NULL,
+    last_trend_id INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 ";
 
 /// Applies the one step that takes a database from version `from` to

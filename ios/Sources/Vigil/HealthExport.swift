@@ -1,11 +1,13 @@
 // Export of the patient's readings to HealthKit, opted in per data type:
 // the iOS side of the Android layer's HealthExport (same design).
 //
-// Where it sits: after decoding, beside the buffer. The exporter takes every
-// reading of an opted-in type from `VigilClient.readings` into its journal
-// (an ordered list the app persists), and `exportPending` saves the journal
-// in order, a batch at a time, removing a batch only once HealthKit took it,
-// so an interrupted export resumes at the first reading not yet saved.
+// Where it sits: beside sync, reading the SDK's own buffer. The export
+// cursor lives in that buffer (`VigilClient.exportBatch` and
+// `confirmExport`), not in a journal the app keeps: `exportPending` saves
+// the readings after the cursor in order, a batch at a time, and moves the
+// cursor only once HealthKit took a batch, so an interrupted export resumes
+// at the first reading not yet saved, and readings decoded before the user
+// opted in are exported too. Readings the buffer evicted first are gone.
 //
 // Each sample carries the reading's identity as HKMetadataKeySyncIdentifier
 // and a version as HKMetadataKeySyncVersion: saving it again (a retry after
@@ -32,7 +34,7 @@ public struct HealthExportRecord: Sendable, Equatable {
     public let value: Double
     public let time: Date
 
-    /// Journals a decoded reading if its type is opted in.
+    /// The record for a reading, if its type is opted in.
     public init?(_ reading: Reading, optedIn: Set<HealthExportType>) {
         guard let type = HealthExportType(rawValue: reading.stream), optedIn.contains(type) else { return nil }
         syncIdentifier = "\(reading.device)/\(reading.stream)/\(reading.sequence)/\(reading.sensorTimeMs)"
@@ -62,26 +64,41 @@ public struct HealthExportRecord: Sendable, Equatable {
     }
 }
 
-/// Saves journalled records to HealthKit in order, in batches.
+/// Saves the buffer's readings of the opted-in types to HealthKit in order,
+/// in batches, under the export cursor named `target`.
 public final class HealthExporter {
+    private let client: VigilClient
     private let store: HKHealthStore
-    private let batch: Int
+    private let types: Set<HealthExportType>
+    private let target: String
+    private let batch: UInt32
 
-    public init(store: HKHealthStore, batch: Int = 1000) {
+    public init(
+        client: VigilClient, store: HKHealthStore, types: Set<HealthExportType>,
+        target: String = "healthkit", batch: Int = 1000
+    ) {
+        self.client = client
         self.store = store
-        self.batch = max(1, batch)
+        self.types = types
+        self.target = target
+        self.batch = UInt32(min(max(1, batch), 10_000))
     }
 
-    /// Saves `journal` from its start; returns how many records HealthKit
-    /// took. The caller drops that many from the front of its journal.
-    public func exportPending(_ journal: [HealthExportRecord]) async throws -> Int {
+    /// Saves every reading after the cursor; returns how many HealthKit took.
+    /// A failed save throws with the cursor before that batch, so the next
+    /// call sends it again (replaced, not duplicated, by its sync identifier).
+    public func exportPending() async throws -> Int {
+        if types.isEmpty { return 0 }
         var saved = 0
-        while saved < journal.count {
-            let chunk = journal[saved..<min(saved + batch, journal.count)]
-            try await store.save(chunk.map { $0.sample() })
-            saved += chunk.count
+        while true {
+            let next = try await client.exportBatch(
+                target: target, streams: types.map(\.rawValue), limit: batch)
+            if next.readings.isEmpty { return saved }
+            let records = next.readings.compactMap { HealthExportRecord($0, optedIn: types) }
+            try await store.save(records.map { $0.sample() })
+            try await client.confirmExport(target: target, cursor: next.cursor)
+            saved += records.count
         }
-        return saved
     }
 }
 #endif

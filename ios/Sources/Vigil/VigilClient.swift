@@ -66,6 +66,19 @@ public final class VigilClient: @unchecked Sendable {
         try await offCaller { try self.sdk.status() }
     }
 
+    /// Up to `limit` stored readings of `streams` that `target` has not
+    /// confirmed, oldest first (held-back readings included): the same batch
+    /// again until `confirmExport`. The cursor lives in the SDK's buffer, so
+    /// an export resumes after a kill and readings stored earlier are exported.
+    public func exportBatch(target: String, streams: [String], limit: UInt32) async throws -> ExportBatch {
+        try await offCaller { try self.sdk.exportBatch(target: target, streams: streams, limit: limit) }
+    }
+
+    /// `target` stored the batch that came with `cursor`; never moves the cursor back.
+    public func confirmExport(target: String, cursor: UInt64) async throws {
+        try await offCaller { try self.sdk.confirmExport(target: target, cursor: cursor) }
+    }
+
     /// Tells the SDK which network the phone has (batches may wait for Wi-Fi).
     public func setNetwork(_ network: Network) throws {
         try sdk.setNetwork(network: network)

@@ -100,6 +100,34 @@ class VigilTest {
     }
 
     @Test
+    fun `an export walks the buffer from its cursor, which outlives the SDK object`(): Unit = runBlocking {
+        val path = tempDb()
+        val unconfirmed = Vigil.open(simulated(2uL, path)).use { vigil ->
+            vigil.pair("cgm-1", DeviceKind.CGM)
+            val stopped = async(start = CoroutineStart.UNDISPATCHED) { vigil.deviceEvents().first { it.kind == "stopped" } }
+            while (vigil.subscriberCount() < 1) delay(5)
+            vigil.start()
+            withTimeout(60_000) { stopped.await() }
+            // Readings decoded before anyone exported are there to export.
+            val batch = vigil.exportBatch("health_connect", listOf("glucose"), 10)
+            assertEquals(10, batch.readings.size)
+            assertTrue(batch.readings.all { it.stream == "glucose" })
+            vigil.confirmExport("health_connect", batch.cursor)
+            val next = vigil.exportBatch("health_connect", listOf("glucose"), 10)
+            assertTrue(next.readings.first().sensorTimeMs > batch.readings.last().sensorTimeMs)
+            assertThrows<VigilError.InvalidInput> { runBlocking { vigil.exportBatch("health_connect", listOf("insulin"), 10) } }
+            assertThrows<VigilError.InvalidInput> { runBlocking { vigil.exportBatch("", listOf("glucose"), 10) } }
+            assertThrows<VigilError.InvalidInput> { runBlocking { vigil.exportBatch("health_connect", listOf("glucose"), 0) } }
+            next
+        }
+        // A new SDK object on the same buffer goes on after the confirmed
+        // batch: the unconfirmed one comes again.
+        Vigil.open(simulated(1uL, path)).use { vigil ->
+            assertEquals(unconfirmed, vigil.exportBatch("health_connect", listOf("glucose"), 10))
+        }
+    }
+
+    @Test
     fun `cancelling a collector unsubscribes it and collection goes on`(): Unit = runBlocking {
         Vigil.open(simulated(24uL * 365uL)).use { vigil ->
             vigil.pair("cgm-1", DeviceKind.CGM)

@@ -5,6 +5,7 @@ import health.vigil.ffi.BufferEvent
 import health.vigil.ffi.ClockMode
 import health.vigil.ffi.DeviceEvent
 import health.vigil.ffi.DeviceKind
+import health.vigil.ffi.ExportBatch
 import health.vigil.ffi.HostReply
 import health.vigil.ffi.HostRequest
 import health.vigil.ffi.Network
@@ -111,6 +112,20 @@ class Vigil private constructor(
 
     /** The buffer and devices at a glance. */
     suspend fun status(): Status = call { it.status() }
+
+    /**
+     * Up to [limit] (1 to 10,000) stored readings of [streams] (`glucose`,
+     * `heart_rate`, ...) that [target] has not confirmed, oldest first,
+     * held-back readings included: the same batch again until
+     * [confirmExport]. The cursor lives in the SDK's buffer, so an export
+     * resumes after a kill, and readings stored before the app started
+     * exporting are exported too (unless the buffer evicted them).
+     */
+    suspend fun exportBatch(target: String, streams: List<String>, limit: Int): ExportBatch =
+        call { it.exportBatch(target, streams, limit.coerceAtLeast(0).toUInt()) }
+
+    /** [target] stored the batch that came with [cursor]; never moves the cursor back. */
+    suspend fun confirmExport(target: String, cursor: ULong) = call { it.confirmExport(target, cursor) }
 
     /** The phone's network changed. */
     suspend fun setNetwork(network: Network) = call { it.setNetwork(network) }

@@ -1,9 +1,5 @@
 package health.vigil.android
 
-import android.content.ContentValues
-import android.content.Context
-import android.database.sqlite.SQLiteDatabase
-import android.database.sqlite.SQLiteOpenHelper
 import androidx.health.connect.client.HealthConnectClient
 import androidx.health.connect.client.records.BloodGlucoseRecord
 import androidx.health.connect.client.records.HeartRateRecord
@@ -17,23 +13,22 @@ import health.vigil.Vigil
 import health.vigil.ffi.Reading
 import java.time.Instant
 import java.time.ZoneId
-import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.Job
-import kotlinx.coroutines.launch
 
 /**
  * Export of the patient's readings to the phone's health store (Health
  * Connect), opted in per data type.
  *
- * Where it sits: after decoding, beside the buffer. [attach] takes every
- * reading of an opted-in type from [Vigil.readings] into a small journal
- * (SQLite, beside the SDK's buffer) before anything else; [exportPending]
- * sends the journal in order, in batches, and removes a batch only once the
- * store took it. So an export cut short (process killed, store refusing,
- * quota spent) resumes at the first reading not yet taken, and nothing
- * between is skipped. Readings decoded while no exporter was attached
- * (before the user opted in) are not exported: the core has no query of its
- * buffer by reading yet.
+ * Where it sits: beside sync, reading the SDK's own buffer. The export
+ * cursor lives in that buffer ([Vigil.exportBatch], [Vigil.confirmExport]),
+ * not in a journal of this layer: a journal filled from [Vigil.readings]
+ * missed every reading decoded while no exporter listened (before the user
+ * opted in, or while the app was not running), and kept a second copy of
+ * the data. [HealthExporter.exportPending] takes the readings after the
+ * cursor in order, in batches, and moves the cursor only once the store took
+ * a batch. So an export cut short (process killed, store refusing, quota
+ * spent) resumes at the first reading not yet taken, and nothing between is
+ * skipped. Readings the buffer evicted before they were exported (a full
+ * buffer, long after the cloud had them) cannot be exported.
  *
  * Each record carries the reading's identity as Health Connect's
  * `clientRecordId` and [RECORD_VERSION] as `clientRecordVersion`, so sending
@@ -143,108 +138,64 @@ data class ExportQuota(
     val batch: Int get() = minOf(maxRecordsPerCall.toLong(), maxBytesPerCall / bytesPerRecord).toInt().coerceAtLeast(1)
 }
 
-/** Exports the readings of the opted-in [types] to [store]; see [ExportType]. */
+/**
+ * Exports the readings of the opted-in [types] that [vigil]'s buffer holds
+ * to [store], under the export cursor named [target]; see [ExportType].
+ */
 class HealthExporter(
-    context: Context,
+    private val vigil: Vigil,
     private val store: HealthStore,
     types: Set<ExportType>,
     private val quota: ExportQuota = ExportQuota(),
     private val nowMs: () -> Long = System::currentTimeMillis,
-    journalName: String = "vigil-health-export.sqlite",
-) : AutoCloseable {
+    private val target: String = DEFAULT_TARGET,
+) {
     private val streams = types.associateBy { it.stream }
-    private val journal = Journal(context.applicationContext, journalName)
 
     /** Start times of the calls made in the current quota window. */
     private val calls = ArrayDeque<Long>()
 
-    /** Journals every opted-in reading the SDK decodes, until [scope] ends. */
-    fun attach(vigil: Vigil, scope: CoroutineScope): Job = scope.launch {
-        vigil.readings().collect { record(it) }
-    }
-
-    /** Journals one reading if its type is opted in (what [attach] does). */
-    fun record(reading: Reading) {
-        val type = streams[reading.stream] ?: return
-        journal.add(
-            ExportRecord(
-                "${reading.device}/${reading.stream}/${reading.sequence}/${reading.sensorTimeMs}",
-                type, reading.value, reading.unit, reading.sensorTimeMs, reading.device,
-            ),
-        )
-    }
-
-    /** Readings journalled and not yet taken by the store. */
-    fun pending(): Long = journal.count()
-
     /**
-     * Sends the journal in order, a batch a call, until it is empty or the
-     * quota window has no call left; returns the records the store took.
-     * A failing call throws after the batches before it were taken and
-     * removed; the failed batch stays first for the next pass.
+     * Sends the readings after the cursor in order, a batch a call, until
+     * none is left or the quota window has no call left; returns the
+     * records the store took. A failing call throws after the batches
+     * before it were taken and confirmed; the failed batch is the first of
+     * the next pass.
      */
     suspend fun exportPending(): Int {
+        if (streams.isEmpty()) return 0
         var sent = 0
         while (true) {
-            val batch = journal.first(quota.batch)
-            if (batch.isEmpty()) return sent
+            val batch = vigil.exportBatch(target, streams.keys.toList(), quota.batch.coerceAtMost(MAX_BATCH))
+            if (batch.readings.isEmpty()) return sent
             val now = nowMs()
             while (calls.isNotEmpty() && now - calls.first() >= quota.windowMs) calls.removeFirst()
             if (calls.size >= quota.callsPerWindow) return sent
             calls.addLast(now)
-            store.insert(batch.map { it.second })
-            journal.remove(batch.last().first)
-            sent += batch.size
+            val records = batch.readings.mapNotNull(::toExportRecord)
+            store.insert(records)
+            vigil.confirmExport(target, batch.cursor)
+            sent += records.size
         }
     }
 
-    override fun close() = journal.close()
+    private fun toExportRecord(reading: Reading): ExportRecord? {
+        val type = streams[reading.stream] ?: return null
+        return ExportRecord(
+            clientRecordId(reading), type, reading.value, reading.unit, reading.sensorTimeMs, reading.device,
+        )
+    }
 
-    /** The journal: readings in arrival order; a row id is the export cursor. */
-    private class Journal(context: Context, name: String) : SQLiteOpenHelper(context, name, null, 1) {
-        override fun onCreate(db: SQLiteDatabase) {
-            db.execSQL(
-                "CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE, " +
-                    "type TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, time_ms INTEGER NOT NULL, " +
-                    "device TEXT NOT NULL)",
-            )
-        }
+    /** Names and limits shared by every exporter. */
+    companion object {
+        /** The export cursor's name in the SDK's buffer. */
+        const val DEFAULT_TARGET = "health_connect"
 
-        override fun onUpgrade(db: SQLiteDatabase, oldVersion: Int, newVersion: Int) = Unit
+        /** The most readings the SDK hands over in one batch. */
+        private const val MAX_BATCH = 10_000
 
-        fun add(r: ExportRecord) {
-            val row = ContentValues().apply {
-                put("client_id", r.clientRecordId)
-                put("type", r.type.name)
-                put("value", r.value)
-                put("unit", r.unit)
-                put("time_ms", r.timeMs)
-                put("device", r.device)
-            }
-            // A reading delivered twice is journalled once.
-            writableDatabase.insertWithOnConflict("pending", null, row, SQLiteDatabase.CONFLICT_IGNORE)
-        }
-
-        fun first(limit: Int): List<Pair<Long, ExportRecord>> =
-            readableDatabase.rawQuery(
-                "SELECT id, client_id, type, value, unit, time_ms, device FROM pending ORDER BY id LIMIT ?",
-                arrayOf(limit.toString()),
-            ).use { c ->
-                buildList {
-                    while (c.moveToNext()) {
-                        val type = ExportType.entries.firstOrNull { it.name == c.getString(2) } ?: continue
-                        add(c.getLong(0) to ExportRecord(c.getString(1), type, c.getDouble(3), c.getString(4), c.getLong(5), c.getString(6)))
-                    }
-                }
-            }
-
-        /** Everything up to [lastId] was taken by the store. */
-        fun remove(lastId: Long) {
-            writableDatabase.delete("pending", "id <= ?", arrayOf(lastId.toString()))
-        }
-
-        fun count(): Long = readableDatabase.rawQuery("SELECT COUNT(*) FROM pending", null).use { c ->
-            if (c.moveToFirst()) c.getLong(0) else 0
-        }
+        /** A reading's identity (device, stream, sequence, sensor time): its `clientRecordId`. */
+        fun clientRecordId(reading: Reading): String =
+            "${reading.device}/${reading.stream}/${reading.sequence}/${reading.sensorTimeMs}"
     }
 }
