@@ -825,3 +825,35 @@ async fn one_device_s_streams_share_one_request_and_a_refusal_is_still_the_strea
     );
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_s_sync_now_inside_the_server_s_retry_after_sends_no_batch() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    b.insert(&[glucose(0, 100.0), glucose(1, 101.0)]).unwrap();
+    let h = start(&mut f, SyncConfig::default(), token());
+    f.server.state().canned.push_back(Canned {
+        status: 503,
+        retry_after: Some(Duration::from_secs(600)),
+    });
+    assert!(h.sync_now().await.unwrap().failure.unwrap().contains("503"));
+    // WorkManager wakes the app a minute later: nothing is sent, and the
+    // answer says how long the server asked for.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let r = h.sync_now().await.unwrap();
+    assert!(
+        r.failure.as_deref().is_some_and(|f| f.contains("540 s")),
+        "{r:?}"
+    );
+    assert_eq!(f.server.state().requests.len(), 1);
+    // An alert still goes at once.
+    b.enqueue_alert(&outbox_alert("00000000000000dd", Phase::Start))
+        .unwrap();
+    let r = h.sync_now().await.unwrap();
+    assert_eq!(r.alerts_delivered, 1);
+    assert_eq!(b.count(None, Some(SyncState::Unsent)).unwrap(), 2);
+    // Once the wait is over the engine's own retry sends the readings.
+    tokio::time::sleep(Duration::from_secs(541)).await;
+    assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 2);
+    h.stop().await;
+}

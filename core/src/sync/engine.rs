@@ -101,6 +101,7 @@ impl SyncEngine {
             power: Power::default(),
             host: HostStatus::default(),
             retry_at: None,
+            server_wait_until: None,
             attempt: 0,
             rng: Backoff::rng(rand::random()),
             stored_hint: 0,
@@ -246,6 +247,9 @@ struct Engine {
     /// When a heartbeat was last acknowledged.
     last_heartbeat_at: Option<Instant>,
     retry_at: Option<Instant>,
+    /// Until when the server asked for quiet (`Retry-After` on a `429` or
+    /// `503`): a host's sync-now inside it sends no batches.
+    server_wait_until: Option<Instant>,
     attempt: u32,
     rng: ChaCha8Rng,
     stored_hint: usize,
@@ -361,6 +365,31 @@ impl Engine {
             }
             Command::SyncNow(reply) => {
                 let now = Instant::now();
+                if let Some(until) = self.server_wait_until.filter(|u| *u > now) {
+                    // A background task's sync-now (WorkManager, background
+                    // refresh) must not undo the server's back-off: only
+                    // alerts go, and the host hears when to come back.
+                    let mut report = SyncReport::default();
+                    if self
+                        .buffer
+                        .pending_alerts()
+                        .map(|a| !a.is_empty())
+                        .unwrap_or(false)
+                    {
+                        report = self
+                            .pass(Want {
+                                batches: false,
+                                heartbeat: false,
+                            })
+                            .await;
+                    }
+                    if report.failure.is_none() {
+                        let wait = until.saturating_duration_since(now).as_secs().max(1);
+                        report.failure = Some(format!("server busy: asked to wait {wait} s more"));
+                    }
+                    let _ = reply.send(Ok(report));
+                    return;
+                }
                 // The host wants everything sent: open segments close too.
                 self.close_tails = true;
                 let report = self
@@ -443,15 +472,23 @@ impl Engine {
             }
         }
         match failure {
-            None => {
+            // Batches went: the back-off is over.
+            None if want.batches => {
                 self.attempt = 0;
                 self.retry_at = None;
+                self.server_wait_until = None;
             }
+            // Only alerts (or a heartbeat) went: a retry of batches that
+            // failed before still stands.
+            None => {}
             Some(f) => {
                 self.attempt = self.attempt.saturating_add(1);
                 let backoff = self.config.backoff.delay(self.attempt, &mut self.rng);
                 let after = match &f {
-                    Failure::Throttled(_, Some(ra)) => *ra,
+                    Failure::Throttled(_, Some(ra)) => {
+                        self.server_wait_until = Some(now + *ra);
+                        *ra
+                    }
                     _ => backoff,
                 };
                 self.retry_at = Some(now + after);

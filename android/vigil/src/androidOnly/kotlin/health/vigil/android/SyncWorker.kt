@@ -17,6 +17,9 @@ import health.vigil.VigilError
  * Sends buffered readings when the app is not running collection: the
  * SDK's own timer only runs while it is started. WorkManager wakes this
  * worker with a network (unmetered if asked) and a battery that is not low.
+ * Inside a server's `Retry-After` the SDK's sync-now sends only alerts and
+ * fails with [VigilError.Network], so the worker retries later instead of
+ * undoing the server's back-off.
  */
 class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(context, params) {
     override suspend fun doWork(): Result {
