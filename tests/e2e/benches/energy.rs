@@ -14,8 +14,9 @@
 //! - radio: HTTP requests the sync engine attempted, and radio wakes (sync
 //!   passes that sent anything; one pass's requests go back to back).
 //!
-//! `cargo bench -p vigil-e2e --bench energy` prints the table; `cargo test
-//! --benches` runs it once. Results: `bench/RESULTS.md`.
+//! `cargo bench -p vigil-e2e --bench energy` prints the table and fails when
+//! a budget is missed; `cargo test --benches` runs it once. Results:
+//! `bench/RESULTS.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -293,4 +294,60 @@ fn main() {
     for r in &rows {
         println!("- {}: {:?}", r.situation, r.sync_events);
     }
+    println!();
+    let over = over_budget(&rows);
+    if over.is_empty() {
+        println!("every budget met");
+    } else {
+        for o in &over {
+            eprintln!("over budget: {o}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// The budgets per simulated hour; the bench fails when one is
+/// missed, so a change that costs the battery is caught where it is
+/// measured. The counters count events, not time, so the machine's load
+/// does not move them.
+fn over_budget(rows: &[Row]) -> Vec<String> {
+    let mut over = Vec::new();
+    let hours = HOURS as f64;
+    for r in rows {
+        let alerts = r.sync_events.get("alert_delivered").copied().unwrap_or(0) as f64 / hours;
+        if r.situation.starts_with("idle") {
+            if r.wakes_per_hour > 15.0 {
+                over.push(format!(
+                    "{}: {:.1} timer wakes an hour above the notification floor (budget 15)",
+                    r.situation, r.wakes_per_hour
+                ));
+            }
+            // Each delivered alert is one request, and the budget is for
+            // hours in which no alert fires.
+            if r.requests_per_hour - alerts > 5.0 {
+                over.push(format!(
+                    "{}: {:.1} requests an hour besides alerts (budget 5)",
+                    r.situation,
+                    r.requests_per_hour - alerts
+                ));
+            }
+        }
+        if r.situation.contains("strap") && r.flushes_per_hour / 360.0 > 1.0 {
+            over.push(format!(
+                "{}: {:.2} flushes per 10 s of readings (budget 1)",
+                r.situation,
+                r.flushes_per_hour / 360.0
+            ));
+        }
+        if r.sync_events
+            .keys()
+            .any(|k| k.starts_with("retrying") || k == "refused")
+        {
+            over.push(format!(
+                "{}: the sync engine retried or was refused: {:?}",
+                r.situation, r.sync_events
+            ));
+        }
+    }
+    over
 }
