@@ -146,7 +146,15 @@ fn run_one(
         .cloned()
         .ok_or_else(|| Failure::Other("no patient".into()))?;
     let length = TimeDelta::days(i64::from(days));
-    let start = Utc::now() - length - TimeDelta::hours(2);
+    // Midnight UTC a day before the run would have to start to end now:
+    // the simulated patient follows the time of day, so every run of a
+    // seed meets the same patient, and the days end before the service's
+    // clock (it refuses readings from the future).
+    let today = Utc::now()
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let start = today - length - TimeDelta::days(1);
     let mut config = VigilConfig::new(dir.join("phone.db"), patient.id.to_string());
     config.server_url = Some(service.url.clone());
     config.token = Some(patient.device_token.clone());

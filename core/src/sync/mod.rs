@@ -5,7 +5,8 @@
 //! engine owns its own [`Buffer`](crate::store::Buffer) connection on the
 //! same SQLite file as the session pipeline (WAL lets both work at once),
 //! reads unsent readings per stream, reduces trend streams, encodes
-//! [`wire`](crate::wire) batches (binary + deflate) and posts them; it marks
+//! [`wire`](crate::wire) batches (binary + deflate; one device's streams
+//! joined into one request) and posts them; it marks
 //! a reading synced only after a [`BatchAck`](crate::wire::BatchAck)
 //! covers it. Alerts leave the outbox at once over any network and are
 //! retried until an [`AlertAck`](crate::wire::AlertAck).
