@@ -64,6 +64,19 @@ fn wait_for(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// Waits (up to 2 minutes) for a device session to report it stopped: a
+/// simulated run ends by itself.
+fn session_stopped(rec: &Recorder) -> bool {
+    wait_for(Duration::from_secs(120), || {
+        rec.0
+            .lock()
+            .unwrap()
+            .devices
+            .iter()
+            .any(|d| d.kind == "stopped")
+    })
+}
+
 fn simulated(dir: &std::path::Path, hours: u64) -> VigilConfig {
     let mut c = VigilConfig::new(dir.join("buffer.db"), "patient-1");
     c.clock = ClockMode::Simulated {
@@ -89,14 +102,7 @@ fn simulated_cgm_readings_and_alerts_reach_the_listener_and_the_outbox() {
     sdk.start().unwrap();
     assert!(sdk.is_running());
     // 48 simulated hours of 5-minute readings: the session ends by itself.
-    let finished = wait_for(Duration::from_secs(120), || {
-        rec.0
-            .lock()
-            .unwrap()
-            .devices
-            .iter()
-            .any(|d| d.kind == "stopped")
-    });
+    let finished = session_stopped(&rec);
     assert!(finished, "the session did not finish its simulated run");
     sdk.stop().unwrap();
     let status = sdk.status().unwrap();
@@ -316,14 +322,7 @@ fn with_a_server_that_is_down_alerts_are_tried_at_once_and_stay_in_the_outbox() 
     sdk.set_network(vigil_core::api::Network::Cellular);
     sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();
     sdk.start().unwrap();
-    assert!(wait_for(Duration::from_secs(120), || {
-        rec.0
-            .lock()
-            .unwrap()
-            .devices
-            .iter()
-            .any(|d| d.kind == "stopped")
-    }));
+    assert!(session_stopped(&rec));
     let c = rec.0.lock().unwrap();
     assert!(!c.alerts.is_empty());
     // The engine tried (and was refused) without waiting for a batch.
@@ -408,14 +407,7 @@ fn export_walks_every_stored_reading_once_through_a_cursor_that_survives_reopeni
     let mut sdk = Vigil::new(simulated(&dir, 3), rec.clone(), None).unwrap();
     sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();
     sdk.start().unwrap();
-    let finished = wait_for(Duration::from_secs(120), || {
-        rec.0
-            .lock()
-            .unwrap()
-            .devices
-            .iter()
-            .any(|d| d.kind == "stopped")
-    });
+    let finished = session_stopped(&rec);
     assert!(finished, "the session did not finish its simulated run");
     sdk.stop().unwrap();
     let decoded: Vec<u64> = rec
