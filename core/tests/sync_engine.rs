@@ -857,3 +857,30 @@ async fn a_host_s_sync_now_inside_the_server_s_retry_after_sends_no_batch() {
     assert_eq!(b.count(None, Some(SyncState::Acknowledged)).unwrap(), 2);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_engine_started_offline_sends_nothing_until_the_host_reports_a_network() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    b.insert(&[glucose(0, 100.0)]).unwrap();
+    let config = SyncConfig {
+        initial_network: Network::None,
+        ..SyncConfig::default()
+    };
+    let h = start(&mut f, config, token());
+    // On a paused clock the engine's first timers would fire at once.
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert!(f.server.state().requests.is_empty());
+    // With a network, what is overdue goes at once (the heartbeat; the
+    // lone reading is an open tail until the next one closes it).
+    h.set_network(Network::Wifi);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        f.server
+            .state()
+            .requests
+            .iter()
+            .any(|r| r.0 == Route::Heartbeats)
+    );
+    h.stop().await;
+}

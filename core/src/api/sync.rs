@@ -50,6 +50,8 @@ pub(crate) fn start(
         server_url: url.to_string(),
         interval: config.sync_interval,
         wait_for_unmetered: config.wait_for_unmetered,
+        // Offline until the app reports its network.
+        initial_network: engine::Network::None,
         ..SyncConfig::default()
     };
     let poster = HttpPoster::new(&sync_config)?;
@@ -91,9 +93,6 @@ pub(crate) fn start(
         });
         Ok::<_, crate::Error>(handle)
     })??;
-    // The engine assumes Wi-Fi until told; the facade starts offline until
-    // the app reports its network, so both agree.
-    handle.set_network(engine::Network::None);
     Ok(Arc::new(handle))
 }
 

@@ -82,6 +82,7 @@ impl SyncEngine {
             });
         }
         let buffer = Buffer::open(&buffer_path, config.buffer)?;
+        let network = config.initial_network;
         let wakeups = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
         let now = Instant::now();
@@ -97,7 +98,7 @@ impl SyncEngine {
             events,
             clock,
             poster,
-            network: Network::default(),
+            network,
             power: Power::default(),
             host: HostStatus::default(),
             retry_at: None,

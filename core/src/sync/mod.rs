@@ -90,6 +90,11 @@ pub struct SyncConfig {
     /// How the engine's own buffer connection is opened (the budget it
     /// reports in heartbeats).
     pub buffer: BufferConfig,
+    /// The network the engine assumes until the host reports one. The
+    /// facade starts offline: an engine that assumed Wi-Fi could send
+    /// before the app's first report arrived (under simulated time its
+    /// first timer may fire at once).
+    pub initial_network: Network,
 }
 
 impl Default for SyncConfig {
@@ -119,6 +124,7 @@ impl Default for SyncConfig {
             request_timeout: Duration::from_secs(30),
             send_raw: false,
             buffer: BufferConfig::default(),
+            initial_network: Network::Wifi,
         }
     }
 }
