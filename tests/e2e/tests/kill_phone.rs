@@ -29,7 +29,7 @@ fn sigkill_mid_sync_fifty_times_loses_and_duplicates_nothing() {
     let (kills, steps) = if soak() {
         (500, 30_000u64)
     } else {
-        (50, 1_500u64)
+        (50, 3_000u64)
     };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ingest.db");
@@ -78,7 +78,16 @@ fn sigkill_mid_sync_fifty_times_loses_and_duplicates_nothing() {
         if previous_killed && line != "in_flight 0" {
             mid_sync += 1;
         }
-        std::thread::sleep(Duration::from_millis(rng.random_range(40..200)));
+        // Kill a moment into a sync, after a random number of them: a
+        // sync marks its first batch in flight within milliseconds, and a
+        // timer alone lands mostly between syncs once they are few and
+        // large (one request per device).
+        for _ in 0..rng.random_range(1..4) {
+            if wait_for(&rx, "sync", Duration::from_secs(10)).is_none() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(1..8)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         attempts += 1;

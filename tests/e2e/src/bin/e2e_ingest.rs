@@ -31,7 +31,19 @@ fn main() -> ExitCode {
 fn run(database: PathBuf, listen: &str) -> Result<(), Box<dyn std::error::Error>> {
     let listen = listen.parse()?;
     let store = vigil_ingest::storage::open(&database)?;
-    let mut state = AppState::new(store, Limits::default());
+    // The fault suite's phones call sync-now in a tight loop (so that kills
+    // land mid-sync), hundreds of times faster than a phone's 15-minute
+    // cadence: the per-token throttle, which a real phone never meets,
+    // would answer them with 429s, and the phones now honour its
+    // Retry-After by not sending. Everything else is the default.
+    let limits = Limits {
+        rate: vigil_ingest::rate_limit::RateLimit {
+            per_second: 1.0e6,
+            burst: 1_000_000,
+        },
+        ..Limits::default()
+    };
+    let mut state = AppState::new(store, limits);
     if let Some(url) = database
         .to_str()
         .filter(|u| vigil_ingest::storage::postgres::is_postgres_url(u))

@@ -123,6 +123,8 @@ fn run(args: Args) -> Fallible<()> {
             }
         }
         next = chunk_end;
+        // The kill test times its SIGKILLs from this line.
+        println!("sync");
         let report = runtime.block_on(handle.sync_now())?;
         let done = next >= args.steps
             && buffer.count(None, Some(SyncState::Unsent))? == 0
