@@ -270,12 +270,7 @@ impl Engine {
             self.on_command(command).await;
         }
         // Alerts a previous process left undelivered go at once.
-        if self
-            .buffer
-            .pending_alerts()
-            .map(|a| !a.is_empty())
-            .unwrap_or(false)
-        {
+        if self.has_pending_alerts() {
             self.pass(Want {
                 batches: false,
                 heartbeat: false,
@@ -371,12 +366,7 @@ impl Engine {
                     // refresh) must not undo the server's back-off: only
                     // alerts go, and the host hears when to come back.
                     let mut report = SyncReport::default();
-                    if self
-                        .buffer
-                        .pending_alerts()
-                        .map(|a| !a.is_empty())
-                        .unwrap_or(false)
-                    {
+                    if self.has_pending_alerts() {
                         report = self
                             .pass(Want {
                                 batches: false,
@@ -408,11 +398,7 @@ impl Engine {
     /// After a network or power change: whatever is overdue goes now.
     async fn catch_up(&mut self) {
         let now = Instant::now();
-        let alerts = self
-            .buffer
-            .pending_alerts()
-            .map(|a| !a.is_empty())
-            .unwrap_or(false);
+        let alerts = self.has_pending_alerts();
         let want = Want {
             batches: self.next_batch_at <= now || self.retry_at.is_some_and(|r| r <= now),
             heartbeat: self.next_heartbeat_at <= now,
@@ -431,6 +417,22 @@ impl Engine {
             crate::energy::radio_woke();
         }
         report
+    }
+
+    /// Whether the outbox holds an undelivered alert (a buffer that
+    /// cannot say counts as none: the next pass will say why).
+    fn has_pending_alerts(&self) -> bool {
+        self.buffer
+            .pending_alerts()
+            .map(|a| !a.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// Counts one HTTP attempt, for the process's energy figures and for
+    /// this pass's radio wake.
+    fn count_request(&mut self) {
+        crate::energy::requested();
+        self.posted = self.posted.wrapping_add(1);
     }
 
     /// [`Engine::pass`] without the radio count.
@@ -532,8 +534,7 @@ impl Engine {
             self.token = self.tokens.token();
         }
         let poster = self.poster.clone();
-        crate::energy::requested();
-        self.posted = self.posted.wrapping_add(1);
+        self.count_request();
         let mut reply = poster
             .post(
                 route,
@@ -546,8 +547,7 @@ impl Engine {
             .map_err(|e| Failure::Transport(e.to_string()))?;
         if reply.status == 401 || reply.status == 403 {
             self.token = self.tokens.refresh();
-            crate::energy::requested();
-            self.posted = self.posted.wrapping_add(1);
+            self.count_request();
             reply = poster
                 .post(route, content_type, encoding, body, self.token.as_deref())
                 .await

@@ -30,9 +30,7 @@ use vigil_core::api::{
     ReadingEvent, SyncEvent, Vigil, VigilConfig,
 };
 use vigil_core::energy::EnergyCounters;
-use vigil_e2e::service::Service;
-use vigil_ingest::Limits;
-use vigil_ingest::rate_limit::RateLimit;
+use vigil_e2e::service::{Service, unthrottled_limits};
 
 const HOURS: u64 = 24;
 
@@ -219,19 +217,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // The service's per-token throttle counts wall-clock seconds, and a
-    // simulated day passes here in seconds: left at its default (20 a
-    // second) it answers the phone's day of requests with 429s, and the
-    // retries that follow are the bench's, not the product's. A real day
+    // A simulated day passes here in seconds: the service's per-token
+    // throttle, which counts wall-clock seconds, would answer it with 429s
+    // and the retries would be the bench's, not the product's. A real day
     // at the measured rate (under 10 requests an hour) is five orders of
-    // magnitude below the default.
-    let service = rt.block_on(Service::start_with(Limits {
-        rate: RateLimit {
-            per_second: 1.0e6,
-            burst: 1_000_000,
-        },
-        ..Limits::default()
-    }));
+    // magnitude below the default (20 a second).
+    let service = rt.block_on(Service::start_with(unthrottled_limits()));
     let floor_switches = bare_runtime();
     let rows = [
         situation(

@@ -76,3 +76,18 @@ impl Drop for Service {
         self.task.abort();
     }
 }
+
+/// The service's default limits without its per-token request throttle.
+/// The throttle counts wall-clock seconds; harnesses that run a phone's day
+/// in seconds (simulated time) or call sync-now in a tight loop would meet
+/// it where a real phone never does, and the phone honours its
+/// `Retry-After` by not sending. Everything else stays the default.
+pub fn unthrottled_limits() -> Limits {
+    Limits {
+        rate: vigil_ingest::rate_limit::RateLimit {
+            per_second: 1.0e6,
+            burst: 1_000_000,
+        },
+        ..Limits::default()
+    }
+}

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use vigil_ingest::AppState;
 use vigil_ingest::serve::{ServeOptions, serve, shutdown_signal};
-use vigil_ingest::{AppState, Limits};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -32,17 +32,8 @@ fn run(database: PathBuf, listen: &str) -> Result<(), Box<dyn std::error::Error>
     let listen = listen.parse()?;
     let store = vigil_ingest::storage::open(&database)?;
     // The fault suite's phones call sync-now in a tight loop (so that kills
-    // land mid-sync), hundreds of times faster than a phone's 15-minute
-    // cadence: the per-token throttle, which a real phone never meets,
-    // would answer them with 429s, and the phones now honour its
-    // Retry-After by not sending. Everything else is the default.
-    let limits = Limits {
-        rate: vigil_ingest::rate_limit::RateLimit {
-            per_second: 1.0e6,
-            burst: 1_000_000,
-        },
-        ..Limits::default()
-    };
+    // land mid-sync).
+    let limits = vigil_e2e::service::unthrottled_limits();
     let mut state = AppState::new(store, limits);
     if let Some(url) = database
         .to_str()
