@@ -278,6 +278,16 @@ proptest! {
                 }
                 Coincidence::Window { .. } => {
                     prop_assert_eq!(Some(d.time), times.iter().min().copied());
+                    // One source brings one instant to a moment.
+                    let all: Vec<_> = contenders(d).collect();
+                    for a in &all {
+                        for b in &all {
+                            let same_source = a.device == b.device
+                                && a.stream == b.stream
+                                && a.session == b.session;
+                            prop_assert!(!same_source || a.sensor_time == b.sensor_time);
+                        }
+                    }
                 }
             }
         }

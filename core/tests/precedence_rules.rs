@@ -95,30 +95,123 @@ fn chest_strap_outranks_oximeter_for_heart_rate() {
 }
 
 // CGM at 0, 5, 10 min (120, 110, 100); fingerstick 95 at 6 min. Moments of
-// 5 min open at 0, 5 (CGM 110 + meter 95) and 10: the meter wins only the
-// moment it was taken, the CGM keeps the others.
+// 5 min open at 0, 5 (CGM 110 + meter 95) and 10: the CGM keeps the trend,
+// the meter reading is set aside by rank (kept, with its decision, as a
+// confirmation point); a meter reading with no CGM value near stands alone.
 #[test]
-fn meter_wins_only_the_moment_of_a_fingerstick() {
+fn a_fingerstick_confirms_the_cgm_trend_and_stands_only_where_no_cgm_value_does() {
     let cgm: Vec<_> = [(0, 120.0), (5, 110.0), (10, 100.0)]
         .into_iter()
         .enumerate()
         .map(|(i, (m, v))| reading("cgm", Stream::Glucose, m * MIN, v, i as u64))
         .collect();
     let meter = reading("meter", Stream::MeterGlucose, 6 * MIN, 95.0, 7);
+    let alone = reading("meter", Stream::MeterGlucose, 40 * MIN, 90.0, 8);
     let mut input = cgm.clone();
     input.push(meter.clone());
+    input.push(alone.clone());
     let res = resolve(PrecedenceConfig::default_for(Quantity::Glucose), &input);
-    assert_eq!(values(&res), vec![120.0, 95.0, 100.0]);
-    assert_eq!(res.series[1].reading, meter);
+    assert_eq!(values(&res), vec![120.0, 110.0, 100.0, 90.0]);
+    assert_eq!(res.series[1].reading, cgm[1]);
     assert_eq!(res.series[1].time, at(5 * MIN));
+    assert_eq!(res.series[3].reading, alone);
     let rules: Vec<_> = res.decisions.iter().map(|d| d.decided_by).collect();
     assert_eq!(
         rules,
         vec![
             RuleName::Uncontested,
             RuleName::DeviceRank,
+            RuleName::Uncontested,
             RuleName::Uncontested
         ]
+    );
+    let loss = &res.decisions[1].losers[0];
+    assert_eq!(loss.reading.stream, Stream::MeterGlucose);
+    assert!(loss.reason.contains("meter"), "{}", loss.reason);
+}
+
+// A one-minute CGM under the five-minute glucose window keeps every reading:
+// a moment holds one reading per source, so the window pairs sources and
+// never thins one source's own series.
+#[test]
+fn a_window_wider_than_a_device_s_interval_keeps_its_rate() {
+    let input: Vec<_> = (0..30)
+        .map(|i| reading("cgm", Stream::Glucose, i * MIN, 100.0 + i as f64, i as u64))
+        .collect();
+    let res = resolve(PrecedenceConfig::default_for(Quantity::Glucose), &input);
+    assert_eq!(res.series.len(), 30);
+    assert!(res.decisions.iter().all(|d| d.losers.is_empty()));
+}
+
+// An uploader's copy of the same sensor 2 min late (and, in a second run,
+// 2 min early): every moment pairs one phone value with one uploader value
+// and the phone's wins, so the series is the phone's, once.
+#[test]
+fn an_uploader_s_copy_with_a_clock_offset_pairs_with_the_phone_s_value_and_loses() {
+    for offset in [2 * MIN, -2 * MIN, 90_000, -150_000] {
+        let mut input = Vec::new();
+        for i in 0..24 {
+            input.push(reading(
+                "phone-cgm",
+                Stream::Glucose,
+                i * 5 * MIN,
+                100.0,
+                i as u64,
+            ));
+            input.push(reading(
+                "nightscout",
+                Stream::Glucose,
+                i * 5 * MIN + offset,
+                101.0,
+                i as u64,
+            ));
+        }
+        let p = Precedence::new(PrecedenceConfig::default_for(Quantity::Glucose))
+            .unwrap()
+            .with_device_class(
+                DeviceId("nightscout".into()),
+                DeviceClass::new("nightscout"),
+            );
+        let res = p.resolve(&patient(), &input).unwrap();
+        assert_eq!(res.series.len(), 24, "offset {offset}");
+        assert!(
+            res.series.iter().all(|p| p.reading.value == 100.0),
+            "offset {offset}"
+        );
+    }
+}
+
+// A sensor change: session 2 of the same CGM starts while session 1's late
+// backfill of the same two hours arrives. The new session stands over the
+// old one minute by minute, whatever the sub-minute offset between them.
+#[test]
+fn a_new_sensor_session_stands_over_the_old_session_s_backfill() {
+    let mut input = Vec::new();
+    for i in 0..24 {
+        let mut old = reading(
+            "cgm",
+            Stream::Glucose,
+            i * 5 * MIN + 30_000,
+            150.0,
+            i as u64,
+        );
+        old.provenance.session = Some(1);
+        let mut new = reading("cgm", Stream::Glucose, i * 5 * MIN, 140.0, 1000 + i as u64);
+        new.provenance.session = Some(2);
+        input.push(old);
+        input.push(new);
+    }
+    let res = resolve(PrecedenceConfig::default_for(Quantity::Glucose), &input);
+    assert_eq!(res.series.len(), 24);
+    assert!(
+        res.series
+            .iter()
+            .all(|p| p.reading.provenance.session == Some(2))
+    );
+    assert!(
+        res.decisions
+            .iter()
+            .all(|d| d.decided_by == RuleName::NewestSession)
     );
 }
 
@@ -256,14 +349,14 @@ fn most_recent_valid_reading_wins() {
 }
 
 // Alerting policy with defaults (low 70, hysteresis 5: engages below 75).
-// Moment 1: CGM 65, meter 80 -> engaged (65 < 75), lowest wins: 65, although
-// the display ranking would pick the meter. Moment 2 (10 min later): CGM 120,
-// meter 100 -> not engaged, the ranking picks the meter's 100.
+// Moment 1: CGM 80, fingerstick 65 -> engaged (65 < 75), lowest wins: 65,
+// although the display ranking keeps the CGM's 80. Moment 2 (10 min later):
+// CGM 120, meter 100 -> not engaged, the ranking keeps the CGM's 120.
 #[test]
 fn most_severe_picks_the_lower_glucose_near_hypoglycaemia_only() {
     let input = [
-        reading("cgm", Stream::Glucose, 0, 65.0, 1),
-        reading("meter", Stream::MeterGlucose, MIN, 80.0, 1),
+        reading("cgm", Stream::Glucose, 0, 80.0, 1),
+        reading("meter", Stream::MeterGlucose, MIN, 65.0, 1),
         reading("cgm", Stream::Glucose, 10 * MIN, 120.0, 3),
         reading("meter", Stream::MeterGlucose, 11 * MIN, 100.0, 2),
     ];
@@ -271,12 +364,12 @@ fn most_severe_picks_the_lower_glucose_near_hypoglycaemia_only() {
         PrecedenceConfig::glucose_alerting(&AlertConfig::default()),
         &input,
     );
-    assert_eq!(values(&alerting), vec![65.0, 100.0]);
+    assert_eq!(values(&alerting), vec![65.0, 120.0]);
     assert_eq!(alerting.decisions[0].decided_by, RuleName::MostSevere);
     assert_eq!(alerting.decisions[1].decided_by, RuleName::DeviceRank);
 
     let display = resolve(PrecedenceConfig::default_for(Quantity::Glucose), &input);
-    assert_eq!(values(&display), vec![80.0, 100.0]);
+    assert_eq!(values(&display), vec![80.0, 120.0]);
 }
 
 // High direction without a threshold: of 260 and 240 the higher wins.

@@ -65,6 +65,11 @@ pub enum Rule {
         /// Classes, most trusted first; non-empty, no repeats.
         ranking: Vec<DeviceClass>,
     },
+    /// Newest sensor session: of one device's candidates, keeps those of its
+    /// latest sensor session, so a new sensor's readings stand over the old
+    /// sensor's late backfill of the same minutes. Candidates of different
+    /// devices are not compared (their session numbers are unrelated).
+    NewestSession,
     /// Most recent: keeps the candidates with the latest sensor time.
     MostRecent,
     /// Most severe, for alert evaluation: keeps the candidates with the most
@@ -106,15 +111,24 @@ pub struct PrecedenceConfig {
 impl PrecedenceConfig {
     /// The display policy of `quantity`.
     ///
+    /// A moment holds at most one reading per source (device, stream,
+    /// sensor session), so a window wider than a device's interval never
+    /// thins that device's own series.
+    ///
     /// - Heart rate: moments of 1 s, the usual notification interval of
-    ///   straps and oximeters, so each device brings about one reading to a
-    ///   moment and the resolved series keeps their rate (a wider window
-    ///   would merge successive readings of one device); a chest strap (electrical, ECG) outranks an oximeter
-    ///   (optical, PPG, more easily fooled by motion); then the most recent.
-    /// - Glucose: moments of 5 min (a CGM's usual sampling interval); a meter
-    ///   (capillary blood, the reference CGMs are calibrated against, without
-    ///   the interstitial lag) outranks a CGM, so a fingerstick wins the
-    ///   moment it was taken; then the most recent.
+    ///   straps and oximeters; a chest strap (electrical, ECG) outranks an
+    ///   oximeter (optical, PPG, more easily fooled by motion); then the most
+    ///   recent.
+    /// - Glucose: moments of 5 min (a CGM's usual sampling interval, wide
+    ///   enough to pair an uploader's copy of the same sensor value sent with
+    ///   a clock up to a few minutes off). The trend comes from the CGM the
+    ///   phone reads directly, then a Nightscout uploader's copy, then a CSV
+    ///   import; a fingerstick meter reading stands only where no CGM value
+    ///   coincides (a meter-only patient's series), and otherwise stays a
+    ///   confirmation point beside the trend (it is capillary blood, without
+    ///   the interstitial lag, so splicing it into the CGM trace would make a
+    ///   step no sensor saw). Within one CGM a new sensor session beats the old
+    ///   session's late backfill; then the most recent.
     /// - SpO2: moments of 1 s (as heart rate), the most recent reading.
     pub fn default_for(quantity: Quantity) -> PrecedenceConfig {
         let rank = |names: &[&str]| Rule::DeviceRank {
@@ -133,7 +147,16 @@ impl PrecedenceConfig {
                 coincidence: Coincidence::Window {
                     width: TimeDelta::minutes(5),
                 },
-                rules: vec![rank(&["meter", "cgm"]), Rule::MostRecent],
+                rules: vec![
+                    rank(&[
+                        DeviceClass::CGM,
+                        DeviceClass::NIGHTSCOUT,
+                        DeviceClass::IMPORT,
+                        DeviceClass::METER,
+                    ]),
+                    Rule::NewestSession,
+                    Rule::MostRecent,
+                ],
             },
             Quantity::Spo2 => PrecedenceConfig {
                 quantity,
@@ -208,7 +231,7 @@ impl PrecedenceConfig {
                         }
                     }
                 }
-                Rule::MostRecent => {}
+                Rule::MostRecent | Rule::NewestSession => {}
                 Rule::MostSevere { engage_beyond, .. } => {
                     if engage_beyond.is_some_and(|v| !v.is_finite()) {
                         return Err(invalid("rules.most_severe.engage_beyond", "must be finite"));

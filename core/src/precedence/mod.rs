@@ -111,6 +111,16 @@ impl Quantity {
 pub struct DeviceClass(pub String);
 
 impl DeviceClass {
+    /// A CGM read by the phone (or the Bluetooth CGM service).
+    pub const CGM: &'static str = "cgm";
+    /// A Nightscout uploader's copy of a CGM's values (xDrip+, Juggluco,
+    /// ...), as the cloud files them.
+    pub const NIGHTSCOUT: &'static str = "nightscout";
+    /// Readings imported from a file.
+    pub const IMPORT: &'static str = "csv-import";
+    /// A fingerstick blood glucose meter.
+    pub const METER: &'static str = "meter";
+
     /// A class named `name`.
     pub fn new(name: impl Into<String>) -> DeviceClass {
         DeviceClass(name.into())

@@ -30,6 +30,8 @@ pub enum RuleName {
     Fresh,
     /// [`Rule::DeviceRank`].
     DeviceRank,
+    /// [`Rule::NewestSession`].
+    NewestSession,
     /// [`Rule::MostRecent`].
     MostRecent,
     /// [`Rule::MostSevere`].
@@ -268,10 +270,30 @@ impl Precedence {
                 }
             }
             Coincidence::Window { width } => {
+                // Moments still open for the reading at hand start at
+                // `first_open`; a reading joins the earliest open moment
+                // that has no other reading of its source, so one device never
+                // fills a moment twice (a one-minute CGM keeps its rate
+                // under a five-minute window) and a second source pairs
+                // with the reading it coincides with.
+                let mut first_open = 0;
                 for r in sorted {
-                    match out.last_mut() {
-                        Some((t, group)) if r.sensor_time - *t < width => group.push(r),
-                        _ => out.push((r.sensor_time, vec![r])),
+                    while out
+                        .get(first_open)
+                        .is_some_and(|(t, _)| r.sensor_time - *t >= width)
+                    {
+                        first_open += 1;
+                    }
+                    let slot = out.iter_mut().skip(first_open).find(|(_, group)| {
+                        // The same source at the same instant is a
+                        // duplicate: it competes in the moment.
+                        !group
+                            .iter()
+                            .any(|g| same_source(g, r) && g.sensor_time != r.sensor_time)
+                    });
+                    match slot {
+                        Some((_, group)) => group.push(r),
+                        None => out.push((r.sensor_time, vec![r])),
                     }
                 }
             }
@@ -396,6 +418,31 @@ impl Precedence {
                     }
                 })
             }
+            Rule::NewestSession => {
+                // Per device: its latest sensor session. Devices are not
+                // compared with each other (their session numbers are
+                // unrelated counters).
+                let mut newest: BTreeMap<&DeviceId, i64> = BTreeMap::new();
+                for r in &alive {
+                    if let Some(session) = r.provenance.session {
+                        let e = newest.entry(&r.provenance.device).or_insert(session);
+                        *e = (*e).max(session);
+                    }
+                }
+                let newest: BTreeMap<DeviceId, i64> =
+                    newest.into_iter().map(|(d, s)| (d.clone(), s)).collect();
+                self.narrow(alive, losers, name, |r| {
+                    match (r.provenance.session, newest.get(&r.provenance.device)) {
+                        (Some(own), Some(&latest)) if own < latest => Err(format!(
+                            "sensor session {own} was replaced by session {latest} of the same device"
+                        )),
+                        (None, Some(&latest)) => Err(format!(
+                            "no sensor session while session {latest} of the same device coincides"
+                        )),
+                        _ => Ok(()),
+                    }
+                })
+            }
             Rule::MostRecent => self.narrow(alive, losers, name, |r| {
                 if r.sensor_time < newest {
                     Err(format!(
@@ -477,9 +524,18 @@ fn rule_name(rule: &Rule) -> RuleName {
     match rule {
         Rule::Fresh { .. } => RuleName::Fresh,
         Rule::DeviceRank { .. } => RuleName::DeviceRank,
+        Rule::NewestSession => RuleName::NewestSession,
         Rule::MostRecent => RuleName::MostRecent,
         Rule::MostSevere { .. } => RuleName::MostSevere,
     }
+}
+
+/// Whether two readings come from one source: one device's stream in one
+/// sensor session.
+fn same_source(a: &Reading, b: &Reading) -> bool {
+    a.provenance.device == b.provenance.device
+        && a.stream == b.stream
+        && a.provenance.session == b.provenance.session
 }
 
 fn seconds(d: TimeDelta) -> f64 {
