@@ -40,6 +40,38 @@ pub fn set_time_zone(s: &dyn Storage, patient: PatientId, time_zone: &str) -> Re
     audit(s, Some(patient), "patient.time_zone")
 }
 
+/// The patient's precedence policy for `quantity` as JSON (their own, or
+/// the default marked `"default": true`). [`Error::NotFound`] for an unknown
+/// patient.
+pub fn precedence_policy(s: &dyn Storage, patient: PatientId, quantity: &str) -> Result<String> {
+    let quantity = crate::resolved::quantity(quantity)?;
+    if s.patient(patient)?.is_none() {
+        return Err(Error::NotFound("no such patient".into()));
+    }
+    let policy = crate::resolved::policy(s, patient, quantity)?;
+    serde_json::to_string_pretty(&policy)
+        .map_err(|e| Error::Internal(format!("precedence policy: {e}")))
+}
+
+/// Sets the patient's precedence policy for `quantity` from a JSON
+/// document, validated first: a policy that cannot mean anything is refused
+/// ([`Error::InvalidInput`]) and nothing changes.
+pub fn set_precedence_policy(
+    s: &dyn Storage,
+    patient: PatientId,
+    quantity: &str,
+    document: &[u8],
+) -> Result<()> {
+    let quantity = crate::resolved::quantity(quantity)?;
+    let config = crate::resolved::parse_policy(quantity, document)?;
+    let json = serde_json::to_string(&config)
+        .map_err(|e| Error::Internal(format!("precedence policy: {e}")))?;
+    if !s.set_precedence_policy(patient, quantity.as_str(), &json, None, chrono::Utc::now())? {
+        return Err(Error::NotFound("no such patient".into()));
+    }
+    audit(s, Some(patient), "precedence_policy.set")
+}
+
 /// Issues a device or follower token for an existing patient.
 /// [`Error::InvalidInput`] for any other role, [`Error::NotFound`] for an
 /// unknown patient.

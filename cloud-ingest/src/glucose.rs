@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use vigil_core::model::{Sample, Stream};
+use vigil_core::precedence::Quantity;
 use vigil_core::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
 
 use crate::error::Result;
@@ -19,8 +20,39 @@ pub const MAX_READINGS: u32 = 130_000;
 /// filed under, as it is what a CGM would have sent.
 const CGM_MEASUREMENT: u16 = 0x2AA7;
 
-/// Interstitial glucose of `patient` in `[from, to)`, time order.
+/// The patient's glucose trend in `[from, to)`, time order: interstitial
+/// glucose resolved across its sources (the phone's CGM, an uploader's copy,
+/// an import, a new sensor session's overlap with the old one's backfill) by
+/// the patient's precedence policy, one value per moment. Fingersticks are
+/// confirmation points, not the trend: they are in the readings endpoint.
 pub fn points(
+    s: &dyn Storage,
+    patient: PatientId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<DataPoint>> {
+    let resolved = crate::resolved::resolve(
+        s,
+        patient,
+        Quantity::Glucose,
+        Some(&[Stream::Glucose]),
+        from,
+        to,
+    )?;
+    Ok(resolved
+        .series
+        .into_iter()
+        .map(|r| DataPoint {
+            time: r.time,
+            mg_dl: r.value,
+            device: r.device,
+        })
+        .collect())
+}
+
+/// Every stored interstitial glucose reading of `patient` in `[from, to)`,
+/// every source, unresolved: for `?resolved=false` and the audit view.
+pub fn raw_points(
     s: &dyn Storage,
     patient: PatientId,
     from: DateTime<Utc>,

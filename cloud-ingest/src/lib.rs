@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod nightscout;
 pub mod query;
 pub mod rate_limit;
+pub mod resolved;
 pub mod routes;
 pub mod serve;
 pub mod storage;

@@ -129,6 +129,18 @@ enum PatientCommand {
     /// Set a patient's IANA time zone (e.g. Europe/Berlin) for local-time
     /// charts; prints `updated`.
     TimeZone { patient_id: i64, time_zone: String },
+    /// Print a patient's source-precedence policy for a quantity (their own
+    /// or the default) as JSON.
+    Precedence {
+        patient_id: i64,
+        /// heart_rate, glucose or spo2.
+        #[arg(long, default_value = "glucose")]
+        quantity: String,
+        /// Set the policy from this JSON file (`-` for stdin) instead of
+        /// printing it; prints `updated`.
+        #[arg(long)]
+        set: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -303,6 +315,20 @@ fn run(cli: Cli) -> Result<Option<String>> {
             admin::set_time_zone(storage, patient_id, &time_zone)?;
             Some("updated".into())
         }
+        Command::Patient {
+            command:
+                PatientCommand::Precedence {
+                    patient_id,
+                    quantity,
+                    set,
+                },
+        } => Some(match set {
+            None => admin::precedence_policy(storage, patient_id, &quantity)?,
+            Some(path) => {
+                admin::set_precedence_policy(storage, patient_id, &quantity, &read_policy(&path)?)?;
+                "updated".into()
+            }
+        }),
         Command::Token {
             command: TokenCommand::Add { patient, role },
         } => {
@@ -362,4 +388,23 @@ fn run(cli: Cli) -> Result<Option<String>> {
         ),
     };
     Ok(line)
+}
+
+/// A policy document from a file or stdin, bounded like a request body.
+fn read_policy(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    const MAX: u64 = 64 * 1024;
+    let mut out = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().take(MAX + 1).read_to_end(&mut out)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX + 1).read_to_end(&mut out))
+    };
+    read.map_err(|e| Error::InvalidInput(format!("precedence policy file: {e}")))?;
+    if out.len() as u64 > MAX {
+        return Err(Error::InvalidInput(
+            "precedence policy file: larger than 64 KiB".into(),
+        ));
+    }
+    Ok(out)
 }

@@ -125,6 +125,44 @@ const MATRIX: &[Row] = &[
     ),
     row(
         "GET",
+        "/v1/patients/{id}/precedence",
+        Target::Own,
+        [200, 200, 200, 403, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/precedence",
+        Target::Foreign,
+        [403, 403, 403, 403, 401, 401, 401],
+    ),
+    // Configuring precedence: assigned clinicians and admins only.
+    row(
+        "GET",
+        "/v1/patients/{id}/precedence-policy",
+        Target::Own,
+        [403, 403, 200, 200, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/v1/patients/{id}/precedence-policy",
+        Target::Foreign,
+        [403, 403, 403, 200, 401, 401, 401],
+    ),
+    // No body: 400 once the caller may configure, and nothing is stored.
+    row(
+        "PUT",
+        "/v1/patients/{id}/precedence-policy",
+        Target::Own,
+        [403, 403, 400, 400, 401, 401, 401],
+    ),
+    row(
+        "PUT",
+        "/v1/patients/{id}/precedence-policy",
+        Target::Foreign,
+        [403, 403, 403, 400, 401, 401, 401],
+    ),
+    row(
+        "GET",
         "/v1/alerts/stream",
         NoPatient,
         [403, 200, 200, 403, 401, 401, 401],

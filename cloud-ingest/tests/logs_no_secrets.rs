@@ -52,6 +52,19 @@ impl vigil_ingest::storage::Storage for Broken {
     fn set_patient_time_zone(&self, _: i64, _: &str) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn precedence_policy(&self, _: i64, _: &str) -> vigil_ingest::Result<Option<String>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn set_precedence_policy(
+        &self,
+        _: i64,
+        _: &str,
+        _: &str,
+        _: Option<i64>,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> vigil_ingest::Result<bool> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn add_clinician(&self, _: &str) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }

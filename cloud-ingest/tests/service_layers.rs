@@ -39,6 +39,19 @@ impl Storage for SlowPing {
     fn set_patient_time_zone(&self, id: i64, tz: &str) -> Result<bool> {
         self.0.set_patient_time_zone(id, tz)
     }
+    fn precedence_policy(&self, p: i64, q: &str) -> Result<Option<String>> {
+        self.0.precedence_policy(p, q)
+    }
+    fn set_precedence_policy(
+        &self,
+        p: i64,
+        q: &str,
+        policy: &str,
+        by: Option<i64>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        self.0.set_precedence_policy(p, q, policy, by, at)
+    }
     fn add_clinician(&self, n: &str) -> Result<i64> {
         self.0.add_clinician(n)
     }

@@ -12,6 +12,9 @@ use std::fmt::Write;
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use vigil_core::metrics::{agp_profile, consensus_metrics};
 use vigil_core::model::Sample;
+use vigil_core::precedence::RuleName;
+
+use crate::resolved::SourcePeriod;
 
 use super::pages::layout;
 use super::svg::{self, esc};
@@ -47,6 +50,22 @@ pub struct Report<'a> {
     pub alerts: &'a [AlertLine],
     /// The patient's UTC offset (the AGP is by local time of day).
     pub offset: FixedOffset,
+    /// Which glucose source stood for the patient when (source precedence).
+    pub sources: &'a [SourcePeriod],
+}
+
+/// Plain words for the rule that chose a source.
+fn why(rule: RuleName) -> &'static str {
+    match rule {
+        RuleName::Uncontested => "only source at the time",
+        RuleName::Validity => "the other readings were flagged or impossible",
+        RuleName::Fresh => "the other source had gone stale",
+        RuleName::DeviceRank => "ranks above the other sources in the patient's policy",
+        RuleName::NewestSession => "newer sensor session than the overlapping backfill",
+        RuleName::MostRecent => "most recent reading",
+        RuleName::MostSevere => "lowest value near hypoglycaemia",
+        RuleName::TieBreak => "tie broken by device id",
+    }
 }
 
 fn day_label(t: DateTime<Utc>, offset: FixedOffset) -> String {
@@ -118,6 +137,29 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
         }
         main.push_str("</tbody></table></section>");
     }
+    if !r.sources.is_empty() {
+        let _ = write!(
+            main,
+            r#"<section class="sources" aria-labelledby="s-h"><h2 id="s-h">Glucose sources</h2><table><caption>One value per moment, chosen by the patient's precedence policy; every set-aside reading is kept (<a href="/v1/patients/{id}/precedence?from={f}&amp;to={t}">audit view</a>)</caption><thead><tr><th scope="col">Device</th><th scope="col">Kind</th><th scope="col">From</th><th scope="col">To</th><th scope="col">Values used</th><th scope="col">Readings set aside</th><th scope="col">Why</th></tr></thead><tbody>"#,
+            id = r.patient_id,
+            f = r.from.format("%Y-%m-%dT%H:%M:%SZ"),
+            t = r.to.format("%Y-%m-%dT%H:%M:%SZ"),
+        );
+        for p in r.sources {
+            let _ = write!(
+                main,
+                r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                esc(&p.device),
+                esc(&p.class),
+                p.from.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+                p.to.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+                p.moments,
+                p.overridden,
+                why(p.why),
+            );
+        }
+        main.push_str("</tbody></table></section>");
+    }
     main.push_str(r#"<section class="timeline" aria-labelledby="t-h"><h2 id="t-h">Alerts</h2>"#);
     if r.alerts.is_empty() {
         main.push_str("<p>No alerts in this period.</p>");
@@ -176,6 +218,7 @@ mod tests {
             samples: &samples,
             alerts: &alerts,
             offset: FixedOffset::east_opt(0).unwrap(),
+            sources: &[],
         };
         let page = render(&r, "c");
         assert!(page.contains("agp-title"));
@@ -199,6 +242,7 @@ mod tests {
             samples: &[],
             alerts: &[],
             offset: FixedOffset::east_opt(0).unwrap(),
+            sources: &[],
         };
         let page = render(&r, "c");
         assert!(page.contains("No glucose readings in this period."));

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use serde::Deserialize;
 
+use vigil_core::precedence::Quantity;
+
 use crate::AppState;
 use crate::auth::{Role, TokenHash};
 use crate::dashboard::pages::{self, Heartbeat, PatientRow};
@@ -250,7 +252,7 @@ pub async fn patient(
         q.map_err(|_| Error::InvalidInput("`from` and `to` must be RFC 3339 date-times".into()))?;
     let (from, to) = period(q.from, q.to)?;
     let principal = who.principal;
-    let (patient, samples, alerts) = state
+    let (patient, samples, alerts, sources) = state
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
@@ -263,6 +265,9 @@ pub async fn patient(
                 .patient(id)?
                 .ok_or(Error::Forbidden("patient outside this token's scope"))?;
             let samples = glucose::samples(&glucose::points(s, id, from, to)?);
+            let sources = crate::resolved::periods(
+                &crate::resolved::resolve(s, id, Quantity::Glucose, None, from, to)?.decisions,
+            );
             let alerts: Vec<report::AlertLine> = s
                 .alerts_for(&[id], from, 1000)?
                 .into_iter()
@@ -273,7 +278,7 @@ pub async fn patient(
                     acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
                 })
                 .collect();
-            Ok((patient, samples, alerts))
+            Ok((patient, samples, alerts, sources))
         })
         .await?;
     let page = report::render(
@@ -285,6 +290,7 @@ pub async fn patient(
             samples: &samples,
             alerts: &alerts,
             offset: local_offset(patient.time_zone.as_deref(), to)?,
+            sources: &sources,
         },
         &who.csrf,
     );

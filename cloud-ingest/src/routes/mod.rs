@@ -18,7 +18,7 @@ mod reads;
 pub use intake::{alert_event, plausible, prepare_batch, wire_error};
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::AppState;
 
@@ -122,6 +122,21 @@ pub fn table() -> Vec<Route> {
             Method::GET,
             "/v1/patients/{id}/metrics",
             get(reads::metrics),
+        ),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/precedence",
+            get(reads::precedence),
+        ),
+        route(
+            Method::GET,
+            "/v1/patients/{id}/precedence-policy",
+            get(reads::get_policy),
+        ),
+        route(
+            Method::PUT,
+            "/v1/patients/{id}/precedence-policy",
+            put(reads::put_policy),
         ),
         route(Method::GET, "/v1/alerts/stream", get(reads::stream)),
         route(Method::POST, "/v1/alerts/{id}/ack", post(reads::ack)),

@@ -14,18 +14,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use vigil_core::metrics::{GlucoseMetrics, consensus_metrics};
 use vigil_core::model::{Sample, Stream};
+use vigil_core::precedence::{Decision, Quantity};
 
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
+use crate::resolved;
 use crate::storage::{NewAuditEntry, PatientId, ReadingQuery, StoredReading, TokenScope};
 
 /// Largest page of readings one request returns.
 pub const MAX_READINGS: u32 = 100_000;
-/// Most glucose readings the metrics of one request cover (a year at
-/// 5-minute sampling fits).
-pub const MAX_METRIC_READINGS: u32 = 200_000;
 /// Sampling interval assumed for the consensus metrics' active time.
 pub const CGM_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
@@ -36,6 +35,9 @@ pub struct ReadingsParams {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     limit: Option<u32>,
+    /// `false` returns every stored original of every source; the default
+    /// is one resolved series per quantity.
+    resolved: Option<bool>,
 }
 
 /// Query of the metrics endpoint.
@@ -105,15 +107,213 @@ pub async fn readings(
         to,
         limit: q.limit.unwrap_or(MAX_READINGS).min(MAX_READINGS),
     };
+    let resolved = q.resolved.unwrap_or(true);
     let readings = state
         .store
         .run(move |s| {
             who.check_patient(s, patient)?;
             audit(s, &who, patient, "readings.read")?;
-            s.readings(&query)
+            if resolved {
+                resolved_readings(s, &query)
+            } else {
+                s.readings(&query)
+            }
         })
         .await?;
     Ok(Json(ReadingsView { readings }))
+}
+
+/// The readings `query` names with each quantity resolved across its
+/// sources: a stream that measures a quantity (glucose, heart rate, SpO2)
+/// is resolved together with the quantity's other streams, then filtered
+/// back to the stream asked for; every other stream is returned as stored.
+fn resolved_readings(
+    s: &dyn crate::storage::Storage,
+    query: &ReadingQuery,
+) -> Result<Vec<StoredReading>> {
+    let raw = match query.stream {
+        Some(stream) => match Quantity::of(stream) {
+            None => return s.readings(query),
+            Some(q) => {
+                let mut rows = Vec::new();
+                for sibling in q.streams() {
+                    rows.extend(s.readings(&ReadingQuery {
+                        stream: Some(*sibling),
+                        ..query.clone()
+                    })?);
+                }
+                rows
+            }
+        },
+        None => s.readings(query)?,
+    };
+    let mut by_quantity: std::collections::BTreeMap<Quantity, Vec<StoredReading>> =
+        std::collections::BTreeMap::new();
+    let mut out = Vec::new();
+    for r in raw {
+        match Quantity::of(r.stream) {
+            Some(q) => by_quantity.entry(q).or_default().push(r),
+            None => out.push(r),
+        }
+    }
+    for (q, rows) in by_quantity {
+        let policy = resolved::policy(s, query.patient, q)?;
+        out.extend(resolved::resolve_rows(query.patient, policy.config, rows)?.series);
+    }
+    if let Some(stream) = query.stream {
+        out.retain(|r| r.stream == stream);
+    }
+    out.sort_by(|a, b| {
+        a.time
+            .cmp(&b.time)
+            .then_with(|| a.stream.as_str().cmp(b.stream.as_str()))
+            .then_with(|| a.device.cmp(&b.device))
+    });
+    out.truncate(query.limit as usize);
+    Ok(out)
+}
+
+/// Query of the precedence audit view.
+#[derive(Debug, Deserialize)]
+pub struct PrecedenceParams {
+    quantity: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// Body of the precedence audit view.
+#[derive(Debug, Serialize)]
+pub struct PrecedenceView {
+    /// The quantity resolved.
+    pub quantity: Quantity,
+    /// The policy in force.
+    pub policy: resolved::Policy,
+    /// Raw readings that took part.
+    pub raw: usize,
+    /// Moments in the resolved series.
+    pub moments: usize,
+    /// Which device stood for the patient when, and why.
+    pub sources: Vec<resolved::SourcePeriod>,
+    /// Every moment in which a reading was set aside: the winner, each
+    /// overridden original (its value, device and sequence, so it can be
+    /// fetched with `?resolved=false`) and the rule that set it aside.
+    pub overridden: Vec<Decision>,
+}
+
+/// `GET /v1/patients/{id}/precedence?quantity=&from=&to=`: the audit view
+/// of source precedence over a period (default the last 24 hours).
+pub async fn precedence(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(patient): Path<PatientId>,
+    q: std::result::Result<Query<PrecedenceParams>, QueryRejection>,
+) -> Result<Json<PrecedenceView>> {
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
+    let quantity = resolved::quantity(q.quantity.as_deref().unwrap_or("glucose"))?;
+    let (from, to) = range(q.from, q.to)?;
+    state
+        .store
+        .run(move |s| {
+            who.check_patient(s, patient)?;
+            audit(s, &who, patient, "precedence.read")?;
+            let policy = resolved::policy(s, patient, quantity)?;
+            let r = resolved::resolve(s, patient, quantity, None, from, to)?;
+            Ok(Json(PrecedenceView {
+                quantity,
+                policy,
+                raw: r.raw,
+                moments: r.series.len(),
+                sources: resolved::periods(&r.decisions),
+                overridden: r
+                    .decisions
+                    .into_iter()
+                    .filter(|d| !d.losers.is_empty())
+                    .collect(),
+            }))
+        })
+        .await
+}
+
+/// Query naming a quantity.
+#[derive(Debug, Deserialize)]
+pub struct QuantityParam {
+    quantity: Option<String>,
+}
+
+/// `GET /v1/patients/{id}/precedence-policy?quantity=`: the policy in force
+/// (the patient's own, or the default with `"default": true`).
+pub async fn get_policy(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(patient): Path<PatientId>,
+    q: std::result::Result<Query<QuantityParam>, QueryRejection>,
+) -> Result<Json<resolved::Policy>> {
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
+    let quantity = resolved::quantity(q.quantity.as_deref().unwrap_or("glucose"))?;
+    state
+        .store
+        .run(move |s| {
+            may_configure(s, &who, patient)?;
+            audit(s, &who, patient, "precedence_policy.read")?;
+            resolved::policy(s, patient, quantity).map(Json)
+        })
+        .await
+}
+
+/// `PUT /v1/patients/{id}/precedence-policy?quantity=`: an assigned
+/// clinician or an admin sets the patient's policy (validated; a policy
+/// that cannot mean anything is refused and nothing changes).
+pub async fn put_policy(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(patient): Path<PatientId>,
+    q: std::result::Result<Query<QuantityParam>, QueryRejection>,
+    body: axum::body::Bytes,
+) -> Result<Json<resolved::Policy>> {
+    let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
+    let quantity = resolved::quantity(q.quantity.as_deref().unwrap_or("glucose"))?;
+    state
+        .store
+        .run(move |s| {
+            may_configure(s, &who, patient)?;
+            let config = resolved::parse_policy(quantity, &body)?;
+            let json = serde_json::to_string(&config)
+                .map_err(|e| Error::Internal(format!("precedence policy: {e}")))?;
+            if !s.set_precedence_policy(
+                patient,
+                quantity.as_str(),
+                &json,
+                Some(who.token_id),
+                Utc::now(),
+            )? {
+                return Err(Error::NotFound("no such patient".into()));
+            }
+            audit(s, &who, patient, "precedence_policy.set")?;
+            Ok(Json(resolved::Policy {
+                config,
+                default: false,
+            }))
+        })
+        .await
+}
+
+/// Configuring precedence is clinical work: an assigned clinician, or an
+/// admin (who configures but reads no patient data).
+fn may_configure(
+    s: &dyn crate::storage::Storage,
+    who: &Principal,
+    patient: PatientId,
+) -> Result<()> {
+    match who.scope {
+        TokenScope::Admin => match s.patient(patient)? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound("no such patient".into())),
+        },
+        TokenScope::Clinician(_) => who.check_patient(s, patient),
+        TokenScope::Patient(_) => Err(Error::Forbidden(
+            "a clinician or admin token is required to configure precedence",
+        )),
+    }
 }
 
 /// `GET /v1/patients/{id}/metrics?from=&to=`: the core's consensus metrics
@@ -131,13 +331,7 @@ pub async fn metrics(
         .run(move |s| {
             who.check_patient(s, patient)?;
             audit(s, &who, patient, "metrics.read")?;
-            s.readings(&ReadingQuery {
-                patient,
-                stream: Some(Stream::Glucose),
-                from,
-                to,
-                limit: MAX_METRIC_READINGS,
-            })
+            crate::glucose::points(s, patient, from, to)
         })
         .await?;
     if readings.is_empty() {
@@ -147,7 +341,7 @@ pub async fn metrics(
         .iter()
         .map(|r| Sample {
             time: r.time,
-            value: r.value,
+            value: r.mg_dl,
         })
         .collect();
     consensus_metrics(&samples, CGM_INTERVAL)

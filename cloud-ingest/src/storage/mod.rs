@@ -116,6 +116,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0013_add_alert_event_phone_time",
         include_str!("../../migrations/0013_add_alert_event_phone_time.sql"),
     ),
+    (
+        14,
+        "0014_create_precedence_policies",
+        include_str!("../../migrations/0014_create_precedence_policies.sql"),
+    ),
 ];
 
 /// A patient as the service stores it.
@@ -211,6 +216,19 @@ pub trait Storage: Send + Sync + 'static {
     /// Sets a patient's IANA time zone (validated by the caller); `false`
     /// for an unknown patient.
     fn set_patient_time_zone(&self, id: PatientId, time_zone: &str) -> Result<bool>;
+    /// `patient`'s stored precedence policy for `quantity` (its JSON
+    /// document), or `None` for the product default.
+    fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>>;
+    /// Stores `patient`'s precedence policy for `quantity` (already
+    /// validated), replacing any earlier one; false when no such patient.
+    fn set_precedence_policy(
+        &self,
+        patient: PatientId,
+        quantity: &str,
+        policy: &str,
+        by: Option<TokenId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Registers a clinician; [`crate::Error::Conflict`] if the name is taken.
     fn add_clinician(&self, name: &str) -> Result<ClinicianId>;
     /// The clinician with this exact name, if any.

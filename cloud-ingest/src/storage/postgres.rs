@@ -114,6 +114,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0013_add_alert_event_phone_time",
         include_str!("../../migrations/postgres/0013_add_alert_event_phone_time.sql"),
     ),
+    (
+        14,
+        "0014_create_precedence_policies",
+        include_str!("../../migrations/postgres/0014_create_precedence_policies.sql"),
+    ),
 ];
 
 /// Connections a replica opens at most. The blocking pool runs many more
@@ -494,6 +499,45 @@ impl Storage for PostgresStorage {
             &[&time_zone, &id],
         )?;
         Ok(n == 1)
+    }
+
+    fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT policy FROM precedence_policies WHERE patient_id = $1 AND quantity = $2",
+                &[&patient, &quantity],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn set_precedence_policy(
+        &self,
+        patient: PatientId,
+        quantity: &str,
+        policy: &str,
+        by: Option<TokenId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let exists: bool = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)",
+                &[&patient],
+            )?
+            .get(0);
+        if !exists {
+            return Ok(false);
+        }
+        conn.execute(
+            "INSERT INTO precedence_policies (patient_id, quantity, policy, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (patient_id, quantity) DO UPDATE SET
+                 policy = excluded.policy, updated_at = excluded.updated_at,
+                 updated_by = excluded.updated_by",
+            &[&patient, &quantity, &policy, &at, &by],
+        )?;
+        Ok(true)
     }
 
     fn add_clinician(&self, name: &str) -> Result<ClinicianId> {

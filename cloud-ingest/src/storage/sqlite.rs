@@ -160,6 +160,45 @@ impl Storage for SqliteStorage {
         Ok(n == 1)
     }
 
+    fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT policy FROM precedence_policies WHERE patient_id = ?1 AND quantity = ?2",
+                params![patient, quantity],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_precedence_policy(
+        &self,
+        patient: PatientId,
+        quantity: &str,
+        policy: &str,
+        by: Option<TokenId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let conn = self.conn();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
+            [patient],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(false);
+        }
+        conn.execute(
+            "INSERT INTO precedence_policies (patient_id, quantity, policy, updated_at, updated_by)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (patient_id, quantity) DO UPDATE SET
+                 policy = excluded.policy, updated_at = excluded.updated_at,
+                 updated_by = excluded.updated_by",
+            params![patient, quantity, policy, at, by],
+        )?;
+        Ok(true)
+    }
+
     fn add_clinician(&self, name: &str) -> Result<ClinicianId> {
         if name.trim().is_empty() {
             return Err(Error::InvalidInput("clinician name is empty".into()));
