@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
-use vigil_core::metrics::{agp_profile, consensus_metrics};
+use vigil_core::metrics::{GlucoseMetrics, agp_profile, consensus_metrics};
 use vigil_core::model::Sample;
 use vigil_core::precedence::RuleName;
 
@@ -73,6 +73,146 @@ fn day_label(t: DateTime<Utc>, offset: FixedOffset) -> String {
     t.with_timezone(&offset).format("%Y-%m-%d (%a)").to_string()
 }
 
+/// Days and wear of the period in words, for the sufficiency warning.
+fn sufficiency(m: &GlucoseMetrics) -> String {
+    let mut parts = Vec::new();
+    if !m.enough_days {
+        parts.push(format!("{} days with data (14 needed)", m.days_with_data));
+    }
+    if !m.enough_wear {
+        parts.push(format!(
+            "sensor active {:.0} % of the time (70 % needed)",
+            m.active_pct
+        ));
+    }
+    parts.join("; ")
+}
+
+/// One consensus measure: name, achieved value, target in words, and
+/// whether the target is met (`None`: no consensus target).
+type Target = (&'static str, String, &'static str, Option<bool>);
+
+/// The consensus targets (Battelino et al., 2019; GRI: Klonoff et al.,
+/// 2022) beside what the patient achieved, met or not in words as well as
+/// colour.
+fn targets(m: &GlucoseMetrics) -> String {
+    let pct = |v: f64| format!("{v:.1} %");
+    let rows: [Target; 10] = [
+        (
+            "Time in range 70–180 mg/dL",
+            pct(m.tir_70_180_pct),
+            "over 70 %",
+            Some(m.tir_70_180_pct > 70.0),
+        ),
+        (
+            "Time below 70 mg/dL",
+            pct(m.tbr_lt70_pct),
+            "under 4 %",
+            Some(m.tbr_lt70_pct < 4.0),
+        ),
+        (
+            "Time below 54 mg/dL",
+            pct(m.tbr_lt54_pct),
+            "under 1 %",
+            Some(m.tbr_lt54_pct < 1.0),
+        ),
+        (
+            "Time above 180 mg/dL",
+            pct(m.tar_gt180_pct),
+            "under 25 %",
+            Some(m.tar_gt180_pct < 25.0),
+        ),
+        (
+            "Time above 250 mg/dL",
+            pct(m.tar_gt250_pct),
+            "under 5 %",
+            Some(m.tar_gt250_pct < 5.0),
+        ),
+        (
+            "Time in tight range 70–140 mg/dL",
+            pct(m.titr_70_140_pct),
+            "no consensus target",
+            None,
+        ),
+        (
+            "Coefficient of variation",
+            pct(m.cv_pct),
+            "36 % or less",
+            Some(m.cv_pct <= 36.0),
+        ),
+        (
+            "Glycemia Risk Index",
+            format!(
+                "{:.0} (zone {:?}; hypo {:.1}, hyper {:.1})",
+                m.gri, m.gri_zone, m.gri_hypo, m.gri_hyper
+            ),
+            "lower is better; zone A is 0–20",
+            None,
+        ),
+        (
+            "Sensor active",
+            pct(m.active_pct),
+            "70 % or more",
+            Some(m.enough_wear),
+        ),
+        (
+            "Days with data",
+            m.days_with_data.to_string(),
+            "14 or more",
+            Some(m.enough_days),
+        ),
+    ];
+    let mut out = String::from(
+        r#"<table class="targets"><caption>Achieved against the consensus targets</caption><thead><tr><th scope="col">Measure</th><th scope="col">Achieved</th><th scope="col">Target</th><th scope="col">Met</th></tr></thead><tbody>"#,
+    );
+    for (name, achieved, target, met) in rows {
+        let (class, word) = match met {
+            Some(true) => ("met", "met"),
+            Some(false) => ("unmet", "not met"),
+            None => ("info", "—"),
+        };
+        let _ = write!(
+            out,
+            r#"<tr class="{class}"><th scope="row">{name}</th><td>{}</td><td>{target}</td><td>{word}</td></tr>"#,
+            esc(&achieved)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// An alert kind in words, as a clinician reads it.
+pub fn kind_words(kind: &str) -> String {
+    match vigil_core::alerts::AlertKind::parse(kind) {
+        Some(k) => {
+            use vigil_core::alerts::AlertKind as K;
+            match k {
+                K::UrgentLow => "Urgent low",
+                K::Low => "Low",
+                K::High => "High",
+                K::FastFall => "Fast fall",
+                K::FastRise => "Fast rise",
+                K::PredictedUrgentLow => "Urgent low soon",
+                K::SignalLoss => "Signal loss",
+                K::SensorSessionEnding => "Sensor session ending",
+                K::BatteryLow => "Battery low",
+            }
+            .to_string()
+        }
+        None if kind == "app_silent" => "App silent".to_string(),
+        None => capitalised(kind),
+    }
+}
+
+fn capitalised(kind: &str) -> String {
+    let words = kind.replace('_', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
 /// The report page's HTML.
 pub fn render(r: &Report<'_>, csrf: &str) -> String {
     let mut main = String::new();
@@ -89,17 +229,25 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
     match consensus_metrics(r.samples, INTERVAL) {
         Err(_) => main.push_str(r#"<p class="empty">No glucose readings in this period.</p>"#),
         Ok(m) => {
+            if !(m.enough_days && m.enough_wear) {
+                let _ = write!(
+                    main,
+                    r#"<p class="warning" role="note"><strong>Limited data:</strong> {}. The consensus asks for at least 14 days with at least 70 % sensor wear before these figures describe the patient.</p>"#,
+                    sufficiency(&m)
+                );
+            }
             let _ = write!(
                 main,
                 r#"<section class="metrics" aria-labelledby="m-h"><h2 id="m-h">Glucose statistics</h2><dl>
 <dt>Mean glucose</dt><dd>{:.0} mg/dL</dd><dt>GMI</dt><dd>{:.1} %</dd><dt>Coefficient of variation</dt><dd>{:.1} %</dd>
-<dt>Sensor active</dt><dd>{:.1} %</dd><dt>Readings</dt><dd>{}</dd></dl>{}</section>"#,
+<dt>Sensor active</dt><dd>{:.1} %</dd><dt>Readings</dt><dd>{}</dd></dl>{}{}</section>"#,
                 m.mean_mg_dl,
                 m.gmi_pct,
                 m.cv_pct,
                 m.active_pct,
                 m.readings,
-                svg::tir_bar(&m)
+                svg::tir_bar(&m),
+                targets(&m)
             );
             if let Ok(slots) = agp_profile(r.samples, TimeDelta::minutes(15), r.offset) {
                 let _ = write!(
@@ -179,7 +327,7 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
                 "<li><time datetime=\"{}\">{}</time> {} — {ack}</li>",
                 a.at.to_rfc3339(),
                 a.at.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
-                esc(&a.kind)
+                esc(&kind_words(&a.kind))
             );
         }
         main.push_str("</ol>");
@@ -227,6 +375,11 @@ mod tests {
         assert!(page.contains("<td>288</td><td>100 %</td>"));
         assert!(page.contains("<td>278</td><td>97 %</td>"));
         assert!(page.contains("acknowledged by dr-own at 2026-03-01 03:02"));
+        assert!(page.contains("</time> Urgent low — "));
+        // Two days: the sufficiency warning names the days, not the wear.
+        assert!(page.contains("2 days with data (14 needed)"));
+        assert!(!page.contains("sensor active"));
+        assert!(page.contains("<th scope=\"row\">Time in range 70–180 mg/dL</th>"));
         let m = consensus_metrics(&samples, INTERVAL).unwrap();
         assert!(page.contains(&format!("<dd>{:.0} mg/dL</dd>", m.mean_mg_dl)));
     }

@@ -137,19 +137,52 @@ pub fn tir_bar(m: &GlucoseMetrics) -> String {
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart tir" viewBox="0 0 260 {bh}" role="img" aria-labelledby="tir-title"><title id="tir-title">Time in ranges</title>"#
     );
+    let heights: Vec<f64> = parts
+        .iter()
+        .map(|(_, _, pct)| bh * pct.max(0.0) / 100.0)
+        .collect();
+    let labels = label_positions(&heights, bh);
     let mut y = 0.0;
-    for (class, label, pct) in parts {
-        let h = bh * pct.max(0.0) / 100.0;
+    for ((class, label, pct), (h, ly)) in parts.iter().zip(heights.iter().zip(labels)) {
         let _ = write!(
             out,
-            r#"<rect class="r-{class}" x="0" y="{y:.1}" width="{bw}" height="{h:.1}"><title>{label}: {pct:.1} %</title></rect><text class="axis" x="{:.1}" y="{:.1}">{label}: {pct:.1} %</text>"#,
+            r#"<rect class="r-{class}" x="0" y="{y:.1}" width="{bw}" height="{h:.1}"><title>{label}: {pct:.1} %</title></rect><text class="axis" x="{:.1}" y="{ly:.1}">{label}: {pct:.1} %</text>"#,
             bw + 8.0,
-            y + h / 2.0 + 4.0
         );
         y += h;
     }
     out.push_str("</svg>");
     out
+}
+
+/// Baselines for the labels of stacked bands of `heights` in a bar `total`
+/// high: each at its band's middle, then pushed apart so no two are closer
+/// than a line (bands near 0 % would otherwise print on top of each other),
+/// and the whole column kept inside the bar.
+fn label_positions(heights: &[f64], total: f64) -> Vec<f64> {
+    const LINE: f64 = 14.0;
+    let mut top = 0.0;
+    let mut ys: Vec<f64> = heights
+        .iter()
+        .map(|h| {
+            let mid = top + h / 2.0 + 4.0;
+            top += h;
+            mid
+        })
+        .collect();
+    for i in 0..ys.len() {
+        let floor = if i == 0 { LINE - 2.0 } else { ys[i - 1] + LINE };
+        ys[i] = ys[i].max(floor);
+    }
+    // Pushed past the bottom: shift the overflowing tail back up.
+    let mut ceiling = total - 2.0;
+    for y in ys.iter_mut().rev() {
+        if *y > ceiling {
+            *y = ceiling;
+        }
+        ceiling = *y - LINE;
+    }
+    ys
 }
 
 /// One local day of readings for [`daily`]: its label and (time, mg/dL).
@@ -189,6 +222,22 @@ pub fn daily(days: &[Day], offset: FixedOffset) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_in_range_labels_never_overlap_even_when_bands_are_empty() {
+        for heights in [
+            vec![0.0, 0.0, 240.0, 0.0, 0.0],
+            vec![240.0, 0.0, 0.0, 0.0, 0.0],
+            vec![0.0, 0.0, 0.0, 0.0, 240.0],
+            vec![1.0, 2.0, 230.0, 5.0, 2.0],
+        ] {
+            let ys = label_positions(&heights, 240.0);
+            for w in ys.windows(2) {
+                assert!(w[1] - w[0] >= 14.0 - 1e-9, "{heights:?}: {ys:?}");
+            }
+            assert!(ys.iter().all(|y| (10.0..=238.0).contains(y)), "{ys:?}");
+        }
+    }
     use chrono::{TimeDelta, TimeZone};
     use vigil_core::metrics::{agp_profile, consensus_metrics};
     use vigil_core::model::Sample;

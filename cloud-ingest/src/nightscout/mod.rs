@@ -188,7 +188,7 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Query> {
 
 /// Nightscout entries from stored glucose (`points` oldest first): the
 /// newest `count`, newest first, each with `delta` and `direction` from
-/// its predecessor in `points`.
+/// its predecessor in `points` (`0` and `NONE` for the first of `points`).
 pub fn entries(points: &[crate::fhir::DataPoint], count: usize) -> Vec<Entry> {
     let mut out = Vec::with_capacity(count.min(points.len()));
     for (i, p) in points.iter().enumerate().rev().take(count) {
@@ -202,7 +202,10 @@ pub fn entries(points: &[crate::fhir::DataPoint], count: usize) -> Vec<Entry> {
                     Some(direction(d / minutes).to_owned()),
                 )
             }
-            _ => (None, None),
+            // No earlier reading to compare with: Nightscout's own "no
+            // trend" values, never a missing field (clients compute
+            // `delta / 18` on every entry and fail on a null).
+            _ => (Some(0.0), Some("NONE".to_owned())),
         };
         out.push(Entry {
             id: Some(format!(
@@ -252,10 +255,11 @@ mod tests {
             e[0].date_string.as_deref(),
             Some("2026-03-01T00:15:00.000Z")
         );
+        let oldest = &entries(&pts, 10)[3];
         assert_eq!(
-            entries(&pts, 10)[3].delta,
-            None,
-            "the oldest has no predecessor"
+            (oldest.delta, oldest.direction.as_deref()),
+            (Some(0.0), Some("NONE")),
+            "the oldest has no predecessor, and still carries both fields"
         );
         let json = serde_json::to_value(&e[0]).unwrap();
         for k in [
