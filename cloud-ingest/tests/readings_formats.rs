@@ -379,7 +379,7 @@ async fn fhir_search_and_summary_follow_the_cgm_ig() {
     assert_eq!(code("days-of-wear")["valueQuantity"]["code"], "d");
     assert_eq!(
         code("cgm-summary")["hasMember"].as_array().unwrap().len(),
-        12
+        13
     );
     assert_references_resolve(&s);
     let audit = fx.store.blocking().audit_entries(0, 1000).unwrap();

@@ -39,6 +39,9 @@ pub const LOINC_CGM_SUMMARY: &str = "107931-8";
 /// `docs/architecture.md`. The IG's member slicing is open, so they travel
 /// as extra members of the summary panel.
 pub const VIGIL_METRICS_CS: &str = "https://example.invalid/vigil/fhir/CodeSystem/cgm-metrics";
+/// LOINC code of the times-in-ranges panel, as the IG's STU 1 example
+/// codes it.
+pub const LOINC_TIMES_IN_RANGES: &str = "106793-3";
 /// LOINC code of a CGM glucose data point in mg/dL.
 pub const LOINC_CGM_MG_DL: &str = "99504-3";
 /// The IG's profile of one data point in mg/dL.
@@ -142,7 +145,23 @@ fn included(base: &str, patient_id: i64, devices: &[String]) -> Vec<Value> {
 /// The `searchset` Bundle answering `GET /fhir/Observation?patient=…`:
 /// matches first (`mode: match`), then the Patient and Devices they
 /// reference (`mode: include`). `base` is the server base URL.
-pub fn observation_bundle(base: &str, patient_id: i64, points: &[DataPoint]) -> Value {
+///
+/// `search` is the search as the server ran it (patient, code and the
+/// resolved date range), for the Bundle's `self` link, so a client can page
+/// or repeat exactly this answer.
+pub fn observation_bundle(
+    base: &str,
+    patient_id: i64,
+    points: &[DataPoint],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Value {
+    let self_url = format!(
+        "{base}/Observation?patient={patient_id}&code={}%7C{LOINC_CGM_MG_DL}&date=ge{}&date=lt{}",
+        LOINC.replace(':', "%3A").replace('/', "%2F"),
+        from.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        to.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    );
     let mut entries: Vec<Value> = points
         .iter()
         .map(|p| entry(base, reading(patient_id, p), "match"))
@@ -152,6 +171,7 @@ pub fn observation_bundle(base: &str, patient_id: i64, points: &[DataPoint]) -> 
     json!({
         "resourceType": "Bundle",
         "type": "searchset",
+        "link": [{"relation": "self", "url": self_url}],
         "total": points.len(),
         "entry": entries,
     })
@@ -245,7 +265,7 @@ pub fn summary_bundle(
             system: CGM_SUMMARY_CS,
             code: "time-in-low",
             display: "Time in Low Range (%)",
-            loinc: None,
+            loinc: Some("104641-6"),
             value: m.tbr_lt70_pct - m.tbr_lt54_pct,
             unit: "%",
         },
@@ -261,7 +281,7 @@ pub fn summary_bundle(
             system: CGM_SUMMARY_CS,
             code: "time-in-high",
             display: "Time in High Range (%)",
-            loinc: None,
+            loinc: Some("104640-8"),
             value: m.tar_gt180_pct - m.tar_gt250_pct,
             unit: "%",
         },
@@ -269,7 +289,7 @@ pub fn summary_bundle(
             system: CGM_SUMMARY_CS,
             code: "time-in-very-high",
             display: "Time in Very High Range (%)",
-            loinc: None,
+            loinc: Some("104639-0"),
             value: m.tar_gt250_pct,
             unit: "%",
         },
@@ -306,10 +326,44 @@ pub fn summary_bundle(
             unit: "{score}",
         },
     ];
-    let members: Vec<Value> = measures
+    let mut members: Vec<Value> = measures
         .iter()
         .map(|x| summary_observation(patient_id, start, end, x))
         .collect();
+    // The five ranges once more as the IG's times-in-ranges panel (LOINC
+    // 106793-3, one component per range), the shape its STU 1 example and
+    // EHR importers read; the single Observations above stay for clients of
+    // the earlier ballot.
+    let ranges: Vec<Value> = measures
+        .iter()
+        .filter(|x| x.code.starts_with("time-in-") && x.system == CGM_SUMMARY_CS)
+        .map(|x| {
+            let mut coding = vec![json!({"system": x.system, "code": x.code, "display": x.display})];
+            if let Some(l) = x.loinc {
+                coding.push(json!({"system": LOINC, "code": l}));
+            }
+            json!({
+                "code": {"coding": coding},
+                "valueQuantity": {"value": round2(x.value), "unit": "%", "system": UCUM, "code": "%"},
+            })
+        })
+        .collect();
+    members.push(json!({
+        "resourceType": "Observation",
+        "id": fhir_id(&format!("s-{patient_id}-{}-{}-times-in-ranges", start.timestamp(), end.timestamp())),
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "laboratory"
+        }]}],
+        "code": {"coding": [
+            {"system": CGM_SUMMARY_CS, "code": "times-in-ranges", "display": "Times in Glucose Ranges"},
+            {"system": LOINC, "code": LOINC_TIMES_IN_RANGES},
+        ]},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "effectivePeriod": {"start": instant(start), "end": instant(end)},
+        "component": ranges,
+    }));
     let panel = json!({
         "resourceType": "Observation",
         "id": fhir_id(&format!("s-{patient_id}-{}-{}-panel", start.timestamp(), end.timestamp())),

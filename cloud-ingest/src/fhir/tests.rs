@@ -58,7 +58,17 @@ fn assert_references_resolve(bundle: &Value) {
 #[test]
 fn searchset_matches_the_ig_data_point_profile() {
     let pts = points();
-    let b = observation_bundle("http://x/fhir", 7, &pts);
+    let (from, to) = (t0(), t0() + TimeDelta::days(1));
+    let b = observation_bundle("http://x/fhir", 7, &pts, from, to);
+    assert_eq!(b["link"][0]["relation"], "self");
+    assert_eq!(
+        b["link"][0]["url"],
+        format!(
+            "http://x/fhir/Observation?patient=7&code=http%3A%2F%2Floinc.org%7C99504-3&date=ge{}&date=lt{}",
+            instant(from),
+            instant(to)
+        )
+    );
     assert_eq!(b["resourceType"], "Bundle");
     assert_eq!(b["type"], "searchset");
     assert_eq!(b["total"], 288);
@@ -140,7 +150,24 @@ fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
     let entries = b["entry"].as_array().unwrap();
     let panel = &entries[0]["resource"];
     assert_eq!(panel["code"]["coding"][0]["code"], "cgm-summary");
-    assert_eq!(panel["hasMember"].as_array().unwrap().len(), 12);
+    assert_eq!(panel["hasMember"].as_array().unwrap().len(), 13);
+    // The times-in-ranges panel: LOINC 106793-3, one component per range,
+    // each with its LOINC code, the values those of the single ones.
+    let tir = &entries
+        .iter()
+        .find(|e| e["resource"]["code"]["coding"][1]["code"] == "106793-3")
+        .expect("times-in-ranges panel")["resource"];
+    let components = tir["component"].as_array().unwrap();
+    let loinc: Vec<&str> = components
+        .iter()
+        .map(|c| c["code"]["coding"][1]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        loinc,
+        ["104642-4", "104641-6", "97510-2", "104640-8", "104639-0"]
+    );
+    let in_target = components[2]["valueQuantity"]["value"].as_f64().unwrap();
+    assert!((in_target - m.tir_70_180_pct).abs() < 0.006);
     let by_code = |code: &str| -> &Value {
         &entries
             .iter()

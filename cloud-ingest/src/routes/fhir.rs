@@ -136,6 +136,8 @@ pub async fn observations(
         &base(&state),
         patient,
         &points,
+        from,
+        to,
     )))
 }
 
