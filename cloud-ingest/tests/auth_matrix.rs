@@ -347,6 +347,30 @@ const MATRIX: &[Row] = &[
         NoPatient,
         [401, 401, 401, 401, 401, 401, 401],
     ),
+    row(
+        "POST",
+        "/api/v1/treatments",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/treatments.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "POST",
+        "/api/v1/devicestatus",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    row(
+        "GET",
+        "/api/v1/devicestatus.json",
+        NoPatient,
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
 ];
 
 /// Gives each patient a glucose reading (metrics need one) and an alert

@@ -65,6 +65,24 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn store_ns_documents(
+        &self,
+        _: i64,
+        _: &str,
+        _: &[vigil_ingest::storage::NsDocument],
+    ) -> vigil_ingest::Result<u64> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn ns_documents(
+        &self,
+        _: i64,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: chrono::DateTime<chrono::Utc>,
+        _: u32,
+    ) -> vigil_ingest::Result<Vec<vigil_ingest::storage::NsDocument>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn add_clinician(&self, _: &str) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }

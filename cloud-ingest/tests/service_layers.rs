@@ -52,6 +52,24 @@ impl Storage for SlowPing {
     ) -> Result<bool> {
         self.0.set_precedence_policy(p, q, policy, by, at)
     }
+    fn store_ns_documents(
+        &self,
+        p: i64,
+        c: &str,
+        d: &[vigil_ingest::storage::NsDocument],
+    ) -> Result<u64> {
+        self.0.store_ns_documents(p, c, d)
+    }
+    fn ns_documents(
+        &self,
+        p: i64,
+        c: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<vigil_ingest::storage::NsDocument>> {
+        self.0.ns_documents(p, c, from, to, limit)
+    }
     fn add_clinician(&self, n: &str) -> Result<i64> {
         self.0.add_clinician(n)
     }

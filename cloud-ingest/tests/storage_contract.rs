@@ -698,6 +698,55 @@ fn webhook_queue_delivers_retries_and_gives_up(s: &dyn Storage) {
     assert_eq!(log_d[0].last_error.as_deref(), Some("refused"));
 }
 
+fn nightscout_documents_store_once_and_read_newest_first(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let q = s.add_patient("Bob").unwrap();
+    let doc = |secs: i64, kind: &str| vigil_ingest::storage::NsDocument {
+        time: t(secs),
+        kind: kind.into(),
+        document: format!("{{\"eventType\":\"{kind}\",\"at\":{secs}}}"),
+    };
+    let docs = [doc(10, "Note"), doc(20, "Meal Bolus"), doc(20, "Note")];
+    assert_eq!(s.store_ns_documents(p, "treatments", &docs).unwrap(), 3);
+    // A retry, and one new document: only the new one is stored.
+    let retry = [doc(10, "Note"), doc(30, "Note")];
+    assert_eq!(s.store_ns_documents(p, "treatments", &retry).unwrap(), 1);
+    let all = s.ns_documents(p, "treatments", t(0), t(100), 10).unwrap();
+    let got: Vec<(i64, &str)> = all
+        .iter()
+        .map(|d| ((d.time - t(0)).num_seconds(), d.kind.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(30, "Note"), (20, "Meal Bolus"), (20, "Note"), (10, "Note")]
+    );
+    assert_eq!(all[3].document, docs[0].document);
+    assert_eq!(
+        s.ns_documents(p, "treatments", t(15), t(30), 10)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.ns_documents(p, "treatments", t(0), t(100), 1)
+            .unwrap()
+            .len(),
+        1
+    );
+    // Per patient and per collection.
+    assert!(
+        s.ns_documents(q, "treatments", t(0), t(100), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.ns_documents(p, "devicestatus", t(0), t(100), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.store_ns_documents(p, "profiles", &[doc(1, "x")]).is_err());
+}
+
 macro_rules! storage_contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -732,6 +781,10 @@ macro_rules! storage_contract {
             #[test]
             fn nightscout_secrets_select_one_patient_and_are_unique() {
                 super::nightscout_secrets_select_one_patient_and_are_unique(fresh().as_ref());
+            }
+            #[test]
+            fn nightscout_documents_store_once_and_read_newest_first() {
+                super::nightscout_documents_store_once_and_read_newest_first(fresh().as_ref());
             }
             #[test]
             fn webhook_queue_delivers_retries_and_gives_up() {

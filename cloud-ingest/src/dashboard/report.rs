@@ -52,6 +52,19 @@ pub struct Report<'a> {
     pub offset: FixedOffset,
     /// Which glucose source stood for the patient when (source precedence).
     pub sources: &'a [SourcePeriod],
+    /// The newest status a Nightscout uploader posted in the last week.
+    pub uploader: Option<&'a Uploader>,
+}
+
+/// What an uploader (xDrip+, AndroidAPS, ...) last said about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uploader {
+    /// Its device name.
+    pub device: String,
+    /// The phone's battery, percent, when it said.
+    pub battery: Option<f64>,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// Plain words for the rule that chose a source.
@@ -226,6 +239,19 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
         f = r.from.format("%Y-%m-%dT%H:%M:%SZ"),
         t = r.to.format("%Y-%m-%dT%H:%M:%SZ"),
     );
+    if let Some(u) = r.uploader {
+        let battery = u
+            .battery
+            .map(|b| format!(", phone battery {b:.0} %"))
+            .unwrap_or_default();
+        let _ = write!(
+            main,
+            r#"<p class="uploader">Uploader: {}{battery}, reported <time datetime="{}">{}</time></p>"#,
+            esc(&u.device),
+            u.at.to_rfc3339(),
+            u.at.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+        );
+    }
     match consensus_metrics(r.samples, INTERVAL) {
         Err(_) => main.push_str(r#"<p class="empty">No glucose readings in this period.</p>"#),
         Ok(m) => {
@@ -367,8 +393,19 @@ mod tests {
             alerts: &alerts,
             offset: FixedOffset::east_opt(0).unwrap(),
             sources: &[],
+            uploader: None,
+        };
+        let uploader = Uploader {
+            device: "xDrip-DexcomG6".into(),
+            battery: Some(71.0),
+            at: from + TimeDelta::hours(40),
+        };
+        let r = Report {
+            uploader: Some(&uploader),
+            ..r
         };
         let page = render(&r, "c");
+        assert!(page.contains("Uploader: xDrip-DexcomG6, phone battery 71 %, reported"));
         assert!(page.contains("agp-title"));
         assert!(page.contains("tir-title"));
         assert_eq!(page.matches("class=\"chart day\"").count(), 2);
@@ -396,6 +433,7 @@ mod tests {
             alerts: &[],
             offset: FixedOffset::east_opt(0).unwrap(),
             sources: &[],
+            uploader: None,
         };
         let page = render(&r, "c");
         assert!(page.contains("No glucose readings in this period."));

@@ -17,6 +17,8 @@
 //! selects the tenant, so it must be found by an indexed lookup; the
 //! 12-character minimum keeps guessing impractical.
 
+pub mod care;
+
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
@@ -135,7 +137,8 @@ pub fn direction(rate_per_min: f64) -> &'static str {
 }
 
 /// The range and size of a GET, parsed from `count` and
-/// `find[date][$gte|$gt|$lte|$lt]` (ms since the epoch).
+/// `find[date|created_at][$gte|$gt|$lte|$lt]` (ms since the epoch, or an
+/// ISO 8601 time or day).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Query {
     /// Inclusive lower bound.
@@ -161,9 +164,15 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Query> {
                 return Ok(n as i64);
             }
         }
-        DateTime::parse_from_rfc3339(v)
-            .map(|t| t.timestamp_millis())
-            .map_err(|_| Error::InvalidInput(format!("`{k}` is not a time")))
+        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+            return Ok(t.timestamp_millis());
+        }
+        // Treatment queries often name a day: `find[created_at][$gte]=2026-03-01`.
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis())
+            .ok_or_else(|| Error::InvalidInput(format!("`{k}` is not a time")))
     };
     let at = |k: &str, n: i64| {
         from_ms(n).ok_or_else(|| Error::InvalidInput(format!("`{k}` is out of range")))
@@ -176,10 +185,14 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Query> {
                     .map_err(|_| Error::InvalidInput("`count` is not a number".into()))?;
                 q.count = n.min(MAX_COUNT);
             }
-            "find[date][$gte]" => q.from = Some(at(k, ms(k, v)?)?),
-            "find[date][$gt]" => q.from = Some(at(k, ms(k, v)?.saturating_add(1))?),
-            "find[date][$lte]" => q.to = Some(at(k, ms(k, v)?)?),
-            "find[date][$lt]" => q.to = Some(at(k, ms(k, v)?.saturating_sub(1))?),
+            "find[date][$gte]" | "find[created_at][$gte]" => q.from = Some(at(k, ms(k, v)?)?),
+            "find[date][$gt]" | "find[created_at][$gt]" => {
+                q.from = Some(at(k, ms(k, v)?.saturating_add(1))?)
+            }
+            "find[date][$lte]" | "find[created_at][$lte]" => q.to = Some(at(k, ms(k, v)?)?),
+            "find[date][$lt]" | "find[created_at][$lt]" => {
+                q.to = Some(at(k, ms(k, v)?.saturating_sub(1))?)
+            }
             _ => {}
         }
     }

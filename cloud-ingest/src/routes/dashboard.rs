@@ -252,7 +252,7 @@ pub async fn patient(
         q.map_err(|_| Error::InvalidInput("`from` and `to` must be RFC 3339 date-times".into()))?;
     let (from, to) = period(q.from, q.to)?;
     let principal = who.principal;
-    let (patient, samples, alerts, sources) = state
+    let (patient, samples, alerts, sources, uploader) = state
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
@@ -265,6 +265,21 @@ pub async fn patient(
                 .patient(id)?
                 .ok_or(Error::Forbidden("patient outside this token's scope"))?;
             let samples = glucose::samples(&glucose::points(s, id, from, to)?);
+            let uploader = s
+                .ns_documents(
+                    id,
+                    crate::nightscout::care::DEVICE_STATUS,
+                    Utc::now() - TimeDelta::days(7),
+                    Utc::now() + TimeDelta::days(1),
+                    1,
+                )?
+                .into_iter()
+                .next()
+                .map(|d| report::Uploader {
+                    battery: crate::nightscout::care::uploader_battery(&d.document),
+                    device: d.kind,
+                    at: d.time,
+                });
             let sources = crate::resolved::periods(
                 &crate::resolved::resolve(s, id, Quantity::Glucose, None, from, to)?.decisions,
             );
@@ -278,7 +293,7 @@ pub async fn patient(
                     acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
                 })
                 .collect();
-            Ok((patient, samples, alerts, sources))
+            Ok((patient, samples, alerts, sources, uploader))
         })
         .await?;
     let page = report::render(
@@ -291,6 +306,7 @@ pub async fn patient(
             alerts: &alerts,
             offset: local_offset(patient.time_zone.as_deref(), to)?,
             sources: &sources,
+            uploader: uploader.as_ref(),
         },
         &who.csrf,
     );

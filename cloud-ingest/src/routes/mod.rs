@@ -106,6 +106,26 @@ pub fn table() -> Vec<Route> {
         ),
         route(Method::POST, "/api/v1/entries", post(nightscout::upload)),
         route(
+            Method::POST,
+            "/api/v1/treatments",
+            post(nightscout::post_treatments),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/treatments.json",
+            get(nightscout::list_treatments),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/devicestatus",
+            post(nightscout::post_device_status),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/devicestatus.json",
+            get(nightscout::list_device_status),
+        ),
+        route(
             Method::DELETE,
             "/api/v1/entries",
             delete(nightscout::delete),

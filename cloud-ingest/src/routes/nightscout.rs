@@ -12,8 +12,8 @@ use vigil_core::model::Sample;
 
 use crate::AppState;
 use crate::error::{Error, Result};
-use crate::nightscout::{self, Entry, secret_hash};
-use crate::storage::{NewAuditEntry, PatientId};
+use crate::nightscout::{self, Entry, care, secret_hash};
+use crate::storage::{NewAuditEntry, NsDocument, PatientId};
 use crate::validate::{self, shift};
 use crate::{glucose, query};
 
@@ -226,4 +226,99 @@ pub async fn delete(
         })
         .await?;
     Ok(Json(json!({"ok": true, "n": n})))
+}
+
+/// `POST /api/v1/treatments`: insulin, carbohydrates, notes, sensor changes
+/// as uploaders send them; normalised ([`care::treatment`]), stored once per
+/// time and event type. The whole request is refused, and nothing stored,
+/// when one document is implausible.
+pub async fn post_treatments(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    store_documents(state, p, body, care::TREATMENTS, care::treatment).await
+}
+
+/// `POST /api/v1/devicestatus`: the uploader's and pump's state; normalised
+/// ([`care::device_status`]), stored once per time and device.
+pub async fn post_device_status(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    store_documents(state, p, body, care::DEVICE_STATUS, care::device_status).await
+}
+
+async fn store_documents(
+    state: AppState,
+    p: PatientId,
+    body: Bytes,
+    collection: &'static str,
+    normalise: fn(usize, &Value, chrono::DateTime<Utc>, TimeDelta) -> Result<NsDocument>,
+) -> Result<Json<Value>> {
+    let now = Utc::now();
+    let documents = care::items(&body)?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| normalise(i, v, now, state.limits.max_future_skew))
+        .collect::<Result<Vec<_>>>()?;
+    let received = documents.len();
+    let stored = state
+        .store
+        .run(move |s| {
+            audit(s, p, &format!("nightscout.{collection}.write"))?;
+            s.store_ns_documents(p, collection, &documents)
+        })
+        .await?;
+    Ok(Json(
+        json!({"ok": true, "received": received, "stored": stored}),
+    ))
+}
+
+/// `GET /api/v1/treatments.json`: the newest `count` treatments, newest
+/// first, in `find[created_at]` (or `find[date]`) range.
+pub async fn list_treatments(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<Value>>> {
+    list_documents(state, p, raw, care::TREATMENTS).await
+}
+
+/// `GET /api/v1/devicestatus.json`: the newest `count` statuses.
+pub async fn list_device_status(
+    State(state): State<AppState>,
+    NightscoutPatient(p): NightscoutPatient,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<Value>>> {
+    list_documents(state, p, raw, care::DEVICE_STATUS).await
+}
+
+async fn list_documents(
+    state: AppState,
+    p: PatientId,
+    raw: Option<String>,
+    collection: &'static str,
+) -> Result<Json<Vec<Value>>> {
+    let q = nightscout::parse_query(&query::pairs(raw.as_deref())?)?;
+    let to = match q.to {
+        Some(t) => shift(t, TimeDelta::milliseconds(1), "find[created_at]")?,
+        None => Utc::now() + TimeDelta::days(1),
+    };
+    let from = match q.from {
+        Some(f) => f,
+        None => shift(to, -TimeDelta::days(3650), "find[created_at]")?,
+    };
+    let count = u32::try_from(q.count).unwrap_or(u32::MAX);
+    let docs = state
+        .store
+        .run(move |s| {
+            audit(s, p, &format!("nightscout.{collection}.read"))?;
+            s.ns_documents(p, collection, from, to, count)
+        })
+        .await?;
+    Ok(Json(
+        docs.iter().map(|d| care::with_id(collection, d)).collect(),
+    ))
 }

@@ -45,6 +45,18 @@ use crate::webhooks::{
 pub type PatientId = i64;
 /// A clinician's id.
 pub type ClinicianId = i64;
+/// A Nightscout treatment or device status, normalised
+/// (`crate::nightscout::care`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NsDocument {
+    /// Its `created_at`.
+    pub time: DateTime<Utc>,
+    /// The treatment's `eventType` or the status's `device`.
+    pub kind: String,
+    /// The normalised JSON document.
+    pub document: String,
+}
+
 /// A token's id: the only way a token is named in logs and the audit log.
 pub type TokenId = i64;
 
@@ -120,6 +132,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         14,
         "0014_create_precedence_policies",
         include_str!("../../migrations/0014_create_precedence_policies.sql"),
+    ),
+    (
+        15,
+        "0015_create_nightscout_documents",
+        include_str!("../../migrations/0015_create_nightscout_documents.sql"),
     ),
 ];
 
@@ -229,6 +246,25 @@ pub trait Storage: Send + Sync + 'static {
         by: Option<TokenId>,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Stores Nightscout documents of `collection` (`treatments` or
+    /// `devicestatus`) for `patient` in one transaction; one already stored
+    /// (same time and kind) is skipped. Returns how many were new.
+    fn store_ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        documents: &[NsDocument],
+    ) -> Result<u64>;
+    /// `patient`'s documents of `collection` with a time in `[from, to)`,
+    /// newest first, at most `limit`.
+    fn ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NsDocument>>;
     /// Registers a clinician; [`crate::Error::Conflict`] if the name is taken.
     fn add_clinician(&self, name: &str) -> Result<ClinicianId>;
     /// The clinician with this exact name, if any.

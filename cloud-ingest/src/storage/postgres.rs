@@ -36,8 +36,8 @@ use super::{
     StoredAlert, StoredReading,
 };
 use super::{
-    AuditEntry, ClinicianId, NewAuditEntry, NewToken, Patient, PatientId, Storage, TokenId,
-    TokenRecord, TokenScope,
+    AuditEntry, ClinicianId, NewAuditEntry, NewToken, NsDocument, Patient, PatientId, Storage,
+    TokenId, TokenRecord, TokenScope,
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
@@ -118,6 +118,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         14,
         "0014_create_precedence_policies",
         include_str!("../../migrations/postgres/0014_create_precedence_policies.sql"),
+    ),
+    (
+        15,
+        "0015_create_nightscout_documents",
+        include_str!("../../migrations/postgres/0015_create_nightscout_documents.sql"),
     ),
 ];
 
@@ -538,6 +543,69 @@ impl Storage for PostgresStorage {
             &[&patient, &quantity, &policy, &at, &by],
         )?;
         Ok(true)
+    }
+
+    fn store_ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        documents: &[NsDocument],
+    ) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let insert = tx.prepare(
+            "INSERT INTO nightscout_documents (patient_id, collection, time_ms, kind, document)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (patient_id, collection, time_ms, kind) DO NOTHING",
+        )?;
+        let mut new = 0u64;
+        for d in documents {
+            new += tx.execute(
+                &insert,
+                &[
+                    &patient,
+                    &collection,
+                    &d.time.timestamp_millis(),
+                    &d.kind,
+                    &d.document,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NsDocument>> {
+        let rows = self.conn()?.query(
+            "SELECT time_ms, kind, document FROM nightscout_documents
+             WHERE patient_id = $1 AND collection = $2 AND time_ms >= $3 AND time_ms < $4
+             ORDER BY time_ms DESC, kind LIMIT $5",
+            &[
+                &patient,
+                &collection,
+                &from.timestamp_millis(),
+                &to.timestamp_millis(),
+                &i64::from(limit),
+            ],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let time = DateTime::from_timestamp_millis(r.get::<_, i64>(0))
+                    .ok_or_else(|| Error::Internal("stored document time out of range".into()))?;
+                Ok(NsDocument {
+                    time,
+                    kind: r.get(1),
+                    document: r.get(2),
+                })
+            })
+            .collect()
     }
 
     fn add_clinician(&self, name: &str) -> Result<ClinicianId> {

@@ -18,8 +18,8 @@ use vigil_core::wire::BatchAck;
 use super::sqlite_intake as intake;
 use super::{
     AlertAckRecord, AuditEntry, ClinicianId, Contact, MIGRATIONS, NewAlert, NewAuditEntry,
-    NewBatch, NewHeartbeat, NewToken, Patient, PatientId, ReadingQuery, SeriesKey, Silence,
-    Storage, StoredAlert, StoredReading, TokenId, TokenRecord, TokenScope,
+    NewBatch, NewHeartbeat, NewToken, NsDocument, Patient, PatientId, ReadingQuery, SeriesKey,
+    Silence, Storage, StoredAlert, StoredReading, TokenId, TokenRecord, TokenScope,
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
@@ -197,6 +197,73 @@ impl Storage for SqliteStorage {
             params![patient, quantity, policy, at, by],
         )?;
         Ok(true)
+    }
+
+    fn store_ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        documents: &[NsDocument],
+    ) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut new = 0u64;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO nightscout_documents (patient_id, collection, time_ms, kind, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (patient_id, collection, time_ms, kind) DO NOTHING",
+            )?;
+            for d in documents {
+                new += insert.execute(params![
+                    patient,
+                    collection,
+                    d.time.timestamp_millis(),
+                    d.kind,
+                    d.document
+                ])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NsDocument>> {
+        let conn = self.conn();
+        let mut q = conn.prepare_cached(
+            "SELECT time_ms, kind, document FROM nightscout_documents
+             WHERE patient_id = ?1 AND collection = ?2 AND time_ms >= ?3 AND time_ms < ?4
+             ORDER BY time_ms DESC, kind LIMIT ?5",
+        )?;
+        let rows = q.query_map(
+            params![
+                patient,
+                collection,
+                from.timestamp_millis(),
+                to.timestamp_millis(),
+                limit
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ms, kind, document) = row?;
+            let time = DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| Error::Internal("stored document time out of range".into()))?;
+            out.push(NsDocument {
+                time,
+                kind,
+                document,
+            });
+        }
+        Ok(out)
     }
 
     fn add_clinician(&self, name: &str) -> Result<ClinicianId> {
