@@ -313,6 +313,52 @@ mod tests {
         fn on_host_request(&self, _: HostRequest) {}
     }
 
+    fn glucose(device: &str, session: i64, min: i64, value: f64) -> crate::model::Reading {
+        let t0 = chrono::DateTime::from_timestamp(1_767_571_200, 0).unwrap();
+        crate::model::Reading {
+            patient: crate::model::PatientId("p".into()),
+            stream: Stream::Glucose,
+            value,
+            sensor_time: t0 + chrono::TimeDelta::minutes(min),
+            receive_time: t0 + chrono::TimeDelta::minutes(min),
+            sequence: u64::try_from(min).unwrap(),
+            quality: crate::model::Quality::default(),
+            provenance: crate::model::Provenance {
+                device: DeviceId(device.into()),
+                characteristic: 0x2AA7,
+                raw: Vec::new(),
+                session: Some(session),
+            },
+        }
+    }
+
+    fn glucose_alerts() -> GlucoseAlerts {
+        use crate::precedence::{Precedence, PrecedenceConfig, Quantity};
+        let p = Precedence::new(PrecedenceConfig::default_for(Quantity::Glucose)).unwrap();
+        let hold = LiveSource::default_hold(&p);
+        GlucoseAlerts {
+            engine: AlertEngine::new(alerts::AlertConfig::default(), "p").unwrap(),
+            gate: LiveSource::new(p, hold),
+        }
+    }
+
+    #[test]
+    fn readings_the_gate_holds_back_raise_nothing_and_fail_nothing() {
+        let mut g = glucose_alerts();
+        // Two CGMs 40 mg/dL apart, interleaved, then a late backfill of
+        // both: the engine was refusing such readings with an error.
+        let mut events = Vec::new();
+        for m in (0..60).step_by(5) {
+            events.extend(g.on_glucose(&glucose("a", 1, m, 100.0)).unwrap());
+            events.extend(g.on_glucose(&glucose("b", 1, m + 1, 140.0)).unwrap());
+        }
+        for m in (0..60).step_by(5) {
+            events.extend(g.on_glucose(&glucose("a", 1, m, 100.0)).unwrap());
+            events.extend(g.on_glucose(&glucose("b", 7, m, 40.0)).unwrap());
+        }
+        assert!(events.is_empty(), "{events:?}");
+    }
+
     #[test]
     fn the_app_hears_an_alert_even_when_the_outbox_cannot_take_it() {
         let heard = Arc::new(Heard::default());
