@@ -115,7 +115,7 @@ pub(crate) fn status(s: api::Status) -> Status {
     }
 }
 
-fn reading(r: api::ReadingEvent) -> Reading {
+pub(crate) fn reading(r: api::ReadingEvent) -> Reading {
     Reading {
         device: r.device,
         stream: r.stream,

@@ -517,6 +517,24 @@ impl VigilSdk {
         self.with(|v| v.confirm_export(&target, cursor))
     }
 
+    /// The series that stands for the patient: of every stored reading of
+    /// `quantity` (`glucose`, `heart_rate`, `spo2`) measured in
+    /// `from_ms..to_ms` (at most 24 h), one reading per coincident moment,
+    /// the one the precedence policy picks (devices ranked by the kind
+    /// they were paired as), unchanged, in time order. `on_reading` and
+    /// `export_batch` stay raw.
+    pub fn resolved_readings(
+        &self,
+        quantity: String,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Reading>, VigilError> {
+        self.with(|v| {
+            v.resolved_readings(&quantity, from_ms, to_ms)
+                .map(|rs| rs.into_iter().map(convert::reading).collect())
+        })
+    }
+
     /// Stops everything and releases the runtime; the object is unusable
     /// afterwards. Also happens when the object is destroyed.
     pub fn shutdown(&self) -> Result<(), VigilError> {

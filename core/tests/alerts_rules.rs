@@ -586,3 +586,25 @@ fn a_timer_armed_for_the_next_deadline_raises_what_a_minute_ticker_raises() {
     // Nothing to lose before the first reading: no deadline at all.
     assert_eq!(engine().next_deadline(), None);
 }
+
+#[test]
+fn a_source_change_draws_no_slope_across_two_sensors() {
+    use AlertKind::{FastFall, FastRise};
+    // Sensor A reads a steady 120; sensor B, reading 40 mg/dL higher, takes
+    // over at 20 min. Across the handover the two look like a fast rise.
+    let a = [(0, 120.0), (5, 120.0), (10, 120.0), (15, 120.0)];
+    let b = [(20, 160.0), (25, 160.0), (30, 160.0)];
+    let mut mixed = engine();
+    feed(&mut mixed, &a);
+    let across = feed(&mut mixed, &b);
+    assert_eq!(summary(&across, &[FastRise])[0].0, FastRise);
+    // Told of the change, the engine waits for B's own readings: steady.
+    let mut told = engine();
+    feed(&mut told, &a);
+    told.on_source_change();
+    let after = feed(&mut told, &b);
+    assert!(
+        summary(&after, &[FastRise, FastFall]).is_empty(),
+        "{after:?}"
+    );
+}

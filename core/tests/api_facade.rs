@@ -470,3 +470,300 @@ fn export_walks_every_stored_reading_once_through_a_cursor_that_survives_reopeni
     assert!(invalid(sdk.confirm_export("hc", u64::MAX)));
     assert!(invalid(sdk.confirm_export("hc", first.cursor + 1_000_000)));
 }
+
+// ----- source precedence on the phone (issue 15) ---------------------------
+
+/// Waits (up to 2 minutes) until `n` device sessions reported they stopped.
+fn sessions_stopped(rec: &Recorder, n: usize) -> bool {
+    wait_for(Duration::from_secs(120), || {
+        rec.0
+            .lock()
+            .unwrap()
+            .devices
+            .iter()
+            .filter(|d| d.kind == "stopped")
+            .count()
+            >= n
+    })
+}
+
+/// The alert kinds glucose readings drive (battery and sensor session
+/// alerts belong to each device).
+fn glucose_alert(a: &AlertEvent) -> bool {
+    !matches!(a.kind.as_str(), "battery_low" | "sensor_session_ending")
+}
+
+/// Asserts that no two episodes of one kind are open at once: each episode
+/// (an id) runs from its start to its end (or forever).
+fn assert_one_episode_at_a_time(alerts: &[AlertEvent]) {
+    let mut episodes: std::collections::BTreeMap<(String, String), (i64, i64)> =
+        std::collections::BTreeMap::new();
+    for a in alerts.iter().filter(|a| glucose_alert(a)) {
+        let e = episodes
+            .entry((a.kind.clone(), a.id.clone()))
+            .or_insert((i64::MAX, i64::MAX));
+        match a.phase.as_str() {
+            "start" => e.0 = a.time_ms,
+            "end" => e.1 = a.time_ms,
+            _ => {}
+        }
+    }
+    let mut by_kind: std::collections::BTreeMap<String, Vec<(i64, i64)>> =
+        std::collections::BTreeMap::new();
+    for ((kind, _), span) in episodes {
+        by_kind.entry(kind).or_default().push(span);
+    }
+    for (kind, mut spans) in by_kind {
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1,
+                "two {kind} episodes at once: {:?} and {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}
+
+/// What one device's glucose series alone raises, replayed through a fresh
+/// alert engine in sensor-time order: (kind, phase, time).
+fn replay_alone(readings: &[ReadingEvent], device: &str) -> Vec<(String, String, i64)> {
+    use vigil_core::alerts::{AlertConfig, AlertEngine, Phase};
+    let mut series: Vec<&ReadingEvent> = readings
+        .iter()
+        .filter(|r| r.device == device && r.stream == "glucose")
+        .collect();
+    series.sort_by_key(|r| r.sensor_time_ms);
+    series.dedup_by_key(|r| r.sensor_time_ms);
+    let mut engine = AlertEngine::new(AlertConfig::default(), "replay").unwrap();
+    let mut out = Vec::new();
+    for r in series {
+        let sample = vigil_core::model::Sample {
+            time: chrono::DateTime::from_timestamp_millis(r.sensor_time_ms).unwrap(),
+            value: r.value,
+        };
+        for e in engine.on_glucose(sample).unwrap() {
+            let phase = match e.phase {
+                Phase::Start => "start",
+                Phase::Realert => "realert",
+                Phase::End => "end",
+            };
+            out.push((
+                e.kind.as_str().to_string(),
+                phase.to_string(),
+                e.time.timestamp_millis(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn two_cgms_with_offset_values_raise_each_episode_once_from_one_series() {
+    let dir = tempdir("two-cgms");
+    let rec = Arc::new(Recorder::default());
+    let mut cfg = simulated(&dir, 12);
+    // Both sensors fall into lows within hours, each with its own values
+    // (their seeds differ): two series that disagree, on one patient.
+    cfg.simulation.glucose = vigil_core::api::SimulatedGlucose::HypoProne;
+    let mut sdk = Vigil::new(cfg, rec.clone(), None).unwrap();
+    sdk.pair("cgm-a", DeviceKind::Cgm).unwrap();
+    sdk.pair("cgm-b", DeviceKind::Cgm).unwrap();
+    sdk.start().unwrap();
+    assert!(
+        sessions_stopped(&rec, 2),
+        "the simulated runs did not finish"
+    );
+    sdk.stop().unwrap();
+    let c = rec.0.lock().unwrap();
+    assert!(
+        !c.devices.iter().any(|d| d.kind == "failed"),
+        "{:?}",
+        c.devices
+    );
+    // Both series reach the app raw.
+    for d in ["cgm-a", "cgm-b"] {
+        let n = c
+            .readings
+            .iter()
+            .filter(|r| r.device == d && r.stream == "glucose")
+            .count();
+        assert!(n > 100, "{d}: {n} readings");
+    }
+    let alerts: Vec<AlertEvent> = c
+        .alerts
+        .iter()
+        .filter(|a| glucose_alert(a))
+        .cloned()
+        .collect();
+    assert!(!alerts.is_empty(), "a hypo-prone patient raised no alert");
+    // One source stands for the patient: every glucose alert names it...
+    let followed: std::collections::BTreeSet<&str> =
+        alerts.iter().map(|a| a.device.as_str()).collect();
+    assert_eq!(followed.len(), 1, "alerts from {followed:?}");
+    let followed = *followed.iter().next().unwrap();
+    // ...no episode is raised twice...
+    assert_one_episode_at_a_time(&alerts);
+    // ...and the alerts are exactly what that sensor's own series raises:
+    // no fast rise or fall drawn across the two sensors' offset.
+    let raised: Vec<(String, String, i64)> = alerts
+        .iter()
+        .map(|a| (a.kind.clone(), a.phase.clone(), a.time_ms))
+        .collect();
+    assert_eq!(raised, replay_alone(&c.readings, followed));
+    let status = sdk.status().unwrap();
+    assert_eq!(status.stored_readings as usize, c.readings.len());
+    drop(c);
+    sdk.close().unwrap();
+}
+
+const T0_MS: i64 = 1_767_571_200_000;
+const HOUR_MS: i64 = 3_600_000;
+
+#[test]
+fn a_sensor_change_with_two_hours_of_overlapping_backfill_stores_everything_and_alerts_once() {
+    let dir = tempdir("sensor-change");
+    let rec = Arc::new(Recorder::default());
+    let mut cfg = simulated(&dir, 10);
+    cfg.simulation.glucose = vigil_core::api::SimulatedGlucose::HypoProne;
+    // The new sensor goes on at 4 h; the old one has been out of range
+    // since then and comes back at 6 h with two hours of backfill, which
+    // overlap the new sensor's live readings.
+    cfg.simulation.device_out_of_range_ms = vec![
+        ("cgm-new".into(), T0_MS, T0_MS + 4 * HOUR_MS),
+        ("cgm-old".into(), T0_MS + 4 * HOUR_MS, T0_MS + 6 * HOUR_MS),
+    ];
+    let mut sdk = Vigil::new(cfg, rec.clone(), None).unwrap();
+    sdk.pair("cgm-old", DeviceKind::Cgm).unwrap();
+    sdk.pair("cgm-new", DeviceKind::Cgm).unwrap();
+    sdk.start().unwrap();
+    assert!(
+        sessions_stopped(&rec, 2),
+        "the simulated runs did not finish"
+    );
+    sdk.stop().unwrap();
+    let c = rec.0.lock().unwrap();
+    // No error: neither session failed on the overlap.
+    assert!(
+        !c.devices.iter().any(|d| d.kind == "failed"),
+        "{:?}",
+        c.devices
+    );
+    // Every reading is buffered, the overlapping backfill included.
+    let status = sdk.status().unwrap();
+    assert_eq!(status.stored_readings as usize, c.readings.len());
+    let in_overlap = |d: &str| {
+        c.readings
+            .iter()
+            .filter(|r| {
+                r.device == d
+                    && r.stream == "glucose"
+                    && (T0_MS + 4 * HOUR_MS..T0_MS + 6 * HOUR_MS).contains(&r.sensor_time_ms)
+            })
+            .count()
+    };
+    assert!(
+        in_overlap("cgm-old") >= 20,
+        "old backfill: {}",
+        in_overlap("cgm-old")
+    );
+    assert!(
+        in_overlap("cgm-new") >= 20,
+        "new live: {}",
+        in_overlap("cgm-new")
+    );
+    let alerts: Vec<AlertEvent> = c
+        .alerts
+        .iter()
+        .filter(|a| glucose_alert(a))
+        .cloned()
+        .collect();
+    assert!(!alerts.is_empty(), "a hypo-prone patient raised no alert");
+    // No alert raised twice, no two episodes of a kind at once...
+    let mut raised: Vec<(&str, &str, &str)> = alerts
+        .iter()
+        .map(|a| (a.id.as_str(), a.kind.as_str(), a.phase.as_str()))
+        .filter(|a| a.2 != "realert")
+        .collect();
+    let n = raised.len();
+    raised.sort();
+    raised.dedup();
+    assert_eq!(raised.len(), n, "an alert was raised twice");
+    assert_one_episode_at_a_time(&alerts);
+    // ...the new sensor took over before a signal loss could sound, and
+    // the old sensor's backfill raised nothing.
+    assert!(
+        !alerts.iter().any(|a| a.kind == "signal_loss"),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .filter(|a| a.time_ms >= T0_MS + 4 * HOUR_MS)
+            .all(|a| a.device == "cgm-new"),
+        "{alerts:?}"
+    );
+    drop(c);
+    sdk.close().unwrap();
+}
+
+#[test]
+fn the_resolved_view_has_one_reading_per_coincident_moment_and_readings_stay_raw() {
+    let dir = tempdir("resolved");
+    let rec = Arc::new(Recorder::default());
+    let mut sdk = Vigil::new(simulated(&dir, 3), rec.clone(), None).unwrap();
+    sdk.pair("cgm-a", DeviceKind::Cgm).unwrap();
+    sdk.pair("cgm-b", DeviceKind::Cgm).unwrap();
+    sdk.start().unwrap();
+    assert!(
+        sessions_stopped(&rec, 2),
+        "the simulated runs did not finish"
+    );
+    sdk.stop().unwrap();
+    let (from, to) = (T0_MS, T0_MS + 3 * HOUR_MS + 1);
+    let resolved = sdk.resolved_readings("glucose", from, to).unwrap();
+    let c = rec.0.lock().unwrap();
+    let mut raw: Vec<&ReadingEvent> = c
+        .readings
+        .iter()
+        .filter(|r| r.stream == "glucose" && (from..to).contains(&r.sensor_time_ms))
+        .collect();
+    raw.sort_by_key(|r| r.sensor_time_ms);
+    // The raw series holds both sensors, moment by moment.
+    assert!(raw.iter().any(|r| r.device == "cgm-a") && raw.iter().any(|r| r.device == "cgm-b"));
+    // The moments, as the glucose policy cuts them: each opened by the
+    // earliest reading not yet in one, 5 minutes wide.
+    let mut moments: Vec<Vec<&ReadingEvent>> = Vec::new();
+    for r in &raw {
+        match moments.last_mut() {
+            Some(m) if r.sensor_time_ms - m[0].sensor_time_ms < 5 * 60_000 => m.push(r),
+            _ => moments.push(vec![r]),
+        }
+    }
+    assert!(
+        moments.iter().any(|m| m.len() > 1),
+        "no coincident readings"
+    );
+    assert_eq!(resolved.len(), moments.len());
+    for (point, moment) in resolved.iter().zip(&moments) {
+        assert!(
+            moment.contains(&point),
+            "{point:?} is not of its moment {moment:?}"
+        );
+    }
+    assert!(raw.len() > resolved.len());
+    // Bad input is refused with a reason.
+    for (q, f, t) in [
+        ("insulin", from, to),
+        ("glucose", to, from),
+        ("glucose", 0, 2 * 86_400_000),
+    ] {
+        assert!(matches!(
+            sdk.resolved_readings(q, f, t),
+            Err(SdkError::InvalidInput { .. })
+        ));
+    }
+    drop(c);
+    sdk.close().unwrap();
+}

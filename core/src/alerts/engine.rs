@@ -211,6 +211,15 @@ impl AlertEngine {
         Ok(out)
     }
 
+    /// The glucose readings that follow come from another source (another
+    /// CGM, a new sensor session): forgets the rate window, so no slope is
+    /// drawn across two sensors' calibrations (their offset would read as a
+    /// fast rise or fall). Rate rules wait for the new source's own readings,
+    /// as after a signal gap; level episodes and the signal clock go on.
+    pub fn on_source_change(&mut self) {
+        self.window.clear();
+    }
+
     /// Moves the engine's clock to `now` without a reading: raises the
     /// time-driven alerts due strictly before `now` (signal loss, its
     /// re-alerts, a session warning). A `now` in the past does nothing;

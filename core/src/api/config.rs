@@ -82,6 +82,17 @@ impl DeviceKind {
         }
     }
 
+    /// The precedence class of a device paired as this kind (the names
+    /// precedence rankings are written in).
+    pub(crate) fn class(self) -> crate::precedence::DeviceClass {
+        crate::precedence::DeviceClass::new(match self {
+            DeviceKind::Cgm => "cgm",
+            DeviceKind::HeartRate => "heart_rate_strap",
+            DeviceKind::PulseOximeter => "oximeter",
+            DeviceKind::GlucoseMeter => "meter",
+        })
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             DeviceKind::Cgm => "cgm",

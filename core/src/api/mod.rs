@@ -17,6 +17,7 @@ mod events;
 mod export;
 mod host;
 mod pipeline;
+mod resolved;
 mod runtime;
 mod simulation;
 mod status;
@@ -37,6 +38,7 @@ pub use events::{
     ReadingEvent, SyncEvent,
 };
 pub use export::{ExportBatch, MAX_EXPORT_BATCH};
+pub use resolved::MAX_RESOLVED_RANGE_MS;
 pub use simulation::{SimulatedGlucose, Simulation};
 pub use status::{LedgerSummary, Status};
 
@@ -50,7 +52,7 @@ use crate::transport::simulated::{
     CgmConfig, HeartRateConfig, Radio, SimulatedCgm, SimulatedHeartRate, SimulatedTransport,
 };
 use dispatch::{Callback, Dispatch};
-use pipeline::{Contact, Pipeline};
+use pipeline::{Contact, GlucoseAlerts, Pipeline};
 
 /// How long a session's buffer holds readings before one commit (one
 /// fsync at the default durability): a 1 Hz heart-rate strap costs 4 a
@@ -85,6 +87,9 @@ pub struct Vigil {
     simulated: Option<Arc<SimulatedTransport>>,
     host: Option<host::HostBridge>,
     state: Mutex<State>,
+    /// The patient's glucose alert engine and its source gate, shared by
+    /// every running session; renewed when collection starts from stopped.
+    glucose: Arc<Mutex<GlucoseAlerts>>,
     contact: Arc<Mutex<Contact>>,
     sync: Option<Arc<crate::sync::SyncHandle>>,
     last_sync: Arc<Mutex<Option<i64>>>,
@@ -112,7 +117,7 @@ impl Vigil {
             return Err(SdkError::invalid("patient_id must not be empty"));
         }
         config.alerts.validate()?;
-        config.simulation.faults()?;
+        config.simulation.check()?;
         if let Some(url) = &config.server_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(SdkError::invalid(
@@ -150,6 +155,7 @@ impl Vigil {
             }
             TransportMode::Btleplug => (btleplug_transport(&runtime)?, None, None),
         };
+        let glucose = Arc::new(Mutex::new(glucose_alerts(&config, &HashMap::new())?));
         let last_sync = Arc::new(Mutex::new(None));
         let sync = match &config.server_url {
             None => None,
@@ -179,6 +185,7 @@ impl Vigil {
                 network: Network::None,
                 power: None,
             }),
+            glucose,
             contact: Arc::new(Mutex::new(Contact::default())),
             sync,
             last_sync,
@@ -213,6 +220,11 @@ impl Vigil {
             &PatientId(self.config.patient_id.clone()),
             now,
         )?;
+        self.glucose
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .gate
+            .declare(DeviceId(device.to_string()), kind.class());
         let mut state = self.state();
         let newly = state.paired.insert(device.to_string(), kind).is_none();
         if let (true, Some(sim)) = (newly, &self.simulated) {
@@ -224,7 +236,7 @@ impl Vigil {
                 DeviceKind::Cgm => {
                     let mut cgm = CgmConfig::new(device, seed, now);
                     cgm.profile = self.config.simulation.profile();
-                    cgm.faults = self.config.simulation.faults()?;
+                    cgm.faults = self.config.simulation.faults_for(device)?;
                     if self.config.simulation.cgm_one_minute {
                         cgm.interval =
                             crate::transport::simulated::physiology::SampleInterval::OneMinute;
@@ -278,6 +290,12 @@ impl Vigil {
         if paired.is_empty() && self.state().running.is_empty() {
             return Err(SdkError::unavailable("no device paired: call pair first"));
         }
+        if self.state().running.is_empty() {
+            // A stop is deliberate: the silence since is no signal loss, and
+            // the source followed before may not come back.
+            let fresh = glucose_alerts(&self.config, &self.state().paired)?;
+            *self.glucose.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        }
         for (device, kind) in paired {
             let running = self.start_device(&device, kind)?;
             self.state().running.insert(device, running);
@@ -289,6 +307,7 @@ impl Vigil {
         let dispatch = self.dispatch()?.clone();
         let buffer = Buffer::open_shared(&self.config.storage_path, buffer_config(&self.config))?;
         let device_id = DeviceId(device.to_string());
+        // The device's own alerts (battery); glucose goes to the shared one.
         let engine = Arc::new(Mutex::new(AlertEngine::new(
             self.config.alerts.clone(),
             device.to_string(),
@@ -313,7 +332,8 @@ impl Vigil {
             buffer: BufferSink::with_commit_window(buffer, COMMIT_WINDOW),
             rearm: rearm.clone(),
             unheard: Vec::new(),
-            engine: engine.clone(),
+            engine,
+            glucose: self.glucose.clone(),
             dispatch: dispatch.clone(),
             contact: self.contact.clone(),
             alert_posted: alert_posted.clone(),
@@ -324,6 +344,7 @@ impl Vigil {
                 self.clock.now() + TimeDelta::from_std(run_for).unwrap_or(TimeDelta::MAX)
             }
         };
+        let glucose = self.glucose.clone();
         let transport = self.transport.clone();
         let clock = self.clock.clone();
         let ticker_path = self.config.storage_path.clone();
@@ -333,7 +354,7 @@ impl Vigil {
             Box::pin(async move {
                 let mut session = Session::new(session_cfg, transport.clone(), clock.clone(), sink);
                 let ticker = signal_timer(
-                    engine,
+                    glucose,
                     clock.clone(),
                     rearm,
                     dispatch.clone(),
@@ -527,6 +548,33 @@ impl Vigil {
         export::confirm(&mut self.buffer(), target, cursor)
     }
 
+    /// The series that stands for the patient: of every stored reading of
+    /// `quantity` (`glucose`, `heart_rate` or `spo2`, whichever device and
+    /// stream measured it) in `from_ms..to_ms` (sensor time, Unix ms), one
+    /// reading per coincident moment, chosen by the default precedence
+    /// policy with each device ranked by the kind it was paired as. Each is
+    /// the winning reading unchanged (device, stream, value, time), in time
+    /// order. The listener and [`Vigil::export_batch`] stay raw.
+    ///
+    /// Errors: [`SdkError::InvalidInput`] for an unknown quantity or a range
+    /// that is empty or longer than [`MAX_RESOLVED_RANGE_MS`].
+    pub fn resolved_readings(
+        &self,
+        quantity: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> SdkResult<Vec<ReadingEvent>> {
+        let paired = self.state().paired.clone();
+        resolved::resolved(
+            &self.buffer(),
+            &self.config.patient_id,
+            &paired,
+            quantity,
+            from_ms,
+            to_ms,
+        )
+    }
+
     /// Stops everything and releases the runtime and the callback thread;
     /// also done on drop. Callbacks queued before it still arrive.
     pub fn close(&mut self) -> SdkResult<()> {
@@ -594,7 +642,7 @@ fn epoch(ms: i64) -> SdkResult<DateTime<Utc>> {
 /// costs wake-ups only when a signal is actually being lost. (A ticker
 /// polling every minute cost 60 wake-ups an hour.)
 async fn signal_timer(
-    engine: Arc<Mutex<AlertEngine>>,
+    glucose: Arc<Mutex<GlucoseAlerts>>,
     clock: Arc<dyn Clock>,
     rearm: Arc<tokio::sync::Notify>,
     dispatch: Dispatch,
@@ -604,9 +652,10 @@ async fn signal_timer(
 ) {
     let mut buffer: Option<Buffer> = None;
     loop {
-        let deadline = engine
+        let deadline = glucose
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .engine
             .next_deadline();
         let Some(deadline) = deadline else {
             rearm.notified().await;
@@ -623,13 +672,18 @@ async fn signal_timer(
             () = rearm.notified() => continue,
         }
         crate::energy::timer_woke();
-        let events = engine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .on_tick(clock.now());
+        // Every session runs a timer over the shared engine; the first to
+        // wake raises what is due, the others find nothing left. The alert
+        // names the source the engine followed, whichever timer woke.
+        let (events, followed) = {
+            let mut g = glucose.lock().unwrap_or_else(|e| e.into_inner());
+            let events = g.engine.on_tick(clock.now());
+            (events, g.gate.followed().map(|s| s.device.clone()))
+        };
         if events.is_empty() {
             continue;
         }
+        let device = followed.unwrap_or_else(|| device.clone());
         if buffer.is_none() {
             buffer = Buffer::open_shared(&path, BufferConfig::default()).ok();
         }
@@ -637,4 +691,28 @@ async fn signal_timer(
         // a failed write is the session's to report with its own writes.
         let _ = pipeline::raise(buffer.as_mut(), &dispatch, &device, events, &*alert_posted);
     }
+}
+
+/// A fresh glucose engine for the patient and the gate in front of it,
+/// with the classes of the devices paired so far.
+///
+/// The hold is the gate's default (two 5-minute moments) but never more
+/// than half the signal-loss time: when the followed CGM goes quiet and
+/// another is talking, the other takes over before a signal loss could be
+/// raised for a patient who is still being measured.
+fn glucose_alerts(
+    config: &VigilConfig,
+    paired: &HashMap<String, DeviceKind>,
+) -> SdkResult<GlucoseAlerts> {
+    use crate::precedence::live::LiveSource;
+    use crate::precedence::{Precedence, PrecedenceConfig, Quantity};
+    let mut precedence = Precedence::new(PrecedenceConfig::default_for(Quantity::Glucose))?;
+    for (device, kind) in paired {
+        precedence = precedence.with_device_class(DeviceId(device.clone()), kind.class());
+    }
+    let hold = LiveSource::default_hold(&precedence).min(config.alerts.signal_loss_after / 2);
+    Ok(GlucoseAlerts {
+        engine: AlertEngine::new(config.alerts.clone(), config.patient_id.clone())?,
+        gate: LiveSource::new(precedence, hold),
+    })
 }

@@ -3,6 +3,12 @@
 //! to the outbox and handed to the app at once), then into the SQLite
 //! buffer; buffer pressure and device events go to the app.
 //!
+//! Glucose alerts are the patient's, not a device's: one engine per SDK,
+//! fed by a [`LiveSource`] gate that lets it follow one glucose source at a
+//! time, so two CGMs (or a new sensor and the old one's backfill) raise
+//! each episode once and never draw a slope across two sensors. Every
+//! reading is still buffered and heard by the app, fed or not.
+//!
 //! Readings reach the app's listener only once committed: the buffer
 //! batches commits in a short window (see `store::sink`), and a reading
 //! the app has heard of must survive a kill of the app at any moment.
@@ -14,7 +20,8 @@ use chrono::{DateTime, Utc};
 use super::dispatch::{Callback, Dispatch};
 use super::events::{AlertEvent, BufferEvent, DeviceEvent, ReadingEvent, millis};
 use crate::alerts::{self, AlertEngine};
-use crate::model::{DeviceId, Sample, Stream};
+use crate::model::{DeviceId, Reading, Sample, Stream};
+use crate::precedence::live::{Admission, LiveSource};
 use crate::session::{Cursor, DeviceEventKind, SessionOutput, SessionSink};
 use crate::store::{BufferSink, OutboxAlert, PressureLevel};
 use crate::{Error, Result};
@@ -26,10 +33,45 @@ pub(crate) struct Contact {
     pub(crate) last: Option<DateTime<Utc>>,
 }
 
+/// The patient's glucose alerting: the engine and the gate that chooses
+/// which source it hears. Shared by every device session of the SDK.
+#[derive(Debug)]
+pub(crate) struct GlucoseAlerts {
+    pub(crate) engine: AlertEngine,
+    pub(crate) gate: LiveSource,
+}
+
+impl GlucoseAlerts {
+    /// Feeds `r` to the engine if the gate admits it; a reading the gate
+    /// holds back raises nothing and fails nothing.
+    fn on_glucose(&mut self, r: &Reading) -> Result<Vec<alerts::AlertEvent>> {
+        let sample = Sample {
+            time: r.sensor_time,
+            value: r.value,
+        };
+        match self.gate.admit(r) {
+            Admission::Follow => self.engine.on_glucose(sample),
+            Admission::TakeOver { previous } => {
+                if previous.is_some() {
+                    self.engine.on_source_change();
+                }
+                self.engine.on_glucose(sample)
+            }
+            Admission::NotAfterLast
+            | Admission::Standby
+            | Admission::Unusable
+            | Admission::OtherQuantity => Ok(Vec::new()),
+        }
+    }
+}
+
 /// The sink a facade session writes into.
 pub(crate) struct Pipeline {
     pub(crate) buffer: BufferSink,
+    /// This device's own alerts (battery).
     pub(crate) engine: Arc<Mutex<AlertEngine>>,
+    /// The patient's glucose alerts, shared with the other sessions.
+    pub(crate) glucose: Arc<Mutex<GlucoseAlerts>>,
     /// Re-arms the signal timer: a reading moves the engine's next
     /// deadline (see `signal_timer` in the facade).
     pub(crate) rearm: Arc<tokio::sync::Notify>,
@@ -133,29 +175,40 @@ impl SessionSink for Pipeline {
         match &output {
             SessionOutput::Reading(r) => {
                 self.touch(r.receive_time);
-                let events = {
-                    let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-                    match r.stream {
-                        Stream::Glucose => engine.on_glucose(Sample {
-                            time: r.sensor_time,
-                            value: r.value,
-                        })?,
-                        Stream::Battery => engine.on_battery(r.sensor_time, r.value)?,
-                        _ => Vec::new(),
-                    }
+                // An engine refusal must not cost the reading its place in
+                // the buffer: it is reported once the reading is stored.
+                let events = match r.stream {
+                    Stream::Glucose => self
+                        .glucose
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .on_glucose(r),
+                    Stream::Battery => self
+                        .engine
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .on_battery(r.sensor_time, r.value),
+                    _ => Ok(Vec::new()),
+                };
+                let (events, refused) = match events {
+                    Ok(events) => (events, None),
+                    Err(e) => (Vec::new(), Some(e)),
                 };
                 if r.stream == Stream::Glucose {
                     self.rearm.notify_one();
                 }
                 self.unheard.push(ReadingEvent::from_reading(r));
                 let device = r.provenance.device.clone();
-                raise(
+                let raised = raise(
                     Some(self.buffer.buffer_mut()),
                     &self.dispatch,
                     &device,
                     events,
                     &*self.alert_posted,
-                )?;
+                );
+                let accepted = self.buffer.accept(output);
+                self.after_commit();
+                return accepted.and(raised).and(refused.map_or(Ok(()), Err));
             }
             SessionOutput::Event(e) => {
                 if matches!(e.kind, DeviceEventKind::Connected) {
@@ -258,6 +311,52 @@ mod tests {
         fn on_sync_event(&self, _: SyncEvent) {}
         fn on_buffer_event(&self, _: BufferEvent) {}
         fn on_host_request(&self, _: HostRequest) {}
+    }
+
+    fn glucose(device: &str, session: i64, min: i64, value: f64) -> crate::model::Reading {
+        let t0 = chrono::DateTime::from_timestamp(1_767_571_200, 0).unwrap();
+        crate::model::Reading {
+            patient: crate::model::PatientId("p".into()),
+            stream: Stream::Glucose,
+            value,
+            sensor_time: t0 + chrono::TimeDelta::minutes(min),
+            receive_time: t0 + chrono::TimeDelta::minutes(min),
+            sequence: u64::try_from(min).unwrap(),
+            quality: crate::model::Quality::default(),
+            provenance: crate::model::Provenance {
+                device: DeviceId(device.into()),
+                characteristic: 0x2AA7,
+                raw: Vec::new(),
+                session: Some(session),
+            },
+        }
+    }
+
+    fn glucose_alerts() -> GlucoseAlerts {
+        use crate::precedence::{Precedence, PrecedenceConfig, Quantity};
+        let p = Precedence::new(PrecedenceConfig::default_for(Quantity::Glucose)).unwrap();
+        let hold = LiveSource::default_hold(&p);
+        GlucoseAlerts {
+            engine: AlertEngine::new(alerts::AlertConfig::default(), "p").unwrap(),
+            gate: LiveSource::new(p, hold),
+        }
+    }
+
+    #[test]
+    fn readings_the_gate_holds_back_raise_nothing_and_fail_nothing() {
+        let mut g = glucose_alerts();
+        // Two CGMs 40 mg/dL apart, interleaved, then a late backfill of
+        // both: the engine was refusing such readings with an error.
+        let mut events = Vec::new();
+        for m in (0..60).step_by(5) {
+            events.extend(g.on_glucose(&glucose("a", 1, m, 100.0)).unwrap());
+            events.extend(g.on_glucose(&glucose("b", 1, m + 1, 140.0)).unwrap());
+        }
+        for m in (0..60).step_by(5) {
+            events.extend(g.on_glucose(&glucose("a", 1, m, 100.0)).unwrap());
+            events.extend(g.on_glucose(&glucose("b", 7, m, 40.0)).unwrap());
+        }
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct Simulation {
     /// Simulated CGMs report every minute instead of every five (what the
     /// reduction measurement runs on 1-minute data).
     pub cgm_one_minute: bool,
+    /// Periods when one simulated CGM, named as it was paired, is out of
+    /// range: (device, from, to), Unix milliseconds UTC, from inclusive, to
+    /// exclusive. A sensor change is scripted with it: the new sensor is
+    /// out of range until it is put on, the old one leaves range before its
+    /// last readings and backfills them when it comes back.
+    pub device_out_of_range_ms: Vec<(String, i64, i64)>,
 }
 
 impl Simulation {
@@ -62,26 +68,50 @@ impl Simulation {
         }
     }
 
-    pub(crate) fn faults(&self) -> SdkResult<FaultPlan> {
-        let time = |ms: i64| {
-            Utc.timestamp_millis_opt(ms)
-                .single()
-                .ok_or_else(|| SdkError::invalid("cgm_out_of_range_ms: time out of range"))
-        };
-        let mut faults = Vec::with_capacity(self.cgm_out_of_range_ms.len());
-        for &(from, to) in &self.cgm_out_of_range_ms {
-            if to <= from {
-                return Err(SdkError::invalid(
-                    "cgm_out_of_range_ms: each period must end after it starts",
-                ));
-            }
-            faults.push(Fault::OutOfRange {
-                from: time(from)?,
-                to: time(to)?,
-            });
+    /// Checks every scripted period (of every device).
+    pub(crate) fn check(&self) -> SdkResult<()> {
+        self.faults_for("")?;
+        for (device, _, _) in &self.device_out_of_range_ms {
+            self.faults_for(device)?;
         }
+        Ok(())
+    }
+
+    /// The faults of the simulated CGM paired as `device`: the periods of
+    /// every CGM, then its own.
+    pub(crate) fn faults_for(&self, device: &str) -> SdkResult<FaultPlan> {
+        let own = self
+            .device_out_of_range_ms
+            .iter()
+            .filter(|(d, _, _)| d == device)
+            .map(|(_, from, to)| (*from, *to));
+        let faults = self
+            .cgm_out_of_range_ms
+            .iter()
+            .copied()
+            .chain(own)
+            .map(|(from, to)| period(from, to))
+            .collect::<SdkResult<Vec<_>>>()?;
         Ok(FaultPlan::scripted(faults))
     }
+}
+
+/// One out-of-range period, refused if empty or reversed.
+fn period(from: i64, to: i64) -> SdkResult<Fault> {
+    let time = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| SdkError::invalid("cgm_out_of_range_ms: time out of range"))
+    };
+    if to <= from {
+        return Err(SdkError::invalid(
+            "cgm_out_of_range_ms: each period must end after it starts",
+        ));
+    }
+    Ok(Fault::OutOfRange {
+        from: time(from)?,
+        to: time(to)?,
+    })
 }
 
 #[cfg(test)]
@@ -116,11 +146,22 @@ mod tests {
             cgm_out_of_range_ms: vec![(2_000, 1_000)],
             ..Simulation::default()
         };
-        assert!(s.faults().is_err());
+        assert!(s.check().is_err());
+        let own = Simulation {
+            device_out_of_range_ms: vec![("cgm-2".into(), 2_000, 1_000)],
+            ..Simulation::default()
+        };
+        assert!(own.check().is_err());
         let ok = Simulation {
             cgm_out_of_range_ms: vec![(1_000, 2_000)],
             ..Simulation::default()
         };
-        assert_eq!(ok.faults().unwrap().faults.len(), 1);
+        assert_eq!(ok.faults_for("cgm-1").unwrap().faults.len(), 1);
+        let own = Simulation {
+            device_out_of_range_ms: vec![("cgm-2".into(), 3_000, 4_000)],
+            ..ok
+        };
+        assert_eq!(own.faults_for("cgm-1").unwrap().faults.len(), 1);
+        assert_eq!(own.faults_for("cgm-2").unwrap().faults.len(), 2);
     }
 }

@@ -22,6 +22,7 @@
 //!   choose among the best-validity readings.
 
 pub mod config;
+pub mod live;
 pub mod resolve;
 
 use serde::{Deserialize, Serialize};

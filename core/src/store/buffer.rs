@@ -427,6 +427,37 @@ impl Buffer {
         rows.into_iter().map(RowValues::into_stored).collect()
     }
 
+    /// The stored readings of `streams` measured in `from..to` (sensor
+    /// time), in measurement order: what a resolved view of a quantity
+    /// reads. The stream codes lead an index; time does not, so the caller
+    /// bounds the range.
+    pub fn readings_measured(
+        &self,
+        streams: &[Stream],
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<StoredReading>> {
+        if streams.is_empty() || to <= from {
+            return Ok(Vec::new());
+        }
+        // The codes are our own integers, never input text.
+        let codes: Vec<String> = streams
+            .iter()
+            .map(|s| stream_code(*s).to_string())
+            .collect();
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM readings WHERE stream IN ({}) \
+             AND sensor_time >= ?1 AND sensor_time < ?2 ORDER BY sensor_time, id",
+            codes.join(",")
+        );
+        let rows = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![to_micros(from), to_micros(to)], read_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(RowValues::into_stored).collect()
+    }
+
     /// How many readings are stored, optionally only of one stream and/or
     /// in one sync state.
     pub fn count(&self, stream: Option<Stream>, state: Option<SyncState>) -> Result<u64> {

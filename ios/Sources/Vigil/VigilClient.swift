@@ -74,6 +74,15 @@ public final class VigilClient: @unchecked Sendable {
         try await offCaller { try self.sdk.exportBatch(target: target, streams: streams, limit: limit) }
     }
 
+    /// The series that stands for the patient: of every stored reading of
+    /// `quantity` (`glucose`, `heart_rate`, `spo2`) measured in
+    /// `fromMs..<toMs` (at most 24 h), one reading per coincident moment, the
+    /// one the precedence policy picks, unchanged, in time order. The
+    /// readings stream and `exportBatch` stay raw.
+    public func resolvedReadings(quantity: String, fromMs: Int64, toMs: Int64) async throws -> [Reading] {
+        try await offCaller { try self.sdk.resolvedReadings(quantity: quantity, fromMs: fromMs, toMs: toMs) }
+    }
+
     /// `target` stored the batch that came with `cursor`; never moves the cursor back.
     public func confirmExport(target: String, cursor: UInt64) async throws {
         try await offCaller { try self.sdk.confirmExport(target: target, cursor: cursor) }

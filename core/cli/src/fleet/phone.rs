@@ -134,6 +134,7 @@ pub fn start(
         glucose: setup.script.glucose(index),
         cgm_out_of_range_ms: setup.script.out_of_range_ms(index, setup.start_ms),
         cgm_one_minute: false,
+        ..Simulation::default()
     };
     let listener = Arc::new(PhoneListener {
         index,

@@ -100,6 +100,32 @@ class VigilTest {
     }
 
     @Test
+    fun `two CGMs on one patient resolve to one glucose reading per moment while readings stay raw`(): Unit = runBlocking {
+        Vigil.open(simulated(2uL)).use { vigil ->
+            vigil.pair("cgm-a", DeviceKind.CGM)
+            vigil.pair("cgm-b", DeviceKind.CGM)
+            val stopped = async(start = CoroutineStart.UNDISPATCHED) {
+                vigil.deviceEvents().filter { it.kind == "stopped" }.take(2).toList()
+            }
+            while (vigil.subscriberCount() < 1) delay(5)
+            vigil.start()
+            withTimeout(60_000) { stopped.await() }
+            // Raw: every reading of both sensors.
+            val raw = vigil.exportBatch("probe", listOf("glucose"), 10_000).readings
+            assertEquals(setOf("cgm-a", "cgm-b"), raw.map { it.device }.toSet())
+            // Resolved: one of them per 5-minute moment, unchanged.
+            val resolved = vigil.resolvedReadings("glucose", JAN_5_2026_MS, JAN_5_2026_MS + 2 * 3_600_000L + 1)
+            assertTrue(resolved.isNotEmpty())
+            assertTrue(raw.containsAll(resolved))
+            assertTrue(resolved.zipWithNext().all { (a, b) -> b.sensorTimeMs > a.sensorTimeMs })
+            assertTrue(resolved.size <= raw.size / 2 + 1, "${resolved.size} resolved of ${raw.size}")
+            assertThrows<VigilError.InvalidInput> {
+                runBlocking { vigil.resolvedReadings("insulin", JAN_5_2026_MS, JAN_5_2026_MS + 1) }
+            }
+        }
+    }
+
+    @Test
     fun `an export walks the buffer from its cursor, which outlives the SDK object`(): Unit = runBlocking {
         val path = tempDb()
         val unconfirmed = Vigil.open(simulated(2uL, path)).use { vigil ->

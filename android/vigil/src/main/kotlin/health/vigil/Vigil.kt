@@ -124,6 +124,17 @@ class Vigil private constructor(
     suspend fun exportBatch(target: String, streams: List<String>, limit: Int): ExportBatch =
         call { it.exportBatch(target, streams, limit.coerceAtLeast(0).toUInt()) }
 
+    /**
+     * The series that stands for the patient: of every stored reading of
+     * [quantity] (`glucose`, `heart_rate`, `spo2`) measured in
+     * [fromMs]..[toMs] (at most 24 h), one reading per coincident moment,
+     * the one the precedence policy picks (devices ranked by the kind they
+     * were paired as), unchanged, in time order. [readings] and
+     * [exportBatch] stay raw: every reading of every device.
+     */
+    suspend fun resolvedReadings(quantity: String, fromMs: Long, toMs: Long): List<Reading> =
+        call { it.resolvedReadings(quantity, fromMs, toMs) }
+
     /** [target] stored the batch that came with [cursor]; never moves the cursor back. */
     suspend fun confirmExport(target: String, cursor: ULong) = call { it.confirmExport(target, cursor) }
 
