@@ -85,8 +85,9 @@ pub enum Rule {
     /// would not have, or keep one going longer, but never hide one. It is
     /// one-sided on purpose: choosing the lowest could hide a *high* reading
     /// of the same moment, which is why `engage_beyond` keeps it to values
-    /// near the danger it guards, and why the alert engine keeps seeing every
-    /// raw reading regardless of precedence.
+    /// near the danger it guards. (The phone's alert engine does not use it:
+    /// it follows one source at a time, see [`super::live`], so that two
+    /// sensors' offset never reads as a slope or flaps an episode.)
     MostSevere {
         /// Which end of the scale is dangerous.
         direction: Direction,
