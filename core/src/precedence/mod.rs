@@ -134,14 +134,19 @@ impl DeviceClass {
     /// A watch that speaks the Heart Rate service must be declared with
     /// [`Precedence::with_device_class`].
     pub fn default_for(stream: Stream) -> DeviceClass {
-        let name = match stream {
+        DeviceClass::new(DeviceClass::default_name(stream))
+    }
+
+    /// The name of [`DeviceClass::default_for`], without allocating (the
+    /// resolver asks once per reading and rule).
+    pub fn default_name(stream: Stream) -> &'static str {
+        match stream {
             Stream::Glucose | Stream::GlucoseTrend => "cgm",
             Stream::MeterGlucose => "meter",
             Stream::HeartRate | Stream::RrInterval | Stream::EnergyExpended => "heart_rate_strap",
             Stream::PulseRate | Stream::Spo2 => "oximeter",
             Stream::Battery => "unknown",
-        };
-        DeviceClass::new(name)
+        }
     }
 }
 

@@ -184,10 +184,15 @@ impl Precedence {
 
     /// The class the policy gives `reading`'s device.
     pub fn class_of(&self, reading: &Reading) -> DeviceClass {
-        self.classes
-            .get(&reading.provenance.device)
-            .cloned()
-            .unwrap_or_else(|| DeviceClass::default_for(reading.stream))
+        DeviceClass::new(self.class_name(reading))
+    }
+
+    /// The name of [`Precedence::class_of`], borrowed.
+    fn class_name<'a>(&'a self, reading: &Reading) -> &'a str {
+        self.classes.get(&reading.provenance.device).map_or_else(
+            || DeviceClass::default_name(reading.stream),
+            |c| c.0.as_str(),
+        )
     }
 
     /// Resolves `patient`'s readings of the policy's quantity.
@@ -396,10 +401,10 @@ impl Precedence {
             }),
             Rule::DeviceRank { ranking } => {
                 let rank = |r: &Reading| {
-                    let class = self.class_of(r);
+                    let class = self.class_name(r);
                     ranking
                         .iter()
-                        .position(|c| *c == class)
+                        .position(|c| c.0 == class)
                         .unwrap_or(ranking.len())
                 };
                 let best = alive.iter().map(|r| rank(r)).min().unwrap_or(0);
@@ -411,7 +416,7 @@ impl Precedence {
                     if rank(r) > best {
                         Err(format!(
                             "class `{}` ranks below `{best_name}`",
-                            self.class_of(r).0
+                            self.class_name(r)
                         ))
                     } else {
                         Ok(())
@@ -421,7 +426,16 @@ impl Precedence {
             Rule::NewestSession => {
                 // Per device: its latest sensor session. Devices are not
                 // compared with each other (their session numbers are
-                // unrelated counters).
+                // unrelated counters), so a moment whose candidates are all
+                // of different devices has nothing to decide here.
+                let shared = alive.iter().enumerate().any(|(i, a)| {
+                    alive[..i]
+                        .iter()
+                        .any(|b| b.provenance.device == a.provenance.device)
+                });
+                if !shared {
+                    return alive;
+                }
                 let mut newest: BTreeMap<&DeviceId, i64> = BTreeMap::new();
                 for r in &alive {
                     if let Some(session) = r.provenance.session {
