@@ -18,6 +18,7 @@ mod reduce;
 mod reduction_check;
 mod simulate;
 mod trace;
+mod wire_meter;
 
 /// Vigil developer tool.
 #[derive(Debug, Parser)]

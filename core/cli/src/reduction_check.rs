@@ -13,7 +13,10 @@
 //! - the worst distance between a reconstructed value and the raw reading;
 //! - time in each consensus band from the service's data and from the raw
 //!   trace (equal, since band crossings are always kept);
-//! - whether every reading at the time of an alert arrived kept.
+//! - whether every reading at the time of an alert arrived kept;
+//! - the bytes the phone and the service exchanged per patient-day, HTTP
+//!   headers included (a counting relay on the wire), beside what an
+//!   xDrip+-style Nightscout uploader exchanges posting the same readings.
 //!
 //! Every figure is computed from this run's data; nothing is assumed.
 
@@ -33,6 +36,7 @@ use vigil_core::reduce::{GlucoseBand, Policy, ReducerConfig, reduce};
 
 use crate::Failure;
 use crate::fleet::service;
+use crate::wire_meter;
 
 /// Arguments of `vigil reduction-check`.
 #[derive(Debug, clap::Args)]
@@ -105,6 +109,71 @@ pub struct RunFigures {
     pub alert_readings: usize,
     /// Alert readings stored kept.
     pub alert_kept: usize,
+    /// Bytes the phone and the service exchanged per simulated day, both
+    /// ways, HTTP headers included.
+    pub wire_bytes_per_day: f64,
+    /// The same for a Nightscout uploader posting each reading as it
+    /// arrives.
+    pub nightscout_bytes_per_day: f64,
+}
+
+/// The Nightscout API secret of the comparison uploader (demo only).
+const UPLOADER_SECRET: &str = "reduction-check uploader secret";
+
+/// Posts `trace` as an xDrip+ uploader does, one `sgv` entry per request
+/// as each reading arrives (keep-alive reused, as OkHttp does), through a
+/// meter of its own; returns the bytes both ways.
+async fn nightscout_upload(
+    service: &service::Service,
+    target: std::net::SocketAddr,
+    patient: i64,
+    trace: &BTreeMap<i64, f64>,
+) -> Result<u64, Failure> {
+    let storage = vigil_ingest::storage::sqlite::SqliteStorage::open(&service.database)
+        .map_err(failed("service database"))?;
+    vigil_ingest::admin::set_nightscout_secret(&storage, patient, UPLOADER_SECRET)
+        .map_err(failed("nightscout secret"))?;
+    drop(storage);
+    let meter = wire_meter::start(target)
+        .await
+        .map_err(failed("wire meter"))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent("okhttp/4.12.0")
+        .build()
+        .map_err(failed("HTTP client"))?;
+    let secret = vigil_ingest::nightscout::sha1_hex(UPLOADER_SECRET);
+    let url = format!("http://{}/api/v1/entries", meter.addr);
+    let mut previous: Option<f64> = None;
+    for (&ms, &value) in trace {
+        let Some(t) = DateTime::from_timestamp_millis(ms) else {
+            continue;
+        };
+        let iso = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let delta = previous.map_or(0.0, |p| value - p);
+        previous = Some(value);
+        let entry = serde_json::json!([{
+            "device": "xDrip-DexcomG6", "date": ms, "dateString": iso,
+            "sgv": value.round(), "delta": (delta * 1000.0).round() / 1000.0,
+            "direction": "Flat", "type": "sgv", "filtered": value * 1000.0,
+            "unfiltered": value * 1000.0, "rssi": 100, "noise": 1, "sysTime": iso
+        }]);
+        let resp = http
+            .post(&url)
+            .header("api-secret", &secret)
+            .json(&entry)
+            .send()
+            .await
+            .map_err(failed("nightscout upload"))?;
+        let status = resp.status();
+        let _ = resp.bytes().await;
+        if !status.is_success() {
+            return Err(Failure::Other(format!(
+                "nightscout upload refused: {status}"
+            )));
+        }
+    }
+    Ok(meter.counts.total())
 }
 
 fn bands(values: impl Iterator<Item = f64>) -> [f64; 5] {
@@ -139,12 +208,34 @@ fn run_one(
     days: u32,
     seed: u64,
 ) -> Result<RunFigures, Failure> {
-    let service = runtime.block_on(service::start(dir, 0, 1))?;
+    // Two patients: the phone syncs as the first; the Nightscout uploader
+    // it is compared with posts the same readings as the second.
+    let limits = vigil_ingest::Limits {
+        rate: vigil_ingest::rate_limit::RateLimit {
+            per_second: 1e9,
+            burst: u32::MAX,
+        },
+        ..vigil_ingest::Limits::default()
+    };
+    let service = runtime.block_on(service::start_with(dir, 0, 2, limits))?;
     let patient = service
         .patients
         .first()
         .cloned()
         .ok_or_else(|| Failure::Other("no patient".into()))?;
+    let uploader = service
+        .patients
+        .get(1)
+        .cloned()
+        .ok_or_else(|| Failure::Other("no second patient".into()))?;
+    let target: std::net::SocketAddr = service
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(failed("service address"))?;
+    let phone_meter = runtime
+        .block_on(wire_meter::start(target))
+        .map_err(failed("wire meter"))?;
     let length = TimeDelta::days(i64::from(days));
     // Midnight UTC a day before the run would have to start to end now:
     // the simulated patient follows the time of day, so every run of a
@@ -156,7 +247,7 @@ fn run_one(
         .and_utc();
     let start = today - length - TimeDelta::days(1);
     let mut config = VigilConfig::new(dir.join("phone.db"), patient.id.to_string());
-    config.server_url = Some(service.url.clone());
+    config.server_url = Some(format!("http://{}", phone_meter.addr));
     config.token = Some(patient.device_token.clone());
     config.clock = ClockMode::Simulated {
         start_ms: start.timestamp_millis(),
@@ -200,6 +291,14 @@ fn run_one(
     }
     let _ = vigil.stop();
     vigil.close().map_err(failed("close"))?;
+    let wire_bytes = phone_meter.counts.total();
+    let raw_trace = raw
+        .glucose
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let nightscout_bytes =
+        runtime.block_on(nightscout_upload(&service, target, uploader.id, &raw_trace))?;
     runtime.block_on(service.stop());
 
     let conn = Connection::open_with_flags(service_db(dir), OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -216,11 +315,7 @@ fn run_one(
         .collect::<rusqlite::Result<_>>()
         .map_err(failed("service database"))?;
 
-    let glucose = raw
-        .glucose
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let glucose = raw_trace;
     let alerts = raw.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let samples: Vec<Sample> = glucose
         .iter()
@@ -255,6 +350,8 @@ fn run_one(
     }
     let alert_readings = glucose.keys().filter(|ms| alerts.contains(ms)).count();
     Ok(RunFigures {
+        wire_bytes_per_day: wire_bytes as f64 / f64::from(days),
+        nightscout_bytes_per_day: nightscout_bytes as f64 / f64::from(days),
         readings: samples.len(),
         stored: stored.len(),
         held_pct: 100.0 * held as f64 / stored.len().max(1) as f64,
@@ -289,11 +386,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         args.days, args.seed
     );
     println!(
-        "interval profile  readings stored  held-back  offline  diff  max-err  bands equal  alert readings kept"
+        "interval profile  readings stored  held-back  offline  diff  max-err  bands equal  alert readings kept  wire B/day  Nightscout B/day  ratio"
     );
     let mut ok = true;
     for &interval in &args.intervals {
-        let mut sum = (0.0, 0.0);
+        let mut sum = (0.0, 0.0, 0.0, 0.0);
         for (profile, name) in PROFILES {
             let temp = tempfile::tempdir().map_err(failed("temporary directory"))?;
             let f = run_one(
@@ -310,7 +407,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .zip(f.bands_raw.iter())
                 .all(|(a, b)| (a - b).abs() < 1e-9);
             println!(
-                "{interval:>2} min   {name:<8} {:>8} {:>6}  {:>8.1} % {:>6.1} % {:>+5.1}  {:>5.2}    {:<5}        {}/{}",
+                "{interval:>2} min   {name:<8} {:>8} {:>6}  {:>8.1} % {:>6.1} % {:>+5.1}  {:>5.2}    {:<5}        {:>7}  {:>10.0}  {:>16.0}  {:>4.1} %",
                 f.readings,
                 f.stored,
                 f.held_pct,
@@ -318,8 +415,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 f.held_pct - f.offline_held_pct,
                 f.max_error,
                 if equal { "yes" } else { "NO" },
-                f.alert_kept,
-                f.alert_readings,
+                format!("{}/{}", f.alert_kept, f.alert_readings),
+                f.wire_bytes_per_day,
+                f.nightscout_bytes_per_day,
+                100.0 * f.wire_bytes_per_day / f.nightscout_bytes_per_day.max(1.0),
             );
             ok &= equal
                 && f.max_error <= 3.0
@@ -328,11 +427,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 && (f.held_pct - f.offline_held_pct).abs() <= 3.0;
             sum.0 += f.held_pct;
             sum.1 += f.offline_held_pct;
+            sum.2 += f.wire_bytes_per_day;
+            sum.3 += f.nightscout_bytes_per_day;
         }
         println!(
-            "{interval:>2} min   average: {:.1} % held back on the product path, {:.1} % offline",
+            "{interval:>2} min   average: {:.1} % held back on the product path, {:.1} % offline; {:.0} wire bytes per patient-day against {:.0} for a Nightscout uploader ({:.1} %)",
             sum.0 / 3.0,
-            sum.1 / 3.0
+            sum.1 / 3.0,
+            sum.2 / 3.0,
+            sum.3 / 3.0,
+            100.0 * sum.2 / sum.3.max(1.0)
         );
     }
     if ok {

@@ -54,6 +54,18 @@ fn admin_failed(what: &str) -> impl Fn(vigil_ingest::Error) -> Failure + '_ {
 /// Opens the database in `dir`, creates the clinic and starts serving on
 /// 127.0.0.1:`port` (0: any free port; a taken port falls back to any).
 pub async fn start(dir: &Path, port: u16, patients: usize) -> Result<Service, Failure> {
+    start_with(dir, port, patients, Limits::default()).await
+}
+
+/// [`start`] with the service's limits given: measurements that replay days
+/// in seconds lift the per-token throttle, which counts wall-clock seconds,
+/// so that no byte they count is a 429 and its retry.
+pub async fn start_with(
+    dir: &Path,
+    port: u16,
+    patients: usize,
+    limits: Limits,
+) -> Result<Service, Failure> {
     let database = dir.join("ingest.db");
     let storage = SqliteStorage::open(&database).map_err(admin_failed("database"))?;
     // A kept --data-dir already holds earlier runs' clinicians: each run
@@ -81,7 +93,7 @@ pub async fn start(dir: &Path, port: u16, patients: usize) -> Result<Service, Fa
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::Other(format!("demo service address: {e}")))?;
-    let router = app(AppState::new(Store::new(storage), Limits::default()));
+    let router = app(AppState::new(Store::new(storage), limits));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let stop = async {
