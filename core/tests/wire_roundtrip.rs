@@ -259,3 +259,18 @@ fn alerts_heartbeats_and_acks_round_trip_as_json() {
         alert_ack
     );
 }
+
+#[test]
+fn ack_runs_span_a_group_s_own_stored_readings_and_break_at_a_refused_one() {
+    use vigil_core::wire::SeqRange;
+    let r = |first, last| SeqRange { first, last };
+    // 5-minute CGM offsets: one range, not four.
+    assert_eq!(SeqRange::runs(&[15, 0, 5, 10], &[]), vec![r(0, 15)]);
+    // A refused reading in the middle splits the run and is not claimed.
+    let runs = SeqRange::runs(&[0, 5, 15, 20], &[10]);
+    assert_eq!(runs, vec![r(0, 5), r(15, 20)]);
+    assert!(!runs.iter().any(|x| x.contains(10)));
+    // Stored and refused at once (two groups of one stream): the refusal wins.
+    assert_eq!(SeqRange::runs(&[0, 5, 10], &[5]), vec![r(0, 0), r(10, 10)]);
+    assert!(SeqRange::runs(&[], &[3]).is_empty());
+}

@@ -156,10 +156,11 @@ pub fn assemble_ack(batch: &NewBatch, outcomes: &[Vec<ReadingOutcome>]) -> Batch
                 }
             }
             rejected.sort_by_key(|r| r.seq);
+            let refused: Vec<u64> = rejected.iter().map(|r| r.seq).collect();
             StreamAck {
                 stream: g.stream,
                 session: g.session,
-                stored: SeqRange::coalesce(stored),
+                stored: SeqRange::runs(&stored, &refused),
                 rejected,
             }
         })

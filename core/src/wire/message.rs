@@ -687,6 +687,46 @@ impl SeqRange {
         out
     }
 
+    /// The fewest ranges covering the `stored` sequences of one batch group
+    /// and none of its `refused` ones: runs of the group's own readings, in
+    /// sequence order, broken only where the group carried a refused one.
+    ///
+    /// Why not [`SeqRange::coalesce`]: CGM sequences step by the sampling
+    /// interval (the time offset in minutes), so exact coalescing gives one
+    /// range per reading and the acknowledgement grows with the batch. A
+    /// range here may span sequences the group did not carry; it claims only
+    /// the batch's own readings, which is all a phone settles from it (it
+    /// settles the rows it sent, by their sequences).
+    pub fn runs(stored: &[u64], refused: &[u64]) -> Vec<SeqRange> {
+        let refused: std::collections::BTreeSet<u64> = refused.iter().copied().collect();
+        // A sequence both stored and refused (two groups of one stream) is
+        // left to the refusal: it breaks the run.
+        let mut all: Vec<(u64, bool)> = stored
+            .iter()
+            .filter(|s| !refused.contains(s))
+            .map(|s| (*s, true))
+            .chain(refused.iter().map(|s| (*s, false)))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut out: Vec<SeqRange> = Vec::new();
+        let mut open = false;
+        for (seq, ok) in all {
+            match out.last_mut() {
+                _ if !ok => open = false,
+                Some(r) if open => r.last = seq,
+                _ => {
+                    out.push(SeqRange {
+                        first: seq,
+                        last: seq,
+                    });
+                    open = true;
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `seq` lies in the range.
     pub fn contains(&self, seq: u64) -> bool {
         self.first <= seq && seq <= self.last
