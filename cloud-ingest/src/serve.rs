@@ -29,8 +29,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{Error, Result};
 use crate::{AppState, app};
 
-/// How long a TLS server waits for in-flight requests after a shutdown
-/// signal before closing connections.
+/// How long the HTTPS listener waits for in-flight requests after a
+/// shutdown signal before closing its connections (open live-alert streams
+/// never finish by themselves).
 pub const TLS_DRAIN: Duration = Duration::from_secs(30);
 
 /// Certificate chain and private key, PEM files.
@@ -214,27 +215,10 @@ async fn serve_router(
             serve_plain(listener, router, opts.connections, shutdown).await;
         }
         Some(files) => {
-            let config =
-                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(files)?));
-            let listener = std::net::TcpListener::bind(opts.listen)?;
-            listener.set_nonblocking(true)?;
-            let addr = listener.local_addr()?;
-            let handle = axum_server::Handle::new();
-            let trigger = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                trigger.graceful_shutdown(Some(TLS_DRAIN));
-            });
-            on_bound(addr, true);
-            let mut server = axum_server::from_tcp_rustls(listener, config).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(opts.connections.header_read_timeout);
-            server
-                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-                .await?;
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config(files)?));
+            let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+            on_bound(listener.local_addr()?, true);
+            serve_connections(listener, router, opts.connections, shutdown, Some(acceptor)).await;
         }
     }
     Ok(())
@@ -249,6 +233,31 @@ pub async fn serve_plain(
     router: axum::Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    serve_connections(listener, router, limits, shutdown, None).await;
+}
+
+/// The HTTPS twin of [`serve_plain`]: the same connection limits, counted
+/// from the moment a connection is accepted (before its handshake), and a
+/// TLS handshake bounded by the header-read timeout, so a client that opens
+/// connections and never finishes a handshake holds no more than its share.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_connections(listener, router, limits, shutdown, Some(acceptor)).await;
+}
+
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
@@ -296,20 +305,54 @@ pub async fn serve_plain(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        // No route upgrades a connection (SSE is a plain response).
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            // A client that vanishes or times out ends its connection; that
+            // No route upgrades a connection (SSE is a plain response). A
+            // client that vanishes or times out ends its connection; that
             // is not the service's failure.
-            if let Err(e) = conn.await {
+            let ended = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(slot);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tls.is_some() {
+        if tokio::time::timeout(TLS_DRAIN, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::info!("connections still open after the drain period: closed");
+        }
+    } else {
+        graceful.shutdown().await;
+    }
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM: the signals an operator or a
