@@ -11,10 +11,7 @@ use vigil_core::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
 
 use crate::error::Result;
 use crate::fhir::DataPoint;
-use crate::storage::{NewBatch, NewGroup, NewReading, PatientId, ReadingQuery, Storage};
-
-/// Most readings one read returns (90 days of one-minute readings).
-pub const MAX_READINGS: u32 = 130_000;
+use crate::storage::{NewBatch, NewGroup, NewReading, PatientId, Storage};
 
 /// The CGM Measurement characteristic (0x2AA7): what imported glucose is
 /// filed under, as it is what a CGM would have sent.
@@ -41,31 +38,6 @@ pub fn points(
     )?;
     Ok(resolved
         .series
-        .into_iter()
-        .map(|r| DataPoint {
-            time: r.time,
-            mg_dl: r.value,
-            device: r.device,
-        })
-        .collect())
-}
-
-/// Every stored interstitial glucose reading of `patient` in `[from, to)`,
-/// every source, unresolved: for `?resolved=false` and the audit view.
-pub fn raw_points(
-    s: &dyn Storage,
-    patient: PatientId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<DataPoint>> {
-    let rows = s.readings(&ReadingQuery {
-        patient,
-        stream: Some(Stream::Glucose),
-        from,
-        to,
-        limit: MAX_READINGS,
-    })?;
-    Ok(rows
         .into_iter()
         .map(|r| DataPoint {
             time: r.time,
