@@ -43,6 +43,7 @@ pub fn points(
             time: r.time,
             mg_dl: r.value,
             device: r.device,
+            held_back: r.held_back,
         })
         .collect())
 }

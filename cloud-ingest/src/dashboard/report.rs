@@ -46,6 +46,9 @@ pub struct Report<'a> {
     pub to: DateTime<Utc>,
     /// Glucose readings of the period, mg/dL, time order.
     pub samples: &'a [Sample],
+    /// Times of the readings among `samples` that the phone held back and
+    /// the cloud reconstructed (within the reduction's tolerance).
+    pub held_back: &'a [DateTime<Utc>],
     /// Alerts of the period.
     pub alerts: &'a [AlertLine],
     /// The patient's UTC offset (the AGP is by local time of day).
@@ -299,13 +302,19 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
             r#"<section class="daily" aria-labelledby="d-h"><h2 id="d-h">Daily glucose</h2>{}</section>"#,
             svg::daily(&days, r.offset)
         );
-        main.push_str(r#"<section class="ledger" aria-labelledby="l-h"><h2 id="l-h">Completeness</h2><table><caption>Readings received per day (288 expected)</caption><thead><tr><th scope="col">Day</th><th scope="col">Readings</th><th scope="col">Complete</th></tr></thead><tbody>"#);
+        let mut held: BTreeMap<String, usize> = BTreeMap::new();
+        for t in r.held_back {
+            *held.entry(day_label(*t, r.offset)).or_default() += 1;
+        }
+        main.push_str(r#"<section class="ledger" aria-labelledby="l-h"><h2 id="l-h">Completeness</h2><table><caption>Readings per day (288 expected): sent as measured, and held back by the phone's reduction and reconstructed here within its tolerance (3 mg/dL)</caption><thead><tr><th scope="col">Day</th><th scope="col">Readings</th><th scope="col">Sent as measured</th><th scope="col">Held back and reconstructed within tolerance</th><th scope="col">Complete</th></tr></thead><tbody>"#);
         for (label, pts) in &days {
+            let h = held.get(label).copied().unwrap_or(0).min(pts.len());
             let _ = write!(
                 main,
-                r#"<tr><th scope="row">{}</th><td>{}</td><td>{:.0} %</td></tr>"#,
+                r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{h}</td><td>{:.0} %</td></tr>"#,
                 esc(label),
                 pts.len(),
+                pts.len() - h,
                 (pts.len() as f64 / 288.0 * 100.0).min(100.0)
             );
         }
@@ -376,6 +385,8 @@ mod tests {
                 value: 100.0 + (i % 50) as f64,
             })
             .collect();
+        // Day one: 200 of its 288 readings were held back on the phone.
+        let held: Vec<DateTime<Utc>> = samples.iter().take(200).map(|s| s.time).collect();
         let alerts = vec![AlertLine {
             at: from + TimeDelta::hours(3),
             kind: "urgent_low".into(),
@@ -390,6 +401,7 @@ mod tests {
             from,
             to: from + TimeDelta::days(2),
             samples: &samples,
+            held_back: &held,
             alerts: &alerts,
             offset: FixedOffset::east_opt(0).unwrap(),
             sources: &[],
@@ -409,8 +421,8 @@ mod tests {
         assert!(page.contains("agp-title"));
         assert!(page.contains("tir-title"));
         assert_eq!(page.matches("class=\"chart day\"").count(), 2);
-        assert!(page.contains("<td>288</td><td>100 %</td>"));
-        assert!(page.contains("<td>278</td><td>97 %</td>"));
+        assert!(page.contains("<td>288</td><td>88</td><td>200</td><td>100 %</td>"));
+        assert!(page.contains("<td>278</td><td>278</td><td>0</td><td>97 %</td>"));
         assert!(page.contains("acknowledged by dr-own at 2026-03-01 03:02"));
         assert!(page.contains("</time> Urgent low — "));
         // Two days: the sufficiency warning names the days, not the wear.
@@ -430,6 +442,7 @@ mod tests {
             from,
             to: from + TimeDelta::days(14),
             samples: &[],
+            held_back: &[],
             alerts: &[],
             offset: FixedOffset::east_opt(0).unwrap(),
             sources: &[],

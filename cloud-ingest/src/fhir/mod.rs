@@ -57,6 +57,9 @@ pub struct DataPoint {
     pub mg_dl: f64,
     /// The stored device id or serial that measured it.
     pub device: String,
+    /// Held back by the phone's reduction and reconstructed here, within
+    /// the reduction's tolerance of what the sensor measured.
+    pub held_back: bool,
 }
 
 fn instant(t: DateTime<Utc>) -> String {

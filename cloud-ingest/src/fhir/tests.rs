@@ -17,6 +17,7 @@ fn points() -> Vec<DataPoint> {
             } else {
                 "SN-2".into()
             },
+            held_back: i % 3 != 0,
         })
         .collect()
 }

@@ -253,6 +253,7 @@ mod tests {
                 time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
                 mg_dl: *v,
                 device: "dev".into(),
+                held_back: false,
             })
             .collect();
         let e = entries(&pts, 3);

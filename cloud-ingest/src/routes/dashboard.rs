@@ -252,7 +252,7 @@ pub async fn patient(
         q.map_err(|_| Error::InvalidInput("`from` and `to` must be RFC 3339 date-times".into()))?;
     let (from, to) = period(q.from, q.to)?;
     let principal = who.principal;
-    let (patient, samples, alerts, sources, uploader) = state
+    let (patient, samples, held_back, alerts, sources, uploader) = state
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
@@ -264,7 +264,13 @@ pub async fn patient(
             let patient = s
                 .patient(id)?
                 .ok_or(Error::Forbidden("patient outside this token's scope"))?;
-            let samples = glucose::samples(&glucose::points(s, id, from, to)?);
+            let points = glucose::points(s, id, from, to)?;
+            let held_back: Vec<DateTime<Utc>> = points
+                .iter()
+                .filter(|p| p.held_back)
+                .map(|p| p.time)
+                .collect();
+            let samples = glucose::samples(&points);
             let uploader = s
                 .ns_documents(
                     id,
@@ -293,7 +299,7 @@ pub async fn patient(
                     acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
                 })
                 .collect();
-            Ok((patient, samples, alerts, sources, uploader))
+            Ok((patient, samples, held_back, alerts, sources, uploader))
         })
         .await?;
     let page = report::render(
@@ -303,6 +309,7 @@ pub async fn patient(
             from,
             to,
             samples: &samples,
+            held_back: &held_back,
             alerts: &alerts,
             offset: local_offset(patient.time_zone.as_deref(), to)?,
             sources: &sources,
