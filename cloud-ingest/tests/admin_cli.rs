@@ -300,3 +300,61 @@ fn token_revoke_and_clinician_end_sessions_act_at_once_and_are_audited() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn a_patient_s_precedence_policy_is_shown_set_and_a_meaningless_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vigil.db");
+    let (ok, out, _) = run_cli(&db, &["patient", "add", "Ada"]);
+    assert!(ok);
+    let patient = one_line(&out).to_owned();
+    let (ok, shown, err) = run_cli(&db, &["patient", "precedence", &patient]);
+    assert!(ok, "{err}");
+    let mut policy: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(policy["default"], true);
+    assert_eq!(policy["quantity"], "glucose");
+    policy["rules"] = serde_json::json!([{"rule": "most_recent"}]);
+    let file = dir.path().join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let (ok, out, err) = run_cli(
+        &db,
+        &[
+            "patient",
+            "precedence",
+            &patient,
+            "--set",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(one_line(&out), "updated");
+    let (_, shown, _) = run_cli(&db, &["patient", "precedence", &patient]);
+    let now: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(now["default"], false);
+    assert_eq!(now["rules"], policy["rules"]);
+    // No rules: refused, and the policy in force stays.
+    policy["rules"] = serde_json::json!([]);
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let (ok, _, err) = run_cli(
+        &db,
+        &[
+            "patient",
+            "precedence",
+            &patient,
+            "--set",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("rules"), "{err}");
+    let (_, shown, _) = run_cli(&db, &["patient", "precedence", &patient]);
+    let still: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(still["rules"], now["rules"]);
+    // Unknown quantity and unknown patient are named.
+    let (ok, _, err) = run_cli(
+        &db,
+        &["patient", "precedence", &patient, "--quantity", "mood"],
+    );
+    assert!(!ok && err.contains("quantity"), "{err}");
+    let (ok, _, err) = run_cli(&db, &["patient", "precedence", "999"]);
+    assert!(!ok && err.contains("patient"), "{err}");
+}
