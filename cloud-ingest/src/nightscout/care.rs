@@ -246,10 +246,7 @@ pub fn with_id(collection: &str, d: &NsDocument) -> Value {
     h.update(collection.as_bytes());
     h.update(d.time.timestamp_millis().to_be_bytes());
     h.update(d.kind.as_bytes());
-    let id: String = h.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = super::hex(&h.finalize()[..12]);
     let mut v: Value = serde_json::from_str(&d.document).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("_id".into(), Value::String(id));

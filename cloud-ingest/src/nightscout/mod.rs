@@ -37,7 +37,8 @@ pub const DEFAULT_COUNT: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretHash(pub String);
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
