@@ -167,6 +167,31 @@ async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
         .await
         .unwrap();
     assert_eq!(bad_period.status(), 400);
+    // The chooser: the last 7 days in mmol/L, and what it refuses.
+    let chosen = c
+        .get(format!(
+            "{base}/dashboard/patients/{}?days=7&units=mmol",
+            fx.own
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), 200);
+    let chosen = chosen.text().await.unwrap();
+    assert!(chosen.contains("(7 days)"), "{chosen}");
+    assert!(chosen.contains(r#"<option value="7" selected>last 7 days</option>"#));
+    assert!(chosen.contains(r#"<option value="mmol" selected>mmol/L</option>"#));
+    for bad in ["days=0", "days=91", "units=furlong", "days=x"] {
+        let r = c
+            .get(format!("{base}/dashboard/patients/{}?{bad}", fx.own))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(!r.text().await.unwrap().contains("furlong"), "not echoed");
+    }
 
     // The reads are audited under the clinician's token.
     let audit = fx.store.blocking().audit_entries(0, 1000).unwrap();

@@ -18,6 +18,7 @@ use crate::resolved::SourcePeriod;
 
 use super::pages::layout;
 use super::svg::{self, esc};
+use super::units::GlucoseUnit;
 
 /// Expected CGM sampling interval.
 pub const INTERVAL: TimeDelta = TimeDelta::minutes(5);
@@ -57,6 +58,11 @@ pub struct Report<'a> {
     pub sources: &'a [SourcePeriod],
     /// The newest status a Nightscout uploader posted in the last week.
     pub uploader: Option<&'a Uploader>,
+    /// The unit the clinic reads glucose in.
+    pub unit: GlucoseUnit,
+    /// Glucose of the period of the same length just before, for the
+    /// comparison column (empty: no column).
+    pub previous: &'a [Sample],
 }
 
 /// What an uploader (xDrip+, AndroidAPS, ...) last said about itself.
@@ -104,93 +110,123 @@ fn sufficiency(m: &GlucoseMetrics) -> String {
     parts.join("; ")
 }
 
-/// One consensus measure: name, achieved value, target in words, and
-/// whether the target is met (`None`: no consensus target).
-type Target = (&'static str, String, &'static str, Option<bool>);
+/// One consensus measure: name, what a period achieved, target in words,
+/// and whether a period met it (`None`: no consensus target).
+struct Target {
+    name: String,
+    achieved: fn(&GlucoseMetrics) -> String,
+    target: &'static str,
+    met: fn(&GlucoseMetrics) -> Option<bool>,
+}
+
+fn pct(v: f64) -> String {
+    format!("{v:.1} %")
+}
 
 /// The consensus targets (Battelino et al., 2019; GRI: Klonoff et al.,
 /// 2022) beside what the patient achieved, met or not in words as well as
-/// colour.
-fn targets(m: &GlucoseMetrics) -> String {
-    let pct = |v: f64| format!("{v:.1} %");
-    let rows: [Target; 10] = [
-        (
-            "Time in range 70–180 mg/dL",
-            pct(m.tir_70_180_pct),
-            "over 70 %",
-            Some(m.tir_70_180_pct > 70.0),
-        ),
-        (
-            "Time below 70 mg/dL",
-            pct(m.tbr_lt70_pct),
-            "under 4 %",
-            Some(m.tbr_lt70_pct < 4.0),
-        ),
-        (
-            "Time below 54 mg/dL",
-            pct(m.tbr_lt54_pct),
-            "under 1 %",
-            Some(m.tbr_lt54_pct < 1.0),
-        ),
-        (
-            "Time above 180 mg/dL",
-            pct(m.tar_gt180_pct),
-            "under 25 %",
-            Some(m.tar_gt180_pct < 25.0),
-        ),
-        (
-            "Time above 250 mg/dL",
-            pct(m.tar_gt250_pct),
-            "under 5 %",
-            Some(m.tar_gt250_pct < 5.0),
-        ),
-        (
-            "Time in tight range 70–140 mg/dL",
-            pct(m.titr_70_140_pct),
-            "no consensus target",
-            None,
-        ),
-        (
-            "Coefficient of variation",
-            pct(m.cv_pct),
-            "36 % or less",
-            Some(m.cv_pct <= 36.0),
-        ),
-        (
-            "Glycemia Risk Index",
-            format!(
-                "{:.0} (zone {:?}; hypo {:.1}, hyper {:.1})",
-                m.gri, m.gri_zone, m.gri_hypo, m.gri_hyper
-            ),
-            "lower is better; zone A is 0–20",
-            None,
-        ),
-        (
-            "Sensor active",
-            pct(m.active_pct),
-            "70 % or more",
-            Some(m.enough_wear),
-        ),
-        (
-            "Days with data",
-            m.days_with_data.to_string(),
-            "14 or more",
-            Some(m.enough_days),
-        ),
+/// colour, and, when there is one, what the period before achieved: the
+/// comparison a clinician makes at every visit.
+fn targets(m: &GlucoseMetrics, previous: Option<&GlucoseMetrics>, unit: GlucoseUnit) -> String {
+    let v = |mg: f64| unit.value(mg);
+    let u = unit.label();
+    let rows = [
+        Target {
+            name: format!("Time in range {}–{} {u}", v(70.0), v(180.0)),
+            achieved: |m| pct(m.tir_70_180_pct),
+            target: "over 70 %",
+            met: |m| Some(m.tir_70_180_pct > 70.0),
+        },
+        Target {
+            name: format!("Time below {} {u}", v(70.0)),
+            achieved: |m| pct(m.tbr_lt70_pct),
+            target: "under 4 %",
+            met: |m| Some(m.tbr_lt70_pct < 4.0),
+        },
+        Target {
+            name: format!("Time below {} {u}", v(54.0)),
+            achieved: |m| pct(m.tbr_lt54_pct),
+            target: "under 1 %",
+            met: |m| Some(m.tbr_lt54_pct < 1.0),
+        },
+        Target {
+            name: format!("Time above {} {u}", v(180.0)),
+            achieved: |m| pct(m.tar_gt180_pct),
+            target: "under 25 %",
+            met: |m| Some(m.tar_gt180_pct < 25.0),
+        },
+        Target {
+            name: format!("Time above {} {u}", v(250.0)),
+            achieved: |m| pct(m.tar_gt250_pct),
+            target: "under 5 %",
+            met: |m| Some(m.tar_gt250_pct < 5.0),
+        },
+        Target {
+            name: format!("Time in tight range {}–{} {u}", v(70.0), v(140.0)),
+            achieved: |m| pct(m.titr_70_140_pct),
+            target: "no consensus target",
+            met: |_| None,
+        },
+        Target {
+            name: "Coefficient of variation".into(),
+            achieved: |m| pct(m.cv_pct),
+            target: "36 % or less",
+            met: |m| Some(m.cv_pct <= 36.0),
+        },
+        Target {
+            name: "Glycemia Risk Index".into(),
+            achieved: |m| {
+                format!(
+                    "{:.0} (zone {:?}; hypo {:.1}, hyper {:.1})",
+                    m.gri, m.gri_zone, m.gri_hypo, m.gri_hyper
+                )
+            },
+            target: "lower is better; zone A is 0–20",
+            met: |_| None,
+        },
+        Target {
+            name: "Sensor active".into(),
+            achieved: |m| pct(m.active_pct),
+            target: "70 % or more",
+            met: |m| Some(m.enough_wear),
+        },
+        Target {
+            name: "Days with data".into(),
+            achieved: |m| m.days_with_data.to_string(),
+            target: "14 or more",
+            met: |m| Some(m.enough_days),
+        },
     ];
-    let mut out = String::from(
-        r#"<table class="targets"><caption>Achieved against the consensus targets</caption><thead><tr><th scope="col">Measure</th><th scope="col">Achieved</th><th scope="col">Target</th><th scope="col">Met</th></tr></thead><tbody>"#,
+    let before = if previous.is_some() {
+        r#"<th scope="col">Period before</th>"#
+    } else {
+        ""
+    };
+    let mut out = format!(
+        r#"<table class="targets"><caption>Achieved against the consensus targets</caption><thead><tr><th scope="col">Measure</th><th scope="col">Achieved</th><th scope="col">Target</th><th scope="col">Met</th>{before}</tr></thead><tbody>"#,
     );
-    for (name, achieved, target, met) in rows {
-        let (class, word) = match met {
+    for row in rows {
+        let (class, word) = match (row.met)(m) {
             Some(true) => ("met", "met"),
             Some(false) => ("unmet", "not met"),
             None => ("info", "—"),
         };
+        let before = previous
+            .map(|p| {
+                let met = match (row.met)(p) {
+                    Some(true) => " (met)",
+                    Some(false) => " (not met)",
+                    None => "",
+                };
+                format!("<td>{}{met}</td>", esc(&(row.achieved)(p)))
+            })
+            .unwrap_or_default();
         let _ = write!(
             out,
-            r#"<tr class="{class}"><th scope="row">{name}</th><td>{}</td><td>{target}</td><td>{word}</td></tr>"#,
-            esc(&achieved)
+            r#"<tr class="{class}"><th scope="row">{}</th><td>{}</td><td>{}</td><td class="verdict">{word}</td>{before}</tr>"#,
+            esc(&row.name),
+            esc(&(row.achieved)(m)),
+            row.target,
         );
     }
     out.push_str("</tbody></table>");
@@ -229,6 +265,35 @@ fn capitalised(kind: &str) -> String {
     }
 }
 
+/// Report lengths the chooser offers, in days.
+pub const PERIOD_DAYS: [i64; 4] = [7, 14, 30, 90];
+
+/// A small GET form: the period's length (ending now) and the unit.
+fn chooser(patient: i64, days: i64, unit: GlucoseUnit) -> String {
+    let mut out = format!(
+        r#"<form class="chooser" method="get" action="/dashboard/patients/{patient}"><label>Period <select name="days">"#
+    );
+    for d in PERIOD_DAYS {
+        let selected = if d == days { " selected" } else { "" };
+        let _ = write!(
+            out,
+            r#"<option value="{d}"{selected}>last {d} days</option>"#
+        );
+    }
+    out.push_str(r#"</select></label> <label>Unit <select name="units">"#);
+    for u in GlucoseUnit::ALL {
+        let selected = if u == unit { " selected" } else { "" };
+        let _ = write!(
+            out,
+            r#"<option value="{}"{selected}>{}</option>"#,
+            u.query(),
+            u.label()
+        );
+    }
+    out.push_str(r#"</select></label> <button type="submit">Show</button></form>"#);
+    out
+}
+
 /// The report page's HTML.
 pub fn render(r: &Report<'_>, csrf: &str) -> String {
     let mut main = String::new();
@@ -242,6 +307,11 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
         f = r.from.format("%Y-%m-%dT%H:%M:%SZ"),
         t = r.to.format("%Y-%m-%dT%H:%M:%SZ"),
     );
+    main.push_str(&chooser(
+        r.patient_id,
+        days_in_period.round() as i64,
+        r.unit,
+    ));
     if let Some(u) = r.uploader {
         let battery = u
             .battery
@@ -255,6 +325,7 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
             u.at.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
         );
     }
+    let previous = consensus_metrics(r.previous, INTERVAL).ok();
     match consensus_metrics(r.samples, INTERVAL) {
         Err(_) => main.push_str(r#"<p class="empty">No glucose readings in this period.</p>"#),
         Ok(m) => {
@@ -268,21 +339,24 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
             let _ = write!(
                 main,
                 r#"<section class="metrics" aria-labelledby="m-h"><h2 id="m-h">Glucose statistics</h2><dl>
-<dt>Mean glucose</dt><dd>{:.0} mg/dL</dd><dt>GMI</dt><dd>{:.1} %</dd><dt>Coefficient of variation</dt><dd>{:.1} %</dd>
+<dt>Mean glucose</dt><dd>{}</dd><dt>GMI</dt><dd>{:.1} %</dd><dt>Coefficient of variation</dt><dd>{:.1} %</dd>
 <dt>Sensor active</dt><dd>{:.1} %</dd><dt>Readings</dt><dd>{}</dd></dl>{}{}</section>"#,
-                m.mean_mg_dl,
+                r.unit.with_unit(m.mean_mg_dl),
                 m.gmi_pct,
                 m.cv_pct,
                 m.active_pct,
                 m.readings,
-                svg::tir_bar(&m),
-                targets(&m)
+                svg::tir_bar(&m, r.unit),
+                targets(&m, previous.as_ref(), r.unit)
             );
             if let Ok(slots) = agp_profile(r.samples, TimeDelta::minutes(15), r.offset) {
                 let _ = write!(
                     main,
-                    r#"<section class="agp" aria-labelledby="agp-h"><h2 id="agp-h">Ambulatory glucose profile</h2>{}<p class="legend">Median line; dark band 25–75 %; light band 5–95 %; shaded target 70–180 mg/dL.</p></section>"#,
-                    svg::agp(&slots)
+                    r#"<section class="agp" aria-labelledby="agp-h"><h2 id="agp-h">Ambulatory glucose profile</h2>{}<p class="legend">Median line; dark band 25–75 %; light band 5–95 %; shaded target {}–{} {}.</p></section>"#,
+                    svg::agp(&slots, r.unit),
+                    r.unit.value(70.0),
+                    r.unit.value(180.0),
+                    r.unit.label()
                 );
             }
         }
@@ -306,7 +380,11 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
         for t in r.held_back {
             *held.entry(day_label(*t, r.offset)).or_default() += 1;
         }
-        main.push_str(r#"<section class="ledger" aria-labelledby="l-h"><h2 id="l-h">Completeness</h2><table><caption>Readings per day (288 expected): sent as measured, and held back by the phone's reduction and reconstructed here within its tolerance (3 mg/dL)</caption><thead><tr><th scope="col">Day</th><th scope="col">Readings</th><th scope="col">Sent as measured</th><th scope="col">Held back and reconstructed within tolerance</th><th scope="col">Complete</th></tr></thead><tbody>"#);
+        let _ = write!(
+            main,
+            r#"<section class="ledger" aria-labelledby="l-h"><h2 id="l-h">Completeness</h2><table><caption>Readings per day (288 expected): sent as measured, and held back by the phone's reduction and reconstructed here within its tolerance ({})</caption><thead><tr><th scope="col">Day</th><th scope="col">Readings</th><th scope="col">Sent as measured</th><th scope="col">Held back and reconstructed within tolerance</th><th scope="col">Complete</th></tr></thead><tbody>"#,
+            r.unit.with_unit(3.0)
+        );
         for (label, pts) in &days {
             let h = held.get(label).copied().unwrap_or(0).min(pts.len());
             let _ = write!(
@@ -406,6 +484,8 @@ mod tests {
             offset: FixedOffset::east_opt(0).unwrap(),
             sources: &[],
             uploader: None,
+            unit: GlucoseUnit::MgDl,
+            previous: &[],
         };
         let uploader = Uploader {
             device: "xDrip-DexcomG6".into(),
@@ -431,6 +511,60 @@ mod tests {
         assert!(page.contains("<th scope=\"row\">Time in range 70–180 mg/dL</th>"));
         let m = consensus_metrics(&samples, INTERVAL).unwrap();
         assert!(page.contains(&format!("<dd>{:.0} mg/dL</dd>", m.mean_mg_dl)));
+        // No period before: no comparison column.
+        assert!(!page.contains("Period before"));
+        assert!(page.contains(r#"<option value="mgdl" selected>mg/dL</option>"#));
+    }
+
+    #[test]
+    fn mmol_and_the_period_before_read_as_a_clinic_outside_the_us_expects() {
+        let from = Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap();
+        let day = |start: DateTime<Utc>, level: f64| -> Vec<Sample> {
+            (0..288 * 14)
+                .map(|i| Sample {
+                    time: start + INTERVAL * i,
+                    value: level + (i % 20) as f64,
+                })
+                .collect()
+        };
+        // This fortnight in range; the one before mostly high.
+        let samples = day(from, 110.0);
+        let before = day(from - TimeDelta::days(14), 200.0);
+        let r = Report {
+            patient_id: 4,
+            name: "Ada",
+            from,
+            to: from + TimeDelta::days(14),
+            samples: &samples,
+            held_back: &[],
+            alerts: &[],
+            offset: FixedOffset::east_opt(0).unwrap(),
+            sources: &[],
+            uploader: None,
+            unit: GlucoseUnit::MmolL,
+            previous: &before,
+        };
+        let page = render(&r, "c");
+        assert!(page.contains("<th scope=\"row\">Time in range 3.9–10.0 mmol/L</th>"));
+        assert!(page.contains("<th scope=\"row\">Time below 3.0 mmol/L</th>"));
+        assert!(page.contains("<th scope=\"row\">Time above 13.9 mmol/L</th>"));
+        // No mg/dL left on an mmol/L page but the chooser's way back.
+        assert_eq!(page.matches("mg/dL").count(), 1);
+        assert!(page.contains(r#"<option value="mgdl">mg/dL</option>"#));
+        let m = consensus_metrics(&samples, INTERVAL).unwrap();
+        assert!(page.contains(&format!(
+            "<dd>{:.1} mmol/L</dd>",
+            m.mean_mg_dl / super::super::units::MG_DL_PER_MMOL_L
+        )));
+        // The comparison column: met now, not met before.
+        assert!(page.contains("<th scope=\"col\">Period before</th>"));
+        let p = consensus_metrics(&before, INTERVAL).unwrap();
+        assert!(page.contains(&format!(
+            "<td>{:.1} %</td><td>over 70 %</td><td class=\"verdict\">met</td><td>{:.1} % (not met)</td>",
+            m.tir_70_180_pct, p.tir_70_180_pct
+        )));
+        assert!(page.contains(r#"<option value="mmol" selected>mmol/L</option>"#));
+        assert!(page.contains(r#"<option value="14" selected>last 14 days</option>"#));
     }
 
     #[test]
@@ -447,6 +581,8 @@ mod tests {
             offset: FixedOffset::east_opt(0).unwrap(),
             sources: &[],
             uploader: None,
+            unit: GlucoseUnit::MgDl,
+            previous: &[],
         };
         let page = render(&r, "c");
         assert!(page.contains("No glucose readings in this period."));

@@ -11,6 +11,8 @@ use std::fmt::Write;
 use chrono::{DateTime, FixedOffset, Timelike, Utc};
 use vigil_model::metrics::{AgpSlot, GlucoseMetrics};
 
+use super::units::GlucoseUnit;
+
 /// The y axis of every glucose chart, mg/dL.
 const Y_MAX: f64 = 350.0;
 /// Target range drawn behind the AGP, mg/dL.
@@ -38,14 +40,15 @@ pub fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn axes(out: &mut String) {
+fn axes(out: &mut String, unit: GlucoseUnit) {
     for mg in [54.0, 70.0, 180.0, 250.0] {
         let y = y_of(mg);
         let _ = write!(
             out,
-            r#"<line class="grid" x1="{LEFT}" x2="{W}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{:.1}" y="{:.1}">{mg}</text>"#,
+            r#"<line class="grid" x1="{LEFT}" x2="{W}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             LEFT - 4.0,
-            y + 4.0
+            y + 4.0,
+            unit.value(mg)
         );
     }
     for h in (0..=24).step_by(3) {
@@ -74,14 +77,17 @@ fn band(slots: &[AgpSlot], lo: usize, hi: usize, slot_min: f64) -> String {
 }
 
 /// The AGP: 5–95 % and 25–75 % bands and the median by time of day over
-/// the shaded target range. `slots` as `vigil_model::metrics::agp_profile`
-/// returns them.
-pub fn agp(slots: &[AgpSlot]) -> String {
+/// the shaded target range, the axis in `unit`. `slots` as
+/// `vigil_model::metrics::agp_profile` returns them.
+pub fn agp(slots: &[AgpSlot], unit: GlucoseUnit) -> String {
     let slot_min = 1440.0 / slots.len().max(1) as f64;
     let mut out = String::with_capacity(8 * 1024);
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart agp" viewBox="0 0 {W} {H}" role="img" aria-labelledby="agp-title agp-desc"><title id="agp-title">Ambulatory glucose profile</title><desc id="agp-desc">Median, 25th to 75th and 5th to 95th percentiles of glucose by time of day, mg/dL, over the 70 to 180 target range.</desc>"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart agp" viewBox="0 0 {W} {H}" role="img" aria-labelledby="agp-title agp-desc"><title id="agp-title">Ambulatory glucose profile</title><desc id="agp-desc">Median, 25th to 75th and 5th to 95th percentiles of glucose by time of day, {}, over the {} to {} target range.</desc>"#,
+        unit.label(),
+        unit.value(TARGET.0),
+        unit.value(TARGET.1)
     );
     let _ = write!(
         out,
@@ -90,7 +96,7 @@ pub fn agp(slots: &[AgpSlot]) -> String {
         y_of(TARGET.1),
         y_of(TARGET.0) - y_of(TARGET.1)
     );
-    axes(&mut out);
+    axes(&mut out, unit);
     let _ = write!(
         out,
         r#"<polygon class="p5-95" points="{}"/>"#,
@@ -122,14 +128,35 @@ pub fn agp(slots: &[AgpSlot]) -> String {
 }
 
 /// The stacked time-in-ranges bar (very low, low, target, high, very
-/// high), each segment labelled with its percentage.
-pub fn tir_bar(m: &GlucoseMetrics) -> String {
+/// high), each segment labelled with its percentage and its range as the
+/// consensus writes it in `unit`.
+pub fn tir_bar(m: &GlucoseMetrics, unit: GlucoseUnit) -> String {
+    let ranges = match unit {
+        GlucoseUnit::MgDl => [">250", "181–250", "70–180", "54–69", "<54"],
+        GlucoseUnit::MmolL => [">13.9", "10.1–13.9", "3.9–10.0", "3.0–3.8", "<3.0"],
+    };
     let parts = [
-        ("very-high", "Very high >250", m.tar_gt250_pct),
-        ("high", "High 181–250", m.tar_gt180_pct - m.tar_gt250_pct),
-        ("target", "Target 70–180", m.tir_70_180_pct),
-        ("low", "Low 54–69", m.tbr_lt70_pct - m.tbr_lt54_pct),
-        ("very-low", "Very low <54", m.tbr_lt54_pct),
+        (
+            "very-high",
+            format!("Very high {}", ranges[0]),
+            m.tar_gt250_pct,
+        ),
+        (
+            "high",
+            format!("High {}", ranges[1]),
+            m.tar_gt180_pct - m.tar_gt250_pct,
+        ),
+        ("target", format!("Target {}", ranges[2]), m.tir_70_180_pct),
+        (
+            "low",
+            format!("Low {}", ranges[3]),
+            m.tbr_lt70_pct - m.tbr_lt54_pct,
+        ),
+        (
+            "very-low",
+            format!("Very low {}", ranges[4]),
+            m.tbr_lt54_pct,
+        ),
     ];
     let (bw, bh) = (60.0, 240.0);
     let mut out = String::new();
@@ -144,6 +171,8 @@ pub fn tir_bar(m: &GlucoseMetrics) -> String {
     let labels = label_positions(&heights, bh);
     let mut y = 0.0;
     for ((class, label, pct), (h, ly)) in parts.iter().zip(heights.iter().zip(labels)) {
+        // "<3.0" is text, not markup.
+        let label = esc(label);
         let _ = write!(
             out,
             r#"<rect class="r-{class}" x="0" y="{y:.1}" width="{bw}" height="{h:.1}"><title>{label}: {pct:.1} %</title></rect><text class="axis" x="{:.1}" y="{ly:.1}">{label}: {pct:.1} %</text>"#,
@@ -262,7 +291,7 @@ mod tests {
             FixedOffset::east_opt(0).unwrap(),
         )
         .unwrap();
-        let svg = agp(&slots);
+        let svg = agp(&slots, GlucoseUnit::MgDl);
         assert!(svg.contains("<title id=\"agp-title\">"));
         let median = svg.split("class=\"median\" points=\"").nth(1).unwrap();
         let n = median.split('"').next().unwrap().split(' ').count();
@@ -282,7 +311,7 @@ mod tests {
     #[test]
     fn tir_segments_sum_to_the_bar() {
         let m = consensus_metrics(&samples(), TimeDelta::minutes(5)).unwrap();
-        let svg = tir_bar(&m);
+        let svg = tir_bar(&m, GlucoseUnit::MgDl);
         let total: f64 = svg
             .split("height=\"")
             .skip(1)
@@ -290,6 +319,10 @@ mod tests {
             .sum();
         assert!((total - 240.0).abs() < 0.5, "{total}");
         assert!(svg.contains(&format!("Target 70–180: {:.1} %", m.tir_70_180_pct)));
+        assert!(svg.contains("Very low &lt;54"));
+        let mmol = tir_bar(&m, GlucoseUnit::MmolL);
+        assert!(mmol.contains(&format!("Target 3.9–10.0: {:.1} %", m.tir_70_180_pct)));
+        assert!(mmol.contains("Very low &lt;3.0"));
     }
 
     #[test]

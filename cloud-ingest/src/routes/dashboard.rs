@@ -17,6 +17,7 @@ use crate::dashboard::pages::{self, Heartbeat, PatientRow};
 use crate::dashboard::sign_in::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, cookie, random_hex, same, set_cookie,
 };
+use crate::dashboard::units::GlucoseUnit;
 use crate::dashboard::{APP_CSS, APP_JS, report};
 use crate::error::{Error, Result};
 use crate::glucose;
@@ -210,10 +211,14 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
 /// Query of the report page.
 #[derive(Debug, Deserialize)]
 pub struct PeriodQuery {
-    /// Period start (RFC 3339); default 14 days before `to`.
+    /// Period start (RFC 3339); default `days` before `to`.
     from: Option<DateTime<Utc>>,
     /// Period end (RFC 3339); default now.
     to: Option<DateTime<Utc>>,
+    /// Period length in days when `from` is not given (default 14).
+    days: Option<u16>,
+    /// `mgdl` (default) or `mmol`.
+    units: Option<GlucoseUnit>,
 }
 
 /// The longest report period.
@@ -248,11 +253,30 @@ pub async fn patient(
     q: std::result::Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     // The rejection's text quotes the query: not echoed.
-    let Query(q) =
-        q.map_err(|_| Error::InvalidInput("`from` and `to` must be RFC 3339 date-times".into()))?;
-    let (from, to) = period(q.from, q.to)?;
+    let Query(q) = q.map_err(|_| {
+        Error::InvalidInput(
+            "`from` and `to` must be RFC 3339 date-times, `days` a number of days, `units` mgdl or mmol"
+                .into(),
+        )
+    })?;
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = match (q.from, q.days) {
+        (Some(from), _) => Some(from),
+        (None, None) => None,
+        (None, Some(days)) => {
+            let days = i64::from(days);
+            if !(1..=MAX_PERIOD.num_days()).contains(&days) {
+                return Err(Error::InvalidInput("`days` must be 1 to 90".into()));
+            }
+            Some(crate::validate::shift(to, -TimeDelta::days(days), "to")?)
+        }
+    };
+    let (from, to) = period(from, Some(to))?;
+    let unit = q.units.unwrap_or_default();
+    // The period of the same length just before, for the comparison column.
+    let before = crate::validate::shift(from, -(to - from), "from")?;
     let principal = who.principal;
-    let (patient, samples, held_back, alerts, sources, uploader) = state
+    let (patient, samples, held_back, alerts, sources, uploader, previous) = state
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
@@ -271,6 +295,7 @@ pub async fn patient(
                 .map(|p| p.time)
                 .collect();
             let samples = glucose::samples(&points);
+            let previous = glucose::samples(&glucose::points(s, id, before, from)?);
             let uploader = s
                 .ns_documents(
                     id,
@@ -299,7 +324,9 @@ pub async fn patient(
                     acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
                 })
                 .collect();
-            Ok((patient, samples, held_back, alerts, sources, uploader))
+            Ok((
+                patient, samples, held_back, alerts, sources, uploader, previous,
+            ))
         })
         .await?;
     let page = report::render(
@@ -314,6 +341,8 @@ pub async fn patient(
             offset: local_offset(patient.time_zone.as_deref(), to)?,
             sources: &sources,
             uploader: uploader.as_ref(),
+            unit,
+            previous: &previous,
         },
         &who.csrf,
     );

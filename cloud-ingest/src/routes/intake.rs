@@ -330,33 +330,32 @@ pub async fn post_batch(
         .collect();
     let batch_id = batch.id;
     let max_future = state.limits.max_future_skew;
-    let ack = state
+    let (ack, queued) = state
         .store
         .run(move |s| {
             let new = prepare_batch(s, &batch, patient, Utc::now(), max_future)?;
             let ack = s.store_batch(&new)?;
             audit(s, &who, patient, "readings.write")?;
-            Ok(ack)
+            // The new-data webhook is queued in the same trip to the
+            // blocking pool as the batch (an empty subscription list
+            // costs one indexed query, not a second hop).
+            let queued = if ack.duplicate {
+                0
+            } else {
+                let event = serde_json::json!({
+                    "event": "data",
+                    "patient": patient,
+                    "batch": batch_id,
+                    "streams": streams,
+                    "received_at": Utc::now(),
+                });
+                crate::webhooks::dispatch::queue_within(s, crate::webhooks::EventKind::Data, &event)
+            };
+            Ok((ack, queued))
         })
         .await?;
-    if !ack.duplicate {
-        let event = serde_json::json!({
-            "event": "data",
-            "patient": patient,
-            "batch": batch_id,
-            "streams": streams,
-            "received_at": Utc::now(),
-        });
-        if let Err(e) = crate::webhooks::dispatch::publish(
-            &state.store,
-            &state.webhook_wake,
-            crate::webhooks::EventKind::Data,
-            &event,
-        )
-        .await
-        {
-            tracing::error!(error = %e, "webhook queue failed");
-        }
+    if queued > 0 {
+        state.webhook_wake.notify_one();
     }
     Ok(Json(ack))
 }

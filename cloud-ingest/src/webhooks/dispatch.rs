@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use super::{Attempt, DueDelivery, EventKind};
 use crate::error::{Error, Result};
-use crate::storage::Store;
+use crate::storage::{Storage, Store};
 
 /// How deliveries are retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,8 +71,7 @@ pub async fn publish(
     kind: EventKind,
     payload: &impl Serialize,
 ) -> Result<u64> {
-    let body = serde_json::to_string(payload)
-        .map_err(|e| Error::InvalidInput(format!("webhook payload: {e}")))?;
+    let body = payload_text(payload)?;
     let queued = store
         .run(move |s| s.enqueue_webhook_event(kind, &body, Utc::now()))
         .await?;
@@ -80,6 +79,24 @@ pub async fn publish(
         waker.notify_one();
     }
     Ok(queued)
+}
+
+/// Queues `payload` from inside a storage call a route already makes, so
+/// the request needs no second hop to the blocking pool; the caller wakes
+/// the worker when this returns more than zero. A failure is logged and
+/// counts as nothing queued: what the route stored stays stored and
+/// acknowledged.
+pub fn queue_within(s: &dyn Storage, kind: EventKind, payload: &impl Serialize) -> u64 {
+    let queued =
+        payload_text(payload).and_then(|body| s.enqueue_webhook_event(kind, &body, Utc::now()));
+    queued.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "webhook queue failed");
+        0
+    })
+}
+
+fn payload_text(payload: &impl Serialize) -> Result<String> {
+    serde_json::to_string(payload).map_err(|e| Error::InvalidInput(format!("webhook payload: {e}")))
 }
 
 /// The worker.
