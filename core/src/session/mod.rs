@@ -13,7 +13,7 @@
 //!                 ▼                                       │
 //!   start ──▶ Connecting ──ok──▶ Discovering ──▶ Reading ─┼─▶ Subscribing
 //!                 ▲   wait backoff(attempt) ± jitter      │     │ (measurement, RACP,
-//!                 │                                       │     │  ops CP, battery)
+//!                 │                                       │     │  SOCP, battery)
 //!                 │                                       │     ▼
 //!            Backoff ◀──── link lost / ATT error / ───── Backfilling ◀──────────┐
 //!                 ▲         timeout in any state          │ RACP "≥ cursor+1"   │ hole, corrupt
@@ -75,8 +75,8 @@ pub use time::Anchor;
 
 use crate::clock::Clock;
 use crate::codec::battery::BatteryLevel;
+use crate::codec::cgm::socp::{SocpRequest, SocpResponse};
 use crate::codec::cgm::{CgmFeature, CgmMeasurement, CgmSessionStartTime, CgmStatus};
-use crate::codec::cgm_ops::{CgmOpsRequest, CgmOpsResponse};
 use crate::codec::glucose::GlucoseMeasurement;
 use crate::codec::heart_rate::{HeartRateMeasurement, rr_ticks_to_seconds};
 use crate::codec::plx::PlxContinuousMeasurement;
@@ -605,14 +605,14 @@ impl<T: Transport + ?Sized, S: SessionSink> Session<T, S> {
     }
 
     async fn communication_interval(&mut self) -> Step<Option<u16>> {
-        let req = CgmOpsRequest::GetCommunicationInterval.encode(self.crc);
+        let req = SocpRequest::GetCommunicationInterval.encode(self.crc);
         self.write(u::CGM_SPECIFIC_OPS_CONTROL_POINT, &req).await?;
         let deadline = self.response_deadline();
         while let Some((short, value)) = self.value_or_end(deadline).await? {
             match short {
                 u::CGM_SPECIFIC_OPS_CONTROL_POINT => {
-                    return Ok(match CgmOpsResponse::decode(&value, self.crc) {
-                        Ok(CgmOpsResponse::CommunicationInterval { minutes }) if minutes > 0 => {
+                    return Ok(match SocpResponse::decode(&value, self.crc) {
+                        Ok(SocpResponse::CommunicationInterval { minutes }) if minutes > 0 => {
                             Some(u16::from(minutes))
                         }
                         _ => None,
