@@ -94,6 +94,29 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
+fn simulated_time_starts_at_start_ms_however_long_pairing_took() {
+    // A paused runtime jumps to its next timer whenever it is idle: the
+    // simulated radio's tick carried the clock minutes ahead before
+    // `start`, so runs began at arbitrary times and short ones were empty.
+    let dir = tempdir("clock-held");
+    let rec = Arc::new(Recorder::default());
+    let mut config = simulated(&dir, 1);
+    config.simulation.field_faults = false;
+    let mut sdk = Vigil::new(config, rec.clone(), None).unwrap();
+    sdk.pair("strap-1", DeviceKind::HeartRate).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sdk.start().unwrap();
+    assert!(session_stopped(&rec), "the simulated hour did not end");
+    sdk.close().unwrap();
+    let c = rec.0.lock().unwrap();
+    let connected = c.devices.iter().find(|d| d.kind == "connected").unwrap();
+    assert_eq!(connected.time_ms, 1_767_571_200_000);
+    let beats = c.readings.iter().filter(|r| r.stream == "heart_rate");
+    // One beat a second for the whole hour, from its first second.
+    assert!((3590..=3601).contains(&beats.count()));
+}
+
+#[test]
 fn simulated_cgm_readings_and_alerts_reach_the_listener_and_the_outbox() {
     let dir = tempdir("cgm");
     let rec = Arc::new(Recorder::default());

@@ -3,8 +3,8 @@
 //! corrupt record, RACP backfill request and its answers).
 
 use vigil_core::Error;
+use vigil_core::codec::cgm::socp::{SocpRequest, SocpResponse, SocpResponseCode};
 use vigil_core::codec::cgm::{CgmFeature, CgmMeasurement, FeatureBits, SampleLocation, SampleType};
-use vigil_core::codec::cgm_ops::{CgmOpsRequest, CgmOpsResponse, SocpResponseCode};
 use vigil_core::codec::racp::{
     FilterValue, RacpRequest, RacpResponse, RacpResponseCode, RacpService, RecordFilter,
 };
@@ -76,17 +76,17 @@ fn session_keeps_good_records_of_a_notification_and_backfills_the_gap() {
 
 #[test]
 fn start_session_over_the_ops_control_point_with_crc() {
-    let wire = CgmOpsRequest::StartSession.encode(true);
+    let wire = SocpRequest::StartSession.encode(true);
     assert_eq!(wire[0], 0x1A);
     assert_eq!(u16::from_le_bytes([wire[1], wire[2]]), e2e_crc(&[0x1A]));
-    let answer = CgmOpsResponse::ResponseCode {
+    let answer = SocpResponse::ResponseCode {
         request_op_code: 0x1A,
         code: SocpResponseCode::Success,
     }
     .encode(true);
     assert!(matches!(
-        CgmOpsResponse::decode(&answer, true),
-        Ok(CgmOpsResponse::ResponseCode {
+        SocpResponse::decode(&answer, true),
+        Ok(SocpResponse::ResponseCode {
             code: SocpResponseCode::Success,
             ..
         })

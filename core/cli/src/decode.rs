@@ -232,8 +232,8 @@ fn records(decoded: &Decoded, crc: bool) -> Result<Vec<Value>, Failure> {
         Decoded::CgmStatus(s) => one(object(s)?),
         Decoded::CgmSessionRunTime(s) => one(object(s)?),
         // Control points: say which direction the op code showed.
-        Decoded::CgmOpsRequest(r) => one(control_point("request", r)?),
-        Decoded::CgmOpsResponse(r) => one(control_point("response", r)?),
+        Decoded::SocpRequest(r) => one(control_point("request", r)?),
+        Decoded::SocpResponse(r) => one(control_point("response", r)?),
         Decoded::RacpRequest(r) => one(control_point("request", r)?),
         Decoded::RacpResponse(r) => one(control_point("response", r)?),
     }

@@ -16,6 +16,7 @@ mod metrics;
 mod offline_demo;
 mod reduce;
 mod reduction_check;
+mod sdk_run;
 mod simulate;
 mod trace;
 mod wire_meter;

@@ -1,39 +1,36 @@
 //! `vigil offline-demo`: the whole on-phone path, end to end, for a few simulated
-//! patients, through the same code a phone runs:
+//! patients, through the SDK facade a phone app embeds (`vigil_core::api`):
 //!
 //! simulated CGM (physiology, exact GATT bytes with E2E-CRC, a RACP record
-//! store, seeded faults: disconnects, out of range, dropped, duplicated and
-//! corrupt notifications) → simulated transport → session (backfill through
-//! RACP, dedupe, gaps, time mapping) → alert engine on every raw reading →
-//! SQLite buffer (durable, deduplicated, alert outbox, ledger) → bounded-error
-//! reduction (held-back readings marked, as batch assembly will) → consensus
-//! metrics.
+//! store, seeded field faults: disconnects, out of range, dropped, duplicated
+//! and corrupt notifications) → simulated transport → session (backfill
+//! through RACP, dedupe, gaps, time mapping) → alert engine on every raw
+//! reading → SQLite buffer (durable, deduplicated, alert outbox, ledger),
+//! all inside the facade; then the sync engine's streaming reduction
+//! (held-back readings marked, alert readings kept) and consensus metrics on
+//! what the buffer holds. No cloud: the facade runs without a server.
 //!
 //! Each patient is one phone with its own buffer file, as in the field.
-//! Everything is deterministic for a seed and runs on simulated time (a
-//! paused tokio clock), so two weeks take seconds.
+//! Everything is deterministic for a seed and runs on the facade's simulated
+//! clock (paused time), so two weeks take seconds.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use vigil_core::alerts::{AlertConfig, AlertEngine, AlertEvent, Phase};
-use vigil_core::clock::{Clock, TokioClock};
+use vigil_core::api::{
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener,
+    ReadingEvent, SimulatedGlucose, Simulation, SyncEvent, VigilConfig,
+};
 use vigil_core::metrics::{GlucoseMetrics, consensus_metrics};
-use vigil_core::model::{DeviceId, PatientId, Sample, Stream};
-use vigil_core::reduce::{Policy, ReducerConfig, reduce};
-use vigil_core::session::{
-    Cursor, DeviceEventKind, DeviceKind, Session, SessionConfig, SessionOutput, SessionSink,
-};
-use vigil_core::store::{Buffer, BufferConfig, BufferSink, OutboxAlert};
-use vigil_core::transport::simulated::physiology::GlucoseProfile;
-use vigil_core::transport::simulated::{
-    CgmConfig, FaultPlan, Radio, RandomFaults, SimulatedCgm, SimulatedTransport,
-};
+use vigil_core::model::{DeviceId, Sample, Stream};
+use vigil_core::store::{Buffer, BufferConfig};
+use vigil_core::sync::decide_closed_segments;
 
 use crate::Failure;
+use crate::sdk_run::run_to_end;
 
 /// Arguments of `vigil offline-demo`.
 #[derive(Debug, clap::Args)]
@@ -52,66 +49,38 @@ pub struct Args {
     dir: PathBuf,
 }
 
-/// Faults a phone in a pocket sees over days: a few a day of each kind.
-const FIELD_FAULTS: RandomFaults = RandomFaults {
-    disconnects_per_hour: 0.1,
-    out_of_range_per_day: 2.0,
-    drops_per_day: 3.0,
-    duplicates_per_day: 3.0,
-    corruptions_per_day: 3.0,
-};
+/// The simulated patients, in turn, with the names the table shows.
+const PATIENTS: [(SimulatedGlucose, &str); 3] = [
+    (SimulatedGlucose::WellControlledType1, "t1-well-controlled"),
+    (
+        SimulatedGlucose::PoorlyControlledType1,
+        "t1-poorly-controlled",
+    ),
+    (SimulatedGlucose::Type2, "t2-oral"),
+];
 
-/// The phone's side of the session: every raw glucose reading goes through
-/// the alert engine first (alarms never wait for storage or a batch), then
-/// into the SQLite buffer.
-struct Phone {
-    buffer: BufferSink,
-    engine: AlertEngine,
-    alerts: Vec<AlertEvent>,
-    alerting: HashSet<u64>,
-    gaps: usize,
-    disconnects: usize,
+/// What the app would hear, counted.
+#[derive(Default)]
+struct Tally {
+    disconnects: AtomicUsize,
+    alert_starts: AtomicUsize,
 }
 
-impl SessionSink for Phone {
-    fn cursor(&self, device: &DeviceId, stream: Stream) -> Option<Cursor> {
-        self.buffer.cursor(device, stream)
-    }
-
-    fn accept(&mut self, output: SessionOutput) -> vigil_core::Result<()> {
-        match &output {
-            SessionOutput::Reading(r) if r.stream == Stream::Glucose => {
-                let sample = Sample {
-                    time: r.sensor_time,
-                    value: r.value,
-                };
-                let events = self.engine.on_glucose(sample)?;
-                for e in &events {
-                    let payload = serde_json::to_vec(e).map_err(|e| {
-                        vigil_core::Error::InvalidInput(format!("alert payload: {e}"))
-                    })?;
-                    self.buffer.buffer_mut().enqueue_alert(&OutboxAlert {
-                        id: e.id.clone(),
-                        kind: e.kind.as_str().to_string(),
-                        phase: format!("{:?}", e.phase).to_lowercase(),
-                        time: e.time,
-                        value: e.glucose_mg_dl,
-                        payload,
-                    })?;
-                }
-                if !events.is_empty() {
-                    self.alerting.insert(r.sequence);
-                }
-                self.alerts.extend(events);
-            }
-            SessionOutput::Gap(_) => self.gaps += 1,
-            SessionOutput::Event(e) if matches!(e.kind, DeviceEventKind::Disconnected { .. }) => {
-                self.disconnects += 1
-            }
-            _ => {}
+impl Listener for Tally {
+    fn on_reading(&self, _: ReadingEvent) {}
+    fn on_alert(&self, a: AlertEvent) {
+        if a.phase == "start" {
+            self.alert_starts.fetch_add(1, Ordering::Relaxed);
         }
-        self.buffer.accept(output)
     }
+    fn on_device_event(&self, e: DeviceEvent) {
+        if e.kind == "disconnected" {
+            self.disconnects.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn on_sync_event(&self, _: SyncEvent) {}
+    fn on_buffer_event(&self, _: BufferEvent) {}
+    fn on_host_request(&self, _: HostRequest) {}
 }
 
 /// What one patient's run produced.
@@ -138,12 +107,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .with_ymd_and_hms(2026, 1, 5, 0, 0, 0)
         .single()
         .ok_or_else(|| Failure::Other("demo start time".into()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .map_err(|e| Failure::Other(format!("cannot start the runtime: {e}")))?;
-    let profiles = GlucoseProfile::all();
     let clock = Instant::now();
     println!(
         "Vigil demo: {} patients × {} days of 5-minute CGM with field faults, seed {}, buffers in {}",
@@ -159,12 +122,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (mut total_readings, mut total_kept) = (0, 0);
     for p in 0..args.patients {
-        let Some(profile) = profiles.get(p as usize % profiles.len().max(1)).cloned() else {
-            return Err(Failure::Other("no physiology profiles".into()));
+        let Some(&patient) = PATIENTS.get(p as usize % PATIENTS.len()) else {
+            return Err(Failure::Other("no simulated patients".into()));
         };
         let path = args.dir.join(format!("patient-{p}.db"));
         remove_database(&path);
-        let s = runtime.block_on(run_patient(p, profile, start, &args, &path))?;
+        let s = run_patient(p, patient, start, &args, &path)?;
         println!(
             "| p{p} | {} | {} | {} | {} | {:.1} % | {} | {:.0} | {:.1} | {:.1} | {:.2} | {} |",
             s.profile,
@@ -203,98 +166,64 @@ fn remove_database(path: &Path) {
     }
 }
 
-async fn run_patient(
+/// One patient's phone: an SDK with a simulated CGM for `args.days`, then
+/// what its buffer holds.
+fn run_patient(
     index: u32,
-    profile: GlucoseProfile,
+    (glucose, name): (SimulatedGlucose, &'static str),
     start: DateTime<Utc>,
     args: &Args,
     path: &Path,
 ) -> Result<Summary, Failure> {
-    let name = profile.name;
-    let seed = args.seed.wrapping_mul(1000).wrapping_add(u64::from(index));
     let length = TimeDelta::days(i64::from(args.days));
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(start));
-
-    let mut cgm = CgmConfig::new(&format!("sim-cgm-{index}"), seed, start);
-    cgm.profile = profile;
-    cgm.faults = FaultPlan::random(seed, start, length, FIELD_FAULTS);
-    let mut radio = Radio::new();
-    let peripheral = radio.add(Box::new(SimulatedCgm::new(cgm).map_err(fail("sensor"))?));
-    let transport = Arc::new(SimulatedTransport::start(
-        radio,
-        clock.clone(),
-        Duration::from_secs(1),
-    ));
-
-    let buffer = Buffer::open(path, BufferConfig::default()).map_err(fail("buffer"))?;
-    let config = SessionConfig::new(
-        DeviceKind::Cgm,
-        peripheral,
-        PatientId(format!("demo-patient-{index}")),
-    );
-    let device = config.device.clone();
-    let phone = Phone {
-        buffer: BufferSink::new(buffer),
-        engine: AlertEngine::new(AlertConfig::default(), device.0.clone())
-            .map_err(fail("alerts"))?,
-        alerts: Vec::new(),
-        alerting: HashSet::new(),
-        gaps: 0,
-        disconnects: 0,
+    let mut config = VigilConfig::new(path, format!("demo-patient-{index}"));
+    config.clock = ClockMode::Simulated {
+        start_ms: start.timestamp_millis(),
+        run_for: Duration::from_secs(u64::from(args.days) * 86_400),
     };
-    let mut session = Session::new(config, transport, clock, phone);
-    session
-        .run_until(start + length)
-        .await
-        .map_err(fail("session"))?;
-    let mut phone = session.into_sink();
+    config.simulation_seed = args.seed.wrapping_mul(1000).wrapping_add(u64::from(index));
+    config.simulation = Simulation {
+        glucose,
+        field_faults: true,
+        ..Simulation::default()
+    };
+    let device = format!("sim-cgm-{index}");
+    let tally = Arc::new(Tally::default());
+    run_to_end(config, &[(&device, DeviceKind::Cgm)], tally.clone())?;
 
-    // Batch assembly's reduction: which stored readings the cloud needs.
-    let buffer = phone.buffer.buffer_mut();
-    let stored = buffer
+    let mut buffer = Buffer::open(path, BufferConfig::default()).map_err(fail("buffer"))?;
+    let device = DeviceId(device);
+    let samples: Vec<Sample> = buffer
         .readings_of(&device, Stream::Glucose)
-        .map_err(fail("buffer"))?;
-    let samples: Vec<Sample> = stored
+        .map_err(fail("buffer"))?
         .iter()
         .map(|s| Sample {
             time: s.reading.sensor_time,
             value: s.reading.value,
         })
         .collect();
-    let must_keep: Vec<bool> = stored
-        .iter()
-        .map(|s| phone.alerting.contains(&s.reading.sequence))
-        .collect();
-    let policy = Policy::BoundedError(ReducerConfig::glucose(TimeDelta::minutes(5)));
-    let kept = reduce(&samples, &must_keep, &policy).map_err(fail("reduction"))?;
-    let kept_set: HashSet<usize> = kept.iter().copied().collect();
-    let held: Vec<i64> = stored
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !kept_set.contains(i))
-        .map(|(_, s)| s.id)
-        .collect();
-    buffer.mark_held(&held, true).map_err(fail("buffer"))?;
-
+    let gaps = buffer
+        .gaps(&device, Stream::Glucose)
+        .map_err(fail("buffer"))?
+        .len();
+    // The sync engine's reduction pass, as before a batch; a day past the
+    // end closes every tail, so each reading is decided.
+    let reduced = decide_closed_segments(
+        &mut buffer,
+        Stream::Glucose,
+        start + length + TimeDelta::days(1),
+    )
+    .map_err(fail("reduction"))?;
     let metrics = consensus_metrics(&samples, TimeDelta::minutes(5)).map_err(fail("metrics"))?;
-    let summary = Summary {
+    drop(buffer);
+    Ok(Summary {
         profile: name,
         readings: samples.len(),
-        kept: kept.len(),
-        gaps: phone.gaps,
-        disconnects: phone.disconnects,
-        alert_starts: phone
-            .alerts
-            .iter()
-            .filter(|a| a.phase == Phase::Start)
-            .count(),
+        kept: usize::try_from(reduced.kept).unwrap_or(usize::MAX),
+        gaps,
+        disconnects: tally.disconnects.load(Ordering::Relaxed),
+        alert_starts: tally.alert_starts.load(Ordering::Relaxed),
         metrics,
-        db_bytes: 0,
-    };
-    drop(phone);
-    let db_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    Ok(Summary {
-        db_bytes,
-        ..summary
+        db_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
     })
 }

@@ -1,31 +1,32 @@
 //! `vigil simulate`: the readings a simulated device produces, decoded
-//! through the real codecs and session.
+//! through the real codecs and session, as an app would receive them.
 //!
-//! The whole phone-side path runs: a seeded simulated peripheral speaks
-//! GATT bytes over the simulated transport, the session connects, reads,
-//! subscribes, backfills and decodes, and what reaches the sink is printed.
-//! It runs on tokio's paused clock, so a simulated day takes a fraction of
-//! a second and a seed always prints the same trace. Output is streamed as
-//! the session produces it, so a two-week heart-rate trace needs no memory
-//! to speak of.
+//! The run goes through the SDK facade every app embeds, on its simulated
+//! clock: a seeded simulated peripheral speaks GATT bytes over the
+//! simulated transport, the session connects, reads, subscribes, backfills
+//! and decodes, and the facade routes every reading through the alert
+//! engine into a buffer in a temporary directory. Then what the buffer
+//! holds is printed, page by page in the order it arrived, so a two-week
+//! heart-rate trace needs no memory to speak of. Paused time makes a
+//! simulated day take a fraction of a second, and a seed always prints the
+//! same trace.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
-use vigil_core::clock::{Clock, TokioClock};
-use vigil_core::model::{DeviceId, PatientId, Reading, Stream};
-use vigil_core::session::{Cursor, DeviceKind, Session, SessionConfig, SessionOutput, SessionSink};
-use vigil_core::transport::simulated::physiology::SampleInterval;
-use vigil_core::transport::simulated::{
-    CgmConfig, FaultPlan, HeartRateConfig, MeterConfig, OximeterConfig, Radio, RandomFaults,
-    SimulatedCgm, SimulatedHeartRate, SimulatedMeter, SimulatedOximeter, SimulatedTransport,
+use vigil_core::api::{
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener,
+    ReadingEvent, Simulation, SyncEvent, VigilConfig,
 };
+use vigil_core::model::{Reading, Stream};
+use vigil_core::store::{Buffer, BufferConfig, StoredReading};
 
 use crate::Failure;
+use crate::sdk_run::run_to_end;
 use crate::trace::{GLUCOSE, TIME, format_time};
 
 /// Which simulated device.
@@ -63,21 +64,12 @@ pub struct Args {
     /// streams), instead of the CSV trace.
     #[arg(long)]
     json: bool,
-    /// Seeded random faults (disconnects, out-of-range periods, dropped,
-    /// duplicated and corrupt notifications), drawn from `--seed`.
+    /// Seeded random field faults (disconnects, out-of-range periods,
+    /// dropped, duplicated and corrupt notifications, a few a day of each),
+    /// drawn from `--seed`.
     #[arg(long)]
     faults: bool,
 }
-
-/// Fault rates of `--faults`: a bad-but-plausible day for a phone in a
-/// pocket.
-const RANDOM_FAULTS: RandomFaults = RandomFaults {
-    disconnects_per_hour: 0.25,
-    out_of_range_per_day: 2.0,
-    drops_per_day: 4.0,
-    duplicates_per_day: 4.0,
-    corruptions_per_day: 4.0,
-};
 
 /// Parses `90m`, `24h`, `14d`, `30s`.
 pub fn parse_duration(s: &str) -> Result<TimeDelta, Failure> {
@@ -120,18 +112,16 @@ struct JsonReading<'a> {
     raw: String,
 }
 
-/// A sink that prints as it goes.
-struct PrintSink<W: Write> {
+/// Prints readings as the trace or JSON lines.
+struct Printer<W: Write> {
     out: csv::Writer<W>,
     device: Device,
     json: bool,
-    cursors: HashMap<(DeviceId, Stream), Cursor>,
     /// SpO2 waits for the pulse rate decoded from the same notification.
     spo2: Option<Reading>,
-    error: Option<String>,
 }
 
-impl<W: Write + Send> PrintSink<W> {
+impl<W: Write> Printer<W> {
     fn new(out: W, device: Device, json: bool) -> Result<Self, Failure> {
         let mut out = csv::WriterBuilder::new()
             .has_headers(false)
@@ -149,9 +139,7 @@ impl<W: Write + Send> PrintSink<W> {
             out,
             device,
             json,
-            cursors: HashMap::new(),
             spo2: None,
-            error: None,
         })
     }
 
@@ -206,72 +194,28 @@ fn io(e: csv::Error) -> Failure {
     Failure::Other(format!("cannot write output: {e}"))
 }
 
-impl<W: Write + Send> SessionSink for PrintSink<W> {
-    fn cursor(&self, device: &DeviceId, stream: Stream) -> Option<Cursor> {
-        self.cursors.get(&(device.clone(), stream)).copied()
-    }
-
-    fn accept(&mut self, output: SessionOutput) -> vigil_core::Result<()> {
-        let SessionOutput::Reading(r) = output else {
-            return Ok(());
-        };
-        self.cursors.insert(
-            (r.provenance.device.clone(), r.stream),
-            Cursor {
-                session: r.provenance.session,
-                sequence: r.sequence,
-                time: r.sensor_time,
-            },
-        );
-        if self.error.is_none() {
-            if let Err(e) = self.print(&r) {
-                self.error = Some(e.to_string());
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Runs `vigil simulate`.
 pub fn run(args: Args) -> Result<(), Failure> {
     let duration = parse_duration(&args.duration)?;
     let start = DateTime::parse_from_rfc3339(&args.start)
         .map_err(|e| Failure::Input(format!("bad --start: {e}")))?
         .with_timezone(&Utc);
-    let interval = match args.interval {
-        1 => SampleInterval::OneMinute,
-        5 => SampleInterval::FiveMinutes,
-        n => {
-            return Err(Failure::Input(format!(
-                "--interval must be 1 or 5, not {n}"
-            )));
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .map_err(|e| Failure::Other(format!("cannot start the runtime: {e}")))?;
-    let stdout = std::io::stdout();
-    let sink = PrintSink::new(std::io::BufWriter::new(stdout), args.device, args.json)?;
-    let faults = if args.faults {
-        FaultPlan::random(args.seed, start, duration, RANDOM_FAULTS)
-    } else {
-        FaultPlan::none()
-    };
+    if args.interval != 1 && args.interval != 5 {
+        return Err(Failure::Input(format!(
+            "--interval must be 1 or 5, not {}",
+            args.interval
+        )));
+    }
     let run = Run {
         device: args.device,
         seed: args.seed,
         start,
         duration,
-        interval,
-        faults,
+        one_minute: args.interval == 1,
+        faults: args.faults,
     };
-    let mut sink = runtime.block_on(simulate(run, sink))?;
-    if let Some(e) = sink.error.take() {
-        return Err(Failure::Other(format!("cannot write output: {e}")));
-    }
-    sink.out
+    let out = std::io::BufWriter::new(std::io::stdout());
+    simulate(&run, Printer::new(out, args.device, args.json)?)?
         .flush()
         .map_err(|e| Failure::Other(format!("cannot write output: {e}")))
 }
@@ -282,61 +226,125 @@ struct Run {
     seed: u64,
     start: DateTime<Utc>,
     duration: TimeDelta,
-    interval: SampleInterval,
-    faults: FaultPlan,
+    /// A CGM reports every minute instead of every five.
+    one_minute: bool,
+    /// Seeded random field faults.
+    faults: bool,
 }
 
-async fn simulate<W: Write + Send>(run: Run, sink: PrintSink<W>) -> Result<PrintSink<W>, Failure> {
-    let Run {
-        device,
-        seed,
-        start,
-        duration,
-        interval,
-        faults,
-    } = run;
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(start));
-    let fail = |e: vigil_core::Error| Failure::Other(e.to_string());
-    let mut radio = Radio::new();
-    let (kind, id) = match device {
-        Device::Cgm => {
-            let mut cfg = CgmConfig::new("sim-cgm", seed, start);
-            cfg.interval = interval;
-            cfg.faults = faults;
-            (
-                DeviceKind::Cgm,
-                radio.add(Box::new(SimulatedCgm::new(cfg).map_err(fail)?)),
-            )
-        }
-        Device::Hr => {
-            let mut cfg = HeartRateConfig::new("sim-hr", seed, start);
-            cfg.faults = faults;
-            let dev = SimulatedHeartRate::new(cfg).map_err(fail)?;
-            (DeviceKind::HeartRate, radio.add(Box::new(dev)))
-        }
-        Device::Spo2 => {
-            let mut cfg = OximeterConfig::new("sim-spo2", seed, start);
-            cfg.faults = faults;
-            let dev = SimulatedOximeter::new(cfg).map_err(fail)?;
-            (DeviceKind::PulseOximeter, radio.add(Box::new(dev)))
-        }
-        Device::Bgm => {
-            let mut cfg = MeterConfig::new("sim-bgm", seed, start);
-            cfg.faults = faults;
-            let dev = SimulatedMeter::new(cfg).map_err(fail)?;
-            (DeviceKind::GlucoseMeter, radio.add(Box::new(dev)))
-        }
+/// Quiet: the trace is read from the buffer once the run ended.
+struct Unheard;
+
+impl Listener for Unheard {
+    fn on_reading(&self, _: ReadingEvent) {}
+    fn on_alert(&self, _: AlertEvent) {}
+    fn on_device_event(&self, _: DeviceEvent) {}
+    fn on_sync_event(&self, _: SyncEvent) {}
+    fn on_buffer_event(&self, _: BufferEvent) {}
+    fn on_host_request(&self, _: HostRequest) {}
+}
+
+/// Runs the device through the SDK into a temporary buffer, then prints
+/// what it stored; returns the printer's writer.
+fn simulate<W: Write>(run: &Run, mut printer: Printer<W>) -> Result<W, Failure> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Failure::Other(format!("cannot create a temporary directory: {e}")))?;
+    let path = dir.path().join("simulate.db");
+    let (name, kind) = match run.device {
+        Device::Cgm => ("sim-cgm", DeviceKind::Cgm),
+        Device::Hr => ("sim-hr", DeviceKind::HeartRate),
+        Device::Spo2 => ("sim-spo2", DeviceKind::PulseOximeter),
+        Device::Bgm => ("sim-bgm", DeviceKind::GlucoseMeter),
     };
-    let transport = Arc::new(SimulatedTransport::start(
-        radio,
-        clock.clone(),
-        Duration::from_secs(1),
-    ));
-    let mut cfg = SessionConfig::new(kind, id, PatientId("sim-patient".into()));
-    cfg.jitter_seed = seed;
-    let mut session = Session::new(cfg, transport, clock, sink);
-    session.run_until(start + duration).await.map_err(fail)?;
-    Ok(session.into_sink())
+    let mut config = VigilConfig::new(&path, "sim-patient");
+    config.clock = ClockMode::Simulated {
+        start_ms: run.start.timestamp_millis(),
+        run_for: run
+            .duration
+            .to_std()
+            .map_err(|e| Failure::Input(format!("bad duration: {e}")))?,
+    };
+    config.simulation_seed = run.seed;
+    config.simulation = Simulation {
+        cgm_one_minute: run.one_minute,
+        field_faults: run.faults,
+        ..Simulation::default()
+    };
+    // A trace keeps every reading: no budget to evict by.
+    config.buffer_budget_bytes = Some(1 << 40);
+    run_to_end(config, &[(name, kind)], Arc::new(Unheard))?;
+    print_stored(&path, &mut printer)?;
+    printer
+        .out
+        .into_inner()
+        .map_err(|e| Failure::Other(format!("cannot write output: {e}")))
+}
+
+/// Readings the buffer stored, a page at a time, in the order they were
+/// stored within one data class (the buffer numbers trend and record
+/// readings apart), through the buffer's export cursor.
+struct Pages {
+    target: &'static str,
+    streams: Vec<Stream>,
+    page: VecDeque<StoredReading>,
+}
+
+impl Pages {
+    const SIZE: usize = 4096;
+
+    fn new(target: &'static str, trend: bool) -> Pages {
+        let streams = Stream::ALL
+            .into_iter()
+            .filter(|s| (s.profile() == vigil_core::model::Profile::Trend) == trend)
+            .collect();
+        Pages {
+            target,
+            streams,
+            page: VecDeque::new(),
+        }
+    }
+
+    fn peek(&mut self, buffer: &mut Buffer) -> vigil_core::Result<Option<&StoredReading>> {
+        if self.page.is_empty() {
+            let page = buffer.readings_to_export(self.target, &self.streams, Self::SIZE)?;
+            if let Some(last) = page.last() {
+                buffer.advance_export_cursor(self.target, last.id)?;
+            }
+            self.page = page.into();
+        }
+        Ok(self.page.front())
+    }
+}
+
+/// Prints every stored reading in the order the session produced it: the
+/// trend and record pages merged by receive time (a trend reading first
+/// when a notification carried both, as the session decodes it).
+fn print_stored<W: Write>(path: &Path, printer: &mut Printer<W>) -> Result<(), Failure> {
+    let store = |e: vigil_core::Error| Failure::Other(format!("buffer: {e}"));
+    let mut buffer = Buffer::open(path, BufferConfig::default()).map_err(store)?;
+    let mut trend = Pages::new("vigil-simulate-trend", true);
+    let mut record = Pages::new("vigil-simulate-record", false);
+    loop {
+        let t = trend
+            .peek(&mut buffer)
+            .map_err(store)?
+            .map(|r| r.reading.receive_time);
+        let r = record
+            .peek(&mut buffer)
+            .map_err(store)?
+            .map(|r| r.reading.receive_time);
+        let next = match (t, r) {
+            (Some(t), Some(r)) if r < t => record.page.pop_front(),
+            (Some(_), _) => trend.page.pop_front(),
+            (None, Some(_)) => record.page.pop_front(),
+            (None, None) => return Ok(()),
+        };
+        if let Some(s) = next {
+            printer
+                .print(&s.reading)
+                .map_err(|e| Failure::Other(format!("cannot write output: {e}")))?;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -358,30 +366,19 @@ mod tests {
     }
 
     fn run_with(device: Device, json: bool, duration: &str, faults: bool) -> String {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
         let start = DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let sink = PrintSink::new(Vec::new(), device, json).unwrap();
-        let duration = parse_duration(duration).unwrap();
+        let printer = Printer::new(Vec::new(), device, json).unwrap();
         let run = Run {
             device,
             seed: 3,
             start,
-            duration,
-            interval: SampleInterval::FiveMinutes,
-            faults: if faults {
-                FaultPlan::random(3, start, duration, RANDOM_FAULTS)
-            } else {
-                FaultPlan::none()
-            },
+            duration: parse_duration(duration).unwrap(),
+            one_minute: false,
+            faults,
         };
-        let sink = runtime.block_on(simulate(run, sink)).unwrap();
-        String::from_utf8(sink.out.into_inner().unwrap()).unwrap()
+        String::from_utf8(simulate(&run, printer).unwrap()).unwrap()
     }
 
     #[test]

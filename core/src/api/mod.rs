@@ -48,9 +48,7 @@ use crate::model::{DeviceId, PatientId};
 use crate::session::{Session, SessionConfig};
 use crate::store::{Buffer, BufferConfig, BufferSink, CapacityPolicy};
 use crate::transport::Transport;
-use crate::transport::simulated::{
-    CgmConfig, HeartRateConfig, Radio, SimulatedCgm, SimulatedHeartRate, SimulatedTransport,
-};
+use crate::transport::simulated::{Radio, SimulatedTransport};
 use dispatch::{Callback, Dispatch};
 use pipeline::{Contact, GlucoseAlerts, Pipeline};
 
@@ -200,6 +198,16 @@ impl Vigil {
         self.buffer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The SDK's time. Read on the runtime: a simulated clock is tokio's
+    /// paused time, which the app's threads do not see.
+    fn now(&self) -> SdkResult<DateTime<Utc>> {
+        if !self.config.clock.simulated() {
+            return Ok(self.clock.now());
+        }
+        let clock = self.clock.clone();
+        self.runtime.run(async move { clock.now() })
+    }
+
     fn dispatch(&self) -> SdkResult<&Dispatch> {
         self.dispatch
             .as_ref()
@@ -213,7 +221,7 @@ impl Vigil {
         if device.trim().is_empty() {
             return Err(SdkError::invalid("device id must not be empty"));
         }
-        let now = self.clock.now();
+        let now = self.now()?;
         self.buffer().pair(
             &DeviceId(device.to_string()),
             kind.as_str(),
@@ -232,25 +240,21 @@ impl Vigil {
                 .config
                 .simulation_seed
                 .wrapping_add(u64::try_from(state.paired.len()).unwrap_or(0));
-            let peripheral: Box<dyn crate::transport::simulated::Peripheral> = match kind {
-                DeviceKind::Cgm => {
-                    let mut cgm = CgmConfig::new(device, seed, now);
-                    cgm.profile = self.config.simulation.profile();
-                    cgm.faults = self.config.simulation.faults_for(device)?;
-                    if self.config.simulation.cgm_one_minute {
-                        cgm.interval =
-                            crate::transport::simulated::physiology::SampleInterval::OneMinute;
-                    }
-                    Box::new(SimulatedCgm::new(cgm)?)
-                }
-                DeviceKind::HeartRate => Box::new(SimulatedHeartRate::new(HeartRateConfig::new(
-                    device, seed, now,
-                ))?),
-                DeviceKind::PulseOximeter | DeviceKind::GlucoseMeter => {
+            let run_for = match self.config.clock {
+                ClockMode::Simulated { run_for, .. } => Some(run_for),
+                ClockMode::Wall | ClockMode::Accelerated { .. } => None,
+            };
+            let peripheral = match (self.config.simulation).peripheral(
+                kind.core(),
+                device,
+                seed,
+                now,
+                run_for,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
                     state.paired.remove(device);
-                    return Err(SdkError::invalid(
-                        "simulated devices: only cgm and heart_rate are offered",
-                    ));
+                    return Err(e);
                 }
             };
             sim.with_radio(|radio| radio.add(peripheral));
@@ -264,8 +268,8 @@ impl Vigil {
         if self.state().paired.remove(device).is_none() {
             return Err(SdkError::invalid("unknown device: pair it first"));
         }
-        self.buffer()
-            .forget(&DeviceId(device.to_string()), self.clock.now())?;
+        let now = self.now()?;
+        self.buffer().forget(&DeviceId(device.to_string()), now)?;
         Ok(())
     }
 
@@ -278,6 +282,9 @@ impl Vigil {
 
     /// Starts collecting from every paired device that is not running yet:
     /// one session per device, reconnecting by itself until [`Vigil::stop`].
+    /// Under [`ClockMode::Simulated`] the simulated clock stands at
+    /// `start_ms` until the first call (or [`Vigil::sync_now`]), so a run
+    /// begins where it was configured to, however long pairing took.
     pub fn start(&self) -> SdkResult<()> {
         let paired: Vec<(String, DeviceKind)> = {
             let s = self.state();
@@ -300,6 +307,8 @@ impl Vigil {
             let running = self.start_device(&device, kind)?;
             self.state().running.insert(device, running);
         }
+        // Simulated time begins with collection, at `start_ms`.
+        self.runtime.release_time();
         Ok(())
     }
 
@@ -341,7 +350,7 @@ impl Vigil {
         let until = match self.config.clock {
             ClockMode::Wall | ClockMode::Accelerated { .. } => DateTime::<Utc>::MAX_UTC,
             ClockMode::Simulated { run_for, .. } => {
-                self.clock.now() + TimeDelta::from_std(run_for).unwrap_or(TimeDelta::MAX)
+                self.now()? + TimeDelta::from_std(run_for).unwrap_or(TimeDelta::MAX)
             }
         };
         let glucose = self.glucose.clone();
@@ -487,6 +496,8 @@ impl Vigil {
                 "sync is not configured: set server_url to sync to the cloud",
             ));
         };
+        // A sync waits on timers (timeouts, backoff): time must move.
+        self.runtime.release_time();
         let report = self.runtime.run(async move { h.sync_now().await })??;
         match report.failure {
             Some(reason) if report.readings_stored == 0 && report.alerts_delivered == 0 => {

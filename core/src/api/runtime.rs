@@ -1,6 +1,13 @@
 //! The runtime the SDK owns, so host apps can call it from any thread: a
 //! small multi-thread runtime on the wall clock, or a paused current-thread
 //! runtime on its own thread for simulated time.
+//!
+//! Simulated time (`ClockMode::Simulated`) stands still until collection
+//! starts: a paused runtime jumps to its next timer whenever it is idle, so
+//! the simulated transport's tick alone would otherwise carry the clock
+//! minutes past `start_ms` while the app is still pairing, and a run would
+//! begin at an arbitrary time. Tokio does not jump while a `spawn_blocking`
+//! task runs, so one waits on [`Owned::release_time`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -92,6 +99,8 @@ impl Pacer {
 pub(crate) struct Owned {
     handle: Handle,
     kind: Kind,
+    /// Dropping it lets simulated time move (see the module docs).
+    hold: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 fn failed(e: std::io::Error) -> SdkError {
@@ -111,6 +120,7 @@ impl Owned {
                 Ok(Owned {
                     handle: rt.handle().clone(),
                     kind: Kind::Multi(Some(rt)),
+                    hold: std::sync::Mutex::new(None),
                 })
             }
             ClockMode::Simulated { .. } | ClockMode::Accelerated { .. } => {
@@ -126,6 +136,11 @@ impl Owned {
                     .build()
                     .map_err(failed)?;
                 let handle = rt.handle().clone();
+                let (hold, held) = std::sync::mpsc::channel::<()>();
+                let hold = match clock {
+                    ClockMode::Simulated { .. } => Some(hold),
+                    _ => None,
+                };
                 let (tx, mut rx) = oneshot::channel::<()>();
                 let (local_tx, mut local_rx) = tokio::sync::mpsc::unbounded_channel::<Maker>();
                 let thread = std::thread::Builder::new()
@@ -136,6 +151,10 @@ impl Owned {
                             if let Some(pace) = pace {
                                 tokio::task::spawn_local(pace.run());
                             }
+                            // Returns once every sender is gone.
+                            let _held = tokio::task::spawn_blocking(move || {
+                                let _ = held.recv();
+                            });
                             loop {
                                 tokio::select! {
                                     maker = local_rx.recv() => match maker {
@@ -152,6 +171,7 @@ impl Owned {
                     .map_err(failed)?;
                 Ok(Owned {
                     handle,
+                    hold: std::sync::Mutex::new(hold),
                     kind: Kind::Simulated {
                         local: local_tx,
                         shutdown: Some(tx),
@@ -160,6 +180,11 @@ impl Owned {
                 })
             }
         }
+    }
+
+    /// Lets simulated time move from now on; nothing on other clocks.
+    pub(crate) fn release_time(&self) {
+        self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Blocking calls must not come from a runtime thread: they would wait
@@ -218,6 +243,7 @@ impl Owned {
 
     /// Ends the runtime; its tasks are dropped.
     pub(crate) fn shutdown(&mut self) {
+        self.release_time();
         match &mut self.kind {
             Kind::Multi(rt) => {
                 if let Some(rt) = rt.take() {

@@ -1,5 +1,7 @@
 //! What simulated devices do (`TransportMode::Simulated` only): which
-//! simulated patient a CGM measures and when it is out of range.
+//! simulated patient a CGM measures, when it is out of range, and whether
+//! every device suffers the faults of the field; and the simulated device
+//! [`super::Vigil::pair`] puts on the air.
 //!
 //! Demos and app developers without hardware need a patient who goes low
 //! and a sensor that leaves range at a known time, through the facade and
@@ -7,11 +9,25 @@
 //! everything else at this boundary; the physiology and fault plan behind
 //! them stay internal.
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::error::{SdkError, SdkResult};
-use crate::transport::simulated::physiology::GlucoseProfile;
-use crate::transport::simulated::{Fault, FaultPlan};
+use crate::session::DeviceKind;
+use crate::transport::simulated::physiology::{GlucoseProfile, SampleInterval};
+use crate::transport::simulated::{
+    CgmConfig, Fault, FaultPlan, HeartRateConfig, MeterConfig, OximeterConfig, Peripheral,
+    RandomFaults, SimulatedCgm, SimulatedHeartRate, SimulatedMeter, SimulatedOximeter,
+};
+
+/// The faults of [`Simulation::field_faults`]: what a phone in a pocket
+/// sees over days, a few a day of each kind.
+const FIELD_FAULTS: RandomFaults = RandomFaults {
+    disconnects_per_hour: 0.1,
+    out_of_range_per_day: 2.0,
+    drops_per_day: 3.0,
+    duplicates_per_day: 3.0,
+    corruptions_per_day: 3.0,
+};
 
 /// The simulated person a simulated CGM measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,7 +63,16 @@ pub struct Simulation {
     /// out of range until it is put on, the old one leaves range before its
     /// last readings and backfills them when it comes back.
     pub device_out_of_range_ms: Vec<(String, i64, i64)>,
+    /// Every simulated device suffers seeded random faults of the field
+    /// (link drops, out-of-range periods, dropped, duplicated and corrupt
+    /// notifications, a few a day of each), drawn from its seed, over the
+    /// simulated clock's run (30 days on other clocks). A CGM and a meter
+    /// hold their records, so the session backfills what they missed.
+    pub field_faults: bool,
 }
+
+/// How long field faults are drawn for when the clock has no end.
+const FIELD_FAULT_DAYS: i64 = 30;
 
 impl Simulation {
     pub(crate) fn profile(&self) -> GlucoseProfile {
@@ -77,8 +102,59 @@ impl Simulation {
         Ok(())
     }
 
-    /// The faults of the simulated CGM paired as `device`: the periods of
-    /// every CGM, then its own.
+    /// The simulated device of `kind` paired as `device` at `now`, with
+    /// `seed` for its physiology and faults; `run_for` is how long the
+    /// simulated clock runs, if it ends.
+    pub(crate) fn peripheral(
+        &self,
+        kind: DeviceKind,
+        device: &str,
+        seed: u64,
+        now: DateTime<Utc>,
+        run_for: Option<std::time::Duration>,
+    ) -> SdkResult<Box<dyn Peripheral>> {
+        let mut faults = match kind {
+            DeviceKind::Cgm => self.faults_for(device)?,
+            _ => FaultPlan::none(),
+        };
+        if self.field_faults {
+            let length = run_for
+                .and_then(|d| TimeDelta::from_std(d).ok())
+                .unwrap_or(TimeDelta::days(FIELD_FAULT_DAYS));
+            faults
+                .faults
+                .extend(FaultPlan::random(seed, now, length, FIELD_FAULTS).faults);
+        }
+        Ok(match kind {
+            DeviceKind::Cgm => {
+                let mut cgm = CgmConfig::new(device, seed, now);
+                cgm.profile = self.profile();
+                cgm.faults = faults;
+                if self.cgm_one_minute {
+                    cgm.interval = SampleInterval::OneMinute;
+                }
+                Box::new(SimulatedCgm::new(cgm)?)
+            }
+            DeviceKind::HeartRate => {
+                let mut cfg = HeartRateConfig::new(device, seed, now);
+                cfg.faults = faults;
+                Box::new(SimulatedHeartRate::new(cfg)?)
+            }
+            DeviceKind::PulseOximeter => {
+                let mut cfg = OximeterConfig::new(device, seed, now);
+                cfg.faults = faults;
+                Box::new(SimulatedOximeter::new(cfg)?)
+            }
+            DeviceKind::GlucoseMeter => {
+                let mut cfg = MeterConfig::new(device, seed, now);
+                cfg.faults = faults;
+                Box::new(SimulatedMeter::new(cfg)?)
+            }
+        })
+    }
+
+    /// The scripted faults of the simulated CGM paired as `device`: the
+    /// periods of every CGM, then its own.
     pub(crate) fn faults_for(&self, device: &str) -> SdkResult<FaultPlan> {
         let own = self
             .device_out_of_range_ms

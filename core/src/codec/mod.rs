@@ -2,8 +2,8 @@
 //!
 //! First stage of the data flow: the transport hands over the value bytes of
 //! one notification, indication or read, and a codec turns them into typed
-//! values, or the other way round for what the phone writes (RACP, CGM
-//! Specific Ops Control Point). Codecs do no I/O and hold no state.
+//! values, or the other way round for what the phone writes (the Record
+//! Access Control Point, RACP, and the CGM Specific Ops Control Point, SOCP). Codecs do no I/O and hold no state.
 //!
 //! Two rules shape every decoder: it never panics on any input (all reads go
 //! through [`bytes::Reader`], which is bounds-checked), and it never guesses:
@@ -16,7 +16,6 @@
 pub mod battery;
 pub mod bytes;
 pub mod cgm;
-pub mod cgm_ops;
 pub mod crc;
 pub mod date_time;
 pub mod float;
@@ -29,8 +28,8 @@ pub use float::{Float32, SFloat, Special};
 
 use crate::{Error, Result};
 use battery::BatteryLevel;
+use cgm::socp::{SocpRequest, SocpResponse};
 use cgm::{CgmFeature, CgmMeasurement, CgmSessionRunTime, CgmSessionStartTime, CgmStatus};
-use cgm_ops::{CgmOpsRequest, CgmOpsResponse};
 use glucose::{GlucoseMeasurement, GlucoseMeasurementContext};
 use heart_rate::HeartRateMeasurement;
 use plx::PlxContinuousMeasurement;
@@ -70,9 +69,9 @@ pub enum Decoded {
     /// CGM Session Run Time.
     CgmSessionRunTime(CgmSessionRunTime),
     /// A CGM Specific Ops Control Point request (written by the phone).
-    CgmOpsRequest(CgmOpsRequest),
+    SocpRequest(SocpRequest),
     /// A CGM Specific Ops Control Point response (indicated by the sensor).
-    CgmOpsResponse(CgmOpsResponse),
+    SocpResponse(SocpResponse),
     /// A Record Access Control Point request.
     RacpRequest(RacpRequest),
     /// A Record Access Control Point response.
@@ -124,12 +123,12 @@ pub fn decode(characteristic: u16, bytes: &[u8], opts: &DecodeOptions) -> Result
         uuid::CGM_SESSION_RUN_TIME => {
             Decoded::CgmSessionRunTime(CgmSessionRunTime::decode(bytes, crc)?)
         }
-        uuid::CGM_SPECIFIC_OPS_CONTROL_POINT => match CgmOpsRequest::decode(bytes, crc) {
-            Ok(request) => Decoded::CgmOpsRequest(request),
+        uuid::CGM_SPECIFIC_OPS_CONTROL_POINT => match SocpRequest::decode(bytes, crc) {
+            Ok(request) => Decoded::SocpRequest(request),
             // The op code is a response's: decode it as one.
             Err(Error::Inconsistent {
                 field: "op_code", ..
-            }) => Decoded::CgmOpsResponse(CgmOpsResponse::decode(bytes, crc)?),
+            }) => Decoded::SocpResponse(SocpResponse::decode(bytes, crc)?),
             Err(e) => return Err(e),
         },
         uuid::RECORD_ACCESS_CONTROL_POINT => match bytes.first() {

@@ -5,7 +5,7 @@
 //! The core side is an ordinary [`Transport`], so the session state machine
 //! is the same one the other transports drive. Every call becomes a
 //! [`HostRequest`] the app takes from its [`HostLink`] (connect, read,
-//! write the RACP request or the ops control point value the core
+//! write the RACP or SOCP request the core
 //! encoded, subscribe, ...) and answers with [`HostLink::complete`]; what
 //! the platform reports unprompted (connected, disconnected, a
 //! notification's bytes) the app pushes in with [`HostLink::connected`],

@@ -6,7 +6,7 @@
 //! Status, Session Start Time or Session Run Time) and these decoders turn
 //! them into typed values; the session maps time offsets to absolute time
 //! with [`CgmSessionStartTime::to_utc`] and the CGM Specific Ops and Record
-//! Access control points live in [`super::cgm_ops`] and [`super::racp`].
+//! Access control points live in [`socp`] and [`super::racp`].
 //!
 //! Decisions that shaped this module:
 //!
@@ -26,6 +26,7 @@
 mod feature;
 mod measurement;
 mod session;
+pub mod socp;
 mod status;
 
 pub use feature::{CgmFeature, FeatureBits, SampleLocation, SampleType};

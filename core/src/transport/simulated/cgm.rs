@@ -6,7 +6,7 @@
 //! of the running session in a bounded [`RecordStore`] (oldest evicted),
 //! notifies each new record live when the phone is connected and
 //! subscribed, and answers the Record Access Control Point and the CGM
-//! Specific Ops Control Point (start/stop session, communication interval).
+//! Specific Ops Control Point, SOCP (start/stop session, communication interval).
 //! Records are sent one per notification and a RACP report ends with its
 //! response-code indication, in the order CGMS §3.7 prescribes.
 //!
@@ -31,11 +31,11 @@ use super::record_store::RecordStore;
 use super::{AttError, Emission, Peripheral, battery_char, chr, props, uuid};
 use crate::Result;
 use crate::codec::battery::BatteryLevel;
+use crate::codec::cgm::socp::{SocpOpCode, SocpRequest, SocpResponse, SocpResponseCode};
 use crate::codec::cgm::{
     Annunciation, CgmFeature, CgmMeasurement, CgmSessionRunTime, CgmSessionStartTime, CgmStatus,
     DstOffset, FeatureBits, SampleLocation, SampleType, StatusOctet, TimeZone,
 };
-use crate::codec::cgm_ops::{CgmOpsRequest, CgmOpsResponse, SocpOpCode, SocpResponseCode};
 use crate::codec::racp::RacpService;
 use crate::codec::{SFloat, service, uuid as u};
 use crate::transport::{Advertisement, Characteristic, GattUuid, PeripheralId};
@@ -285,34 +285,34 @@ impl SimulatedCgm {
         .unwrap_or_default()
     }
 
-    fn socp(&mut self, now: DateTime<Utc>, value: &[u8]) -> CgmOpsResponse {
+    fn socp(&mut self, now: DateTime<Utc>, value: &[u8]) -> SocpResponse {
         let op = value.first().copied().unwrap_or(0);
-        let code = |code| CgmOpsResponse::ResponseCode {
+        let code = |code| SocpResponse::ResponseCode {
             request_op_code: op,
             code,
         };
-        let Ok(req) = CgmOpsRequest::decode(value, self.cfg.e2e_crc) else {
+        let Ok(req) = SocpRequest::decode(value, self.cfg.e2e_crc) else {
             return match SocpOpCode::from_u8(op) {
                 None => code(SocpResponseCode::OpCodeNotSupported),
                 Some(_) => code(SocpResponseCode::InvalidOperand),
             };
         };
         match req {
-            CgmOpsRequest::StartSession if self.session.is_none() => {
+            SocpRequest::StartSession if self.session.is_none() => {
                 self.start_session(now);
                 code(SocpResponseCode::Success)
             }
-            CgmOpsRequest::StopSession if self.session.is_some() => {
+            SocpRequest::StopSession if self.session.is_some() => {
                 self.session = None;
                 code(SocpResponseCode::Success)
             }
-            CgmOpsRequest::StartSession | CgmOpsRequest::StopSession => {
+            SocpRequest::StartSession | SocpRequest::StopSession => {
                 code(SocpResponseCode::ProcedureNotCompleted)
             }
-            CgmOpsRequest::GetCommunicationInterval => CgmOpsResponse::CommunicationInterval {
+            SocpRequest::GetCommunicationInterval => SocpResponse::CommunicationInterval {
                 minutes: self.cfg.interval.minutes() as u8,
             },
-            CgmOpsRequest::SetCommunicationInterval { minutes } => {
+            SocpRequest::SetCommunicationInterval { minutes } => {
                 if u32::from(minutes) == self.cfg.interval.minutes() {
                     code(SocpResponseCode::Success)
                 } else {
@@ -621,30 +621,30 @@ mod tests {
         let code = |s: &mut SimulatedCgm, now| {
             let out = s.advance(now);
             let e = out.iter().find(|e| e.characteristic == socp).unwrap();
-            CgmOpsResponse::decode(&e.value, true).unwrap()
+            SocpResponse::decode(&e.value, true).unwrap()
         };
         let t1 = t0() + TimeDelta::minutes(42);
-        s.write(t1, socp, &CgmOpsRequest::StartSession.encode(true))
+        s.write(t1, socp, &SocpRequest::StartSession.encode(true))
             .unwrap();
         assert!(matches!(
             code(&mut s, t1),
-            CgmOpsResponse::ResponseCode {
+            SocpResponse::ResponseCode {
                 code: SocpResponseCode::ProcedureNotCompleted,
                 ..
             }
         ));
-        s.write(t1, socp, &CgmOpsRequest::StopSession.encode(true))
+        s.write(t1, socp, &SocpRequest::StopSession.encode(true))
             .unwrap();
         assert!(matches!(
             code(&mut s, t1),
-            CgmOpsResponse::ResponseCode {
+            SocpResponse::ResponseCode {
                 code: SocpResponseCode::Success,
                 ..
             }
         ));
         let status = CgmStatus::decode(&s.read(t1, uuid(u::CGM_STATUS)).unwrap(), true).unwrap();
         assert!(status.status.status.session_stopped());
-        s.write(t1, socp, &CgmOpsRequest::StartSession.encode(true))
+        s.write(t1, socp, &SocpRequest::StartSession.encode(true))
             .unwrap();
         code(&mut s, t1);
         let out = s.advance(t1 + TimeDelta::minutes(10));

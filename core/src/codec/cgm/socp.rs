@@ -1,10 +1,10 @@
-//! CGM Specific Ops Control Point (0x2AAC, CGMS 1.0.1 §3.6): how the phone
+//! CGM Specific Ops Control Point (SOCP, 0x2AAC, CGMS 1.0.1 §3.6): how the phone
 //! configures a CGM sensor (communication interval, calibration, alert
 //! levels) and starts or stops its session, and how the sensor answers.
 //!
 //! The phone writes a request (op code, operand, E2E-CRC when supported)
 //! and the sensor indicates a response on the same characteristic. The two
-//! directions are separate types, [`CgmOpsRequest`] and [`CgmOpsResponse`],
+//! directions are separate types, [`SocpRequest`] and [`SocpResponse`],
 //! so a response op code arriving where a request is expected (or the
 //! reverse) is an error, not a silent mix-up.
 //!
@@ -329,7 +329,7 @@ impl SocpResponseCode {
 
 /// A request the phone writes to the CGM Specific Ops Control Point.
 #[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CgmOpsRequest {
+pub enum SocpRequest {
     /// Set the communication interval in minutes (0 disables periodic
     /// communication, 255 asks for the fastest interval).
     SetCommunicationInterval {
@@ -367,7 +367,7 @@ pub enum CgmOpsRequest {
 
 /// A response the sensor indicates on the CGM Specific Ops Control Point.
 #[derive(Debug, serde::Serialize, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CgmOpsResponse {
+pub enum SocpResponse {
     /// The communication interval in minutes.
     CommunicationInterval {
         /// Interval in minutes.
@@ -391,7 +391,7 @@ pub enum CgmOpsResponse {
     },
 }
 
-impl CgmOpsResponse {
+impl SocpResponse {
     /// The request op code of a Response Code message, typed, if known.
     pub fn request_op(&self) -> Option<SocpOpCode> {
         match self {
@@ -433,7 +433,7 @@ fn wrong_direction(op_is_response: bool) -> Error {
     }
 }
 
-impl CgmOpsRequest {
+impl SocpRequest {
     /// Decodes a request; `crc` says whether the E2E-CRC is present.
     pub fn decode(bytes: &[u8], crc: bool) -> Result<Self> {
         let mut r = Reader::new(CHARACTERISTIC, bytes);
@@ -508,7 +508,7 @@ impl CgmOpsRequest {
     }
 }
 
-impl CgmOpsResponse {
+impl SocpResponse {
     /// Decodes a response; `crc` says whether the E2E-CRC is present.
     pub fn decode(bytes: &[u8], crc: bool) -> Result<Self> {
         let mut r = Reader::new(CHARACTERISTIC, bytes);
@@ -596,11 +596,11 @@ mod tests {
     fn set_communication_interval_carries_minutes() {
         let bytes = [0x01, 0x05];
         assert_eq!(
-            CgmOpsRequest::decode(&bytes, false),
-            Ok(CgmOpsRequest::SetCommunicationInterval { minutes: 5 })
+            SocpRequest::decode(&bytes, false),
+            Ok(SocpRequest::SetCommunicationInterval { minutes: 5 })
         );
         assert_eq!(
-            CgmOpsRequest::SetCommunicationInterval { minutes: 5 }.encode(false),
+            SocpRequest::SetCommunicationInterval { minutes: 5 }.encode(false),
             bytes
         );
     }
@@ -617,7 +617,7 @@ mod tests {
             0x03, 0x00, // record 3
             0x04, // pending
         ];
-        let CgmOpsResponse::CalibrationValue(rec) = CgmOpsResponse::decode(&bytes, false).unwrap()
+        let SocpResponse::CalibrationValue(rec) = SocpResponse::decode(&bytes, false).unwrap()
         else {
             panic!("not a calibration value");
         };
@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(rec.next_calibration_min, 720);
         assert_eq!(rec.record_number, 3);
         assert!(rec.status.pending() && !rec.status.rejected());
-        assert_eq!(CgmOpsResponse::CalibrationValue(rec).encode(false), bytes);
+        assert_eq!(SocpResponse::CalibrationValue(rec).encode(false), bytes);
     }
 
     // CGMS §3.6.1: alert levels: set/get/response op codes 7..=24.
@@ -636,21 +636,21 @@ mod tests {
     fn alert_level_op_codes_map_to_their_levels() {
         let hypo_set = [0x0D, 0x46, 0x00]; // Set Hypo Alert Level 70 mg/dL
         assert_eq!(
-            CgmOpsRequest::decode(&hypo_set, false),
-            Ok(CgmOpsRequest::SetAlertLevel {
+            SocpRequest::decode(&hypo_set, false),
+            Ok(SocpRequest::SetAlertLevel {
                 alert: AlertLevel::Hypo,
                 value: SFloat::from_raw(70)
             })
         );
         assert_eq!(
-            CgmOpsRequest::decode(&[0x14], false),
-            Ok(CgmOpsRequest::GetAlertLevel {
+            SocpRequest::decode(&[0x14], false),
+            Ok(SocpRequest::GetAlertLevel {
                 alert: AlertLevel::RateOfDecrease
             })
         );
         assert_eq!(
-            CgmOpsResponse::decode(&[0x18, 0x02, 0x00], false),
-            Ok(CgmOpsResponse::AlertLevel {
+            SocpResponse::decode(&[0x18, 0x02, 0x00], false),
+            Ok(SocpResponse::AlertLevel {
                 alert: AlertLevel::RateOfIncrease,
                 value: SFloat::from_raw(2)
             })
@@ -661,20 +661,20 @@ mod tests {
     fn session_control_and_response_code_round_trip_with_crc() {
         let start = with_crc(vec![0x1A]);
         assert_eq!(
-            CgmOpsRequest::decode(&start, true),
-            Ok(CgmOpsRequest::StartSession)
+            SocpRequest::decode(&start, true),
+            Ok(SocpRequest::StartSession)
         );
-        assert_eq!(CgmOpsRequest::StartSession.encode(true), start);
+        assert_eq!(SocpRequest::StartSession.encode(true), start);
         // Response Code: request Start Session, Success.
         let resp = with_crc(vec![0x1C, 0x1A, 0x01]);
-        let decoded = CgmOpsResponse::decode(&resp, true).unwrap();
+        let decoded = SocpResponse::decode(&resp, true).unwrap();
         assert_eq!(decoded.request_op(), Some(SocpOpCode::StartSession));
         assert_eq!(decoded.encode(true), resp);
         // An unknown request op code echoed back still decodes.
         let resp = [0x1C, 0x7F, 0x02];
         assert_eq!(
-            CgmOpsResponse::decode(&resp, false),
-            Ok(CgmOpsResponse::ResponseCode {
+            SocpResponse::decode(&resp, false),
+            Ok(SocpResponse::ResponseCode {
                 request_op_code: 0x7F,
                 code: SocpResponseCode::OpCodeNotSupported
             })
@@ -684,7 +684,7 @@ mod tests {
     #[test]
     fn errors_name_field_and_offset() {
         assert_eq!(
-            CgmOpsRequest::decode(&[0x00], false),
+            SocpRequest::decode(&[0x00], false),
             Err(Error::Reserved {
                 characteristic: CHARACTERISTIC,
                 field: "op_code",
@@ -693,7 +693,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            CgmOpsRequest::decode(&[0x1C, 0x01, 0x01], false),
+            SocpRequest::decode(&[0x1C, 0x01, 0x01], false),
             Err(Error::Inconsistent {
                 field: "op_code",
                 offset: 0,
@@ -701,7 +701,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            CgmOpsResponse::decode(&[0x1A], false),
+            SocpResponse::decode(&[0x1A], false),
             Err(Error::Inconsistent {
                 field: "op_code",
                 offset: 0,
@@ -709,7 +709,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            CgmOpsResponse::decode(&[0x1C, 0x1A, 0x06], false),
+            SocpResponse::decode(&[0x1C, 0x1A, 0x06], false),
             Err(Error::Reserved {
                 field: "response_code",
                 offset: 2,
@@ -718,7 +718,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            CgmOpsRequest::decode(&[0x05, 0x01], false),
+            SocpRequest::decode(&[0x05, 0x01], false),
             Err(Error::Truncated {
                 field: "calibration_record_number",
                 offset: 1,
@@ -726,18 +726,18 @@ mod tests {
             })
         ));
         assert!(matches!(
-            CgmOpsRequest::decode(&[0x1A, 0x00], false),
+            SocpRequest::decode(&[0x1A, 0x00], false),
             Err(Error::Oversized { offset: 1, .. })
         ));
         let mut bad = with_crc(vec![0x1B]);
         bad[1] ^= 1;
         assert!(matches!(
-            CgmOpsRequest::decode(&bad, true),
+            SocpRequest::decode(&bad, true),
             Err(Error::CrcMismatch { offset: 1, .. })
         ));
         let mut rec = vec![0x04, 0x64, 0x00, 0, 0, 0x51, 0, 0, 0, 0, 0x08];
         assert!(matches!(
-            CgmOpsRequest::decode(&rec, false),
+            SocpRequest::decode(&rec, false),
             Err(Error::Reserved {
                 field: "calibration_status",
                 offset: 10,
@@ -746,7 +746,7 @@ mod tests {
         ));
         rec[5] = 0x5B; // type 11 is reserved
         assert!(matches!(
-            CgmOpsRequest::decode(&rec, false),
+            SocpRequest::decode(&rec, false),
             Err(Error::Reserved {
                 field: "type",
                 offset: 5,
@@ -781,33 +781,33 @@ mod tests {
             })
     }
 
-    fn request() -> impl Strategy<Value = CgmOpsRequest> {
+    fn request() -> impl Strategy<Value = SocpRequest> {
         prop_oneof![
-            any::<u8>().prop_map(|minutes| CgmOpsRequest::SetCommunicationInterval { minutes }),
-            Just(CgmOpsRequest::GetCommunicationInterval),
-            record().prop_map(CgmOpsRequest::SetCalibrationValue),
+            any::<u8>().prop_map(|minutes| SocpRequest::SetCommunicationInterval { minutes }),
+            Just(SocpRequest::GetCommunicationInterval),
+            record().prop_map(SocpRequest::SetCalibrationValue),
             any::<u16>()
-                .prop_map(|record_number| CgmOpsRequest::GetCalibrationValue { record_number }),
-            (alert(), any::<u16>()).prop_map(|(alert, v)| CgmOpsRequest::SetAlertLevel {
+                .prop_map(|record_number| SocpRequest::GetCalibrationValue { record_number }),
+            (alert(), any::<u16>()).prop_map(|(alert, v)| SocpRequest::SetAlertLevel {
                 alert,
                 value: SFloat::from_raw(v)
             }),
-            alert().prop_map(|alert| CgmOpsRequest::GetAlertLevel { alert }),
-            Just(CgmOpsRequest::ResetDeviceSpecificAlert),
-            Just(CgmOpsRequest::StartSession),
-            Just(CgmOpsRequest::StopSession),
+            alert().prop_map(|alert| SocpRequest::GetAlertLevel { alert }),
+            Just(SocpRequest::ResetDeviceSpecificAlert),
+            Just(SocpRequest::StartSession),
+            Just(SocpRequest::StopSession),
         ]
     }
 
-    fn response() -> impl Strategy<Value = CgmOpsResponse> {
+    fn response() -> impl Strategy<Value = SocpResponse> {
         prop_oneof![
-            any::<u8>().prop_map(|minutes| CgmOpsResponse::CommunicationInterval { minutes }),
-            record().prop_map(CgmOpsResponse::CalibrationValue),
-            (alert(), any::<u16>()).prop_map(|(alert, v)| CgmOpsResponse::AlertLevel {
+            any::<u8>().prop_map(|minutes| SocpResponse::CommunicationInterval { minutes }),
+            record().prop_map(SocpResponse::CalibrationValue),
+            (alert(), any::<u16>()).prop_map(|(alert, v)| SocpResponse::AlertLevel {
                 alert,
                 value: SFloat::from_raw(v)
             }),
-            (any::<u8>(), 1u8..=5).prop_map(|(op, c)| CgmOpsResponse::ResponseCode {
+            (any::<u8>(), 1u8..=5).prop_map(|(op, c)| SocpResponse::ResponseCode {
                 request_op_code: op,
                 code: SocpResponseCode::from_u8(c).unwrap()
             }),
@@ -818,13 +818,13 @@ mod tests {
         #[test]
         fn request_round_trips(req in request(), crc in any::<bool>()) {
             let bytes = req.encode(crc);
-            prop_assert_eq!(CgmOpsRequest::decode(&bytes, crc), Ok(req));
+            prop_assert_eq!(SocpRequest::decode(&bytes, crc), Ok(req));
         }
 
         #[test]
         fn response_round_trips(resp in response(), crc in any::<bool>()) {
             let bytes = resp.encode(crc);
-            prop_assert_eq!(CgmOpsResponse::decode(&bytes, crc), Ok(resp));
+            prop_assert_eq!(SocpResponse::decode(&bytes, crc), Ok(resp));
         }
 
         #[test]
@@ -832,10 +832,10 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..16),
             crc in any::<bool>(),
         ) {
-            if let Ok(req) = CgmOpsRequest::decode(&bytes, crc) {
+            if let Ok(req) = SocpRequest::decode(&bytes, crc) {
                 prop_assert_eq!(req.encode(crc), bytes.clone());
             }
-            if let Ok(resp) = CgmOpsResponse::decode(&bytes, crc) {
+            if let Ok(resp) = SocpResponse::decode(&bytes, crc) {
                 prop_assert_eq!(resp.encode(crc), bytes);
             }
         }
