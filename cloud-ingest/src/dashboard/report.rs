@@ -349,6 +349,16 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
                 svg::tir_bar(&m, r.unit),
                 targets(&m, previous.as_ref(), r.unit)
             );
+            let _ = write!(
+                main,
+                r#"<section class="gri" aria-labelledby="g-h"><h2 id="g-h">Glycemia Risk Index</h2>{}<p class="legend">Hyperglycaemia component (up) against hypoglycaemia component (across); zones A (lowest risk) to E.{}</p></section>"#,
+                svg::gri_grid(&m, previous.as_ref()),
+                if previous.is_some() {
+                    " The ring is the period before."
+                } else {
+                    ""
+                }
+            );
             if let Ok(slots) = agp_profile(r.samples, TimeDelta::minutes(15), r.offset) {
                 let _ = write!(
                     main,

@@ -41,13 +41,15 @@ pub fn esc(s: &str) -> String {
 }
 
 fn axes(out: &mut String, unit: GlucoseUnit) {
-    for mg in [54.0, 70.0, 180.0, 250.0] {
+    // The consensus thresholds, and the top of the axis so its scale reads.
+    for mg in [54.0, 70.0, 180.0, 250.0, Y_MAX] {
         let y = y_of(mg);
         let _ = write!(
             out,
             r#"<line class="grid" x1="{LEFT}" x2="{W}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             LEFT - 4.0,
-            y + 4.0,
+            // The top label hangs below its line rather than off the chart.
+            (y + 4.0).max(11.0),
             unit.value(mg)
         );
     }
@@ -184,6 +186,104 @@ pub fn tir_bar(m: &GlucoseMetrics, unit: GlucoseUnit) -> String {
     out
 }
 
+/// The GRI grid (Klonoff et al., 2022): the hypoglycaemia component on x
+/// (0–30), the hyperglycaemia component on y (0–60), zones A–E as the
+/// diagonal bands where 3 × hypo + 1.6 × hyper crosses 20, 40, 60 and 80,
+/// and the patient's period as a dot (the period before, when given, as a
+/// ring joined to it, so the direction of change shows). Points beyond the
+/// grid sit on its edge.
+pub fn gri_grid(now: &GlucoseMetrics, before: Option<&GlucoseMetrics>) -> String {
+    const SIZE: f64 = 260.0;
+    const L: f64 = 34.0;
+    const SIDE: f64 = SIZE - L - 6.0;
+    let x = |hypo: f64| L + SIDE * hypo.clamp(0.0, 30.0) / 30.0;
+    let y = |hyper: f64| 6.0 + SIDE * (1.0 - hyper.clamp(0.0, 60.0) / 60.0);
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart gri" viewBox="0 0 {SIZE} {}" role="img" aria-labelledby="gri-title gri-desc"><title id="gri-title">Glycemia Risk Index grid</title><desc id="gri-desc">Hypoglycaemia component {:.1}, hyperglycaemia component {:.1}: GRI {:.0}, zone {:?}.</desc>"#,
+        6.0 + SIDE + 38.0,
+        now.gri_hypo,
+        now.gri_hyper,
+        now.gri,
+        now.gri_zone
+    );
+    // Zone E is the whole grid; each lower zone is the triangle under its
+    // upper boundary, drawn on top.
+    let _ = write!(
+        out,
+        r#"<rect class="z-e" x="{L}" y="6" width="{SIDE}" height="{SIDE}"/>"#
+    );
+    for (zone, upper) in [("d", 80.0), ("c", 60.0), ("b", 40.0), ("a", 20.0)] {
+        let _ = write!(
+            out,
+            r#"<polygon class="z-{zone}" points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>"#,
+            x(0.0),
+            y(0.0),
+            x(upper / 3.0),
+            y(0.0),
+            x(0.0),
+            y(upper / 1.6)
+        );
+    }
+    for (zone, centre) in [
+        ("A", 10.0),
+        ("B", 30.0),
+        ("C", 50.0),
+        ("D", 70.0),
+        ("E", 90.0),
+    ] {
+        // Each letter on the diagonal through the middle of its band.
+        let _ = write!(
+            out,
+            r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="middle">{zone}</text>"#,
+            x(centre / 6.0),
+            y(centre / 3.2) + 4.0
+        );
+    }
+    for tick in [0.0, 10.0, 20.0, 30.0] {
+        let _ = write!(
+            out,
+            r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="middle">{tick}</text>"#,
+            x(tick),
+            6.0 + SIDE + 14.0
+        );
+    }
+    for tick in [0.0, 20.0, 40.0, 60.0] {
+        let _ = write!(
+            out,
+            r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">{tick}</text>"#,
+            L - 4.0,
+            y(tick) + 4.0
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="middle">Hypoglycaemia component</text>"#,
+        L + SIDE / 2.0,
+        6.0 + SIDE + 32.0
+    );
+    if let Some(b) = before {
+        let _ = write!(
+            out,
+            r#"<line class="gri-move" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><circle class="gri-before" cx="{:.1}" cy="{:.1}" r="5"><title>Period before: GRI {:.0}</title></circle>"#,
+            x(b.gri_hypo),
+            y(b.gri_hyper),
+            x(now.gri_hypo),
+            y(now.gri_hyper),
+            x(b.gri_hypo),
+            y(b.gri_hyper),
+            b.gri
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<circle class="gri-now" cx="{:.1}" cy="{:.1}" r="6"><title>This period: GRI {:.0}</title></circle></svg>"#,
+        x(now.gri_hypo),
+        y(now.gri_hyper),
+        now.gri
+    );
+    out
+}
+
 /// Baselines for the labels of stacked bands of `heights` in a bar `total`
 /// high: each at its band's middle, then pushed apart so no two are closer
 /// than a line (bands near 0 % would otherwise print on top of each other),
@@ -306,6 +406,36 @@ mod tests {
             .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
             .collect();
         assert!(ys[24] < ys[72]);
+    }
+
+    #[test]
+    fn the_gri_dot_sits_in_its_zone_and_the_period_before_joins_it() {
+        let m = consensus_metrics(&samples(), TimeDelta::minutes(5)).unwrap();
+        let svg = gri_grid(&m, None);
+        assert!(svg.contains(&format!("GRI {:.0}, zone {:?}", m.gri, m.gri_zone)));
+        assert!(!svg.contains("gri-before"));
+        // Zone A's triangle ends where 3 × hypo = 20 and 1.6 × hyper = 20.
+        let a = svg.split("class=\"z-a\" points=\"").nth(1).unwrap();
+        let pts: Vec<(f64, f64)> = a
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        let side = 260.0 - 34.0 - 6.0;
+        assert!((pts[1].0 - (34.0 + side * (20.0 / 3.0) / 30.0)).abs() < 0.1);
+        assert!((pts[2].1 - (6.0 + side * (1.0 - 12.5 / 60.0))).abs() < 0.1);
+        // The period before: a ring, and a line from it to this period.
+        let mut worse = m;
+        worse.gri_hypo = 45.0; // beyond the grid: drawn on its edge
+        worse.gri_hyper = 10.0;
+        let svg = gri_grid(&m, Some(&worse));
+        assert!(svg.contains("class=\"gri-before\" cx=\"254.0\""), "{svg}");
+        assert!(svg.contains("gri-move"));
     }
 
     #[test]
