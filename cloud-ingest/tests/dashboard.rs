@@ -182,7 +182,43 @@ async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
     assert!(chosen.contains("(7 days)"), "{chosen}");
     assert!(chosen.contains(r#"<option value="7" selected>last 7 days</option>"#));
     assert!(chosen.contains(r#"<option value="mmol" selected>mmol/L</option>"#));
-    for bad in ["days=0", "days=91", "units=furlong", "days=x"] {
+    // Custom dates from the form: the end date is included; blank fields
+    // (as a form sends them) are absent.
+    let custom = c
+        .get(format!(
+            "{base}/dashboard/patients/{}?days=14&from=2026-03-01&to=2026-03-07&units=mgdl",
+            fx.own
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(custom.status(), 200);
+    let custom = custom.text().await.unwrap();
+    assert!(
+        custom.contains("2026-03-01 — 2026-03-07 (7 days)"),
+        "{custom}"
+    );
+    let blank = c
+        .get(format!(
+            "{base}/dashboard/patients/{}?days=30&from=&to=",
+            fx.own
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 200);
+    assert!(blank.text().await.unwrap().contains("(30 days)"));
+    for bad in [
+        "days=0",
+        "days=91",
+        "units=furlong",
+        "days=x",
+        "from=furlong",
+        "from=2026-02-30",
+        "from=2026-01-01&to=2026-06-01",
+    ] {
         let r = c
             .get(format!("{base}/dashboard/patients/{}?{bad}", fx.own))
             .header("cookie", &cookie)

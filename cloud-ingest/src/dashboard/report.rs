@@ -268,7 +268,8 @@ fn capitalised(kind: &str) -> String {
 /// Report lengths the chooser offers, in days.
 pub const PERIOD_DAYS: [i64; 4] = [7, 14, 30, 90];
 
-/// A small GET form: the period's length (ending now) and the unit.
+/// A small GET form: the period's length (ending now) or custom dates
+/// (the end date included), and the unit.
 fn chooser(patient: i64, days: i64, unit: GlucoseUnit) -> String {
     let mut out = format!(
         r#"<form class="chooser" method="get" action="/dashboard/patients/{patient}"><label>Period <select name="days">"#
@@ -280,7 +281,7 @@ fn chooser(patient: i64, days: i64, unit: GlucoseUnit) -> String {
             r#"<option value="{d}"{selected}>last {d} days</option>"#
         );
     }
-    out.push_str(r#"</select></label> <label>Unit <select name="units">"#);
+    out.push_str(r#"</select></label> <label>or from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label> <label>Unit <select name="units">"#);
     for u in GlucoseUnit::ALL {
         let selected = if u == unit { " selected" } else { "" };
         let _ = write!(
@@ -302,7 +303,11 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
         main,
         r#"<p class="period">{} — {} ({days_in_period:.0} days) · <a href="/v1/patients/{id}/readings.csv?from={f}&amp;to={t}">Download CSV</a></p>"#,
         esc(&r.from.format("%Y-%m-%d").to_string()),
-        esc(&r.to.format("%Y-%m-%d").to_string()),
+        // The period ends before `to`: its last day is the one before a
+        // midnight end.
+        esc(&(r.to - TimeDelta::microseconds(1))
+            .format("%Y-%m-%d")
+            .to_string()),
         id = r.patient_id,
         f = r.from.format("%Y-%m-%dT%H:%M:%SZ"),
         t = r.to.format("%Y-%m-%dT%H:%M:%SZ"),

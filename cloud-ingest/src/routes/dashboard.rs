@@ -211,14 +211,36 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
 /// Query of the report page.
 #[derive(Debug, Deserialize)]
 pub struct PeriodQuery {
-    /// Period start (RFC 3339); default `days` before `to`.
-    from: Option<DateTime<Utc>>,
-    /// Period end (RFC 3339); default now.
-    to: Option<DateTime<Utc>>,
+    /// Period start: an RFC 3339 date-time, or a date (its first moment,
+    /// UTC); default `days` before `to`. Empty is absent (a form's blank
+    /// date field).
+    from: Option<String>,
+    /// Period end: an RFC 3339 date-time, or a date (the end of that day,
+    /// so the day is included); default now.
+    to: Option<String>,
     /// Period length in days when `from` is not given (default 14).
     days: Option<u16>,
     /// `mgdl` (default) or `mmol`.
     units: Option<GlucoseUnit>,
+}
+
+/// A period bound as a form or a link sends it: blank is absent; a date
+/// is its first moment, or with `end_of_day` the first of the next day.
+fn moment(text: Option<&str>, end_of_day: bool) -> std::result::Result<Option<DateTime<Utc>>, ()> {
+    let text = match text.map(str::trim) {
+        None | Some("") => return Ok(None),
+        Some(t) => t,
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| ())?;
+    let day = if end_of_day {
+        day.succ_opt().ok_or(())?
+    } else {
+        day
+    };
+    Ok(Some(day.and_time(chrono::NaiveTime::MIN).and_utc()))
 }
 
 /// The longest report period.
@@ -259,8 +281,13 @@ pub async fn patient(
                 .into(),
         )
     })?;
-    let to = q.to.unwrap_or_else(Utc::now);
-    let from = match (q.from, q.days) {
+    let to = moment(q.to.as_deref(), true)
+        .map_err(|()| Error::InvalidInput("`to` must be a date or an RFC 3339 date-time".into()))?
+        .unwrap_or_else(Utc::now);
+    let from = moment(q.from.as_deref(), false).map_err(|()| {
+        Error::InvalidInput("`from` must be a date or an RFC 3339 date-time".into())
+    })?;
+    let from = match (from, q.days) {
         (Some(from), _) => Some(from),
         (None, None) => None,
         (None, Some(days)) => {
