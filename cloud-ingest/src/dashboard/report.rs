@@ -63,6 +63,9 @@ pub struct Report<'a> {
     /// Glucose of the period of the same length just before, for the
     /// comparison column (empty: no column).
     pub previous: &'a [Sample],
+    /// Treatments (meals, insulin, notes, site and sensor changes) an
+    /// uploader posted for the period, marked on the daily charts.
+    pub treatments: &'a [svg::Mark],
 }
 
 /// What an uploader (xDrip+, AndroidAPS, ...) last said about itself.
@@ -386,10 +389,22 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
     }
     let days: Vec<svg::Day> = by_day.into_iter().collect();
     if !days.is_empty() {
+        let mut marks: Vec<Vec<svg::Mark>> = vec![Vec::new(); days.len()];
+        for t in r.treatments {
+            let label = day_label(t.at, r.offset);
+            if let Ok(i) = days.binary_search_by(|(l, _)| l.as_str().cmp(&label)) {
+                marks[i].push(t.clone());
+            }
+        }
+        let legend = if r.treatments.is_empty() {
+            ""
+        } else {
+            r#"<p class="legend">Treatments along the top: ▲ carbohydrates, ▼ insulin, ◆ other (notes, site and sensor changes); hover for details.</p>"#
+        };
         let _ = write!(
             main,
-            r#"<section class="daily" aria-labelledby="d-h"><h2 id="d-h">Daily glucose</h2>{}</section>"#,
-            svg::daily(&days, r.offset)
+            r#"<section class="daily" aria-labelledby="d-h"><h2 id="d-h">Daily glucose</h2>{}{legend}</section>"#,
+            svg::daily(&days, &marks, r.offset)
         );
         let mut held: BTreeMap<String, usize> = BTreeMap::new();
         for t in r.held_back {
@@ -501,18 +516,30 @@ mod tests {
             uploader: None,
             unit: GlucoseUnit::MgDl,
             previous: &[],
+            treatments: &[],
         };
         let uploader = Uploader {
             device: "xDrip-DexcomG6".into(),
             battery: Some(71.0),
             at: from + TimeDelta::hours(40),
         };
+        let meal = svg::Mark {
+            at: from + TimeDelta::hours(7),
+            kind: svg::MarkKind::Carbs,
+            words: "Meal Bolus: 40 g carbs".into(),
+        };
+        let treatments = [meal];
         let r = Report {
             uploader: Some(&uploader),
+            treatments: &treatments,
             ..r
         };
         let page = render(&r, "c");
         assert!(page.contains("Uploader: xDrip-DexcomG6, phone battery 71 %, reported"));
+        // The meal sits on day one's chart only, at 07:00.
+        assert_eq!(page.matches("class=\"t-carbs\"").count(), 1);
+        assert!(page.contains("<title>07:00 Meal Bolus: 40 g carbs</title>"));
+        assert!(page.contains("▲ carbohydrates"));
         assert!(page.contains("agp-title"));
         assert!(page.contains("tir-title"));
         assert_eq!(page.matches("class=\"chart day\"").count(), 2);
@@ -558,6 +585,7 @@ mod tests {
             uploader: None,
             unit: GlucoseUnit::MmolL,
             previous: &before,
+            treatments: &[],
         };
         let page = render(&r, "c");
         assert!(page.contains("<th scope=\"row\">Time in range 3.9–10.0 mmol/L</th>"));
@@ -598,6 +626,7 @@ mod tests {
             uploader: None,
             unit: GlucoseUnit::MgDl,
             previous: &[],
+            treatments: &[],
         };
         let page = render(&r, "c");
         assert!(page.contains("No glucose readings in this period."));

@@ -317,11 +317,40 @@ fn label_positions(heights: &[f64], total: f64) -> Vec<f64> {
 /// One local day of readings for [`daily`]: its label and (time, mg/dL).
 pub type Day = (String, Vec<(DateTime<Utc>, f64)>);
 
+/// What a treatment marker on a daily chart stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// Carbohydrates eaten.
+    Carbs,
+    /// Insulin given.
+    Insulin,
+    /// Anything else worth seeing: a note, a sensor or site change.
+    Other,
+}
+
+/// A treatment on a daily chart: when, what, and its words (shown on
+/// hover and read by screen readers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What it is.
+    pub kind: MarkKind,
+    /// E.g. "Meal Bolus: 4.5 U insulin, 40 g carbs".
+    pub words: String,
+}
+
 /// One small chart per local day, the day's readings as a line over the
-/// target range. `days` are (label, readings) in order.
-pub fn daily(days: &[Day], offset: FixedOffset) -> String {
+/// target range and its treatments as markers along the top (carbs and
+/// insulin told apart by shape as well as colour). `days` are (label,
+/// readings) in order; `marks[i]` are the treatments of `days[i]`.
+pub fn daily(days: &[Day], marks: &[Vec<Mark>], offset: FixedOffset) -> String {
+    let minute_of = |t: &DateTime<Utc>| {
+        let l = t.with_timezone(&offset);
+        f64::from(l.hour() * 60 + l.minute()) + f64::from(l.second()) / 60.0
+    };
     let mut out = String::new();
-    for (label, pts) in days {
+    for (i, (label, pts)) in days.iter().enumerate() {
         let _ = write!(
             out,
             r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart day" viewBox="0 0 {W} 120" role="img"><title>Glucose on {}</title><rect class="target" x="{LEFT}" width="{}" y="{:.1}" height="{:.1}"/><text class="axis" x="0" y="14">{}</text>"#,
@@ -333,17 +362,38 @@ pub fn daily(days: &[Day], offset: FixedOffset) -> String {
         );
         let line: Vec<String> = pts
             .iter()
-            .map(|(t, v)| {
-                let l = t.with_timezone(&offset);
-                let minute = f64::from(l.hour() * 60 + l.minute()) + f64::from(l.second()) / 60.0;
-                format!("{:.1},{:.1}", x_of(minute), y_of(*v) * 120.0 / H)
-            })
+            .map(|(t, v)| format!("{:.1},{:.1}", x_of(minute_of(t)), y_of(*v) * 120.0 / H))
             .collect();
         let _ = write!(
             out,
-            r#"<polyline class="median" points="{}"/></svg>"#,
+            r#"<polyline class="median" points="{}"/>"#,
             line.join(" ")
         );
+        for m in marks.get(i).map(Vec::as_slice).unwrap_or_default() {
+            let x = x_of(minute_of(&m.at));
+            let (class, shape) = match m.kind {
+                // Carbs: a triangle pointing up; insulin: pointing down.
+                MarkKind::Carbs => (
+                    "t-carbs",
+                    format!("{:.1},10 {:.1},2 {:.1},10", x - 4.0, x, x + 4.0),
+                ),
+                MarkKind::Insulin => (
+                    "t-insulin",
+                    format!("{:.1},2 {:.1},10 {:.1},2", x - 4.0, x, x + 4.0),
+                ),
+                MarkKind::Other => (
+                    "t-other",
+                    format!("{:.1},6 {x:.1},2 {:.1},6 {x:.1},10", x - 4.0, x + 4.0),
+                ),
+            };
+            let _ = write!(
+                out,
+                r#"<polygon class="{class}" points="{shape}"><title>{} {}</title></polygon>"#,
+                m.at.with_timezone(&offset).format("%H:%M"),
+                esc(&m.words)
+            );
+        }
+        out.push_str("</svg>");
     }
     out
 }

@@ -243,6 +243,11 @@ fn moment(text: Option<&str>, end_of_day: bool) -> std::result::Result<Option<Da
     Ok(Some(day.and_time(chrono::NaiveTime::MIN).and_utc()))
 }
 
+/// Treatments read for one report: 90 days of a pump user's boluses,
+/// meals and notes with room to spare (temporary basals, the bulk of what
+/// a pump posts, are read and then left off the charts).
+const MAX_TREATMENTS: u32 = 20_000;
+
 /// The longest report period.
 const MAX_PERIOD: TimeDelta = TimeDelta::days(90);
 
@@ -303,7 +308,7 @@ pub async fn patient(
     // The period of the same length just before, for the comparison column.
     let before = crate::validate::shift(from, -(to - from), "from")?;
     let principal = who.principal;
-    let (patient, samples, held_back, alerts, sources, uploader, previous) = state
+    let (patient, samples, held_back, alerts, sources, uploader, previous, treatments) = state
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
@@ -323,6 +328,17 @@ pub async fn patient(
                 .collect();
             let samples = glucose::samples(&points);
             let previous = glucose::samples(&glucose::points(s, id, before, from)?);
+            let treatments: Vec<_> = s
+                .ns_documents(
+                    id,
+                    crate::nightscout::care::TREATMENTS,
+                    from,
+                    to,
+                    MAX_TREATMENTS,
+                )?
+                .iter()
+                .filter_map(crate::nightscout::care::treatment_mark)
+                .collect();
             let uploader = s
                 .ns_documents(
                     id,
@@ -352,7 +368,7 @@ pub async fn patient(
                 })
                 .collect();
             Ok((
-                patient, samples, held_back, alerts, sources, uploader, previous,
+                patient, samples, held_back, alerts, sources, uploader, previous, treatments,
             ))
         })
         .await?;
@@ -370,6 +386,7 @@ pub async fn patient(
             uploader: uploader.as_ref(),
             unit,
             previous: &previous,
+            treatments: &treatments,
         },
         &who.csrf,
     );
