@@ -22,8 +22,13 @@ esac
 rm -rf "$out"
 cargo run --quiet -p vigil-bindings --bin uniffi-bindgen -- \
     generate --library "$lib" --language swift --no-format --out-dir "$out"
-generated="$(ls "$out"/*.swift)"
-[[ "$(echo "$generated" | wc -l)" -eq 1 ]] || { echo "expected one generated Swift file in $out" >&2; exit 1; }
+# One file per uniffi component: the core's types (VigilCore.swift) and the
+# SDK object (VigilFFI.swift). Both compile into the one `Vigil` module, so
+# the wrapper may use a symbol of either: check against them together.
+[[ -f "$out/VigilCore.swift" && -f "$out/VigilFFI.swift" ]] \
+    || { echo "expected VigilCore.swift and VigilFFI.swift in $out" >&2; exit 1; }
+generated="$root/target/uniffi/swift-generated-all.swift"
+cat "$out"/*.swift >"$generated"
 
 python3 "$here/symbols/check_swift_symbols.py" \
     --generated "$generated" \
