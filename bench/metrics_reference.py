@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference CGM metrics, written from the published formulas alone.
 
-This script shares no code with `core/src/metrics`: it is the oracle that
+This script shares no code with `core/model/src/metrics`: it is the oracle that
 `core/cli/tests/metrics_reference.rs` holds the SDK's metrics against. It
 reads a glucose trace CSV (a `time` column in RFC 3339 UTC and a
 `glucose_mgdl` column) and prints one JSON object with the same keys as

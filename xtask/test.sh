@@ -59,6 +59,9 @@ cargo fmt --all -- --check
 say "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "crate graph: the cloud links the shared model, never the phone SDK"
+bash xtask/crate-graph.sh
+
 say "unit, property, fuzz and integration tests"
 cargo test --workspace --locked
 

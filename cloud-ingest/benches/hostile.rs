@@ -22,15 +22,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::io::AsyncWriteExt;
-use vigil_core::model::{DeviceId, PatientId, Quality, Stream};
-use vigil_core::wire::{
-    self, Batch, BatchId, ContentEncoding, Format, StreamReadings, WireReading,
-};
 use vigil_ingest::auth::Role;
 use vigil_ingest::serve::{ConnectionLimits, serve_plain};
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::{AppState, Limits, admin, app};
+use vigil_ingest::{Limits, ServiceState, admin, app};
+use vigil_model::reading::{DeviceId, PatientId, Quality, Stream};
+use vigil_model::wire::{
+    self, Batch, BatchId, ContentEncoding, Format, StreamReadings, WireReading,
+};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -135,7 +135,7 @@ async fn main() {
         },
         ..Limits::default()
     };
-    let state = AppState::new(store.clone(), limits);
+    let state = ServiceState::new(store.clone(), limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_plain(

@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
-use vigil_core::wire::{self, Batch, BatchId, ContentEncoding};
 use vigil_ingest::admin;
 use vigil_ingest::auth::Role;
 use vigil_ingest::storage::sqlite::SqliteStorage;
+use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
+use vigil_model::wire::{self, Batch, BatchId, ContentEncoding};
 
 /// One phone: its patient id (as the wire carries it) and device token.
 struct Phone {

@@ -21,14 +21,14 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use vigil_core::model::Stream;
-use vigil_core::precedence::Quantity;
-use vigil_core::wire::{BatchId, PROTOCOL_VERSION};
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
     NewBatch, NewGroup, NewReading, PatientId, ReadingQuery, Storage, Store,
 };
-use vigil_ingest::{AppState, Limits, admin, app, resolved};
+use vigil_ingest::{Limits, ServiceState, admin, app, resolved};
+use vigil_model::precedence::Quantity;
+use vigil_model::reading::Stream;
+use vigil_model::wire::{BatchId, PROTOCOL_VERSION};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
@@ -200,7 +200,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let state = AppState::new(Store::new(sqlite), Limits::default());
+        let state = ServiceState::new(Store::new(sqlite), Limits::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app(state)).await });

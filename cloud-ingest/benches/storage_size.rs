@@ -19,12 +19,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use vigil_core::model::Stream;
-use vigil_core::wire::{BatchId, PROTOCOL_VERSION};
 use vigil_ingest::admin;
 use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{NewBatch, NewGroup, NewReading, Storage};
+use vigil_model::reading::Stream;
+use vigil_model::wire::{BatchId, PROTOCOL_VERSION};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()

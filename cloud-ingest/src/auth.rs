@@ -16,7 +16,7 @@ use rand::TryRngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::error::{Error, Result};
 use crate::storage::{PatientId, Storage, TokenId, TokenScope};
 
@@ -203,10 +203,10 @@ fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-impl FromRequestParts<AppState> for Principal {
+impl FromRequestParts<ServiceState> for Principal {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &ServiceState) -> Result<Self> {
         let presented = bearer(parts).ok_or(Error::Unauthenticated)?;
         let client = crate::rate_limit::client_ip(parts);
         if state.auth_throttle.blocked(client) {
@@ -241,7 +241,7 @@ impl FromRequestParts<AppState> for Principal {
 /// with the token id when a revoked token was presented). A failing audit
 /// write is logged; the refusal stands either way.
 pub async fn refused(
-    state: &AppState,
+    state: &ServiceState,
     client: Option<std::net::IpAddr>,
     token_id: Option<TokenId>,
     kind: &'static str,

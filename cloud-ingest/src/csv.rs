@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
-use vigil_core::model::Sample;
+use vigil_model::reading::Sample;
 
 use crate::error::{Error, Result};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::error::Result;
 use crate::live::LiveEvent;
 use crate::routes::alert_event;
@@ -123,7 +123,7 @@ pub fn check(
 
 /// Runs [`check`] every `check_every` on the real clock and publishes what
 /// it raised, until the runtime shuts down.
-pub fn spawn(state: AppState, config: DeadManConfig) -> tokio::task::JoinHandle<()> {
+pub fn spawn(state: ServiceState, config: DeadManConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // The first check one period after start: contact times survive a
         // restart, and a fresh process has better things to do first.

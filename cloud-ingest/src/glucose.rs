@@ -5,9 +5,9 @@
 //! alerts see it like any phone's readings.
 
 use chrono::{DateTime, Utc};
-use vigil_core::model::{Sample, Stream};
-use vigil_core::precedence::Quantity;
-use vigil_core::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
+use vigil_model::precedence::Quantity;
+use vigil_model::reading::{Sample, Stream};
+use vigil_model::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
 
 use crate::error::Result;
 use crate::fhir::DataPoint;
@@ -48,7 +48,7 @@ pub fn points(
         .collect())
 }
 
-/// The same as samples for `vigil_core::metrics`.
+/// The same as samples for `vigil_model::metrics`.
 pub fn samples(points: &[DataPoint]) -> Vec<Sample> {
     points
         .iter()

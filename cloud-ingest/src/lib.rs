@@ -2,7 +2,7 @@
 //!
 //! Phones running the SDK post batches and alerts here; clinicians and
 //! followers read them back. This crate is the foundation every endpoint
-//! plugs into: [`app`] builds the whole HTTP service from an [`AppState`]
+//! plugs into: [`app`] builds the whole HTTP service from an [`ServiceState`]
 //! (so tests drive it without a socket), [`auth`] turns a bearer token into
 //! a [`auth::Principal`] scoped to its patients, [`storage`] hides the
 //! database behind one trait, and [`serve`] binds it to a socket, plain or
@@ -21,7 +21,6 @@ pub mod error;
 pub mod fhir;
 pub mod glucose;
 pub mod live;
-pub mod metrics;
 pub mod nightscout;
 pub mod query;
 pub mod rate_limit;
@@ -29,6 +28,7 @@ pub mod resolved;
 pub mod routes;
 pub mod serve;
 pub mod storage;
+pub mod telemetry;
 pub mod validate;
 pub mod views;
 pub mod webhooks;
@@ -43,9 +43,9 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::{Error, Result};
 
-use metrics::Metrics;
 use rate_limit::{RateLimit, RateLimiter};
 use storage::Store;
+use telemetry::Telemetry;
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,11 +83,12 @@ impl Default for Limits {
 
 /// Everything a request handler may use. Cheap to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub struct ServiceState {
     /// The database.
     pub store: Store,
-    /// Request metrics for `/metrics`.
-    pub metrics: Arc<Metrics>,
+    /// Request counters and latencies (Prometheus) for `/metrics`; not the
+    /// glycaemic metrics of `vigil_model::metrics`.
+    pub telemetry: Arc<Telemetry>,
     /// Per-token rate limiting.
     pub rate_limiter: Arc<RateLimiter>,
     /// Failed authentication per client address.
@@ -112,13 +113,13 @@ pub struct AppState {
     pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
-impl AppState {
+impl ServiceState {
     /// State over a store, with fresh metrics and rate buckets.
     pub fn new(store: Store, limits: Limits) -> Self {
         let bus = live::LiveBus::default();
         Self {
             store,
-            metrics: Arc::new(Metrics::default()),
+            telemetry: Arc::new(Telemetry::default()),
             rate_limiter: Arc::new(RateLimiter::new(limits.rate)),
             auth_throttle: Arc::new(rate_limit::AuthThrottle::new(
                 rate_limit::AuthThrottle::LIMIT,
@@ -134,7 +135,7 @@ impl AppState {
     }
 
     /// The same state publishing through another fan-out (several
-    /// replicas); that fan-out must feed [`AppState::bus`] on every replica.
+    /// replicas); that fan-out must feed [`ServiceState::bus`] on every replica.
     pub fn with_fanout(mut self, fanout: Arc<dyn live::Fanout>) -> Self {
         self.fanout = fanout;
         self
@@ -143,7 +144,7 @@ impl AppState {
 
 /// The whole HTTP service: every route of [`routes::table`], a JSON 404 for
 /// anything else, request metrics, a body size limit and a request timeout.
-pub fn app(state: AppState) -> Router {
+pub fn app(state: ServiceState) -> Router {
     let limits = state.limits;
     let mut router = Router::new();
     for r in routes::table() {
@@ -156,7 +157,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            metrics::track,
+            telemetry::track,
         ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -172,7 +173,7 @@ pub fn app(state: AppState) -> Router {
 /// so a browser that once reached the dashboard over HTTPS never sends a
 /// session cookie in clear.
 async fn hsts(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(state): axum::extract::State<ServiceState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 use vigil_ingest::auth::Role;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::serve::{ServeOptions, TlsFiles};
-use vigil_ingest::{AppState, Error, Limits, Result, admin};
+use vigil_ingest::{Error, Limits, Result, ServiceState, admin};
 
 #[derive(Parser)]
 #[command(name = "vigil-ingest", version, about = "Vigil's cloud ingest service")]
@@ -253,7 +253,7 @@ fn run(cli: Cli) -> Result<Option<String>> {
                 max_future_skew: chrono::TimeDelta::seconds(i64::from(max_future_skew)),
                 ..Limits::default()
             };
-            let mut state = AppState::new(store.clone(), limits);
+            let mut state = ServiceState::new(store.clone(), limits);
             state.cookie_secure = opts.tls.is_some() || opts.insecure_behind_proxy;
             state.hsts = opts.tls.is_some();
             let scheme = if opts.tls.is_some() { "https" } else { "http" };

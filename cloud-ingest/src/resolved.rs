@@ -4,7 +4,7 @@
 //! Place in the data flow: between the readings store and every reader
 //! (`/v1/patients/{id}/readings`, metrics, the dashboard, FHIR, Nightscout,
 //! CSV). Intake stores every original unchanged; this module reads them back
-//! and applies `vigil_core::precedence` — the same resolver the phone runs —
+//! and applies `vigil_model::precedence` — the same resolver the phone runs —
 //! with the patient's stored policy or the product default.
 //!
 //! Decisions that shaped it:
@@ -25,10 +25,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use vigil_core::model::{self, DeviceId, Provenance, Quality, Reading, Stream};
-use vigil_core::precedence::{
+use vigil_model::precedence::{
     Decision, DeviceClass, Precedence, PrecedenceConfig, Quantity, RuleName,
 };
+use vigil_model::reading::{DeviceId, Provenance, Quality, Reading, Stream};
 
 use crate::error::{Error, Result};
 use crate::storage::{PatientId, ReadingQuery, Storage, StoredReading};
@@ -133,7 +133,7 @@ pub fn resolve_rows(
     config: PrecedenceConfig,
     rows: Vec<StoredReading>,
 ) -> Result<Resolved> {
-    let who = model::PatientId(patient.to_string());
+    let who = vigil_model::reading::PatientId(patient.to_string());
     let mut precedence =
         Precedence::new(config).map_err(|e| Error::Internal(format!("precedence: {e}")))?;
     for device in [DeviceClass::NIGHTSCOUT, DeviceClass::IMPORT] {
@@ -173,7 +173,7 @@ fn key(r: &StoredReading) -> Key<'_> {
     (r.device.as_str(), r.stream, r.session, r.seq)
 }
 
-fn reading(patient: &model::PatientId, r: &StoredReading) -> Reading {
+fn reading(patient: &vigil_model::reading::PatientId, r: &StoredReading) -> Reading {
     Reading {
         patient: patient.clone(),
         stream: r.stream,

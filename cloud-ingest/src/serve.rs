@@ -27,7 +27,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{Error, Result};
-use crate::{AppState, app};
+use crate::{ServiceState, app};
 
 /// How long the HTTPS listener waits for in-flight requests after a
 /// shutdown signal before closing its connections (open live-alert streams
@@ -182,7 +182,7 @@ fn rustls_config(files: &TlsFiles) -> Result<rustls::ServerConfig> {
 /// whether it is TLS) once the socket listens. Refuses unsafe options
 /// ([`check_listen`]) before binding anything.
 pub async fn serve(
-    state: AppState,
+    state: ServiceState,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr, bool),
@@ -202,7 +202,7 @@ pub async fn serve(
 }
 
 async fn serve_router(
-    state: AppState,
+    state: ServiceState,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr, bool),

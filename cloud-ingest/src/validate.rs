@@ -11,8 +11,8 @@
 //! beyond ±262,000 parse but cannot be moved).
 
 use chrono::{DateTime, TimeDelta, Utc};
-use vigil_core::model::Stream;
-use vigil_core::wire::RejectReason;
+use vigil_model::reading::Stream;
+use vigil_model::wire::RejectReason;
 
 use crate::error::{Error, Result};
 

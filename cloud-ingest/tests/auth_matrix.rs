@@ -383,12 +383,12 @@ fn seed(fx: &Fixture) {
     for (n, p) in [(1u8, fx.own), (2, fx.foreign)] {
         s.store_batch(&NewBatch {
             v: 1,
-            id: vigil_core::wire::BatchId([n; 16]),
+            id: vigil_model::wire::BatchId([n; 16]),
             patient: p,
             device: "cgm".into(),
             received_at: now,
             groups: vec![NewGroup {
-                stream: vigil_core::model::Stream::Glucose,
+                stream: vigil_model::reading::Stream::Glucose,
                 session: None,
                 characteristic: 0x2AA7,
                 tolerance: None,

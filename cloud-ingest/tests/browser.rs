@@ -105,14 +105,14 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
         let now = chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap();
         let http = reqwest::Client::new();
         for day in 0..14u64 {
-            let mut batch = vigil_core::wire::Batch::new(
-                vigil_core::wire::BatchId::random(),
-                vigil_core::model::PatientId(fx.own.to_string()),
-                vigil_core::model::DeviceId("cgm-1".into()),
+            let mut batch = vigil_model::wire::Batch::new(
+                vigil_model::wire::BatchId::random(),
+                vigil_model::reading::PatientId(fx.own.to_string()),
+                vigil_model::reading::DeviceId("cgm-1".into()),
                 now,
             );
-            let mut g = vigil_core::wire::StreamReadings::new(
-                vigil_core::model::Stream::Glucose,
+            let mut g = vigil_model::wire::StreamReadings::new(
+                vigil_model::reading::Stream::Glucose,
                 Some(1),
                 0x2AA7,
             );
@@ -123,11 +123,11 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
                 let value = (140.0
                     + 70.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin())
                 .round();
-                g.readings.push(vigil_core::wire::WireReading {
+                g.readings.push(vigil_model::wire::WireReading {
                     seq: i,
                     time,
                     value,
-                    quality: vigil_core::model::Quality::default(),
+                    quality: vigil_model::reading::Quality::default(),
                     raw: None,
                 });
             }
@@ -136,7 +136,7 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
                 .post(format!("{base}/v1/batches"))
                 .bearer_auth(&fx.device)
                 .header("content-type", "application/json")
-                .body(vigil_core::wire::json::to_vec(&batch).unwrap())
+                .body(vigil_model::wire::json::to_vec(&batch).unwrap())
                 .send()
                 .await
                 .unwrap();
@@ -215,14 +215,14 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
         )
         .await;
         let now = chrono::Utc::now();
-        let alert = vigil_core::wire::Alert {
+        let alert = vigil_model::wire::Alert {
             v: 1,
-            patient: vigil_core::model::PatientId(fx.own.to_string()),
-            device: Some(vigil_core::model::DeviceId("cgm-1".into())),
+            patient: vigil_model::reading::PatientId(fx.own.to_string()),
+            device: Some(vigil_model::reading::DeviceId("cgm-1".into())),
             sent_at: now,
             id: "00aa11bb22cc33dd".into(),
-            kind: vigil_core::alerts::AlertKind::UrgentLow,
-            phase: vigil_core::alerts::Phase::Start,
+            kind: vigil_model::alerts::AlertKind::UrgentLow,
+            phase: vigil_model::alerts::Phase::Start,
             time: now,
             glucose_mg_dl: Some(50.0),
             rate_mg_dl_per_min: None,
@@ -234,7 +234,7 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
             .post(format!("{base}/v1/alerts"))
             .bearer_auth(&fx.device)
             .header("content-type", "application/json")
-            .body(vigil_core::wire::json::to_vec(&alert).unwrap())
+            .body(vigil_model::wire::json::to_vec(&alert).unwrap())
             .send()
             .await
             .unwrap();

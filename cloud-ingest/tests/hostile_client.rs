@@ -14,13 +14,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::Fixture;
 use serde_json::Value;
-use vigil_core::alerts::{AlertKind, Phase};
-use vigil_core::model::{DeviceId, PatientId, Quality, Stream};
-use vigil_core::wire::{
-    self, Alert, Batch, BatchId, ContentEncoding, Format, StreamReadings, WireReading,
-};
 use vigil_ingest::Limits;
 use vigil_ingest::storage::ReadingQuery;
+use vigil_model::alerts::{AlertKind, Phase};
+use vigil_model::reading::{DeviceId, PatientId, Quality, Stream};
+use vigil_model::wire::{
+    self, Alert, Batch, BatchId, ContentEncoding, Format, StreamReadings, WireReading,
+};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -433,6 +433,39 @@ async fn implausible_times_are_refused_on_nightscout_upload_and_csv_import() {
     assert_eq!(v["rows"][0]["line"], 2, "{v}");
     assert_eq!(v["rows"][0]["kind"], "implausible_time", "{v}");
     assert_eq!(stored_count(&fx, fx.own), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nightscout_upload_of_too_many_entries_is_refused_whole() {
+    let fx = Fixture::new();
+    vigil_ingest::admin::set_nightscout_secret(fx.store.blocking(), fx.own, "a long enough secret")
+        .unwrap();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let c = client();
+    let start = (Utc::now() - TimeDelta::days(30)).timestamp_millis();
+    // Small enough in bytes for the body limit, too many to parse and store
+    // in one request.
+    let entries: Vec<_> = (0..=vigil_ingest::nightscout::MAX_ENTRIES as i64)
+        .map(|i| serde_json::json!({"sgv": 120, "date": start + i * 60_000}))
+        .collect();
+    let (status, text) = send(
+        c.post(format!("{base}/api/v1/entries"))
+            .header("api-secret", "a long enough secret")
+            .json(&entries),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("at most 10000"), "{text}");
+    assert_eq!(stored_count(&fx, fx.own), 0);
+    // One fewer is an ordinary upload.
+    let (status, text) = send(
+        c.post(format!("{base}/api/v1/entries"))
+            .header("api-secret", "a long enough secret")
+            .json(&entries[1..]),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(stored_count(&fx, fx.own), 10_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,15 +11,15 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::Fixture;
 use serde_json::Value;
-use vigil_core::alerts::{AlertKind, Phase};
-use vigil_core::metrics::consensus_metrics;
-use vigil_core::model::{DeviceId, PatientId, Quality, Sample, Stream};
-use vigil_core::wire::{
+use vigil_ingest::Limits;
+use vigil_ingest::storage::ReadingQuery;
+use vigil_model::alerts::{AlertKind, Phase};
+use vigil_model::metrics::consensus_metrics;
+use vigil_model::reading::{DeviceId, PatientId, Quality, Sample, Stream};
+use vigil_model::wire::{
     self, Alert, Batch, BatchAck, BatchId, ContentEncoding, Format, HeldBack, StreamReadings,
     WireReading,
 };
-use vigil_ingest::Limits;
-use vigil_ingest::storage::ReadingQuery;
 
 fn now_us() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
@@ -597,7 +597,7 @@ async fn metrics_agree_with_the_core_over_the_same_readings_held_back_included()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let got: vigil_core::metrics::GlucoseMetrics = resp.json().await.unwrap();
+    let got: vigil_model::metrics::GlucoseMetrics = resp.json().await.unwrap();
     assert_eq!(got, expected);
     assert_eq!(got.readings, 100);
     // A foreign clinician may not read them.

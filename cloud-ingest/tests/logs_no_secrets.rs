@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::storage::Store;
 use vigil_ingest::webhooks;
-use vigil_ingest::{AppState, Limits, app};
+use vigil_ingest::{Limits, ServiceState, app};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -123,7 +123,7 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<Vec<vigil_ingest::storage::AuditEntry>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn store_batch(&self, _: &st::NewBatch) -> vigil_ingest::Result<vigil_core::wire::BatchAck> {
+    fn store_batch(&self, _: &st::NewBatch) -> vigil_ingest::Result<vigil_model::wire::BatchAck> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn kept_reading_before(
@@ -255,7 +255,7 @@ impl vigil_ingest::storage::Storage for Broken {
     }
 }
 
-async fn call(state: &AppState, path: &str, token: Option<&str>) -> (u16, String) {
+async fn call(state: &ServiceState, path: &str, token: Option<&str>) -> (u16, String) {
     let mut req = Request::get(path);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -302,7 +302,7 @@ async fn logs_never_contain_a_token_secret_or_a_patient_name() {
     assert!(limited);
 
     // Internal errors are logged, and answered without their text.
-    let broken = AppState::new(Store::new(Broken), Limits::default());
+    let broken = ServiceState::new(Store::new(Broken), Limits::default());
     let (status, body) = call(&broken, "/v1/patients", Some(&fx.clinician)).await;
     assert_eq!(status, 500);
     assert!(!body.contains("InvalidQuery") && !body.to_lowercase().contains("query"));

@@ -14,11 +14,11 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use common::{Fixture, serve_loopback};
 use serde_json::{Value, json};
-use vigil_core::metrics::consensus_metrics;
-use vigil_core::model::{DeviceId, PatientId, Quality, Sample, Stream};
-use vigil_core::wire::{self, Batch, BatchId, StreamReadings, WireReading};
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::{Limits, admin, nightscout};
+use vigil_model::metrics::consensus_metrics;
+use vigil_model::reading::{DeviceId, PatientId, Quality, Sample, Stream};
+use vigil_model::wire::{self, Batch, BatchId, StreamReadings, WireReading};
 
 const SECRET: &str = "uploader secret for precedence";
 

@@ -80,7 +80,7 @@ async fn nightscout_uploads_join_the_store_and_read_back_per_tenant() {
         .blocking()
         .readings(&vigil_ingest::storage::ReadingQuery {
             patient: fx.own,
-            stream: Some(vigil_core::model::Stream::Glucose),
+            stream: Some(vigil_model::reading::Stream::Glucose),
             from: t0(),
             to: t0() + TimeDelta::days(1),
             limit: 1000,

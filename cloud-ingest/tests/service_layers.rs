@@ -17,7 +17,7 @@ use vigil_ingest::storage::{
     AuditEntry, NewAuditEntry, NewToken, Patient, Storage, Store, TokenRecord,
 };
 use vigil_ingest::webhooks;
-use vigil_ingest::{AppState, Limits, Result, app};
+use vigil_ingest::{Limits, Result, ServiceState, app};
 
 /// SQLite whose readiness probe takes 300 ms.
 struct SlowPing(SqliteStorage);
@@ -100,7 +100,7 @@ impl Storage for SlowPing {
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         self.0.audit_entries(after, limit)
     }
-    fn store_batch(&self, b: &st::NewBatch) -> Result<vigil_core::wire::BatchAck> {
+    fn store_batch(&self, b: &st::NewBatch) -> Result<vigil_model::wire::BatchAck> {
         self.0.store_batch(b)
     }
     fn kept_reading_before(
@@ -292,7 +292,7 @@ async fn a_token_over_its_budget_gets_429_while_other_tokens_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_slower_than_the_timeout_is_answered_408() {
-    let state = AppState::new(
+    let state = ServiceState::new(
         Store::new(SlowPing(SqliteStorage::open_in_memory().unwrap())),
         Limits {
             request_timeout: Duration::from_millis(50),
@@ -306,7 +306,7 @@ async fn a_request_slower_than_the_timeout_is_answered_408() {
     assert_eq!(resp.status(), 408);
     // The same state with a generous timeout answers: the 408 came from the
     // timeout, not from the slow storage failing.
-    let patient = AppState {
+    let patient = ServiceState {
         limits: Limits::default(),
         ..state
     };

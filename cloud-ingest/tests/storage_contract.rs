@@ -6,10 +6,10 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use vigil_core::model::Stream;
-use vigil_core::wire::{BatchId, RejectReason, Rejected, SeqRange};
 use vigil_ingest::Error;
 use vigil_ingest::auth::{Role, TokenHash};
+use vigil_model::reading::Stream;
+use vigil_model::wire::{BatchId, RejectReason, Rejected, SeqRange};
 
 use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;

@@ -168,3 +168,78 @@ pub enum Error {
 
 /// Result type of the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The shared model's errors keep their variant, so a caller matching on
+/// `Error::Wire` or `Error::Truncated` does not care which crate found it.
+impl From<vigil_model::Error> for Error {
+    fn from(e: vigil_model::Error) -> Error {
+        use vigil_model::Error as M;
+        match e {
+            M::Truncated {
+                characteristic,
+                field,
+                offset,
+                needed,
+                available,
+            } => Error::Truncated {
+                characteristic,
+                field,
+                offset,
+                needed,
+                available,
+            },
+            M::Oversized {
+                characteristic,
+                field,
+                offset,
+                extra,
+            } => Error::Oversized {
+                characteristic,
+                field,
+                offset,
+                extra,
+            },
+            M::Reserved {
+                characteristic,
+                field,
+                offset,
+                value,
+            } => Error::Reserved {
+                characteristic,
+                field,
+                offset,
+                value,
+            },
+            M::Inconsistent {
+                characteristic,
+                field,
+                offset,
+                reason,
+            } => Error::Inconsistent {
+                characteristic,
+                field,
+                offset,
+                reason,
+            },
+            M::InvalidInput(message) => Error::InvalidInput(message),
+            M::InvalidSetting { setting, reason } => Error::InvalidSetting { setting, reason },
+            M::Wire {
+                field,
+                offset,
+                reason,
+            } => Error::Wire {
+                field,
+                offset,
+                reason,
+            },
+            M::WireUnsupported { field, reason } => Error::WireUnsupported { field, reason },
+            M::WireTooLarge {
+                limit,
+                decompressed,
+            } => Error::WireTooLarge {
+                limit,
+                decompressed,
+            },
+        }
+    }
+}

@@ -18,6 +18,12 @@
 //! 6. [`metrics`], [`precedence`] and [`wire`] (the versioned protocol
 //!    between the SDK and the ingest service) are shared with the cloud.
 //!
+//! Everything the cloud must agree on (the reading model, the wire
+//! protocol, reduction and reconstruction, metrics, the precedence
+//! resolver, the alert vocabulary) is defined once in the `vigil-model`
+//! crate and re-exported here at the same paths; this crate adds what only
+//! a phone does.
+//!
 //! [`energy`] counts what the SDK costs the phone: timer wake-ups, disk
 //! flushes and radio requests.
 //!
@@ -29,15 +35,18 @@ pub mod clock;
 pub mod codec;
 pub mod energy;
 pub mod error;
-pub mod metrics;
-pub mod model;
 pub mod precedence;
-pub mod reduce;
 pub mod session;
 pub mod store;
 pub mod sync;
 pub mod transport;
-pub mod wire;
+
+// What the cloud shares lives in `vigil-model`; the phone's code and its
+// users keep reaching it at the paths they always did.
+pub use vigil_model::metrics;
+pub use vigil_model::reading as model;
+pub use vigil_model::reduce;
+pub use vigil_model::wire;
 
 pub use error::{Error, Result};
 

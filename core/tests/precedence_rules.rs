@@ -8,13 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use chrono::{DateTime, TimeDelta, Utc};
-use vigil_core::Error;
 use vigil_core::alerts::AlertConfig;
 use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
 use vigil_core::precedence::{
     Coincidence, DeviceClass, Direction, Precedence, PrecedenceConfig, Quantity, Resolution, Rule,
     RuleName, UnmatchedReason, Validity,
 };
+use vigil_model::Error;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
@@ -361,7 +361,7 @@ fn most_severe_picks_the_lower_glucose_near_hypoglycaemia_only() {
         reading("meter", Stream::MeterGlucose, 11 * MIN, 100.0, 2),
     ];
     let alerting = resolve(
-        PrecedenceConfig::glucose_alerting(&AlertConfig::default()),
+        PrecedenceConfig::glucose_alerting(AlertConfig::default().low_episode_end_mg_dl()),
         &input,
     );
     assert_eq!(values(&alerting), vec![65.0, 120.0]);
@@ -537,12 +537,17 @@ fn meaningless_policies_are_refused_with_the_setting_named() {
     for q in Quantity::ALL {
         assert!(Precedence::new(PrecedenceConfig::default_for(q)).is_ok());
     }
-    assert!(Precedence::new(PrecedenceConfig::glucose_alerting(&AlertConfig::default())).is_ok());
+    assert!(
+        Precedence::new(PrecedenceConfig::glucose_alerting(
+            AlertConfig::default().low_episode_end_mg_dl()
+        ))
+        .is_ok()
+    );
 }
 
 #[test]
 fn policies_and_decisions_round_trip_through_json() {
-    let config = PrecedenceConfig::glucose_alerting(&AlertConfig::default());
+    let config = PrecedenceConfig::glucose_alerting(AlertConfig::default().low_episode_end_mg_dl());
     let json = serde_json::to_string(&config).unwrap();
     assert!(json.contains("\"rule\":\"most_severe\""), "{json}");
     let back: PrecedenceConfig = serde_json::from_str(&json).unwrap();

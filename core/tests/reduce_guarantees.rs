@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
-use vigil_core::Error;
 use vigil_core::model::Sample;
 use vigil_core::reduce::{
     Decision, GlucoseBand, Policy, Reducer, ReducerConfig, RelativeChange, interpolate, max_error,
@@ -16,6 +15,7 @@ use vigil_core::reduce::{
 use vigil_core::transport::simulated::physiology::{
     GlucoseModel, GlucoseProfile, HeartModel, HeartProfile, SampleInterval,
 };
+use vigil_model::Error;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")

@@ -3,7 +3,7 @@
 
 pub mod pages;
 pub mod report;
-pub mod session;
+pub mod sign_in;
 pub mod svg;
 
 /// The stylesheet, embedded: no build step, no CDN.

@@ -3,16 +3,16 @@
 //! timeline and the completeness ledger, laid out to print the AGP on one
 //! page.
 //!
-//! Every number comes from `vigil_core::metrics`, the implementation the
+//! Every number comes from `vigil_model::metrics`, the implementation the
 //! phone uses, so patient and clinician never see two different figures.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
-use vigil_core::metrics::{GlucoseMetrics, agp_profile, consensus_metrics};
-use vigil_core::model::Sample;
-use vigil_core::precedence::RuleName;
+use vigil_model::metrics::{GlucoseMetrics, agp_profile, consensus_metrics};
+use vigil_model::precedence::RuleName;
+use vigil_model::reading::Sample;
 
 use crate::resolved::SourcePeriod;
 
@@ -199,9 +199,9 @@ fn targets(m: &GlucoseMetrics) -> String {
 
 /// An alert kind in words, as a clinician reads it.
 pub fn kind_words(kind: &str) -> String {
-    match vigil_core::alerts::AlertKind::parse(kind) {
+    match vigil_model::alerts::AlertKind::parse(kind) {
         Some(k) => {
-            use vigil_core::alerts::AlertKind as K;
+            use vigil_model::alerts::AlertKind as K;
             match k {
                 K::UrgentLow => "Urgent low",
                 K::Low => "Low",

@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use chrono::{DateTime, FixedOffset, Timelike, Utc};
-use vigil_core::metrics::{AgpSlot, GlucoseMetrics};
+use vigil_model::metrics::{AgpSlot, GlucoseMetrics};
 
 /// The y axis of every glucose chart, mg/dL.
 const Y_MAX: f64 = 350.0;
@@ -74,7 +74,7 @@ fn band(slots: &[AgpSlot], lo: usize, hi: usize, slot_min: f64) -> String {
 }
 
 /// The AGP: 5–95 % and 25–75 % bands and the median by time of day over
-/// the shaded target range. `slots` as `vigil_core::metrics::agp_profile`
+/// the shaded target range. `slots` as `vigil_model::metrics::agp_profile`
 /// returns them.
 pub fn agp(slots: &[AgpSlot]) -> String {
     let slot_min = 1440.0 / slots.len().max(1) as f64;
@@ -239,8 +239,8 @@ mod tests {
         }
     }
     use chrono::{TimeDelta, TimeZone};
-    use vigil_core::metrics::{agp_profile, consensus_metrics};
-    use vigil_core::model::Sample;
+    use vigil_model::metrics::{agp_profile, consensus_metrics};
+    use vigil_model::reading::Sample;
 
     fn samples() -> Vec<Sample> {
         let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();

@@ -2,7 +2,7 @@
 //! Continuous Glucose Monitoring IG (STU 1, `http://hl7.org/fhir/uv/cgm`).
 //!
 //! Place in the data flow: read side only. Readings (and the consensus
-//! metrics computed by `vigil_core::metrics`, the same numbers the
+//! metrics computed by `vigil_model::metrics`, the same numbers the
 //! dashboard shows) become a `searchset` Bundle of data-point Observations,
 //! or a summary Bundle, each with the Patient and Device it references
 //! included, so every reference resolves inside the Bundle.
@@ -22,7 +22,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use vigil_core::metrics::GlucoseMetrics;
+use vigil_model::metrics::GlucoseMetrics;
 
 /// LOINC's system URI.
 pub const LOINC: &str = "http://loinc.org";

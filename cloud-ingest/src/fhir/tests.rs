@@ -1,7 +1,7 @@
 use super::*;
 use chrono::{TimeDelta, TimeZone};
-use vigil_core::metrics::consensus_metrics;
-use vigil_core::model::Sample;
+use vigil_model::metrics::consensus_metrics;
+use vigil_model::reading::Sample;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()

@@ -37,8 +37,10 @@ pub const TREATMENTS: &str = "treatments";
 /// The device status collection.
 pub const DEVICE_STATUS: &str = "devicestatus";
 
-/// The documents of a POST body: an array, or one object.
-pub fn items(body: &[u8]) -> Result<Vec<Value>> {
+/// The documents of a POST body: an array, or one object, at most `max`
+/// of them (the body limit bounds bytes; this bounds the work per request).
+pub fn items(body: &[u8], max: usize) -> Result<Vec<Value>> {
+    // serde's messages quote what was sent: never echoed.
     let v: Value =
         serde_json::from_slice(body).map_err(|_| Error::InvalidInput("body is not JSON".into()))?;
     let items = match v {
@@ -46,9 +48,9 @@ pub fn items(body: &[u8]) -> Result<Vec<Value>> {
         o @ Value::Object(_) => vec![o],
         _ => return Err(Error::InvalidInput("expected an array of documents".into())),
     };
-    if items.len() > MAX_DOCUMENTS {
+    if items.len() > max {
         return Err(Error::InvalidInput(format!(
-            "at most {MAX_DOCUMENTS} documents per request"
+            "at most {max} documents per request"
         )));
     }
     Ok(items)

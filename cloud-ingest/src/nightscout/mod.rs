@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+/// Entries one upload may carry: a month of 5-minute readings, or about
+/// a week of 1-minute ones, in one request; uploaders send far fewer.
+pub const MAX_ENTRIES: usize = 10_000;
+
 use crate::error::{Error, Result};
 
 /// Shortest secret accepted (Nightscout's own minimum).

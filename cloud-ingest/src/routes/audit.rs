@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::storage::NewAuditEntry;
@@ -25,7 +25,7 @@ pub struct AuditQuery {
 
 /// `GET /v1/audit?after=&limit=`: audit entries oldest first.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     q: std::result::Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditView>> {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::storage::{NewAuditEntry, PatientId};
@@ -28,7 +28,7 @@ pub struct Period {
 /// `GET /v1/patients/{id}/readings.csv?from=&to=`: glucose of the period
 /// (default the last 14 days, at most 90), oldest first. Audited.
 pub async fn export(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(id): Path<PatientId>,
     q: std::result::Result<Query<Period>, axum::extract::rejection::QueryRejection>,
@@ -65,7 +65,7 @@ pub async fn export(
 /// token of the patient, or an assigned clinician). Any bad row: 400
 /// listing every bad row, nothing stored.
 pub async fn import(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(id): Path<PatientId>,
     body: Bytes,

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use serde::Deserialize;
 
-use vigil_core::precedence::Quantity;
+use vigil_model::precedence::Quantity;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::{Role, TokenHash};
 use crate::dashboard::pages::{self, Heartbeat, PatientRow};
-use crate::dashboard::session::{
+use crate::dashboard::sign_in::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, cookie, random_hex, same, set_cookie,
 };
 use crate::dashboard::{APP_CSS, APP_JS, report};
@@ -30,7 +30,7 @@ fn with_cookie(mut r: Response, value: String) -> Result<Response> {
 
 /// `GET /dashboard/login`: the sign-in form, with a fresh double-submit
 /// CSRF cookie.
-pub async fn login_form(State(state): State<AppState>) -> Result<Response> {
+pub async fn login_form(State(state): State<ServiceState>) -> Result<Response> {
     let token = random_hex()?;
     let page = pages::html(StatusCode::OK, pages::login(&token, None));
     with_cookie(
@@ -50,7 +50,7 @@ pub struct LoginForm {
 /// opens a session, and redirects to the patient list. A wrong token gets
 /// the form again with a message (401), never a hint which part was wrong.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     headers: HeaderMap,
     form: std::result::Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response> {
@@ -80,12 +80,12 @@ pub async fn login(
         return Err(Error::RateLimited);
     }
     let id = random_hex()?;
-    let session_hash = session::session_hash(&id);
+    let session_hash = sign_in::session_hash(&id);
     let token_id = record.id;
     state
         .store
         .run(move |s| {
-            s.create_session(&session_hash, token_id, session::expiry())?;
+            s.create_session(&session_hash, token_id, sign_in::expiry())?;
             s.append_audit(&NewAuditEntry {
                 token_id: Some(token_id),
                 patient_id: None,
@@ -99,7 +99,7 @@ pub async fn login(
         set_cookie(
             SESSION_COOKIE,
             &id,
-            session::SESSION_TTL.num_seconds(),
+            sign_in::SESSION_TTL.num_seconds(),
             state.cookie_secure,
         ),
     )?;
@@ -115,7 +115,7 @@ pub struct CsrfForm {
 /// `POST /dashboard/logout`: ends the session (CSRF-checked) and clears
 /// the cookie.
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Session,
     form: std::result::Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response> {
@@ -143,7 +143,7 @@ pub async fn logout(
 }
 
 /// `GET /dashboard/`: the signed-in clinician's patients, most urgent first.
-pub async fn home(State(state): State<AppState>, who: Session) -> Result<Response> {
+pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Response> {
     let principal = who.principal;
     let rows = state
         .store
@@ -242,7 +242,7 @@ pub fn period(
 
 /// `GET /dashboard/patients/{id}`: the report of one assigned patient.
 pub async fn patient(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Session,
     Path(id): Path<i64>,
     q: std::result::Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
@@ -364,7 +364,7 @@ pub async fn js() -> Response {
 /// clinician's patients as server-sent events, the same stream as
 /// `/v1/alerts/stream` authenticated by the session cookie (EventSource
 /// cannot send a bearer header).
-pub async fn alerts_stream(State(state): State<AppState>, who: Session) -> Result<Response> {
+pub async fn alerts_stream(State(state): State<ServiceState>, who: Session) -> Result<Response> {
     let credential = super::reads::Credential::Session(who.hash.clone());
     Ok(super::reads::stream_while(state, who.principal, credential)
         .await?
@@ -375,7 +375,7 @@ pub async fn alerts_stream(State(state): State<AppState>, who: Session) -> Resul
 /// the signed-in clinician; the page's CSRF token travels in
 /// `x-csrf-token`.
 pub async fn alerts_ack(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Session,
     headers: HeaderMap,
     Path(alert_id): Path<String>,

@@ -8,9 +8,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
-use vigil_core::metrics::consensus_metrics;
+use vigil_model::metrics::consensus_metrics;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::storage::{NewAuditEntry, PatientId};
@@ -28,7 +28,7 @@ fn fhir_json(v: Value) -> Response {
 
 /// The FHIR base from the configured public URL (never the Host header,
 /// which the client chooses).
-fn base(state: &AppState) -> String {
+fn base(state: &ServiceState) -> String {
     format!("{}/fhir", state.public_url)
 }
 
@@ -54,7 +54,7 @@ fn instant(s: &str) -> Result<DateTime<Utc>> {
 }
 
 async fn audited(
-    state: &AppState,
+    state: &ServiceState,
     who: Principal,
     patient: PatientId,
     action: &'static str,
@@ -76,7 +76,7 @@ async fn audited(
 /// `GET /fhir/Observation?patient=<id>&date=ge…&date=le…`: a searchset of
 /// the IG's sensor-reading Observations, Patient and Devices included.
 pub async fn observations(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
@@ -144,7 +144,7 @@ pub async fn observations(
 /// `GET /fhir/Patient/{id}/$cgm-summary?start=&end=`: the IG's summary
 /// measures of the period (default the last 14 days).
 pub async fn summary(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(patient): Path<PatientId>,
     RawQuery(raw): RawQuery,
@@ -194,7 +194,7 @@ fn glucose_interval() -> TimeDelta {
 
 /// `GET /fhir/Patient/{id}`.
 pub async fn patient(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(id): Path<PatientId>,
 ) -> Result<Response> {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::error::Result;
 
 /// `GET /healthz`: the process is up and serving.
@@ -15,16 +15,16 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the database answers; 500 (logged) when it does not.
-pub async fn readyz(State(state): State<AppState>) -> Result<&'static str> {
+pub async fn readyz(State(state): State<ServiceState>) -> Result<&'static str> {
     state.store.run(|s| s.ping()).await?;
     Ok("ready")
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<ServiceState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.telemetry.render(),
     )
 }
 

@@ -13,13 +13,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, TimeDelta, Utc};
-use vigil_core::model::{Sample, Stream};
-use vigil_core::wire::{
+use vigil_model::reading::{Sample, Stream};
+use vigil_model::wire::{
     self, Alert, AlertAck, Batch, BatchAck, ContentEncoding, Format, Heartbeat, RejectReason,
     Rejected,
 };
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
@@ -48,19 +48,19 @@ pub use validate::plausible;
 /// A core wire error as the HTTP error the protocol names: 415 for an
 /// unknown type or coding, 413 for a body that is or expands past the
 /// limit, 400 naming the field otherwise.
-pub fn wire_error(e: vigil_core::Error) -> Error {
+pub fn wire_error(e: vigil_model::Error) -> Error {
     match e {
-        vigil_core::Error::WireUnsupported { field, reason } => {
+        vigil_model::Error::WireUnsupported { field, reason } => {
             Error::UnsupportedMedia(format!("{field}: {reason}"))
         }
-        e @ vigil_core::Error::WireTooLarge { .. } => Error::TooLarge(e.to_string()),
+        e @ vigil_model::Error::WireTooLarge { .. } => Error::TooLarge(e.to_string()),
         // The one field name the wire gives only to "too many readings".
-        vigil_core::Error::Wire {
+        vigil_model::Error::Wire {
             field: "readings",
             reason,
             ..
         } => Error::TooLarge(format!("readings: {reason}; send fewer readings per batch")),
-        vigil_core::Error::Wire { field, reason, .. } => {
+        vigil_model::Error::Wire { field, reason, .. } => {
             Error::Malformed(format!("field `{field}`: {reason}"))
         }
         other => Error::Malformed(other.to_string()),
@@ -86,7 +86,7 @@ fn own_patient(body_patient: &str, patient: PatientId) -> Result<()> {
 
 /// The body's format and coding, then its bytes decompressed within the
 /// body limit.
-fn negotiate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Format, Vec<u8>)> {
+fn negotiate(state: &ServiceState, headers: &HeaderMap, body: &[u8]) -> Result<(Format, Vec<u8>)> {
     let text = |name: header::HeaderName| {
         headers
             .get(&name)
@@ -227,7 +227,7 @@ pub fn prepare_batch(
                     continue;
                 }
             };
-            let mut value = vigil_core::reduce::interpolate(&kept, time);
+            let mut value = vigil_model::reduce::interpolate(&kept, time);
             if value.is_none() && kept.first().is_some_and(|k| k.time > time) {
                 if let Some(prev) = storage.kept_reading_before(&key, time)? {
                     let mut around = vec![Sample {
@@ -235,7 +235,7 @@ pub fn prepare_batch(
                         value: prev.value,
                     }];
                     around.extend(kept.iter().copied());
-                    value = vigil_core::reduce::interpolate(&around, time);
+                    value = vigil_model::reduce::interpolate(&around, time);
                 }
             }
             match value {
@@ -291,7 +291,7 @@ fn audit(storage: &dyn Storage, who: &Principal, patient: PatientId, action: &st
 /// `POST /v1/batches`: stores a batch once and answers with what is
 /// durably stored per stream.
 pub async fn post_batch(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     headers: HeaderMap,
     body: Bytes,
@@ -387,7 +387,7 @@ pub fn alert_event(a: &NewAlert) -> LiveEvent {
 /// the skew-corrected one, is the key: the correction moves with each
 /// attempt's latency when the phone's clock is off.
 pub async fn post_alert(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     headers: HeaderMap,
     body: Bytes,
@@ -460,7 +460,7 @@ pub async fn post_alert(
 /// `POST /v1/heartbeats`: keeps the latest heartbeat and records contact
 /// for the dead-man's switch. Answers 204.
 pub async fn post_heartbeat(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     headers: HeaderMap,
     body: Bytes,

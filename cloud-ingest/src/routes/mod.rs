@@ -20,7 +20,7 @@ pub use intake::{alert_event, plausible, prepare_batch, wire_error};
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use crate::AppState;
+use crate::ServiceState;
 
 /// One route: method, path template (axum syntax, the same as OpenAPI's),
 /// and its handler.
@@ -30,10 +30,10 @@ pub struct Route {
     /// The path template, e.g. `/v1/patients/{id}`.
     pub path: &'static str,
     /// The handler.
-    pub handler: MethodRouter<AppState>,
+    pub handler: MethodRouter<ServiceState>,
 }
 
-fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+fn route(method: Method, path: &'static str, handler: MethodRouter<ServiceState>) -> Route {
     Route {
         method,
         path,

@@ -8,9 +8,9 @@ use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
-use vigil_core::model::Sample;
+use vigil_model::reading::Sample;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::error::{Error, Result};
 use crate::nightscout::{self, Entry, care, secret_hash};
 use crate::storage::{NewAuditEntry, NsDocument, PatientId};
@@ -24,10 +24,10 @@ pub const DEVICE: &str = "nightscout";
 #[derive(Debug, Clone, Copy)]
 pub struct NightscoutPatient(pub PatientId);
 
-impl FromRequestParts<AppState> for NightscoutPatient {
+impl FromRequestParts<ServiceState> for NightscoutPatient {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &ServiceState) -> Result<Self> {
         let header = parts
             .headers
             .get("api-secret")
@@ -87,7 +87,7 @@ pub async fn status(NightscoutPatient(_): NightscoutPatient) -> Json<Value> {
 }
 
 async fn read(
-    state: AppState,
+    state: ServiceState,
     patient: PatientId,
     raw: Option<String>,
     force_count: Option<usize>,
@@ -128,7 +128,7 @@ async fn read(
 
 /// `GET /api/v1/entries.json` and `/api/v1/entries/sgv.json`.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Entry>>> {
@@ -137,7 +137,7 @@ pub async fn list(
 
 /// `GET /api/v1/entries/current.json`: the newest entry.
 pub async fn current(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Entry>>> {
@@ -148,18 +148,11 @@ pub async fn current(
 /// accepted too); `sgv` entries are stored, others ignored. Deduplicated
 /// by date: the same date uploaded twice is stored once.
 pub async fn upload(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    // serde's messages quote what was sent: never echoed.
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|_| Error::InvalidInput("body is not JSON".into()))?;
-    let items = match v {
-        Value::Array(a) => a,
-        o @ Value::Object(_) => vec![o],
-        _ => return Err(Error::InvalidInput("expected an array of entries".into())),
-    };
+    let items = care::items(&body, nightscout::MAX_ENTRIES)?;
     let mut samples = Vec::new();
     let mut ignored = 0usize;
     let now = Utc::now();
@@ -207,7 +200,7 @@ pub async fn upload(
 /// owner removes entries they uploaded through Nightscout in the range
 /// (readings synced by the Vigil SDK are not touched).
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>> {
@@ -233,7 +226,7 @@ pub async fn delete(
 /// time and event type. The whole request is refused, and nothing stored,
 /// when one document is implausible.
 pub async fn post_treatments(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     body: Bytes,
 ) -> Result<Json<Value>> {
@@ -243,7 +236,7 @@ pub async fn post_treatments(
 /// `POST /api/v1/devicestatus`: the uploader's and pump's state; normalised
 /// ([`care::device_status`]), stored once per time and device.
 pub async fn post_device_status(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     body: Bytes,
 ) -> Result<Json<Value>> {
@@ -251,14 +244,14 @@ pub async fn post_device_status(
 }
 
 async fn store_documents(
-    state: AppState,
+    state: ServiceState,
     p: PatientId,
     body: Bytes,
     collection: &'static str,
     normalise: fn(usize, &Value, chrono::DateTime<Utc>, TimeDelta) -> Result<NsDocument>,
 ) -> Result<Json<Value>> {
     let now = Utc::now();
-    let documents = care::items(&body)?
+    let documents = care::items(&body, care::MAX_DOCUMENTS)?
         .iter()
         .enumerate()
         .map(|(i, v)| normalise(i, v, now, state.limits.max_future_skew))
@@ -279,7 +272,7 @@ async fn store_documents(
 /// `GET /api/v1/treatments.json`: the newest `count` treatments, newest
 /// first, in `find[created_at]` (or `find[date]`) range.
 pub async fn list_treatments(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>> {
@@ -288,7 +281,7 @@ pub async fn list_treatments(
 
 /// `GET /api/v1/devicestatus.json`: the newest `count` statuses.
 pub async fn list_device_status(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     NightscoutPatient(p): NightscoutPatient,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>> {
@@ -296,7 +289,7 @@ pub async fn list_device_status(
 }
 
 async fn list_documents(
-    state: AppState,
+    state: ServiceState,
     p: PatientId,
     raw: Option<String>,
     collection: &'static str,

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::storage::{NewAuditEntry, TokenScope};
@@ -13,7 +13,7 @@ use crate::views::{PatientView, PatientsView};
 /// `GET /v1/patients`: a clinician's assigned patients, or a device's or
 /// follower's one patient. Admin tokens get 403: administration does not
 /// need patient data.
-pub async fn list(State(state): State<AppState>, who: Principal) -> Result<Json<PatientsView>> {
+pub async fn list(State(state): State<ServiceState>, who: Principal) -> Result<Json<PatientsView>> {
     let patients = state
         .store
         .run(move |s| {

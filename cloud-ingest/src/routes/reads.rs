@@ -12,11 +12,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::Stream as FutStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use vigil_core::metrics::{GlucoseMetrics, consensus_metrics};
-use vigil_core::model::{Sample, Stream};
-use vigil_core::precedence::{Decision, Quantity};
+use vigil_model::metrics::{GlucoseMetrics, consensus_metrics};
+use vigil_model::precedence::{Decision, Quantity};
+use vigil_model::reading::{Sample, Stream};
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
@@ -86,7 +86,7 @@ fn audit(
 
 /// `GET /v1/patients/{id}/readings?stream=&from=&to=&limit=`.
 pub async fn readings(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<ReadingsParams>, QueryRejection>,
@@ -203,7 +203,7 @@ pub struct PrecedenceView {
 /// `GET /v1/patients/{id}/precedence?quantity=&from=&to=`: the audit view
 /// of source precedence over a period (default the last 24 hours).
 pub async fn precedence(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<PrecedenceParams>, QueryRejection>,
@@ -243,7 +243,7 @@ pub struct QuantityParam {
 /// `GET /v1/patients/{id}/precedence-policy?quantity=`: the policy in force
 /// (the patient's own, or the default with `"default": true`).
 pub async fn get_policy(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<QuantityParam>, QueryRejection>,
@@ -264,7 +264,7 @@ pub async fn get_policy(
 /// clinician or an admin sets the patient's policy (validated; a policy
 /// that cannot mean anything is refused and nothing changes).
 pub async fn put_policy(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<QuantityParam>, QueryRejection>,
@@ -319,7 +319,7 @@ fn may_configure(
 /// `GET /v1/patients/{id}/metrics?from=&to=`: the core's consensus metrics
 /// over stored glucose, held-back readings as reconstructed.
 pub async fn metrics(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(patient): Path<PatientId>,
     q: std::result::Result<Query<RangeParams>, QueryRejection>,
@@ -366,7 +366,7 @@ pub struct AckView {
 /// acknowledges an alert episode; recorded once per clinician token and
 /// broadcast live.
 pub async fn ack(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     Path(alert_id): Path<String>,
 ) -> Result<Json<AckView>> {
@@ -434,7 +434,7 @@ pub async fn ack(
 /// token's patients: a clinician's assigned patients (as assigned when the
 /// stream opens), a follower's one patient. Devices and admins: 403.
 pub async fn stream(
-    State(state): State<AppState>,
+    State(state): State<ServiceState>,
     who: Principal,
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl FutStream<Item = std::result::Result<Event, Infallible>>>> {
@@ -457,7 +457,7 @@ pub enum Credential {
 /// revoked token, a signed-out or expired session keeps receiving.
 pub const CREDENTIAL_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-async fn still_valid(state: &AppState, credential: &Credential) -> bool {
+async fn still_valid(state: &ServiceState, credential: &Credential) -> bool {
     let credential = credential.clone();
     let found = state
         .store
@@ -474,7 +474,7 @@ async fn still_valid(state: &AppState, credential: &Credential) -> bool {
 /// The live alert stream of `who`'s patients, ended once `credential`
 /// no longer holds.
 pub async fn stream_while(
-    state: AppState,
+    state: ServiceState,
     who: Principal,
     credential: Credential,
 ) -> Result<Sse<impl FutStream<Item = std::result::Result<Event, Infallible>>>> {

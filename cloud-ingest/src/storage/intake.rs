@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use vigil_core::model::Stream;
-use vigil_core::wire::{BatchAck, BatchId, Rejected, SeqRange, StreamAck};
+use vigil_model::reading::Stream;
+use vigil_model::wire::{BatchAck, BatchId, Rejected, SeqRange, StreamAck};
 
 use super::{PatientId, TokenId};
 
@@ -151,7 +151,7 @@ pub fn assemble_ack(batch: &NewBatch, outcomes: &[Vec<ReadingOutcome>]) -> Batch
                     ReadingOutcome::Inserted | ReadingOutcome::AlreadyStored => stored.push(r.seq),
                     ReadingOutcome::Conflict => rejected.push(Rejected {
                         seq: r.seq,
-                        reason: vigil_core::wire::RejectReason::Conflict,
+                        reason: vigil_model::wire::RejectReason::Conflict,
                     }),
                 }
             }

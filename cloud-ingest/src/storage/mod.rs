@@ -16,7 +16,7 @@
 //!   `postgres://` URL or a SQLite file path.
 //!
 //! Intake types ([`NewBatch`], [`NewAlert`], ...) are plain data in the
-//! wire protocol's vocabulary (`vigil_core` streams and acks), so a backend
+//! wire protocol's vocabulary (`vigil_model` streams and acks), so a backend
 //! only maps them to rows; the rules (validation, skew, reconstruction) live
 //! in the routes, once.
 
@@ -331,7 +331,7 @@ pub trait Storage: Send + Sync + 'static {
     /// counts as stored when its value is the same and is rejected as
     /// `conflict` otherwise. Build the answer with [`assemble_ack`]. Also
     /// records the patient's last contact (the dead-man's switch).
-    fn store_batch(&self, batch: &NewBatch) -> Result<vigil_core::wire::BatchAck>;
+    fn store_batch(&self, batch: &NewBatch) -> Result<vigil_model::wire::BatchAck>;
     /// The latest stored kept reading of one stream and session strictly
     /// before `at` (reconstructing a held-back reading whose earlier
     /// neighbour arrived in an earlier batch).

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use postgres::{Client, GenericClient, Row, Transaction};
-use vigil_core::model::Stream;
-use vigil_core::wire::BatchAck;
+use vigil_model::reading::Stream;
+use vigil_model::wire::BatchAck;
 
 use super::intake::{
     AlertAckRecord, Contact, NewAlert, NewBatch, NewGroup, NewHeartbeat, ReadingOutcome,

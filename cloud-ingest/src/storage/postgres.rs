@@ -28,7 +28,7 @@ use postgres::{Client, Config, NoTls, Row};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
-use vigil_core::wire::BatchAck;
+use vigil_model::wire::BatchAck;
 
 use super::pg_intake;
 use super::{

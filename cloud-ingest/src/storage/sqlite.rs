@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use vigil_core::wire::BatchAck;
+use vigil_model::wire::BatchAck;
 
 use super::sqlite_intake as intake;
 use super::{

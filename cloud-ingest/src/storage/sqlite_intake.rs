@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use vigil_core::model::Stream;
-use vigil_core::wire::BatchAck;
+use vigil_model::reading::Stream;
+use vigil_model::wire::BatchAck;
 
 use super::intake::{
     AlertAckRecord, Contact, NewAlert, NewBatch, NewHeartbeat, ReadingOutcome, ReadingQuery,

@@ -92,7 +92,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A worker over `store`'s queue, woken by `wake` (the one
-    /// [`crate::AppState::webhook_wake`] holds).
+    /// [`crate::ServiceState::webhook_wake`] holds).
     pub fn new(store: Store, policy: RetryPolicy, wake: Arc<Notify>) -> Result<Dispatcher> {
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
@@ -204,7 +204,7 @@ impl Dispatcher {
 /// Queues a live alert event for the webhooks, logging (not returning) a
 /// failure: the alert is stored and on the live stream already, and a
 /// webhook problem must not make the phone resend it.
-pub async fn alert_to_webhooks(state: &crate::AppState, event: &crate::live::LiveEvent) {
+pub async fn alert_to_webhooks(state: &crate::ServiceState, event: &crate::live::LiveEvent) {
     if let Err(e) = publish(&state.store, &state.webhook_wake, EventKind::Alert, event).await {
         tracing::error!(error = %e, "webhook queue failed");
     }

@@ -17,7 +17,7 @@ use tempfile::TempDir;
 use vigil_ingest::auth::{Role, TokenHash};
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::{AppState, Limits, admin, app};
+use vigil_ingest::{Limits, ServiceState, admin, app};
 
 /// Who makes a request in the auth tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,8 +145,8 @@ impl Fixture {
         ]
     }
 
-    pub fn state(&self, limits: Limits) -> AppState {
-        AppState::new(self.store.clone(), limits)
+    pub fn state(&self, limits: Limits) -> ServiceState {
+        ServiceState::new(self.store.clone(), limits)
     }
 }
 
@@ -159,7 +159,7 @@ pub fn pg_server() -> &'static vigil_pg_harness::PgServer {
 }
 
 /// Serves `app(state)` on a loopback port; returns its base URL.
-pub async fn serve_loopback(state: AppState) -> String {
+pub async fn serve_loopback(state: ServiceState) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -126,7 +126,7 @@ struct Summary {
     db_bytes: u64,
 }
 
-fn fail(context: &str) -> impl Fn(vigil_core::Error) -> Failure + '_ {
+fn fail<E: std::fmt::Display>(context: &str) -> impl Fn(E) -> Failure + '_ {
     move |e| Failure::Other(format!("{context}: {e}"))
 }
 

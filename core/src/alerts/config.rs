@@ -93,6 +93,14 @@ fn bad(setting: &'static str, reason: impl Into<String>) -> Error {
 }
 
 impl AlertConfig {
+    /// The glucose at which a low episode has not yet ended (the low
+    /// threshold plus the hysteresis): what
+    /// [`PrecedenceConfig::glucose_alerting`](crate::precedence::PrecedenceConfig::glucose_alerting)
+    /// needs so that no source's low is hidden by another's higher value.
+    pub fn low_episode_end_mg_dl(&self) -> f64 {
+        self.low_mg_dl + self.hysteresis_mg_dl
+    }
+
     /// Checks that every setting makes sense on its own and with the others.
     ///
     /// Refused ([`Error::InvalidSetting`] naming the setting): a non-finite

@@ -708,7 +708,8 @@ fn glucose_alerts(
 ) -> SdkResult<GlucoseAlerts> {
     use crate::precedence::live::LiveSource;
     use crate::precedence::{Precedence, PrecedenceConfig, Quantity};
-    let mut precedence = Precedence::new(PrecedenceConfig::default_for(Quantity::Glucose))?;
+    let mut precedence = Precedence::new(PrecedenceConfig::default_for(Quantity::Glucose))
+        .map_err(crate::Error::from)?;
     for (device, kind) in paired {
         precedence = precedence.with_device_class(DeviceId(device.clone()), kind.class());
     }

@@ -45,7 +45,8 @@ pub(crate) fn resolved(
         )));
     }
     let (from, to) = (time(from_ms)?, time(to_ms)?);
-    let mut precedence = Precedence::new(PrecedenceConfig::default_for(quantity))?;
+    let mut precedence =
+        Precedence::new(PrecedenceConfig::default_for(quantity)).map_err(crate::Error::from)?;
     for (device, kind) in paired {
         precedence = precedence.with_device_class(DeviceId(device.clone()), kind.class());
     }
@@ -54,7 +55,9 @@ pub(crate) fn resolved(
         .into_iter()
         .map(|r| r.reading)
         .collect();
-    let resolution = precedence.resolve(&PatientId(patient.to_string()), &readings)?;
+    let resolution = precedence
+        .resolve(&PatientId(patient.to_string()), &readings)
+        .map_err(crate::Error::from)?;
     Ok(resolution
         .series
         .iter()

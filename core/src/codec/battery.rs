@@ -29,7 +29,7 @@ impl BatteryLevel {
         let mut r = Reader::new(CHARACTERISTIC, bytes);
         let percent = r.u8("battery_level")?;
         if percent > MAX_PERCENT {
-            return Err(r.reserved("battery_level", 0, u32::from(percent)));
+            return Err(r.reserved("battery_level", 0, u32::from(percent)).into());
         }
         r.finish()?;
         Ok(Self { percent })

@@ -17,7 +17,7 @@
 //! a sensor answers "op code not supported" to op codes this crate does not
 //! know, and that answer must still decode.
 
-use crate::codec::bytes::{Reader, Writer};
+use crate::codec::bytes::{ReadFloat, Reader, WriteFloat, Writer};
 use crate::codec::cgm::{
     SampleLocation, SampleType, append_crc, read_checked_crc, read_type_location,
     type_location_octet,
@@ -408,7 +408,7 @@ fn read_op(r: &mut Reader<'_>) -> Result<u8> {
     let op = r.u8("op_code")?;
     match SocpOpCode::from_u8(op) {
         Some(_) => Ok(op),
-        None => Err(r.reserved("op_code", 0, u32::from(op))),
+        None => Err(r.reserved("op_code", 0, u32::from(op)).into()),
     }
 }
 
@@ -417,7 +417,7 @@ fn finish(mut r: Reader<'_>, bytes: &[u8], crc: bool) -> Result<()> {
     if crc {
         read_checked_crc(&mut r, bytes, 0)?;
     }
-    r.finish()
+    Ok(r.finish()?)
 }
 
 fn wrong_direction(op_is_response: bool) -> Error {

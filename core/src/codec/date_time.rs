@@ -118,9 +118,11 @@ impl DateTime {
         };
         match value.problem(names) {
             None => Ok(value),
-            Some(DateTimeProblem::Reserved(field, at, v)) => Err(r.reserved(field, start + at, v)),
+            Some(DateTimeProblem::Reserved(field, at, v)) => {
+                Err(r.reserved(field, start + at, v).into())
+            }
             Some(DateTimeProblem::Inconsistent(field, at, reason)) => {
-                Err(r.inconsistent(field, start + at, reason))
+                Err(r.inconsistent(field, start + at, reason).into())
             }
         }
     }

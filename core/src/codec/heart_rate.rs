@@ -107,7 +107,9 @@ impl HeartRateMeasurement {
         let mut r = Reader::new(CHARACTERISTIC, bytes);
         let flags = r.u8("flags")?;
         if flags & !FLAG_DEFINED != 0 {
-            return Err(r.reserved("flags", 0, u32::from(flags & !FLAG_DEFINED)));
+            return Err(r
+                .reserved("flags", 0, u32::from(flags & !FLAG_DEFINED))
+                .into());
         }
         let (format, bpm) = if flags & FLAG_FORMAT_U16 != 0 {
             (HeartRateFormat::Uint16, r.u16("heart_rate")?)
@@ -124,11 +126,13 @@ impl HeartRateMeasurement {
         let mut rr_intervals = Vec::new();
         if flags & FLAG_RR != 0 {
             if r.remaining() == 0 {
-                return Err(r.inconsistent(
-                    "rr_interval",
-                    r.offset(),
-                    "flags announce RR intervals but none follow",
-                ));
+                return Err(r
+                    .inconsistent(
+                        "rr_interval",
+                        r.offset(),
+                        "flags announce RR intervals but none follow",
+                    )
+                    .into());
             }
             rr_intervals.reserve(r.remaining() / 2);
             while r.remaining() > 0 {

@@ -13,7 +13,7 @@
 //! reserved and refused, because a status we cannot read may say the
 //! numbers are invalid.
 
-use super::bytes::{Reader, Writer};
+use super::bytes::{ReadFloat, Reader, WriteFloat, Writer};
 use super::float::SFloat;
 use super::glucose::bit_set;
 use crate::Result;
@@ -155,7 +155,9 @@ impl PlxContinuousMeasurement {
         let mut r = Reader::new(CHARACTERISTIC, bytes);
         let flags = r.u8("flags")?;
         if flags & !FLAG_DEFINED != 0 {
-            return Err(r.reserved("flags", 0, u32::from(flags & !FLAG_DEFINED)));
+            return Err(r
+                .reserved("flags", 0, u32::from(flags & !FLAG_DEFINED))
+                .into());
         }
         let normal = SpO2Pr::read(&mut r, "spo2_normal", "pulse_rate_normal")?;
         let fast = if flags & FLAG_FAST != 0 {

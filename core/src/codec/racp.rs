@@ -269,7 +269,7 @@ impl RacpResponse {
 
 fn read_op(r: &mut Reader<'_>) -> Result<RacpOpCode> {
     let op = r.u8("op_code")?;
-    RacpOpCode::from_u8(op).ok_or_else(|| r.reserved("op_code", 0, u32::from(op)))
+    RacpOpCode::from_u8(op).ok_or_else(|| r.reserved("op_code", 0, u32::from(op)).into())
 }
 
 fn inconsistent(field: &'static str, offset: usize, reason: &'static str) -> Error {
@@ -285,7 +285,7 @@ fn inconsistent(field: &'static str, offset: usize, reason: &'static str) -> Err
 fn read_operator(r: &mut Reader<'_>) -> Result<u8> {
     let op = r.u8("operator")?;
     if op > 6 {
-        return Err(r.reserved("operator", 1, u32::from(op)));
+        return Err(r.reserved("operator", 1, u32::from(op)).into());
     }
     Ok(op)
 }
@@ -306,7 +306,7 @@ fn read_filter_type(r: &mut Reader<'_>, service: RacpService) -> Result<FilterKi
         (RacpService::Cgm, 0x01) => Ok(FilterKind::TimeOffset),
         (RacpService::Glucose, 0x01) => Ok(FilterKind::SequenceNumber),
         (RacpService::Glucose, 0x02) => Ok(FilterKind::UserFacingTime),
-        _ => Err(r.reserved("filter_type", offset, u32::from(t))),
+        _ => Err(r.reserved("filter_type", offset, u32::from(t)).into()),
     }
 }
 

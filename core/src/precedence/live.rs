@@ -24,9 +24,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::config::{Coincidence, Rule};
-use super::resolve::Precedence;
-use super::{DeviceClass, Quantity, Validity};
+use super::{Coincidence, DeviceClass, Precedence, Quantity, Rule, Validity};
 use crate::model::{DeviceId, Reading, Stream};
 
 /// One source the engine can follow: a device's stream within one sensor

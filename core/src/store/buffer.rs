@@ -84,7 +84,7 @@ pub struct InsertOutcome {
 
 /// A batch of unsent readings of one stream, now marked in flight.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
+pub struct InFlightBatch {
     /// Local handle for acknowledging or rolling back this batch, never
     /// reused (so a late acknowledgement of an abandoned batch marks
     /// nothing). Not an idempotency key: the cloud dedupes on each
@@ -474,7 +474,7 @@ impl Buffer {
     /// Takes up to `limit` of the oldest unsent, not held-back readings of
     /// `stream`, marks them in flight under a new batch id, and returns them.
     /// `None` when there is nothing to send.
-    pub fn next_batch(&mut self, stream: Stream, limit: usize) -> Result<Option<Batch>> {
+    pub fn next_batch(&mut self, stream: Stream, limit: usize) -> Result<Option<InFlightBatch>> {
         self.take_batch(stream, limit, false)
     }
 
@@ -482,7 +482,11 @@ impl Buffer {
     /// [`StoredReading::held`] set): sync sends them as `held_back` entries
     /// beside the kept readings around them, and the acknowledgement marks
     /// them synced like any other.
-    pub fn next_batch_with_held(&mut self, stream: Stream, limit: usize) -> Result<Option<Batch>> {
+    pub fn next_batch_with_held(
+        &mut self,
+        stream: Stream,
+        limit: usize,
+    ) -> Result<Option<InFlightBatch>> {
         self.take_batch(stream, limit, true)
     }
 
@@ -501,7 +505,7 @@ impl Buffer {
         stream: Stream,
         limit: usize,
         with_held: bool,
-    ) -> Result<Option<Batch>> {
+    ) -> Result<Option<InFlightBatch>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let tx = self
             .conn
@@ -532,7 +536,7 @@ impl Buffer {
             .into_iter()
             .map(RowValues::into_stored)
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Batch {
+        Ok(Some(InFlightBatch {
             id: batch,
             stream,
             readings,

@@ -83,16 +83,7 @@ impl Default for CapacityPolicy {
     }
 }
 
-/// How full the buffer is relative to its budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PressureLevel {
-    /// Below 80 % of the budget.
-    Normal,
-    /// At or above 80 %.
-    High,
-    /// At or above 95 %: eviction is near.
-    Critical,
-}
+pub use vigil_model::wire::PressureLevel;
 
 /// Readings removed by one eviction, by stream and kind.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -57,7 +57,9 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-pub use buffer::{Batch, InsertOutcome, StoredReading, SyncCursor, SyncState, TREND_ID_BASE};
+pub use buffer::{
+    InFlightBatch, InsertOutcome, StoredReading, SyncCursor, SyncState, TREND_ID_BASE,
+};
 pub use capacity::{
     BufferEvent, CapacityPolicy, DEFAULT_BUDGET_BYTES, Eviction, MEASURED_BYTES_PER_READING,
     PressureLevel, WORST_CASE_READINGS_72H,

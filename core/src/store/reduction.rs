@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::buffer::{RowValues, SELECT_COLUMNS, read_row};
-use super::{Batch, Buffer, StoredReading, from_micros, stream_code, to_micros};
+use super::{Buffer, InFlightBatch, StoredReading, from_micros, stream_code, to_micros};
 use crate::error::Result;
 use crate::model::{DeviceId, Sample, Stream};
 
@@ -150,7 +150,11 @@ impl Buffer {
     /// past `limit` wait for the next batch; if that would leave the batch
     /// empty, the first series' readings up to its closing kept one are
     /// taken beyond `limit`. `None` when there is nothing to send.
-    pub fn next_decided_batch(&mut self, stream: Stream, limit: usize) -> Result<Option<Batch>> {
+    pub fn next_decided_batch(
+        &mut self,
+        stream: Stream,
+        limit: usize,
+    ) -> Result<Option<InFlightBatch>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let tx = self
             .conn
@@ -204,7 +208,7 @@ impl Buffer {
             .into_iter()
             .map(RowValues::into_stored)
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Batch {
+        Ok(Some(InFlightBatch {
             id: batch,
             stream,
             readings,

@@ -1,6 +1,6 @@
 //! Batch assembly and acknowledgement bookkeeping.
 //!
-//! A buffer batch ([`crate::store::Batch`]) holds unsent readings of one
+//! A buffer batch ([`crate::store::InFlightBatch`]) holds unsent readings of one
 //! stream, possibly of several devices; a wire batch holds one device's. So
 //! one buffer batch becomes one [`WireBatch`] per (patient, device), each
 //! remembering which buffer rows it carries, and [`settle`] marks exactly
@@ -87,7 +87,7 @@ pub fn merge(wires: Vec<WireBatch>) -> Vec<WireBatch> {
 /// events: a reading at one of them is always kept. `keep_raw` sends the
 /// characteristic bytes along.
 pub fn assemble(
-    batch: &crate::store::Batch,
+    batch: &crate::store::InFlightBatch,
     reduction: Reduction,
     alert_times: &HashSet<DateTime<Utc>>,
     keep_raw: bool,

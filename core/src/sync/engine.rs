@@ -211,6 +211,12 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<vigil_model::Error> for Failure {
+    fn from(e: vigil_model::Error) -> Failure {
+        Failure::Storage(e.into())
+    }
+}
+
 impl Failure {
     fn describe(&self) -> String {
         match self {
@@ -573,7 +579,7 @@ impl Engine {
                 continue;
             };
             let alert = Alert::from_event(self.patient.clone(), None, self.now(), &event);
-            let body = wire::json::to_vec(&alert).map_err(Failure::Storage)?;
+            let body = wire::json::to_vec(&alert)?;
             let reply = match self
                 .post(Route::Alerts, JSON_CONTENT_TYPE, None, body)
                 .await
@@ -724,7 +730,11 @@ impl Engine {
     }
 
     /// The next batch of `stream` from the buffer, marked in flight.
-    fn take_batch(&mut self, stream: Stream, limit: usize) -> Result<Option<crate::store::Batch>> {
+    fn take_batch(
+        &mut self,
+        stream: Stream,
+        limit: usize,
+    ) -> Result<Option<crate::store::InFlightBatch>> {
         if self.config.reduction == Reduction::Streaming {
             self.buffer.next_decided_batch(stream, limit)
         } else {
@@ -742,7 +752,7 @@ impl Engine {
     }
 
     /// The wire batches of one buffer batch, reduced as configured.
-    fn assemble_local(&self, local: &crate::store::Batch) -> Result<Vec<WireBatch>> {
+    fn assemble_local(&self, local: &crate::store::InFlightBatch) -> Result<Vec<WireBatch>> {
         let times = match (
             local.readings.iter().map(|r| r.reading.sensor_time).min(),
             local.readings.iter().map(|r| r.reading.sensor_time).max(),
@@ -814,7 +824,7 @@ impl Engine {
             pending_alerts: b.pending_alerts()?.len() as u64,
             used_bytes: b.used_bytes()?,
             budget_bytes: b.capacity_policy().budget_bytes,
-            pressure: b.pressure()?.into(),
+            pressure: b.pressure()?,
         };
         let mut devices: Vec<DeviceHealth> = self.host.devices.clone();
         for d in b.devices()? {

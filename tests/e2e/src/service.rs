@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use vigil_ingest::auth::Role;
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::{AppState, Limits, admin, app};
+use vigil_ingest::{Limits, ServiceState, admin, app};
 
 /// A running service and the identity a phone uses with it.
 pub struct Service {
@@ -47,7 +47,7 @@ impl Service {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let router = app(AppState::new(store.clone(), limits));
+        let router = app(ServiceState::new(store.clone(), limits));
         let task = tokio::spawn(async move {
             let _ = axum_serve(listener, router).await;
         });

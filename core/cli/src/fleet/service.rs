@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use vigil_ingest::auth::Role;
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::{AppState, Limits, admin, app};
+use vigil_ingest::{Limits, ServiceState, admin, app};
 
 use crate::Failure;
 
@@ -93,7 +93,7 @@ pub async fn start_with(
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::Other(format!("demo service address: {e}")))?;
-    let router = app(AppState::new(Store::new(storage), limits));
+    let router = app(ServiceState::new(Store::new(storage), limits));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let stop = async {

@@ -23,7 +23,7 @@
 
 use super::status::read_octet;
 use super::{CalTempOctet, StatusOctet, WarningOctet, append_crc, read_checked_crc};
-use crate::codec::bytes::{Reader, Writer};
+use crate::codec::bytes::{ReadFloat, Reader, WriteFloat, Writer};
 use crate::codec::float::SFloat;
 use crate::{Error, Result};
 
@@ -232,7 +232,8 @@ fn decode_record(buf: &[u8], start: usize, crc: bool) -> (Result<CgmMeasurement>
             let err = r
                 .take("previous records", start)
                 .and_then(|_| r.u8("size"))
-                .err();
+                .err()
+                .map(Error::from);
             return (
                 Err(err.unwrap_or_else(|| inconsistent("no record here"))),
                 Next::Stop,

@@ -150,7 +150,7 @@ pub(super) fn read_octet<T>(
 ) -> Result<T> {
     let offset = r.offset();
     let bits = r.u8(field)?;
-    from_bits(bits).ok_or_else(|| r.reserved(field, offset, u32::from(bits)))
+    from_bits(bits).ok_or_else(|| r.reserved(field, offset, u32::from(bits)).into())
 }
 
 /// The full 24-bit Sensor Status Annunciation, as CGM Status carries it.

@@ -12,7 +12,7 @@
 //! sent with only convenience conversions.
 
 use super::code_enum;
-use crate::codec::bytes::{Reader, Writer};
+use crate::codec::bytes::{ReadFloat, Reader, WriteFloat, Writer};
 use crate::codec::float::SFloat;
 use crate::{Error, Result};
 
@@ -227,7 +227,7 @@ impl GlucoseMeasurementContext {
             let at = r.offset();
             let extended = r.u8("extended_flags")?;
             if extended != 0 {
-                return Err(r.reserved("extended_flags", at, u32::from(extended)));
+                return Err(r.reserved("extended_flags", at, u32::from(extended)).into());
             }
         }
         let carbohydrate = if flags & FLAG_CARBOHYDRATE != 0 {

@@ -11,7 +11,7 @@
 //! [`GlucoseMeasurement::concentration_mg_dl`] gives the canonical unit.
 
 use super::{DateTime, DateTimeFields, bit_set, code_enum};
-use crate::codec::bytes::{Reader, Writer};
+use crate::codec::bytes::{ReadFloat, Reader, WriteFloat, Writer};
 use crate::codec::float::SFloat;
 use crate::model::MG_DL_PER_MMOL_L;
 use crate::{Error, Result};
@@ -169,7 +169,9 @@ impl GlucoseMeasurement {
         let mut r = Reader::new(CHARACTERISTIC, bytes);
         let flags = r.u8("flags")?;
         if flags & !FLAG_DEFINED != 0 {
-            return Err(r.reserved("flags", 0, u32::from(flags & !FLAG_DEFINED)));
+            return Err(r
+                .reserved("flags", 0, u32::from(flags & !FLAG_DEFINED))
+                .into());
         }
         let sequence_number = r.u16("sequence_number")?;
         let base_time = DateTime::read(&mut r, BASE_TIME)?;

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vigil_ingest::AppState;
+use vigil_ingest::ServiceState;
 use vigil_ingest::serve::{ServeOptions, serve, shutdown_signal};
 
 fn main() -> ExitCode {
@@ -34,7 +34,7 @@ fn run(database: PathBuf, listen: &str) -> Result<(), Box<dyn std::error::Error>
     // The fault suite's phones call sync-now in a tight loop (so that kills
     // land mid-sync).
     let limits = vigil_e2e::service::unthrottled_limits();
-    let mut state = AppState::new(store, limits);
+    let mut state = ServiceState::new(store, limits);
     if let Some(url) = database
         .to_str()
         .filter(|u| vigil_ingest::storage::postgres::is_postgres_url(u))

@@ -13,7 +13,6 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use super::{DeviceClass, Quantity};
-use crate::alerts::AlertConfig;
 use crate::error::{Error, Result};
 
 /// Which readings count as the same moment.
@@ -86,7 +85,7 @@ pub enum Rule {
     /// one-sided on purpose: choosing the lowest could hide a *high* reading
     /// of the same moment, which is why `engage_beyond` keeps it to values
     /// near the danger it guards. (The phone's alert engine does not use it:
-    /// it follows one source at a time, see [`super::live`], so that two
+    /// it follows one source at a time, see `vigil_core::precedence::live`, so that two
     /// sensors' offset never reads as a slope or flaps an episode.)
     MostSevere {
         /// Which end of the scale is dangerous.
@@ -170,17 +169,18 @@ impl PrecedenceConfig {
     }
 
     /// The glucose policy for alert evaluation: the lowest coincident value
-    /// wins whenever any is below `alerts.low_mg_dl + alerts.hysteresis_mg_dl`
-    /// (the level at which a low episode has not yet ended), so no low or
-    /// urgent-low alert any source supports is lost and no low episode ends
-    /// early; otherwise the display order applies.
-    pub fn glucose_alerting(alerts: &AlertConfig) -> PrecedenceConfig {
+    /// wins whenever any is below `low_episode_end_mg_dl` (the alert
+    /// settings' low threshold plus their hysteresis: the level at which a
+    /// low episode has not yet ended), so no low or urgent-low alert any
+    /// source supports is lost and no low episode ends early; otherwise the
+    /// display order applies.
+    pub fn glucose_alerting(low_episode_end_mg_dl: f64) -> PrecedenceConfig {
         let mut config = PrecedenceConfig::default_for(Quantity::Glucose);
         config.rules.insert(
             0,
             Rule::MostSevere {
                 direction: Direction::Low,
-                engage_beyond: Some(alerts.low_mg_dl + alerts.hysteresis_mg_dl),
+                engage_beyond: Some(low_episode_end_mg_dl),
             },
         );
         config

@@ -17,9 +17,9 @@ use super::columns::{
     put_ivarint, put_uvarint, put_values, undelta_of_delta,
 };
 use super::message::{Batch, BatchId, HeldBack, MAX_RAW_BYTES, StreamReadings, WireReading};
-use crate::codec::bytes::Reader;
+use crate::bytes::Reader;
 use crate::error::{Error, Result};
-use crate::model::{DeviceId, PatientId, Quality, Stream};
+use crate::reading::{DeviceId, PatientId, Quality, Stream};
 
 /// The name decoding errors carry.
 pub const CHARACTERISTIC: &str = "vigil batch (binary)";

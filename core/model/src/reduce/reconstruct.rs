@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::Sample;
+use crate::reading::Sample;
 
 /// The value at `at` on the straight line between the kept readings around
 /// it; a kept reading's own value at its time; `None` before the first or

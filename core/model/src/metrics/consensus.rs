@@ -49,7 +49,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::Sample;
+use crate::reading::Sample;
 
 /// GMI intercept, percent (Bergenstal 2018).
 const GMI_INTERCEPT_PCT: f64 = 3.31;

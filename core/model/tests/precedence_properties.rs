@@ -13,11 +13,11 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
-use vigil_core::precedence::{
+use vigil_model::precedence::{
     Coincidence, Contender, Decision, DeviceClass, Direction, Precedence, PrecedenceConfig,
     Quantity, Resolution, Rule, RuleName, Validity,
 };
+use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")

@@ -11,7 +11,7 @@
 //! falls back to raw IEEE 754 bits. That check, not an assumption about
 //! sensors, is what makes the encoding lossless for any finite `f64`.
 
-use crate::codec::bytes::Reader;
+use crate::bytes::Reader;
 use crate::error::{Error, Result};
 
 /// Powers of ten exactly representable in an `f64` (all up to 10^22 are);

@@ -1,4 +1,4 @@
-//! Dashboard sessions: a clinician signs in once with their token, and the
+//! Dashboard sign-in: a clinician signs in once with their token, and the
 //! browser then carries a random session id in an HttpOnly, SameSite=Strict
 //! cookie (Secure when served over TLS). Only the SHA-256 of the id is
 //! stored, with an expiry; a session acts as the token that opened it, so
@@ -17,7 +17,7 @@ use rand::TryRngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::AppState;
+use crate::ServiceState;
 use crate::auth::{Principal, TokenHash};
 use crate::error::{Error, Result};
 
@@ -100,12 +100,12 @@ impl axum::response::IntoResponse for NoSession {
     }
 }
 
-impl FromRequestParts<AppState> for Session {
+impl FromRequestParts<ServiceState> for Session {
     type Rejection = NoSession;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &ServiceState,
     ) -> std::result::Result<Self, NoSession> {
         let id = cookie(&parts.headers, SESSION_COOKIE)
             .filter(|v| v.len() == 64)

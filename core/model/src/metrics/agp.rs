@@ -11,7 +11,7 @@ use chrono::{FixedOffset, TimeDelta, Timelike};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::Sample;
+use crate::reading::Sample;
 
 /// Seconds in a day.
 const DAY_S: i64 = 86_400;

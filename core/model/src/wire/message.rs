@@ -16,8 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{MAX_READINGS_PER_BATCH, MAX_TEXT_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use crate::alerts::{AlertEvent, AlertKind, Phase};
 use crate::error::{Error, Result};
-use crate::model::{DeviceId, PatientId, Quality, Reading, Stream};
-use crate::store::PressureLevel;
+use crate::reading::{DeviceId, PatientId, Quality, Reading, Stream};
 
 /// Largest raw characteristic value a reading may carry: the longest
 /// attribute value ATT allows (Core Specification, Vol 3, Part F, 3.2.9).
@@ -271,10 +270,10 @@ impl StreamReadings {
     /// when its neighbours are not both in this group (an earlier batch
     /// holds one: the cloud interpolates over what it has stored).
     pub fn reconstruct_held_back(&self) -> Vec<(HeldBack, Option<f64>)> {
-        let mut kept: Vec<crate::model::Sample> = self
+        let mut kept: Vec<crate::reading::Sample> = self
             .readings
             .iter()
-            .map(|r| crate::model::Sample {
+            .map(|r| crate::reading::Sample {
                 time: r.time,
                 value: r.value,
             })
@@ -576,29 +575,20 @@ pub struct BufferHealth {
     /// The byte budget the app set.
     pub budget_bytes: u64,
     /// Pressure relative to the budget.
-    pub pressure: Pressure,
+    pub pressure: PressureLevel,
 }
 
-/// [`PressureLevel`] on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How full the phone's buffer is relative to its byte budget: the phone's
+/// buffer computes it, the heartbeat carries it, the dashboard shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Pressure {
+pub enum PressureLevel {
     /// Below 80 % of the budget.
     Normal,
     /// At or above 80 %.
     High,
     /// At or above 95 %: eviction is near.
     Critical,
-}
-
-impl From<PressureLevel> for Pressure {
-    fn from(level: PressureLevel) -> Pressure {
-        match level {
-            PressureLevel::Normal => Pressure::Normal,
-            PressureLevel::High => Pressure::High,
-            PressureLevel::Critical => Pressure::Critical,
-        }
-    }
 }
 
 /// One paired device as the heartbeat reports it.

@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Decision, GlucoseBand, ReducerConfig};
 use crate::error::{Error, Result};
-use crate::model::Sample;
+use crate::reading::Sample;
 
 /// Rejects a reading that cannot follow the previous one.
 pub(super) fn check_next(sample: Sample, last: Option<DateTime<Utc>>, index: u64) -> Result<()> {

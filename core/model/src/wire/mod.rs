@@ -34,7 +34,8 @@ pub mod message;
 pub use compress::ContentEncoding;
 pub use message::{
     Alert, AlertAck, AppState, Batch, BatchAck, BatchId, BufferHealth, DeviceHealth, Heartbeat,
-    HeldBack, Pressure, RejectReason, Rejected, SeqRange, StreamAck, StreamReadings, WireReading,
+    HeldBack, PressureLevel, RejectReason, Rejected, SeqRange, StreamAck, StreamReadings,
+    WireReading,
 };
 
 use crate::error::{Error, Result};

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Coincidence, Direction, PrecedenceConfig, Rule};
 use super::{DeviceClass, Quantity, Validity};
 use crate::error::{Error, Result};
-use crate::model::{DeviceId, PatientId, Reading, Stream};
+use crate::reading::{DeviceId, PatientId, Reading, Stream};
 
 /// Which step of the policy decided something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,10 +140,10 @@ pub struct Resolution {
 impl Resolution {
     /// The resolved series as samples, for the alert engine, reduction and
     /// metrics.
-    pub fn samples(&self) -> Vec<crate::model::Sample> {
+    pub fn samples(&self) -> Vec<crate::reading::Sample> {
         self.series
             .iter()
-            .map(|p| crate::model::Sample {
+            .map(|p| crate::reading::Sample {
                 time: p.reading.sensor_time,
                 value: p.reading.value,
             })

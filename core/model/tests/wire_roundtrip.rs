@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use vigil_core::alerts::{AlertKind, Phase};
-use vigil_core::model::{DeviceId, PatientId, Quality, Stream};
-use vigil_core::wire::{
+use vigil_model::alerts::{AlertKind, Phase};
+use vigil_model::reading::{DeviceId, PatientId, Quality, Stream};
+use vigil_model::wire::{
     self, Alert, AlertAck, AppState, Batch, BatchAck, BatchId, BufferHealth, ContentEncoding,
-    DeviceHealth, Format, Heartbeat, HeldBack, Pressure, RejectReason, Rejected, SeqRange,
+    DeviceHealth, Format, Heartbeat, HeldBack, PressureLevel, RejectReason, Rejected, SeqRange,
     StreamAck, StreamReadings, WireReading, json,
 };
 
@@ -211,7 +211,7 @@ fn alerts_heartbeats_and_acks_round_trip_as_json() {
             pending_alerts: 1,
             used_bytes: 81_920,
             budget_bytes: 64 << 20,
-            pressure: Pressure::Normal,
+            pressure: PressureLevel::Normal,
         },
         devices: vec![DeviceHealth {
             device: DeviceId("cgm-1".into()),
@@ -262,7 +262,7 @@ fn alerts_heartbeats_and_acks_round_trip_as_json() {
 
 #[test]
 fn ack_runs_span_a_group_s_own_stored_readings_and_break_at_a_refused_one() {
-    use vigil_core::wire::SeqRange;
+    use vigil_model::wire::SeqRange;
     let r = |first, last| SeqRange { first, last };
     // 5-minute CGM offsets: one range, not four.
     assert_eq!(SeqRange::runs(&[15, 0, 5, 10], &[]), vec![r(0, 15)]);

@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use proptest::prelude::*;
-use vigil_core::Error;
-use vigil_core::metrics::{GriZone, agp_profile, consensus_metrics};
-use vigil_core::model::Sample;
+use vigil_model::Error;
+use vigil_model::metrics::{GriZone, agp_profile, consensus_metrics};
+use vigil_model::reading::Sample;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")

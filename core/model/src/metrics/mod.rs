@@ -3,7 +3,7 @@
 //! clinician never see two different "time in range" for the same days.
 //!
 //! Place in the data flow: downstream of the buffer; the input is a slice of
-//! glucose [`crate::model::Sample`]s in mg/dL (the raw readings, not the
+//! glucose [`crate::reading::Sample`]s in mg/dL (the raw readings, not the
 //! reduced ones, whenever they are available).
 //!
 //! Decisions that shaped it:

@@ -37,7 +37,7 @@ pub use relative::RelativeChangeReducer;
 use chrono::TimeDelta;
 
 use crate::error::{Error, Result};
-use crate::model::{Sample, Stream};
+use crate::reading::{Sample, Stream};
 
 /// Settings of the bounded-error reducer for one stream.
 #[derive(Debug, Clone, Copy, PartialEq)]

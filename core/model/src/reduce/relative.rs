@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Decision, RelativeChange};
 use crate::error::{Error, Result};
-use crate::model::Sample;
+use crate::reading::Sample;
 
 /// Keeps a reading when it differs from the last kept one by more than
 /// `fraction` of that value, plus the first reading, every reading the

@@ -9,9 +9,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vigil_core::Error;
-use vigil_core::model::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
-use vigil_core::wire::{
+use vigil_model::Error;
+use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
+use vigil_model::wire::{
     self, Batch, BatchAck, BatchId, ContentEncoding, Format, HeldBack, RejectReason, Rejected,
     SeqRange, StreamAck, StreamReadings, WireReading, json,
 };
@@ -219,8 +219,11 @@ fn json_from_an_older_client_without_optional_fields_is_accepted() {
 
 #[test]
 fn the_protocol_doc_json_example_decodes_and_matches_its_binary_twin() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md"))
-        .unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/protocol.md"
+    ))
+    .unwrap();
     let start = doc.find("```json\n").unwrap() + "```json\n".len();
     let end = start + doc[start..].find("```").unwrap();
     let b: Batch = json::from_slice(&doc.as_bytes()[start..end]).unwrap();
@@ -307,8 +310,8 @@ fn held_back_readings_are_reconstructed_within_the_tolerance() {
     // A fall, then a rise: reduce the series with the core's reducer and
     // send what it keeps; the cloud's reconstruction of every held-back
     // reading must be within the tolerance sent.
-    use vigil_core::model::Sample;
-    use vigil_core::reduce::{Policy, ReducerConfig, reduce};
+    use vigil_model::reading::Sample;
+    use vigil_model::reduce::{Policy, ReducerConfig, reduce};
     let samples: Vec<Sample> = (0..48)
         .map(|i| Sample {
             time: t0() + TimeDelta::minutes(5 * i),

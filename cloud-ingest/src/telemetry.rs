@@ -17,7 +17,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::AppState;
+use crate::ServiceState;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -39,11 +39,11 @@ struct Inner {
 
 /// The service's request counters and latency histograms.
 #[derive(Default)]
-pub struct Metrics {
+pub struct Telemetry {
     inner: Mutex<Inner>,
 }
 
-impl Metrics {
+impl Telemetry {
     /// Records one finished request.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         // Plain counters: a panic elsewhere cannot break them, so a poisoned
@@ -142,7 +142,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// Middleware: times every request and records it under its route template
 /// (`unmatched` for paths no route knows).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(state): State<ServiceState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -150,7 +150,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let method = method_label(req.method());
     let start = Instant::now();
     let response = next.run(req).await;
-    state.metrics.observe(
+    state.telemetry.observe(
         method,
         &route,
         response.status().as_u16(),
