@@ -17,8 +17,6 @@ mod events;
 mod export;
 mod host;
 mod pipeline;
-#[cfg(feature = "uniffi")]
-mod remote;
 mod resolved;
 mod runtime;
 mod simulation;

@@ -9,13 +9,13 @@ import health.vigil.core.DeviceKind
 import health.vigil.core.HostCharacteristic
 import health.vigil.core.HostReply
 import health.vigil.core.HostRequest
-import health.vigil.core.Phase
 import health.vigil.core.ReadingEvent
 import health.vigil.core.SyncEvent
 import health.vigil.core.TransportMode
 import health.vigil.ffi.VigilConfig
 import health.vigil.ffi.VigilListener
 import health.vigil.ffi.VigilSdk
+import health.vigil.model.Phase
 import java.io.File
 import java.nio.file.Files
 import java.time.Duration

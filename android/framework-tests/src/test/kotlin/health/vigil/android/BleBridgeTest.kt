@@ -10,10 +10,10 @@ import android.bluetooth.le.ScanResult
 import android.os.ParcelUuid
 import health.vigil.Vigil
 import health.vigil.VigilError
-import health.vigil.core.AlertKind
 import health.vigil.core.DeviceKind
-import health.vigil.core.Phase
 import health.vigil.core.TransportMode
+import health.vigil.model.AlertKind
+import health.vigil.model.Phase
 import health.vigil.vigilConfig
 import java.io.File
 import java.nio.file.Files

@@ -13,8 +13,8 @@ import androidx.core.app.NotificationCompat
 import androidx.core.app.ServiceCompat
 import androidx.core.content.ContextCompat
 import health.vigil.core.AlertEvent
-import health.vigil.core.Phase
 import health.vigil.core.ReadingEvent
+import health.vigil.model.Phase
 import java.util.concurrent.ConcurrentHashMap
 import kotlin.math.roundToInt
 import kotlinx.coroutines.CoroutineScope
