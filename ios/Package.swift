@@ -11,7 +11,8 @@ let package = Package(
     ],
     targets: [
         // The Rust core: static libraries for device and simulator, with the
-        // uniffi C header and module map (module VigilFFI_ffi, named in bindings/uniffi.toml).
+        // uniffi C headers and module map (modules VigilFFI_ffi, VigilCoreFFI_ffi and
+        // VigilModelFFI_ffi, named in bindings/, core/ and core/model/uniffi.toml).
         .binaryTarget(name: "VigilFFI_ffi", path: "VigilFFI_ffi.xcframework"),
         // The generated bindings (Sources/Vigil/Generated) and the Swift layer.
         .target(name: "Vigil", dependencies: ["VigilFFI_ffi"], path: "Sources/Vigil"),

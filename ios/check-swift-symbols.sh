@@ -22,8 +22,15 @@ esac
 rm -rf "$out"
 cargo run --quiet -p vigil-bindings --bin uniffi-bindgen -- \
     generate --library "$lib" --language swift --no-format --out-dir "$out"
-generated="$(ls "$out"/*.swift)"
-[[ "$(echo "$generated" | wc -l)" -eq 1 ]] || { echo "expected one generated Swift file in $out" >&2; exit 1; }
+# One file per uniffi component: the shared vocabulary (VigilModel.swift),
+# the core's types (VigilCore.swift) and the SDK object (VigilFFI.swift).
+# All compile into the one `Vigil` module, so the wrapper may use a symbol
+# of any of them: check against them together.
+for f in VigilModel VigilCore VigilFFI; do
+    [[ -f "$out/$f.swift" ]] || { echo "expected $f.swift in $out" >&2; exit 1; }
+done
+generated="$root/target/uniffi/swift-generated-all.swift"
+cat "$out"/*.swift >"$generated"
 
 python3 "$here/symbols/check_swift_symbols.py" \
     --generated "$generated" \

@@ -49,3 +49,9 @@ pub use vigil_model::reduce;
 pub use vigil_model::wire;
 
 pub use error::{Error, Result};
+
+// The facade's types derive their uniffi traits here, so this crate is a
+// uniffi component of its own (namespace `vigil_core`); `vigil-bindings`
+// links it in and the generated Kotlin and Swift reach its types from there.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener,
-    ReadingEvent, SdkError, SyncEvent, TransportMode, Vigil, VigilConfig,
+    AlertEvent, AlertKind, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind,
+    HostRequest, Listener, Phase, ReadingEvent, SdkError, SyncEvent, TransportMode, Vigil,
+    VigilConfig,
 };
 
 #[derive(Default)]
@@ -73,7 +74,7 @@ fn session_stopped(rec: &Recorder) -> bool {
             .unwrap()
             .devices
             .iter()
-            .any(|d| d.kind == "stopped")
+            .any(|d| d.kind == DeviceEventKind::Stopped)
     })
 }
 
@@ -145,14 +146,18 @@ fn simulated_cgm_readings_and_alerts_reach_the_listener_and_the_outbox() {
             .iter()
             .all(|r| r.unit == "mg/dL" && r.device == "cgm-1")
     );
-    assert!(c.devices.iter().any(|d| d.kind == "connected"));
+    assert!(
+        c.devices
+            .iter()
+            .any(|d| d.kind == DeviceEventKind::Connected)
+    );
     // Every callback on the SDK's callback thread, none on the test's.
     assert!(c.threads.iter().all(|t| t == "vigil-callbacks"));
     // Two days of a simulated type 1 patient cross the alert thresholds.
     assert!(!c.alerts.is_empty(), "no alert in 48 h");
     assert!(c.alerts.iter().all(|a| a.device == "cgm-1"));
     assert_eq!(status.pending_alerts as usize, {
-        let mut ids: Vec<_> = c.alerts.iter().map(|a| (&a.id, &a.phase)).collect();
+        let mut ids: Vec<_> = c.alerts.iter().map(|a| (&a.id, a.phase as u8)).collect();
         ids.sort();
         ids.dedup();
         ids.len()
@@ -209,7 +214,7 @@ fn stop_is_prompt_and_start_stop_cycles_do_not_leak_threads() {
         .unwrap()
         .devices
         .iter()
-        .filter(|d| d.kind == "stopped")
+        .filter(|d| d.kind == DeviceEventKind::Stopped)
         .count();
     assert!(
         wait_for(Duration::from_secs(5), || {
@@ -218,7 +223,7 @@ fn stop_is_prompt_and_start_stop_cycles_do_not_leak_threads() {
                 .unwrap()
                 .devices
                 .iter()
-                .filter(|d| d.kind == "stopped")
+                .filter(|d| d.kind == DeviceEventKind::Stopped)
                 .count()
                 == 30
         }),
@@ -504,7 +509,7 @@ fn sessions_stopped(rec: &Recorder, n: usize) -> bool {
             .unwrap()
             .devices
             .iter()
-            .filter(|d| d.kind == "stopped")
+            .filter(|d| d.kind == DeviceEventKind::Stopped)
             .count()
             >= n
     })
@@ -513,25 +518,28 @@ fn sessions_stopped(rec: &Recorder, n: usize) -> bool {
 /// The alert kinds glucose readings drive (battery and sensor session
 /// alerts belong to each device).
 fn glucose_alert(a: &AlertEvent) -> bool {
-    !matches!(a.kind.as_str(), "battery_low" | "sensor_session_ending")
+    !matches!(
+        a.kind,
+        AlertKind::BatteryLow | AlertKind::SensorSessionEnding
+    )
 }
 
 /// Asserts that no two episodes of one kind are open at once: each episode
 /// (an id) runs from its start to its end (or forever).
 fn assert_one_episode_at_a_time(alerts: &[AlertEvent]) {
-    let mut episodes: std::collections::BTreeMap<(String, String), (i64, i64)> =
+    let mut episodes: std::collections::BTreeMap<(AlertKind, String), (i64, i64)> =
         std::collections::BTreeMap::new();
     for a in alerts.iter().filter(|a| glucose_alert(a)) {
         let e = episodes
-            .entry((a.kind.clone(), a.id.clone()))
+            .entry((a.kind, a.id.clone()))
             .or_insert((i64::MAX, i64::MAX));
-        match a.phase.as_str() {
-            "start" => e.0 = a.time_ms,
-            "end" => e.1 = a.time_ms,
-            _ => {}
+        match a.phase {
+            Phase::Start => e.0 = a.time_ms,
+            Phase::End => e.1 = a.time_ms,
+            Phase::Realert => {}
         }
     }
-    let mut by_kind: std::collections::BTreeMap<String, Vec<(i64, i64)>> =
+    let mut by_kind: std::collections::BTreeMap<AlertKind, Vec<(i64, i64)>> =
         std::collections::BTreeMap::new();
     for ((kind, _), span) in episodes {
         by_kind.entry(kind).or_default().push(span);
@@ -541,7 +549,7 @@ fn assert_one_episode_at_a_time(alerts: &[AlertEvent]) {
         for w in spans.windows(2) {
             assert!(
                 w[1].0 >= w[0].1,
-                "two {kind} episodes at once: {:?} and {:?}",
+                "two {kind:?} episodes at once: {:?} and {:?}",
                 w[0],
                 w[1]
             );
@@ -551,8 +559,8 @@ fn assert_one_episode_at_a_time(alerts: &[AlertEvent]) {
 
 /// What one device's glucose series alone raises, replayed through a fresh
 /// alert engine in sensor-time order: (kind, phase, time).
-fn replay_alone(readings: &[ReadingEvent], device: &str) -> Vec<(String, String, i64)> {
-    use vigil_core::alerts::{AlertConfig, AlertEngine, Phase};
+fn replay_alone(readings: &[ReadingEvent], device: &str) -> Vec<(AlertKind, Phase, i64)> {
+    use vigil_core::alerts::{AlertConfig, AlertEngine};
     let mut series: Vec<&ReadingEvent> = readings
         .iter()
         .filter(|r| r.device == device && r.stream == "glucose")
@@ -567,16 +575,7 @@ fn replay_alone(readings: &[ReadingEvent], device: &str) -> Vec<(String, String,
             value: r.value,
         };
         for e in engine.on_glucose(sample).unwrap() {
-            let phase = match e.phase {
-                Phase::Start => "start",
-                Phase::Realert => "realert",
-                Phase::End => "end",
-            };
-            out.push((
-                e.kind.as_str().to_string(),
-                phase.to_string(),
-                e.time.timestamp_millis(),
-            ));
+            out.push((e.kind, e.phase, e.time.timestamp_millis()));
         }
     }
     out
@@ -601,7 +600,7 @@ fn two_cgms_with_offset_values_raise_each_episode_once_from_one_series() {
     sdk.stop().unwrap();
     let c = rec.0.lock().unwrap();
     assert!(
-        !c.devices.iter().any(|d| d.kind == "failed"),
+        !c.devices.iter().any(|d| d.kind == DeviceEventKind::Failed),
         "{:?}",
         c.devices
     );
@@ -630,9 +629,9 @@ fn two_cgms_with_offset_values_raise_each_episode_once_from_one_series() {
     assert_one_episode_at_a_time(&alerts);
     // ...and the alerts are exactly what that sensor's own series raises:
     // no fast rise or fall drawn across the two sensors' offset.
-    let raised: Vec<(String, String, i64)> = alerts
+    let raised: Vec<(AlertKind, Phase, i64)> = alerts
         .iter()
-        .map(|a| (a.kind.clone(), a.phase.clone(), a.time_ms))
+        .map(|a| (a.kind, a.phase, a.time_ms))
         .collect();
     assert_eq!(raised, replay_alone(&c.readings, followed));
     let status = sdk.status().unwrap();
@@ -669,7 +668,7 @@ fn a_sensor_change_with_two_hours_of_overlapping_backfill_stores_everything_and_
     let c = rec.0.lock().unwrap();
     // No error: neither session failed on the overlap.
     assert!(
-        !c.devices.iter().any(|d| d.kind == "failed"),
+        !c.devices.iter().any(|d| d.kind == DeviceEventKind::Failed),
         "{:?}",
         c.devices
     );
@@ -704,10 +703,11 @@ fn a_sensor_change_with_two_hours_of_overlapping_backfill_stores_everything_and_
         .collect();
     assert!(!alerts.is_empty(), "a hypo-prone patient raised no alert");
     // No alert raised twice, no two episodes of a kind at once...
-    let mut raised: Vec<(&str, &str, &str)> = alerts
+    // (id, kind, whether it is the end): starts and ends only.
+    let mut raised: Vec<(&str, AlertKind, bool)> = alerts
         .iter()
-        .map(|a| (a.id.as_str(), a.kind.as_str(), a.phase.as_str()))
-        .filter(|a| a.2 != "realert")
+        .filter(|a| a.phase != Phase::Realert)
+        .map(|a| (a.id.as_str(), a.kind, a.phase == Phase::End))
         .collect();
     let n = raised.len();
     raised.sort();
@@ -717,7 +717,7 @@ fn a_sensor_change_with_two_hours_of_overlapping_backfill_stores_everything_and_
     // ...the new sensor took over before a signal loss could sound, and
     // the old sensor's backfill raised nothing.
     assert!(
-        !alerts.iter().any(|a| a.kind == "signal_loss"),
+        !alerts.iter().any(|a| a.kind == AlertKind::SignalLoss),
         "{alerts:?}"
     );
     assert!(

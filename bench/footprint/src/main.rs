@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener,
-    ReadingEvent, SyncEvent, TransportMode, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
+    Listener, ReadingEvent, SyncEvent, TransportMode, Vigil, VigilConfig,
 };
 
 /// What can stop a measurement.
@@ -53,7 +53,10 @@ impl Listener for Counter {
         self.alerts.fetch_add(1, Ordering::Relaxed);
     }
     fn on_device_event(&self, event: DeviceEvent) {
-        if event.kind == "stopped" || event.kind == "failed" {
+        if matches!(
+            event.kind,
+            DeviceEventKind::Stopped | DeviceEventKind::Failed
+        ) {
             self.finished.fetch_add(1, Ordering::Relaxed);
         }
     }

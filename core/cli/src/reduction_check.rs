@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{Connection, OpenFlags};
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener, Network,
-    ReadingEvent, SimulatedGlucose, Simulation, SyncEvent, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
+    Listener, Network, ReadingEvent, SimulatedGlucose, Simulation, SyncEvent, Vigil, VigilConfig,
 };
 use vigil_core::model::{Sample, Stream};
 use vigil_core::reduce::{GlucoseBand, Policy, ReducerConfig, reduce};
@@ -79,7 +79,7 @@ impl Listener for Raw {
         al.insert(a.time_ms);
     }
     fn on_device_event(&self, e: DeviceEvent) {
-        if e.kind == "stopped" {
+        if e.kind == DeviceEventKind::Stopped {
             *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         }
     }

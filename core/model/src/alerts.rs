@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// Glucose below the urgent-low threshold (default < 54 mg/dL).
@@ -87,6 +88,7 @@ impl AlertKind {
 
 /// Where in its episode an event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// First raise of the episode.

@@ -33,3 +33,9 @@ pub mod reduce;
 pub mod wire;
 
 pub use error::{Error, Result};
+
+// The alert vocabulary and buffer pressure derive their uniffi traits here,
+// so this crate is a uniffi component of its own (namespace `vigil_model`)
+// when the phone's bindings link it; the cloud never turns this on.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

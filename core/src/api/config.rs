@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use crate::alerts::AlertConfig;
 
+pub use crate::session::DeviceKind;
+pub use crate::sync::{Network, Power};
+
 /// Where the SDK's devices are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransportMode {
     /// Simulated peripherals that speak the exact GATT bytes: demos, tests,
     /// app development without hardware.
@@ -22,6 +26,7 @@ pub enum TransportMode {
 
 /// Which time the SDK runs on.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ClockMode {
     /// The phone's wall clock and real waiting (production).
     Wall,
@@ -59,29 +64,10 @@ impl ClockMode {
     }
 }
 
-/// What kind of device is paired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeviceKind {
-    /// Continuous glucose monitor.
-    Cgm,
-    /// Heart-rate strap.
-    HeartRate,
-    /// Pulse oximeter.
-    PulseOximeter,
-    /// Blood glucose meter.
-    GlucoseMeter,
-}
-
+// The facade speaks the session's `DeviceKind` (one definition of the
+// concept); what pairing a kind means to precedence and the registry
+// lives here, next to the facade that pairs.
 impl DeviceKind {
-    pub(crate) fn core(self) -> crate::session::DeviceKind {
-        match self {
-            DeviceKind::Cgm => crate::session::DeviceKind::Cgm,
-            DeviceKind::HeartRate => crate::session::DeviceKind::HeartRate,
-            DeviceKind::PulseOximeter => crate::session::DeviceKind::PulseOximeter,
-            DeviceKind::GlucoseMeter => crate::session::DeviceKind::GlucoseMeter,
-        }
-    }
-
     /// The precedence class of a device paired as this kind (the names
     /// precedence rankings are written in).
     pub(crate) fn class(self) -> crate::precedence::DeviceClass {
@@ -153,27 +139,4 @@ impl VigilConfig {
             simulation: super::simulation::Simulation::default(),
         }
     }
-}
-
-/// The phone's network, as the app reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Network {
-    /// Offline.
-    #[default]
-    None,
-    /// Wi-Fi or another unmetered link.
-    Wifi,
-    /// Cellular.
-    Cellular,
-    /// Any other metered link.
-    Metered,
-}
-
-/// The phone's battery, as the app reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Power {
-    /// Battery level, percent.
-    pub percent: u8,
-    /// Charging.
-    pub charging: bool,
 }

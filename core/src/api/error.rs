@@ -1,8 +1,15 @@
 //! The facade's public error: few variants, each actionable, with a message
-//! free of patient data. The one place where core errors become public ones.
+//! free of patient data. The one place where core errors become public ones;
+//! with the `uniffi` feature it is also the error Kotlin (`SdkException`)
+//! and Swift (`SdkError`) see, so there is no second enum to keep in step.
 
 /// What went wrong, as an app can act on it.
+///
+/// Across the FFI it is flat: each variant carries only its message (the
+/// `Display` text, e.g. `storage: the buffer is full`), which never holds a
+/// reading value or a patient id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Error), uniffi(flat_error))]
 pub enum SdkError {
     /// The on-phone buffer failed or is full; the message says which.
     #[error("storage: {message}")]

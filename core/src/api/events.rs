@@ -1,12 +1,17 @@
 //! What the facade tells the app: plain values (strings, numbers, Unix
-//! milliseconds) so the bindings map them one to one, and one [`Listener`].
+//! milliseconds, typed enums) that cross the FFI as they are (with the
+//! `uniffi` feature they are the bindings' own types), and one [`Listener`].
 
 use chrono::{DateTime, Utc};
+
+pub use crate::alerts::{AlertKind, Phase};
+pub use crate::store::capacity::PressureLevel;
 
 use crate::model;
 
 /// One decoded reading, as the app sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ReadingEvent {
     /// The device that measured it.
     pub device: String,
@@ -40,15 +45,16 @@ impl ReadingEvent {
 
 /// An alert raised, repeated or ended on a raw reading.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct AlertEvent {
     /// Stable id (the cloud deduplicates on it).
     pub id: String,
     /// Which device's readings raised it.
     pub device: String,
-    /// `urgent_low`, `low`, `high`, `fast_fall`, `signal_loss`, ...
-    pub kind: String,
-    /// `start`, `realert` or `end`.
-    pub phase: String,
+    /// What the alert is about.
+    pub kind: AlertKind,
+    /// Start, re-alert or end of its episode.
+    pub phase: Phase,
     /// When, Unix milliseconds UTC.
     pub time_ms: i64,
     /// The glucose value that triggered it, when there is one.
@@ -57,20 +63,76 @@ pub struct AlertEvent {
 
 /// Something that happened to a device (connected, disconnected, ...).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct DeviceEvent {
     /// Which device.
     pub device: String,
-    /// `connected`, `disconnected`, `reconnecting`, `new_session`,
-    /// `battery_low`, `corrupt_frame`, `stopped`, ...
-    pub kind: String,
-    /// A short detail for logs (never a reading value).
+    /// What happened.
+    pub kind: DeviceEventKind,
+    /// A short detail for logs (never a reading value): the disconnect
+    /// reason, the reconnect attempt, the failure, ...
     pub detail: String,
     /// When, Unix milliseconds UTC.
     pub time_ms: i64,
 }
 
+/// What happened to a device: the session's events, and the end of its
+/// run in the facade ([`DeviceEventKind::Stopped`], [`DeviceEventKind::Failed`]).
+/// Their details (reason, attempt, drift) are in [`DeviceEvent::detail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum DeviceEventKind {
+    /// The link is up.
+    Connected,
+    /// The link went down; the session reconnects by itself.
+    Disconnected,
+    /// A reconnection is scheduled (attempt and delay in the detail).
+    Reconnecting,
+    /// The sensor's clock differs from the phone's (drift in the detail).
+    ClockDrift,
+    /// A sensor session the phone had not seen began.
+    NewSession,
+    /// The sensor session runs but has produced no reading yet.
+    WarmingUp,
+    /// The first reading after a warm-up arrived.
+    WarmUpComplete,
+    /// The sensor session stopped (expired or stopped on request).
+    SessionStopped,
+    /// The device reports a low battery (level in the detail, if known).
+    BatteryLow,
+    /// A frame failed its CRC or framing and was dropped (backfill
+    /// recovers the record where the device stores records).
+    CorruptFrame,
+    /// Collection from the device ended: stopped, forgotten or its
+    /// simulated run is over.
+    Stopped,
+    /// Collection from the device ended on an error (in the detail).
+    Failed,
+}
+
+impl DeviceEventKind {
+    /// Stable lowercase name, for logs and command-line output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceEventKind::Connected => "connected",
+            DeviceEventKind::Disconnected => "disconnected",
+            DeviceEventKind::Reconnecting => "reconnecting",
+            DeviceEventKind::ClockDrift => "clock_drift",
+            DeviceEventKind::NewSession => "new_session",
+            DeviceEventKind::WarmingUp => "warming_up",
+            DeviceEventKind::WarmUpComplete => "warm_up_complete",
+            DeviceEventKind::SessionStopped => "session_stopped",
+            DeviceEventKind::BatteryLow => "battery_low",
+            DeviceEventKind::CorruptFrame => "corrupt_frame",
+            DeviceEventKind::Stopped => "stopped",
+            DeviceEventKind::Failed => "failed",
+        }
+    }
+}
+
 /// Progress of the cloud sync.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncEvent {
     /// `batch_acknowledged`, `alert_delivered`, `retrying`, `unauthorized`, ...
     pub kind: String,
@@ -80,9 +142,10 @@ pub struct SyncEvent {
 
 /// The buffer's fill level changed or readings were evicted.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct BufferEvent {
-    /// `normal`, `high` or `critical`.
-    pub pressure: String,
+    /// How full the buffer is now (`Critical` for an eviction).
+    pub pressure: PressureLevel,
     /// Bytes in use.
     pub used_bytes: u64,
     /// The byte budget.
@@ -94,6 +157,7 @@ pub struct BufferEvent {
 /// A request from the core to the app's own Bluetooth stack (host-fed
 /// transport only). Answer it with `Vigil::complete_host_request`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct HostRequest {
     /// Pass it back with the answer.
     pub token: u64,
@@ -110,20 +174,30 @@ pub struct HostRequest {
 
 /// The app's answer to a [`HostRequest`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum HostReply {
     /// Done (connect, disconnect, write, subscribe, scan).
     Done,
     /// The value read.
-    Value(Vec<u8>),
-    /// Characteristics discovered: (service UUID, characteristic UUID,
-    /// properties bit field as in the GATT declaration).
-    Characteristics(Vec<HostCharacteristic>),
-    /// The platform failed; the message is for logs.
-    Failed(String),
+    Value {
+        /// The characteristic's bytes.
+        value: Vec<u8>,
+    },
+    /// Characteristics discovered.
+    Characteristics {
+        /// Every characteristic of the device's services.
+        characteristics: Vec<HostCharacteristic>,
+    },
+    /// The platform failed.
+    Failed {
+        /// What failed, for logs.
+        message: String,
+    },
 }
 
 /// One discovered characteristic.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct HostCharacteristic {
     /// Service UUID.
     pub service: String,

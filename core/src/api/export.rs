@@ -23,6 +23,7 @@ const MAX_TARGET_LEN: usize = 64;
 /// Readings for an export target, oldest first, and the cursor that
 /// confirms them.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ExportBatch {
     /// The readings not yet confirmed by the target (held-back ones
     /// included), at most the limit asked for; empty when the target has

@@ -73,9 +73,11 @@ impl HostBridge {
     pub(crate) fn complete(&self, token: u64, reply: HostReply) -> SdkResult<()> {
         let reply = match reply {
             HostReply::Done => host_fed::HostReply::Done,
-            HostReply::Value(v) => host_fed::HostReply::Value(v),
-            HostReply::Failed(m) => host_fed::HostReply::Failed(m),
-            HostReply::Characteristics(cs) => {
+            HostReply::Value { value } => host_fed::HostReply::Value(value),
+            HostReply::Failed { message } => host_fed::HostReply::Failed(message),
+            HostReply::Characteristics {
+                characteristics: cs,
+            } => {
                 let mut out = Vec::with_capacity(cs.len());
                 for c in cs {
                     let p = c.properties;

@@ -34,8 +34,8 @@ pub use crate::sync::TokenProvider;
 pub use config::{ClockMode, DeviceKind, Network, Power, TransportMode, VigilConfig};
 pub use error::{SdkError, SdkResult};
 pub use events::{
-    AlertEvent, BufferEvent, DeviceEvent, HostCharacteristic, HostReply, HostRequest, Listener,
-    ReadingEvent, SyncEvent,
+    AlertEvent, AlertKind, BufferEvent, DeviceEvent, DeviceEventKind, HostCharacteristic,
+    HostReply, HostRequest, Listener, Phase, PressureLevel, ReadingEvent, SyncEvent,
 };
 pub use export::{ExportBatch, MAX_EXPORT_BATCH};
 pub use resolved::MAX_RESOLVED_RANGE_MS;
@@ -322,7 +322,7 @@ impl Vigil {
             device.to_string(),
         )?));
         let mut session_cfg = SessionConfig::new(
-            kind.core(),
+            kind,
             crate::transport::PeripheralId(device.to_string()),
             PatientId(self.config.patient_id.clone()),
         );
@@ -385,8 +385,8 @@ impl Vigil {
                     (o, _) => o,
                 };
                 let (kind, detail) = match outcome {
-                    Some(Err(e)) => ("failed", SdkError::from(e).to_string()),
-                    _ => ("stopped", String::new()),
+                    Some(Err(e)) => (DeviceEventKind::Failed, SdkError::from(e).to_string()),
+                    _ => (DeviceEventKind::Stopped, String::new()),
                 };
                 // The link may be up; a failure to drop it changes nothing.
                 let _ = tokio::time::timeout(
@@ -396,7 +396,7 @@ impl Vigil {
                 .await;
                 dispatch.send(Callback::Device(DeviceEvent {
                     device: device_id.0.clone(),
-                    kind: kind.to_string(),
+                    kind,
                     detail,
                     time_ms: clock.now().timestamp_millis(),
                 }));
@@ -468,7 +468,7 @@ impl Vigil {
     pub fn set_network(&self, network: Network) {
         self.state().network = network;
         if let Some(h) = &self.sync {
-            h.set_network(sync::network(network));
+            h.set_network(network);
         }
     }
 
@@ -476,7 +476,7 @@ impl Vigil {
     pub fn set_power(&self, power: Power) {
         self.state().power = Some(power);
         if let Some(h) = &self.sync {
-            h.set_power(crate::sync::Power {
+            h.set_power(Power {
                 percent: power.percent.min(100),
                 charging: power.charging,
             });

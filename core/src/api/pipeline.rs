@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::dispatch::{Callback, Dispatch};
-use super::events::{AlertEvent, BufferEvent, DeviceEvent, ReadingEvent, millis};
+use super::events::{AlertEvent, BufferEvent, DeviceEvent, DeviceEventKind, ReadingEvent, millis};
 use crate::alerts::{self, AlertEngine};
 use crate::model::{DeviceId, Reading, Sample, Stream};
 use crate::precedence::live::{Admission, LiveSource};
-use crate::session::{Cursor, DeviceEventKind, SessionOutput, SessionSink};
+use crate::session::{Cursor, DeviceEventKind as SessionEvent, SessionOutput, SessionSink};
 use crate::store::{BufferSink, OutboxAlert, PressureLevel};
 use crate::{Error, Result};
 
@@ -121,6 +121,7 @@ pub(crate) fn raise(
     let mut failed = None;
     for mut e in events {
         e.device = Some(device.0.clone());
+        // The outbox's stored name of the phase.
         let phase = match e.phase {
             alerts::Phase::Start => "start",
             alerts::Phase::Realert => "realert",
@@ -129,8 +130,8 @@ pub(crate) fn raise(
         dispatch.send(Callback::Alert(AlertEvent {
             id: e.id.clone(),
             device: device.0.clone(),
-            kind: e.kind.as_str().to_string(),
-            phase: phase.to_string(),
+            kind: e.kind,
+            phase: e.phase,
             time_ms: millis(e.time),
             glucose_mg_dl: e.glucose_mg_dl,
         }));
@@ -211,7 +212,7 @@ impl SessionSink for Pipeline {
                 return accepted.and(raised).and(refused.map_or(Ok(()), Err));
             }
             SessionOutput::Event(e) => {
-                if matches!(e.kind, DeviceEventKind::Connected) {
+                if matches!(e.kind, SessionEvent::Connected) {
                     self.touch(e.at);
                 }
                 self.dispatch.send(Callback::Device(device_event(e)));
@@ -236,28 +237,33 @@ impl SessionSink for Pipeline {
 
 fn device_event(e: &crate::session::DeviceEvent) -> DeviceEvent {
     let (kind, detail) = match &e.kind {
-        DeviceEventKind::Connected => ("connected", String::new()),
-        DeviceEventKind::Disconnected { reason } => ("disconnected", reason.clone()),
-        DeviceEventKind::Reconnecting { attempt, delay_ms } => (
-            "reconnecting",
+        SessionEvent::Connected => (DeviceEventKind::Connected, String::new()),
+        SessionEvent::Disconnected { reason } => (DeviceEventKind::Disconnected, reason.clone()),
+        SessionEvent::Reconnecting { attempt, delay_ms } => (
+            DeviceEventKind::Reconnecting,
             format!("attempt {attempt}, next in {delay_ms} ms"),
         ),
-        DeviceEventKind::ClockDrift { drift_ms } => ("clock_drift", format!("{drift_ms} ms")),
-        DeviceEventKind::NewSession { session, .. } => ("new_session", session.to_string()),
-        DeviceEventKind::WarmingUp => ("warming_up", String::new()),
-        DeviceEventKind::WarmUpComplete => ("warm_up_complete", String::new()),
-        DeviceEventKind::SessionStopped => ("session_stopped", String::new()),
-        DeviceEventKind::BatteryLow { percent } => (
-            "battery_low",
+        SessionEvent::ClockDrift { drift_ms } => {
+            (DeviceEventKind::ClockDrift, format!("{drift_ms} ms"))
+        }
+        SessionEvent::NewSession { session, .. } => {
+            (DeviceEventKind::NewSession, session.to_string())
+        }
+        SessionEvent::WarmingUp => (DeviceEventKind::WarmingUp, String::new()),
+        SessionEvent::WarmUpComplete => (DeviceEventKind::WarmUpComplete, String::new()),
+        SessionEvent::SessionStopped => (DeviceEventKind::SessionStopped, String::new()),
+        SessionEvent::BatteryLow { percent } => (
+            DeviceEventKind::BatteryLow,
             percent.map(|p| format!("{p} %")).unwrap_or_default(),
         ),
-        DeviceEventKind::CorruptFrame { characteristic } => {
-            ("corrupt_frame", format!("{characteristic:#06x}"))
-        }
+        SessionEvent::CorruptFrame { characteristic } => (
+            DeviceEventKind::CorruptFrame,
+            format!("{characteristic:#06x}"),
+        ),
     };
     DeviceEvent {
         device: e.device.0.clone(),
-        kind: kind.to_string(),
+        kind,
         detail,
         time_ms: millis(e.at),
     }
@@ -271,25 +277,17 @@ fn buffer_event(e: crate::store::BufferEvent) -> BufferEvent {
             budget_bytes,
             ..
         } => BufferEvent {
-            pressure: pressure_name(level).to_string(),
+            pressure: level,
             used_bytes,
             budget_bytes,
             evicted: 0,
         },
         crate::store::BufferEvent::Evicted(ev) => BufferEvent {
-            pressure: "critical".to_string(),
+            pressure: PressureLevel::Critical,
             used_bytes: 0,
             budget_bytes: 0,
             evicted: ev.acknowledged.saturating_add(ev.unsent),
         },
-    }
-}
-
-pub(crate) fn pressure_name(level: PressureLevel) -> &'static str {
-    match level {
-        PressureLevel::Normal => "normal",
-        PressureLevel::High => "high",
-        PressureLevel::Critical => "critical",
     }
 }
 

@@ -2,12 +2,14 @@
 
 use super::config::Network;
 use super::error::SdkResult;
+use super::events::PressureLevel;
 use crate::model::{DeviceId, Stream};
 use crate::store::capacity::{CRITICAL_WATERMARK, HIGH_WATERMARK};
 use crate::store::{Buffer, SyncState};
 
 /// Completeness over every paired device and stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct LedgerSummary {
     /// Readings the sensors delivered (duplicates included).
     pub received: u64,
@@ -23,6 +25,7 @@ pub struct LedgerSummary {
 
 /// The SDK's state, for a status screen.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Status {
     /// Paired devices.
     pub devices: Vec<String>,
@@ -38,8 +41,8 @@ pub struct Status {
     pub buffer_used_bytes: u64,
     /// The buffer's byte budget.
     pub buffer_budget_bytes: u64,
-    /// `normal`, `high` or `critical`.
-    pub buffer_pressure: String,
+    /// How full the buffer is relative to its budget.
+    pub buffer_pressure: PressureLevel,
     /// Last acknowledged sync, Unix ms (none until the sync engine runs).
     pub last_sync_ms: Option<i64>,
     /// Last time a device was heard from, Unix ms.
@@ -63,11 +66,11 @@ pub(crate) fn read(
     let budget = buffer.capacity_policy().budget_bytes;
     let fill = used as f64 / budget.max(1) as f64;
     let pressure = if fill >= CRITICAL_WATERMARK {
-        "critical"
+        PressureLevel::Critical
     } else if fill >= HIGH_WATERMARK {
-        "high"
+        PressureLevel::High
     } else {
-        "normal"
+        PressureLevel::Normal
     };
     let mut ledger = LedgerSummary::default();
     for d in devices {
@@ -88,7 +91,7 @@ pub(crate) fn read(
         pending_alerts: u64::try_from(buffer.pending_alerts()?.len()).unwrap_or(u64::MAX),
         buffer_used_bytes: used,
         buffer_budget_bytes: budget,
-        buffer_pressure: pressure.to_string(),
+        buffer_pressure: pressure,
         last_sync_ms: None,
         last_device_contact_ms,
         network,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::config::{Network, VigilConfig};
+use super::config::VigilConfig;
 use super::dispatch::{Callback, Dispatch};
 use super::error::{SdkError, SdkResult};
 use super::events::SyncEvent;
@@ -16,15 +16,6 @@ use crate::sync::{
     self as engine, HttpPoster, Poster, StaticToken, SyncConfig, SyncHandle, TokenProvider,
     WallClockPoster,
 };
-
-pub(crate) fn network(n: Network) -> engine::Network {
-    match n {
-        Network::None => engine::Network::None,
-        Network::Wifi => engine::Network::Wifi,
-        Network::Cellular => engine::Network::Cellular,
-        Network::Metered => engine::Network::Metered,
-    }
-}
 
 /// Starts the engine; events go to the listener, acknowledged batches set
 /// `last_sync`.

@@ -97,8 +97,9 @@ use crate::transport::{EventReceiver, PeripheralId, Transport};
 /// Battery level below which a device counts as low.
 pub const LOW_BATTERY_PERCENT: u8 = 10;
 
-/// Which protocol the session speaks.
+/// Which protocol the session speaks; also the kind an app pairs a device as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum DeviceKind {
     /// Continuous glucose monitor (CGM Service, RACP backfill).
     Cgm,

@@ -9,8 +9,10 @@
 
 use super::SyncConfig;
 
-/// The phone's current network, as the host reports it.
+/// The phone's current network, as the host reports it (the facade's
+/// `set_network` and `status` speak this type too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Network {
     /// No connectivity: nothing is attempted.
     None,

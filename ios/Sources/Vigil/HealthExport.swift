@@ -35,7 +35,7 @@ public struct HealthExportRecord: Sendable, Equatable {
     public let time: Date
 
     /// The record for a reading, if its type is opted in.
-    public init?(_ reading: Reading, optedIn: Set<HealthExportType>) {
+    public init?(_ reading: ReadingEvent, optedIn: Set<HealthExportType>) {
         guard let type = HealthExportType(rawValue: reading.stream), optedIn.contains(type) else { return nil }
         syncIdentifier = "\(reading.device)/\(reading.stream)/\(reading.sequence)/\(reading.sensorTimeMs)"
         self.type = type

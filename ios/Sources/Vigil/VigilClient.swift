@@ -8,9 +8,9 @@ import Foundation
 /// `vigil-callbacks` thread; the streams hand them to any consumer task.
 public final class VigilClient: @unchecked Sendable {
     /// Every decoded reading, in the order the core produced them.
-    public let readings: AsyncStream<Reading>
+    public let readings: AsyncStream<ReadingEvent>
     /// Alerts as they are raised, cleared or re-raised: drive local alarms from this.
-    public let alerts: AsyncStream<Alert>
+    public let alerts: AsyncStream<AlertEvent>
     /// Connection, pairing and session events per device.
     public let deviceEvents: AsyncStream<DeviceEvent>
     /// Sync progress and failures.
@@ -79,7 +79,7 @@ public final class VigilClient: @unchecked Sendable {
     /// `fromMs..<toMs` (at most 24 h), one reading per coincident moment, the
     /// one the precedence policy picks, unchanged, in time order. The
     /// readings stream and `exportBatch` stay raw.
-    public func resolvedReadings(quantity: String, fromMs: Int64, toMs: Int64) async throws -> [Reading] {
+    public func resolvedReadings(quantity: String, fromMs: Int64, toMs: Int64) async throws -> [ReadingEvent] {
         try await offCaller { try self.sdk.resolvedReadings(quantity: quantity, fromMs: fromMs, toMs: toMs) }
     }
 
@@ -123,8 +123,8 @@ struct Feed<Element: Sendable>: Sendable {
 /// The listener the SDK calls; it forwards to the streams and, for the
 /// host-fed transport, to the CoreBluetooth bridge.
 final class StreamListener: VigilListener, @unchecked Sendable {
-    let readings = Feed<Reading>()
-    let alerts = Feed<Alert>()
+    let readings = Feed<ReadingEvent>()
+    let alerts = Feed<AlertEvent>()
     let devices = Feed<DeviceEvent>()
     let syncs = Feed<SyncEvent>()
     private let lock = NSLock()
@@ -137,11 +137,11 @@ final class StreamListener: VigilListener, @unchecked Sendable {
         lock.unlock()
     }
 
-    func onReading(reading: Reading) {
+    func onReading(reading: ReadingEvent) {
         readings.continuation.yield(reading)
     }
 
-    func onAlert(alert: Alert) {
+    func onAlert(alert: AlertEvent) {
         alerts.continuation.yield(alert)
     }
 

@@ -22,7 +22,7 @@ final class VigilClientTests: XCTestCase {
             storagePath: directory.appendingPathComponent("buffer.sqlite").path,
             patientId: patient,
             transport: .simulated,
-            clock: .simulated(startMs: 1_767_225_600_000, runForMs: 3 * 3_600_000),
+            clock: .simulated(startMs: 1_767_225_600_000, runFor: 3 * 3_600),
             simulationSeed: 7
         )
     }
@@ -33,8 +33,8 @@ final class VigilClientTests: XCTestCase {
         try await client.pair("cgm-1", kind: .cgm)
         try await client.start()
 
-        var glucose: [Reading] = []
-        for await reading: Reading in client.readings where reading.device == "cgm-1" {
+        var glucose: [ReadingEvent] = []
+        for await reading: ReadingEvent in client.readings where reading.device == "cgm-1" {
             glucose.append(reading)
             if glucose.count == 5 { break }
         }
@@ -43,11 +43,12 @@ final class VigilClientTests: XCTestCase {
         XCTAssertEqual(glucose.map(\.sequence), glucose.map(\.sequence).sorted())
         let status: Status = try await client.status()
         XCTAssertEqual(status.devices, ["cgm-1"])
+        XCTAssertEqual(status.bufferPressure, .normal)
     }
 
     func testAnEmptyPatientIsRejectedAsInvalidInput() {
         XCTAssertThrowsError(try VigilClient(config: config(patient: " "))) { error in
-            guard case VigilError.InvalidInput = error else {
+            guard case SdkError.InvalidInput = error else {
                 return XCTFail("expected InvalidInput, got \(error)")
             }
         }
@@ -59,7 +60,7 @@ final class VigilClientTests: XCTestCase {
         do {
             try await client.syncNow()
             XCTFail("sync without a server URL must fail")
-        } catch let error as VigilError {
+        } catch let error as SdkError {
             XCTAssertFalse("\(error)".isEmpty)
         }
     }

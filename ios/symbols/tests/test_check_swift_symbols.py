@@ -135,7 +135,7 @@ class RealBindingsTests(unittest.TestCase):
         self.assertIn("VigilSdk.syncAll", check(self.generated, files, self.platform).missing)
 
     def test_a_listener_method_the_generated_protocol_lacks_is_caught(self):
-        generated = self.generated.replace("func onAlert(alert: Alert)", "func onAlarm(alert: Alert)")
+        generated = self.generated.replace("func onAlert(alert: AlertEvent)", "func onAlarm(alert: AlertEvent)")
         self.assertNotEqual(generated, self.generated)
         missing = check(generated, self.files, self.platform).missing
         self.assertTrue(any("VigilListener.onAlarm(alert:)" in m for m in missing), sorted(missing))

@@ -60,8 +60,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{Datelike, TimeDelta, Timelike, Utc};
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostCharacteristic, HostReply,
-    HostRequest, Listener, Network, ReadingEvent, SyncEvent, TransportMode, Vigil, VigilConfig,
+    AlertEvent, AlertKind, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind,
+    HostCharacteristic, HostReply, HostRequest, Listener, Network, Phase, ReadingEvent, SyncEvent,
+    TransportMode, Vigil, VigilConfig,
 };
 use vigil_core::codec::SFloat;
 use vigil_core::codec::cgm::{
@@ -337,8 +338,8 @@ impl Listener for App {
             .and_then(|c| c.get(4..8))
             .map(str::to_ascii_lowercase);
         let reply = match (r.command.as_str(), short.as_deref()) {
-            ("discover", _) => HostReply::Characteristics(
-                [
+            ("discover", _) => HostReply::Characteristics {
+                characteristics: [
                     ("2aa7", 0x10), // CGM Measurement: notify
                     ("2a52", 0x28), // RACP: write, indicate
                     ("2aa8", 0x02), // Feature: read
@@ -352,10 +353,16 @@ impl Listener for App {
                     properties: *properties,
                 })
                 .collect(),
-            ),
-            ("read", Some("2aa8")) => HostReply::Value(self.sensor.feature.clone()),
-            ("read", Some("2aa9")) => HostReply::Value(self.sensor.status.clone()),
-            ("read", Some("2aaa")) => HostReply::Value(self.sensor.start_time.clone()),
+            },
+            ("read", Some("2aa8")) => HostReply::Value {
+                value: self.sensor.feature.clone(),
+            },
+            ("read", Some("2aa9")) => HostReply::Value {
+                value: self.sensor.status.clone(),
+            },
+            ("read", Some("2aaa")) => HostReply::Value {
+                value: self.sensor.start_time.clone(),
+            },
             _ => HostReply::Done,
         };
         sdk.complete_host_request(r.token, reply).unwrap();
@@ -474,7 +481,7 @@ impl Rig {
         wait_seen(
             &rx,
             "the CGM session to go live",
-            |s| matches!(s, Seen::Device(d) if d.kind == "warming_up"),
+            |s| matches!(s, Seen::Device(d) if d.kind == DeviceEventKind::WarmingUp),
         );
         sdk.feed_host_bytes(CGM, "2aa7", measurement(BACK_MG_DL, 0))
             .unwrap();
@@ -498,14 +505,14 @@ impl Rig {
         self.sdk
             .feed_host_bytes(CGM, "2aa7", measurement(LOW_MG_DL, self.offset))
             .unwrap();
-        let (start, at_listener) = wait_alert(&self.seen, "start");
+        let (start, at_listener) = wait_alert(&self.seen, Phase::Start);
         assert!(self.ids.insert(start.id.clone()), "alert id repeated");
         let at_sse = sse.map(|sse| sse.wait(&start.id, "start"));
         self.offset += STEP_MIN;
         self.sdk
             .feed_host_bytes(CGM, "2aa7", measurement(BACK_MG_DL, self.offset))
             .unwrap();
-        let (end, _) = wait_alert(&self.seen, "end");
+        let (end, _) = wait_alert(&self.seen, Phase::End);
         assert_eq!(end.id, start.id);
         if let Some(sse) = sse {
             sse.wait(&end.id, "end");
@@ -526,15 +533,15 @@ impl Rig {
 }
 
 /// Waits for the next alert of the sample, failing on any other alert.
-fn wait_alert(rx: &Receiver<Seen>, phase: &str) -> (AlertEvent, Instant) {
+fn wait_alert(rx: &Receiver<Seen>, phase: Phase) -> (AlertEvent, Instant) {
     let until = Instant::now() + WAIT;
     loop {
         let left = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(Seen::Alert(a, at)) => {
                 assert_eq!(
-                    (a.kind.as_str(), a.phase.as_str(), a.device.as_str()),
-                    ("urgent_low", phase, CGM),
+                    (a.kind, a.phase, a.device.as_str()),
+                    (AlertKind::UrgentLow, phase, CGM),
                     "only urgent low starts and ends are expected"
                 );
                 return (a, at);
@@ -546,7 +553,7 @@ fn wait_alert(rx: &Receiver<Seen>, phase: &str) -> (AlertEvent, Instant) {
                 e.detail
             ),
             Ok(_) => {}
-            Err(_) => panic!("no urgent low {phase} at the listener within {WAIT:?}"),
+            Err(_) => panic!("no urgent low {phase:?} at the listener within {WAIT:?}"),
         }
     }
 }
@@ -557,7 +564,7 @@ fn wait_seen(rx: &Receiver<Seen>, what: &str, mut done: impl FnMut(&Seen) -> boo
         let left = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(s) if done(&s) => return,
-            Ok(Seen::Alert(a, _)) => panic!("unexpected alert {} {}", a.kind, a.phase),
+            Ok(Seen::Alert(a, _)) => panic!("unexpected alert {:?} {:?}", a.kind, a.phase),
             Ok(_) => {}
             Err(_) => panic!("waited {WAIT:?} for {what}"),
         }

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener, Network,
-    ReadingEvent, SyncEvent, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
+    Listener, Network, ReadingEvent, SyncEvent, Vigil, VigilConfig,
 };
 use vigil_core::energy::EnergyCounters;
 use vigil_e2e::service::{Service, unthrottled_limits};
@@ -79,7 +79,7 @@ impl Listener for Heard {
         self.alerts.fetch_add(1, Ordering::Relaxed);
     }
     fn on_device_event(&self, e: DeviceEvent) {
-        if e.kind == "stopped" || e.kind == "failed" {
+        if matches!(e.kind, DeviceEventKind::Stopped | DeviceEventKind::Failed) {
             let n = self.stopped.fetch_add(1, Ordering::SeqCst) + 1;
             if n == self.devices.load(Ordering::SeqCst) {
                 *self.at_stop.lock().unwrap() = Some((EnergyCounters::now(), context_switches()));

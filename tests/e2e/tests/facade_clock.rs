@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener, Network,
-    ReadingEvent, SyncEvent, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
+    Listener, Network, ReadingEvent, SyncEvent, Vigil, VigilConfig,
 };
 use vigil_e2e::service::Service;
 use vigil_ingest::storage::intake::ReadingQuery;
@@ -30,7 +30,7 @@ impl Listener for Seen {
     }
     fn on_alert(&self, _: AlertEvent) {}
     fn on_device_event(&self, e: DeviceEvent) {
-        if e.kind == "stopped" {
+        if e.kind == DeviceEventKind::Stopped {
             *self.stopped.lock().unwrap() += 1;
         }
     }

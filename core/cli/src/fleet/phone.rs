@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener, Network,
-    ReadingEvent, Simulation, SyncEvent, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
+    Listener, Network, ReadingEvent, Simulation, SyncEvent, Vigil, VigilConfig,
 };
 
 use super::board::Board;
@@ -37,22 +37,22 @@ impl Listener for PhoneListener {
         self.board.alert_raised(
             self.index,
             &alert.id,
-            &alert.kind,
-            &alert.phase,
+            alert.kind.as_str(),
+            &format!("{:?}", alert.phase).to_lowercase(),
             alert.time_ms,
         );
     }
 
     fn on_device_event(&self, event: DeviceEvent) {
         let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        let line = match event.kind.as_str() {
-            "disconnected" if down.insert(event.device.clone()) => {
+        let line = match event.kind {
+            DeviceEventKind::Disconnected if down.insert(event.device.clone()) => {
                 Some(format!("{} lost its link", event.device))
             }
-            "connected" if down.remove(&event.device) => {
+            DeviceEventKind::Connected if down.remove(&event.device) => {
                 Some(format!("{} is back in range", event.device))
             }
-            "failed" => Some(format!("{} failed: {}", event.device, event.detail)),
+            DeviceEventKind::Failed => Some(format!("{} failed: {}", event.device, event.detail)),
             _ => None,
         };
         drop(down);

@@ -581,6 +581,7 @@ pub struct BufferHealth {
 /// How full the phone's buffer is relative to its byte budget: the phone's
 /// buffer computes it, the heartbeat carries it, the dashboard shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum PressureLevel {
     /// Below 80 % of the budget.

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vigil_core::api::{
-    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceKind, HostRequest, Listener,
-    ReadingEvent, SyncEvent, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
+    Listener, ReadingEvent, SyncEvent, Vigil, VigilConfig,
 };
 
 /// Prints what it hears; stdout is flushed per line so a line the parent
@@ -43,7 +43,7 @@ impl Listener for Printer {
     }
     fn on_alert(&self, _: AlertEvent) {}
     fn on_device_event(&self, e: DeviceEvent) {
-        if e.kind == "stopped" || e.kind == "failed" {
+        if matches!(e.kind, DeviceEventKind::Stopped | DeviceEventKind::Failed) {
             let mut n = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
             *n += 1;
             if *n == 2 {

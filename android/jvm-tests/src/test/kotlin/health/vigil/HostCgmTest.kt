@@ -1,9 +1,9 @@
 package health.vigil
 
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.HostCharacteristic
-import health.vigil.ffi.HostReply
-import health.vigil.ffi.TransportMode
+import health.vigil.core.DeviceKind
+import health.vigil.core.HostCharacteristic
+import health.vigil.core.HostReply
+import health.vigil.core.TransportMode
 import java.io.File
 import java.nio.file.Files
 import java.time.ZoneOffset

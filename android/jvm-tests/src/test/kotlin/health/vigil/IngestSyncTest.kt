@@ -1,15 +1,17 @@
 package health.vigil
 
-import health.vigil.ffi.ClockMode
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.Network
-import health.vigil.ffi.TransportMode
+import health.vigil.core.ClockMode
+import health.vigil.core.DeviceEventKind
+import health.vigil.core.DeviceKind
+import health.vigil.core.Network
+import health.vigil.core.TransportMode
 import java.io.File
 import java.net.HttpURLConnection
 import java.net.ServerSocket
 import java.net.Socket
 import java.net.URI
 import java.nio.file.Files
+import java.time.Duration
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.async
@@ -116,7 +118,7 @@ class IngestSyncTest {
             serverUrl = base,
             token = deviceToken,
             transport = TransportMode.SIMULATED,
-            clock = ClockMode.Simulated(startMs = start, runForMs = 3uL * hour.toULong()),
+            clock = ClockMode.Simulated(startMs = start, runFor = Duration.ofHours(3)),
         )
         Vigil.open(config).use { vigil ->
             vigil.pair("cgm-1", DeviceKind.CGM)
@@ -125,7 +127,7 @@ class IngestSyncTest {
                 vigil.readings().collect { if (it.stream == "glucose") synchronized(glucose) { glucose += it.sensorTimeMs } }
             }
             val stopped = async(start = CoroutineStart.UNDISPATCHED) {
-                vigil.deviceEvents().first { it.kind == "stopped" }
+                vigil.deviceEvents().first { it.kind == DeviceEventKind.STOPPED }
             }
             withTimeout(10_000) { while (vigil.subscriberCount() < 2) delay(5) }
             // Offline first: nothing can go, and sync says why.
@@ -177,12 +179,12 @@ class IngestSyncTest {
             serverUrl = "http://127.0.0.1:$port",
             token = "vgl_wrong_token_for_this_test",
             transport = TransportMode.SIMULATED,
-            clock = ClockMode.Simulated(startMs = System.currentTimeMillis() - 4 * hour, runForMs = 3uL * hour.toULong()),
+            clock = ClockMode.Simulated(startMs = System.currentTimeMillis() - 4 * hour, runFor = Duration.ofHours(3)),
         )
         Vigil.open(config).use { vigil ->
             vigil.pair("cgm-1", DeviceKind.CGM)
             val stopped = async(start = CoroutineStart.UNDISPATCHED) {
-                vigil.deviceEvents().first { it.kind == "stopped" }
+                vigil.deviceEvents().first { it.kind == DeviceEventKind.STOPPED }
             }
             withTimeout(10_000) { while (vigil.subscriberCount() < 1) delay(5) }
             vigil.start()

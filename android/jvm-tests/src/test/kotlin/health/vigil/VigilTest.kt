@@ -1,21 +1,24 @@
 package health.vigil
 
-import health.vigil.ffi.Alert
-import health.vigil.ffi.BufferEvent
-import health.vigil.ffi.ClockMode
-import health.vigil.ffi.DeviceEvent
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.HostCharacteristic
-import health.vigil.ffi.HostReply
-import health.vigil.ffi.HostRequest
-import health.vigil.ffi.Reading
-import health.vigil.ffi.SyncEvent
-import health.vigil.ffi.TransportMode
+import health.vigil.core.AlertEvent
+import health.vigil.core.BufferEvent
+import health.vigil.core.ClockMode
+import health.vigil.core.DeviceEvent
+import health.vigil.core.DeviceEventKind
+import health.vigil.core.DeviceKind
+import health.vigil.core.HostCharacteristic
+import health.vigil.core.HostReply
+import health.vigil.core.HostRequest
+import health.vigil.core.ReadingEvent
+import health.vigil.core.SyncEvent
+import health.vigil.core.TransportMode
 import health.vigil.ffi.VigilConfig
 import health.vigil.ffi.VigilListener
 import health.vigil.ffi.VigilSdk
+import health.vigil.model.Phase
 import java.io.File
 import java.nio.file.Files
+import java.time.Duration
 import java.util.Collections
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
@@ -45,7 +48,7 @@ private fun simulated(hours: ULong, path: String = tempDb()) = vigilConfig(
     storagePath = path,
     patientId = "patient-1",
     transport = TransportMode.SIMULATED,
-    clock = ClockMode.Simulated(startMs = JAN_5_2026_MS, runForMs = hours * HOUR_MS),
+    clock = ClockMode.Simulated(startMs = JAN_5_2026_MS, runFor = Duration.ofMillis((hours * HOUR_MS).toLong())),
 )
 
 private fun nativeThreads(): Int = File("/proc/self/task").list()?.size ?: 0
@@ -88,7 +91,8 @@ class VigilTest {
             assertTrue(got.zipWithNext().all { (a, b) -> b.sensorTimeMs > a.sensorTimeMs })
             assertTrue(got.first().sensorTimeMs >= JAN_5_2026_MS)
             assertEquals("cgm-1", firstAlert.device)
-            assertTrue(firstAlert.phase in setOf("start", "realert", "end"))
+            // The first alert heard opens its episode.
+            assertEquals(Phase.START, firstAlert.phase)
             vigil.stop()
             val status = vigil.status()
             assertTrue(status.storedReadings >= 300uL, "stored ${status.storedReadings}")
@@ -105,7 +109,7 @@ class VigilTest {
             vigil.pair("cgm-a", DeviceKind.CGM)
             vigil.pair("cgm-b", DeviceKind.CGM)
             val stopped = async(start = CoroutineStart.UNDISPATCHED) {
-                vigil.deviceEvents().filter { it.kind == "stopped" }.take(2).toList()
+                vigil.deviceEvents().filter { it.kind == DeviceEventKind.STOPPED }.take(2).toList()
             }
             while (vigil.subscriberCount() < 1) delay(5)
             vigil.start()
@@ -130,7 +134,7 @@ class VigilTest {
         val path = tempDb()
         val unconfirmed = Vigil.open(simulated(2uL, path)).use { vigil ->
             vigil.pair("cgm-1", DeviceKind.CGM)
-            val stopped = async(start = CoroutineStart.UNDISPATCHED) { vigil.deviceEvents().first { it.kind == "stopped" } }
+            val stopped = async(start = CoroutineStart.UNDISPATCHED) { vigil.deviceEvents().first { it.kind == DeviceEventKind.STOPPED } }
             while (vigil.subscriberCount() < 1) delay(5)
             vigil.start()
             withTimeout(60_000) { stopped.await() }
@@ -209,8 +213,8 @@ class VigilTest {
                 names.add(File("/proc/thread-self/comm").readText().trim())
                 threads.add(File("/proc/thread-self").canonicalFile.name.toLong())
             }
-            override fun onReading(reading: Reading) { note(); got.countDown() }
-            override fun onAlert(alert: Alert) = note()
+            override fun onReading(reading: ReadingEvent) { note(); got.countDown() }
+            override fun onAlert(alert: AlertEvent) = note()
             override fun onDeviceEvent(event: DeviceEvent) = note()
             override fun onSyncEvent(event: SyncEvent) = note()
             override fun onBufferEvent(event: BufferEvent) = note()
@@ -268,7 +272,7 @@ class VigilTest {
             assertTrue(got.all { it.stream == "heart_rate" && it.device == "AA:BB:CC:DD:EE:FF" })
             // A malformed frame is refused as a device event, never a reading.
             val corrupt = async(start = CoroutineStart.UNDISPATCHED) {
-                vigil.deviceEvents().first { it.kind == "corrupt_frame" }
+                vigil.deviceEvents().first { it.kind == DeviceEventKind.CORRUPT_FRAME }
             }
             // The flow subscribes once its producer runs: wait for it.
             while (vigil.subscriberCount() < 2) delay(5)

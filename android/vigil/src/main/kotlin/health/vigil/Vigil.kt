@@ -1,21 +1,21 @@
 package health.vigil
 
-import health.vigil.ffi.Alert
-import health.vigil.ffi.BufferEvent
-import health.vigil.ffi.ClockMode
-import health.vigil.ffi.DeviceEvent
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.ExportBatch
-import health.vigil.ffi.HostReply
-import health.vigil.ffi.HostRequest
-import health.vigil.ffi.Network
-import health.vigil.ffi.Reading
-import health.vigil.ffi.Status
-import health.vigil.ffi.SyncEvent
+import health.vigil.core.AlertEvent
+import health.vigil.core.BufferEvent
+import health.vigil.core.ClockMode
+import health.vigil.core.DeviceEvent
+import health.vigil.core.DeviceKind
+import health.vigil.core.ExportBatch
+import health.vigil.core.HostReply
+import health.vigil.core.HostRequest
+import health.vigil.core.Network
+import health.vigil.core.ReadingEvent
+import health.vigil.core.SdkException
+import health.vigil.core.Status
+import health.vigil.core.SyncEvent
+import health.vigil.core.TransportMode
 import health.vigil.ffi.TokenProvider
-import health.vigil.ffi.TransportMode
 import health.vigil.ffi.VigilConfig
-import health.vigil.ffi.VigilException
 import health.vigil.ffi.VigilListener
 import health.vigil.ffi.VigilSdk
 import java.util.concurrent.CopyOnWriteArrayList
@@ -88,7 +88,7 @@ class Vigil private constructor(
         private inline fun <T> mapped(block: () -> T): T =
             try {
                 block()
-            } catch (e: VigilException) {
+            } catch (e: SdkException) {
                 throw e.toVigilError()
             }
     }
@@ -132,7 +132,7 @@ class Vigil private constructor(
      * were paired as), unchanged, in time order. [readings] and
      * [exportBatch] stay raw: every reading of every device.
      */
-    suspend fun resolvedReadings(quantity: String, fromMs: Long, toMs: Long): List<Reading> =
+    suspend fun resolvedReadings(quantity: String, fromMs: Long, toMs: Long): List<ReadingEvent> =
         call { it.resolvedReadings(quantity, fromMs, toMs) }
 
     /** [target] stored the batch that came with [cursor]; never moves the cursor back. */
@@ -158,10 +158,10 @@ class Vigil private constructor(
         call { it.completeHostRequest(token, reply) }
 
     /** Every decoded reading, from subscription on. */
-    fun readings(): Flow<Reading> = hub.flow(hub.readings)
+    fun readings(): Flow<ReadingEvent> = hub.flow(hub.readings)
 
     /** Every alert (start, re-alert, end), from subscription on. */
-    fun alerts(): Flow<Alert> = hub.flow(hub.alerts)
+    fun alerts(): Flow<AlertEvent> = hub.flow(hub.alerts)
 
     /** Device events (connected, disconnected, stopped, ...). */
     fun deviceEvents(): Flow<DeviceEvent> = hub.flow(hub.devices)
@@ -182,7 +182,7 @@ class Vigil private constructor(
     override fun close() {
         try {
             sdk.shutdown()
-        } catch (e: VigilException) {
+        } catch (e: SdkException) {
             throw e.toVigilError()
         } finally {
             sdk.close()
@@ -195,8 +195,8 @@ class Vigil private constructor(
  * subscribed at that moment.
  */
 internal class Hub : VigilListener {
-    val readings = CopyOnWriteArrayList<(Reading) -> Unit>()
-    val alerts = CopyOnWriteArrayList<(Alert) -> Unit>()
+    val readings = CopyOnWriteArrayList<(ReadingEvent) -> Unit>()
+    val alerts = CopyOnWriteArrayList<(AlertEvent) -> Unit>()
     val devices = CopyOnWriteArrayList<(DeviceEvent) -> Unit>()
     val syncs = CopyOnWriteArrayList<(SyncEvent) -> Unit>()
     val buffers = CopyOnWriteArrayList<(BufferEvent) -> Unit>()
@@ -210,8 +210,8 @@ internal class Hub : VigilListener {
         awaitClose { subscribers.remove(sink) }
     }.buffer(Channel.UNLIMITED)
 
-    override fun onReading(reading: Reading) = readings.forEach { it(reading) }
-    override fun onAlert(alert: Alert) = alerts.forEach { it(alert) }
+    override fun onReading(reading: ReadingEvent) = readings.forEach { it(reading) }
+    override fun onAlert(alert: AlertEvent) = alerts.forEach { it(alert) }
     override fun onDeviceEvent(event: DeviceEvent) = devices.forEach { it(event) }
     override fun onSyncEvent(event: SyncEvent) = syncs.forEach { it(event) }
     override fun onBufferEvent(event: BufferEvent) = buffers.forEach { it(event) }

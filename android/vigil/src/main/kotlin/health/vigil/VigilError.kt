@@ -1,11 +1,11 @@
 package health.vigil
 
-import health.vigil.ffi.VigilException
+import health.vigil.core.SdkException
 
 /**
  * What went wrong in the SDK, as an app can act on it. Messages never carry
  * patient data. Every SDK call throws only these (mapped from the generated
- * [VigilException]).
+ * [SdkException]).
  */
 sealed class VigilError(message: String, cause: Throwable? = null) : Exception(message, cause) {
     /** The on-phone buffer failed or is full. */
@@ -35,14 +35,14 @@ sealed class VigilError(message: String, cause: Throwable? = null) : Exception(m
 }
 
 /** The one place generated errors become [VigilError]s. */
-internal fun VigilException.toVigilError(): VigilError {
+internal fun SdkException.toVigilError(): VigilError {
     val m = message ?: "unknown error"
     return when (this) {
-        is VigilException.Storage -> VigilError.Storage(m, this)
-        is VigilException.Network -> VigilError.Network(m, this)
-        is VigilException.Auth -> VigilError.Auth(m, this)
-        is VigilException.InvalidInput -> VigilError.InvalidInput(m, this)
-        is VigilException.Device -> VigilError.Device(m, this)
-        is VigilException.NotAvailable -> VigilError.NotAvailable(m, this)
+        is SdkException.Storage -> VigilError.Storage(m, this)
+        is SdkException.Network -> VigilError.Network(m, this)
+        is SdkException.Auth -> VigilError.Auth(m, this)
+        is SdkException.InvalidInput -> VigilError.InvalidInput(m, this)
+        is SdkException.Device -> VigilError.Device(m, this)
+        is SdkException.NotAvailable -> VigilError.NotAvailable(m, this)
     }
 }

@@ -8,25 +8,26 @@ import android.bluetooth.BluetoothManager
 import android.bluetooth.le.ScanRecord
 import android.bluetooth.le.ScanResult
 import android.os.ParcelUuid
-import org.robolectric.RuntimeEnvironment
 import health.vigil.Vigil
 import health.vigil.VigilError
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.TransportMode
+import health.vigil.core.DeviceKind
+import health.vigil.core.TransportMode
+import health.vigil.model.AlertKind
+import health.vigil.model.Phase
 import health.vigil.vigilConfig
 import java.io.File
 import java.nio.file.Files
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.async
 import kotlinx.coroutines.cancel
-import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.filter
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.take
-import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -40,6 +41,7 @@ import org.junit.Before
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.robolectric.RobolectricTestRunner
+import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
 import org.robolectric.annotation.Config
 import org.robolectric.shadow.api.Shadow
@@ -153,7 +155,7 @@ class BleBridgeTest {
                 vigil.readings().filter { it.stream == "glucose" }.take(13).toList()
             }
             val urgentLow = async(Dispatchers.IO, start = CoroutineStart.UNDISPATCHED) {
-                vigil.alerts().filter { it.kind == "urgent_low" && it.phase == "start" }.first()
+                vigil.alerts().filter { it.kind == AlertKind.URGENT_LOW && it.phase == Phase.START }.first()
             }
             BleBridge(app, vigil, scope).attach()
             vigil.pair(ADDRESS, DeviceKind.CGM)

@@ -7,8 +7,8 @@ import android.app.NotificationManager
 import android.bluetooth.BluetoothManager
 import android.content.pm.ServiceInfo
 import health.vigil.Vigil
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.TransportMode
+import health.vigil.core.DeviceKind
+import health.vigil.core.TransportMode
 import health.vigil.vigilConfig
 import java.io.File
 import java.nio.file.Files

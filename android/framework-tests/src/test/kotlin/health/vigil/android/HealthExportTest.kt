@@ -4,13 +4,15 @@ import androidx.health.connect.client.records.BloodGlucoseRecord
 import androidx.health.connect.client.records.HeartRateRecord
 import androidx.health.connect.client.records.OxygenSaturationRecord
 import health.vigil.Vigil
-import health.vigil.ffi.ClockMode
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.TransportMode
+import health.vigil.core.ClockMode
+import health.vigil.core.DeviceEventKind
+import health.vigil.core.DeviceKind
+import health.vigil.core.TransportMode
 import health.vigil.vigilConfig
 import java.io.File
 import java.io.IOException
 import java.nio.file.Files
+import java.time.Duration
 import java.time.Instant
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
@@ -78,7 +80,7 @@ class HealthExportTest {
             storagePath = File(dir, "buffer.db").path,
             patientId = "patient-1",
             transport = TransportMode.SIMULATED,
-            clock = ClockMode.Simulated(startMs = Instant.now().toEpochMilli() - 4 * HOUR, runForMs = 3uL * HOUR.toULong()),
+            clock = ClockMode.Simulated(startMs = Instant.now().toEpochMilli() - 4 * HOUR, runFor = Duration.ofHours(3)),
         ),
     )
 
@@ -87,7 +89,7 @@ class HealthExportTest {
         val vigil = open()
         vigil.pair("cgm-1", DeviceKind.CGM)
         val stopped = async(Dispatchers.IO, start = CoroutineStart.UNDISPATCHED) {
-            vigil.deviceEvents().first { it.kind == "stopped" }
+            vigil.deviceEvents().first { it.kind == DeviceEventKind.STOPPED }
         }
         withTimeout(10_000) { while (vigil.subscriberCount() < 1) delay(5) }
         vigil.start()

@@ -11,15 +11,17 @@ import androidx.work.WorkerFactory
 import androidx.work.WorkerParameters
 import androidx.work.impl.utils.taskexecutor.WorkManagerTaskExecutor
 import health.vigil.Vigil
-import health.vigil.ffi.ClockMode
-import health.vigil.ffi.DeviceKind
-import health.vigil.ffi.Network
-import health.vigil.ffi.TransportMode
+import health.vigil.core.ClockMode
+import health.vigil.core.DeviceEventKind
+import health.vigil.core.DeviceKind
+import health.vigil.core.Network
+import health.vigil.core.TransportMode
 import health.vigil.vigilConfig
 import java.io.File
 import java.net.ServerSocket
 import java.net.Socket
 import java.nio.file.Files
+import java.time.Duration
 import java.time.Instant
 import java.util.UUID
 import java.util.concurrent.Executor
@@ -130,12 +132,12 @@ class SyncWorkerTest {
                 serverUrl = serverUrl,
                 token = token,
                 transport = TransportMode.SIMULATED,
-                clock = ClockMode.Simulated(startMs = Instant.now().toEpochMilli() - 4 * hour, runForMs = 3uL * hour.toULong()),
+                clock = ClockMode.Simulated(startMs = Instant.now().toEpochMilli() - 4 * hour, runFor = Duration.ofHours(3)),
             ),
         )
         vigil.pair("cgm-1", DeviceKind.CGM)
         val stopped = async(Dispatchers.IO, start = CoroutineStart.UNDISPATCHED) {
-            vigil.deviceEvents().first { it.kind == "stopped" }
+            vigil.deviceEvents().first { it.kind == DeviceEventKind.STOPPED }
         }
         withTimeout(10_000) { while (vigil.subscriberCount() < 1) delay(5) }
         vigil.start()

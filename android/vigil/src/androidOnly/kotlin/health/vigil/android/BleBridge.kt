@@ -17,20 +17,20 @@ import android.content.Context
 import android.content.pm.PackageManager
 import android.os.Build
 import android.os.ParcelUuid
+import health.vigil.Vigil
+import health.vigil.VigilError
+import health.vigil.core.HostCharacteristic
+import health.vigil.core.HostReply
+import health.vigil.core.HostRequest
 import java.util.UUID
 import java.util.concurrent.ConcurrentHashMap
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
-import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
-import health.vigil.Vigil
-import health.vigil.VigilError
-import health.vigil.ffi.HostCharacteristic
-import health.vigil.ffi.HostReply
-import health.vigil.ffi.HostRequest
+import kotlinx.coroutines.launch
 
 /**
  * Runs the core's host-fed transport over Android's own Bluetooth stack.

@@ -12,8 +12,9 @@ import android.os.IBinder
 import androidx.core.app.NotificationCompat
 import androidx.core.app.ServiceCompat
 import androidx.core.content.ContextCompat
-import health.vigil.ffi.Alert
-import health.vigil.ffi.Reading
+import health.vigil.core.AlertEvent
+import health.vigil.core.ReadingEvent
+import health.vigil.model.Phase
 import java.util.concurrent.ConcurrentHashMap
 import kotlin.math.roundToInt
 import kotlinx.coroutines.CoroutineScope
@@ -39,10 +40,10 @@ class CollectionService : Service() {
     /** Follows readings and alerts for the notification while running. */
     private var watch: Job? = null
 
-    @Volatile private var latest: Reading? = null
+    @Volatile private var latest: ReadingEvent? = null
 
     /** Alerts started and not yet ended, by id. */
-    private val active = ConcurrentHashMap<String, Alert>()
+    private val active = ConcurrentHashMap<String, AlertEvent>()
 
     override fun onBind(intent: Intent?): IBinder? = null
 
@@ -70,7 +71,7 @@ class CollectionService : Service() {
                 }
                 launch {
                     vigil.alerts().collect {
-                        if (it.phase == "end") active.remove(it.id) else active[it.id] = it
+                        if (it.phase == Phase.END) active.remove(it.id) else active[it.id] = it
                         refresh()
                     }
                 }
@@ -112,14 +113,14 @@ class CollectionService : Service() {
         }
 
         /** What the notification says: the latest glucose, then any active alarm. */
-        internal fun text(latest: Reading?, alarms: Collection<Alert>): String {
+        internal fun text(latest: ReadingEvent?, alarms: Collection<AlertEvent>): String {
             val glucose = latest?.let { "Glucose ${it.value.roundToInt()} ${it.unit}" } ?: "Waiting for the sensor"
             if (alarms.isEmpty()) return glucose
-            val names = alarms.sortedBy { it.timeMs }.joinToString { it.kind.replace('_', ' ') }
+            val names = alarms.sortedBy { it.timeMs }.joinToString { it.kind.name.lowercase().replace('_', ' ') }
             return "$glucose · Alarm: $names"
         }
 
-        private fun notification(context: Context, latest: Reading?, alarms: Collection<Alert>): Notification {
+        private fun notification(context: Context, latest: ReadingEvent?, alarms: Collection<AlertEvent>): Notification {
             val manager = context.getSystemService(NotificationManager::class.java)
             if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.O) {
                 manager?.createNotificationChannel(

@@ -10,7 +10,7 @@ import androidx.health.connect.client.records.metadata.Metadata
 import androidx.health.connect.client.units.BloodGlucose
 import androidx.health.connect.client.units.Percentage
 import health.vigil.Vigil
-import health.vigil.ffi.Reading
+import health.vigil.core.ReadingEvent
 import java.time.Instant
 import java.time.ZoneId
 
@@ -179,7 +179,7 @@ class HealthExporter(
         }
     }
 
-    private fun toExportRecord(reading: Reading): ExportRecord? {
+    private fun toExportRecord(reading: ReadingEvent): ExportRecord? {
         val type = streams[reading.stream] ?: return null
         return ExportRecord(
             clientRecordId(reading), type, reading.value, reading.unit, reading.sensorTimeMs, reading.device,
@@ -195,7 +195,7 @@ class HealthExporter(
         private const val MAX_BATCH = 10_000
 
         /** A reading's identity (device, stream, sequence, sensor time): its `clientRecordId`. */
-        fun clientRecordId(reading: Reading): String =
+        fun clientRecordId(reading: ReadingEvent): String =
             "${reading.device}/${reading.stream}/${reading.sequence}/${reading.sensorTimeMs}"
     }
 }
