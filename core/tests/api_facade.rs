@@ -110,7 +110,11 @@ fn simulated_time_starts_at_start_ms_however_long_pairing_took() {
     assert!(session_stopped(&rec), "the simulated hour did not end");
     sdk.close().unwrap();
     let c = rec.0.lock().unwrap();
-    let connected = c.devices.iter().find(|d| d.kind == "connected").unwrap();
+    let connected = c
+        .devices
+        .iter()
+        .find(|d| d.kind == DeviceEventKind::Connected)
+        .unwrap();
     assert_eq!(connected.time_ms, 1_767_571_200_000);
     let beats = c.readings.iter().filter(|r| r.stream == "heart_rate");
     // One beat a second for the whole hour, from its first second.

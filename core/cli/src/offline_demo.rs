@@ -69,12 +69,12 @@ struct Tally {
 impl Listener for Tally {
     fn on_reading(&self, _: ReadingEvent) {}
     fn on_alert(&self, a: AlertEvent) {
-        if a.phase == "start" {
+        if a.phase == vigil_core::alerts::Phase::Start {
             self.alert_starts.fetch_add(1, Ordering::Relaxed);
         }
     }
     fn on_device_event(&self, e: DeviceEvent) {
-        if e.kind == "disconnected" {
+        if e.kind == vigil_core::api::DeviceEventKind::Disconnected {
             self.disconnects.fetch_add(1, Ordering::Relaxed);
         }
     }

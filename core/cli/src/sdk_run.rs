@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use vigil_core::api::{
-    AlertEvent, BufferEvent, DeviceEvent, DeviceKind, HostRequest, Listener, ReadingEvent,
-    SyncEvent, Vigil, VigilConfig,
+    AlertEvent, BufferEvent, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest, Listener,
+    ReadingEvent, SyncEvent, Vigil, VigilConfig,
 };
 
 use crate::Failure;
@@ -36,10 +36,10 @@ impl Listener for Ends {
         self.inner.on_alert(a);
     }
     fn on_device_event(&self, e: DeviceEvent) {
-        if e.kind == "stopped" || e.kind == "failed" {
+        if matches!(e.kind, DeviceEventKind::Stopped | DeviceEventKind::Failed) {
             let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
             ended.0 += 1;
-            if e.kind == "failed" && ended.1.is_none() {
+            if e.kind == DeviceEventKind::Failed && ended.1.is_none() {
                 ended.1 = Some(format!("{}: {}", e.device, e.detail));
             }
             self.changed.notify_all();

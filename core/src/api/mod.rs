@@ -244,19 +244,14 @@ impl Vigil {
                 ClockMode::Simulated { run_for, .. } => Some(run_for),
                 ClockMode::Wall | ClockMode::Accelerated { .. } => None,
             };
-            let peripheral = match (self.config.simulation).peripheral(
-                kind.core(),
-                device,
-                seed,
-                now,
-                run_for,
-            ) {
-                Ok(p) => p,
-                Err(e) => {
-                    state.paired.remove(device);
-                    return Err(e);
-                }
-            };
+            let peripheral =
+                match (self.config.simulation).peripheral(kind, device, seed, now, run_for) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        state.paired.remove(device);
+                        return Err(e);
+                    }
+                };
             sim.with_radio(|radio| radio.add(peripheral));
         }
         Ok(())
