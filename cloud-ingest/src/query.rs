@@ -1,6 +1,8 @@
 //! Raw query strings as ordered (key, value) pairs: FHIR repeats `date`,
 //! and Nightscout's `find[date][$gte]` keys do not fit a struct.
 
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+
 use crate::error::{Error, Result};
 
 fn hex(b: u8) -> Option<u8> {
@@ -51,6 +53,20 @@ pub fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>> {
             Ok((decode(k)?, decode(v)?))
         })
         .collect()
+}
+
+/// A bare date as queries carry it (`2026-03-01`).
+pub fn day(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+/// A time as people and clients write one in a query: RFC 3339, or a bare
+/// date meaning its first moment, UTC.
+pub fn instant(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    day(s).map(|d| d.and_time(NaiveTime::MIN).and_utc())
 }
 
 #[cfg(test)]

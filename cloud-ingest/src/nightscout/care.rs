@@ -20,7 +20,7 @@
 //!   physiological bounds, or the whole request is refused with the entry's
 //!   index and nothing is stored.
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -66,11 +66,8 @@ fn time_of(i: usize, o: &Map<String, Value>) -> Result<DateTime<Utc>> {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
             return Ok(t.and_utc());
         }
-        if let Some(t) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-        {
-            return Ok(t.and_utc());
+        if let Some(t) = crate::query::instant(s) {
+            return Ok(t);
         }
         return Err(Error::InvalidInput(format!(
             "document {i}: `created_at` is not a time"

@@ -169,14 +169,9 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Query> {
                 return Ok(n as i64);
             }
         }
-        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-            return Ok(t.timestamp_millis());
-        }
         // Treatment queries often name a day: `find[created_at][$gte]=2026-03-01`.
-        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc().timestamp_millis())
+        crate::query::instant(v)
+            .map(|t| t.timestamp_millis())
             .ok_or_else(|| Error::InvalidInput(format!("`{k}` is not a time")))
     };
     let at = |k: &str, n: i64| {

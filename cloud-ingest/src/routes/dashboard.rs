@@ -231,16 +231,13 @@ fn moment(text: Option<&str>, end_of_day: bool) -> std::result::Result<Option<Da
         None | Some("") => return Ok(None),
         Some(t) => t,
     };
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
+    match crate::query::day(text) {
+        Some(day) if end_of_day => {
+            let next = day.succ_opt().ok_or(())?;
+            Ok(Some(next.and_time(chrono::NaiveTime::MIN).and_utc()))
+        }
+        _ => crate::query::instant(text).map(Some).ok_or(()),
     }
-    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| ())?;
-    let day = if end_of_day {
-        day.succ_opt().ok_or(())?
-    } else {
-        day
-    };
-    Ok(Some(day.and_time(chrono::NaiveTime::MIN).and_utc()))
 }
 
 /// Treatments read for one report: 90 days of a pump user's boluses,

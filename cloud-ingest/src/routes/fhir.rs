@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 use vigil_model::metrics::consensus_metrics;
 
@@ -43,13 +43,7 @@ fn reader(who: &Principal) -> Result<()> {
 
 /// A FHIR date or dateTime: `2026-03-01` or RFC 3339.
 fn instant(s: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    crate::query::instant(s)
         .ok_or_else(|| Error::InvalidInput("a date is not a FHIR date or dateTime".into()))
 }
 
