@@ -254,6 +254,18 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
             shown_after < Duration::from_secs(1),
             "alert shown after {shown_after:?}"
         );
+        // The kind in the page's words and the moment as every page shows
+        // one (today: the clock time alone; the date only if midnight
+        // passed in between), in a <time> element.
+        let said = b
+            .eval(
+                "(function(){var li=document.querySelector('#live-list li[data-alert-id=\"00aa11bb22cc33dd\"]');\
+                 var t=li.querySelector('time');\
+                 return li.textContent.indexOf('Urgent low at ')>=0 && t && /^([0-9]{4}-[0-9]{2}-[0-9]{2} )?[0-9]{2}:[0-9]{2}$/.test(t.textContent)\
+                 && !isNaN(Date.parse(t.getAttribute('datetime')));})()",
+            )
+            .await;
+        assert_eq!(said, serde_json::json!(true), "live alert text");
         b.screenshot(&shots.join("04-live-alert.png")).await;
         b.eval("document.querySelector('#live-list li button.ack').click(); true")
             .await;

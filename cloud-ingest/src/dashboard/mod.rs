@@ -6,6 +6,7 @@ pub mod report;
 pub mod sign_in;
 pub mod svg;
 pub mod units;
+pub mod words;
 
 /// The stylesheet, embedded: no build step, no CDN.
 pub const APP_CSS: &str = include_str!("static/app.css");

@@ -78,7 +78,8 @@ pub fn layout(title: &str, csrf: Option<&str>, main: &str) -> String {
     if let Some(csrf) = csrf {
         let _ = write!(
             out,
-            r#"<section id="live-alerts" class="live" aria-labelledby="live-h" data-csrf="{csrf}"><h2 id="live-h">Live alerts</h2><ul id="live-list" aria-live="assertive"></ul><p id="live-state" class="muted">Connecting…</p></section>"#
+            r#"<section id="live-alerts" class="live" aria-labelledby="live-h" data-csrf="{csrf}"><h2 id="live-h">Live alerts</h2><ul id="live-list" aria-live="assertive"></ul><p id="live-state" class="muted">Connecting…</p>{words}</section>"#,
+            words = super::words::kind_words_list(),
         );
     }
     let _ = write!(
@@ -188,7 +189,8 @@ pub fn patient_list(mut rows: Vec<PatientRow>, now: DateTime<Utc>, csrf: &str) -
             Some((t, v, rate)) => {
                 let (a, spoken) = rate.map(arrow).unwrap_or(("", "trend unknown"));
                 format!(
-                    r#"{v:.0} mg/dL <span aria-label="{spoken}" title="{spoken}">{a}</span> <span class="muted">{}</span>"#,
+                    r#"{v:.0} mg/dL <span aria-label="{spoken}" title="{spoken}">{a}</span> <time class="muted" datetime="{}">{}</time>"#,
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     age(t, now)
                 )
             }

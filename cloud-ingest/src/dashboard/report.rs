@@ -19,6 +19,7 @@ use crate::resolved::SourcePeriod;
 use super::pages::layout;
 use super::svg::{self, esc};
 use super::units::GlucoseUnit;
+use super::words::{kind_words, moment, offset_label};
 
 /// Expected CGM sampling interval.
 pub const INTERVAL: TimeDelta = TimeDelta::minutes(5);
@@ -52,8 +53,12 @@ pub struct Report<'a> {
     pub held_back: &'a [DateTime<Utc>],
     /// Alerts of the period.
     pub alerts: &'a [AlertLine],
-    /// The patient's UTC offset (the AGP is by local time of day).
+    /// The patient's UTC offset (the AGP is by local time of day, and every
+    /// moment on the report is shown at it).
     pub offset: FixedOffset,
+    /// When the report is drawn: moments on this day (at `offset`) show
+    /// their time alone.
+    pub now: DateTime<Utc>,
     /// Which glucose source stood for the patient when (source precedence).
     pub sources: &'a [SourcePeriod],
     /// The newest status a Nightscout uploader posted in the last week.
@@ -236,38 +241,6 @@ fn targets(m: &GlucoseMetrics, previous: Option<&GlucoseMetrics>, unit: GlucoseU
     out
 }
 
-/// An alert kind in words, as a clinician reads it.
-pub fn kind_words(kind: &str) -> String {
-    match vigil_model::alerts::AlertKind::parse(kind) {
-        Some(k) => {
-            use vigil_model::alerts::AlertKind as K;
-            match k {
-                K::UrgentLow => "Urgent low",
-                K::Low => "Low",
-                K::High => "High",
-                K::FastFall => "Fast fall",
-                K::FastRise => "Fast rise",
-                K::PredictedUrgentLow => "Urgent low soon",
-                K::SignalLoss => "Signal loss",
-                K::SensorSessionEnding => "Sensor session ending",
-                K::BatteryLow => "Battery low",
-            }
-            .to_string()
-        }
-        None if kind == "app_silent" => "App silent".to_string(),
-        None => capitalised(kind),
-    }
-}
-
-fn capitalised(kind: &str) -> String {
-    let words = kind.replace('_', " ");
-    let mut chars = words.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
-    }
-}
-
 /// Report lengths the chooser offers, in days.
 pub const PERIOD_DAYS: [i64; 4] = [7, 14, 30, 90];
 
@@ -304,7 +277,7 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
     let days_in_period = ((r.to - r.from).num_minutes() as f64 / 1440.0).max(0.0);
     let _ = write!(
         main,
-        r#"<p class="period">{} — {} ({days_in_period:.0} days) · <a href="/v1/patients/{id}/readings.csv?from={f}&amp;to={t}">Download CSV</a></p>"#,
+        r#"<p class="period">{} — {} ({days_in_period:.0} days) · times in the patient's local time ({zone}) · <a href="/v1/patients/{id}/readings.csv?from={f}&amp;to={t}">Download CSV</a></p>"#,
         esc(&r.from.format("%Y-%m-%d").to_string()),
         // The period ends before `to`: its last day is the one before a
         // midnight end.
@@ -312,6 +285,7 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
             .format("%Y-%m-%d")
             .to_string()),
         id = r.patient_id,
+        zone = offset_label(r.offset),
         f = r.from.format("%Y-%m-%dT%H:%M:%SZ"),
         t = r.to.format("%Y-%m-%dT%H:%M:%SZ"),
     );
@@ -327,10 +301,9 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
             .unwrap_or_default();
         let _ = write!(
             main,
-            r#"<p class="uploader">Uploader: {}{battery}, reported <time datetime="{}">{}</time></p>"#,
+            r#"<p class="uploader">Uploader: {}{battery}, reported {}</p>"#,
             esc(&u.device),
-            u.at.to_rfc3339(),
-            u.at.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+            moment(u.at, r.now, r.offset),
         );
     }
     let previous = consensus_metrics(r.previous, INTERVAL).ok();
@@ -442,8 +415,8 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
                 r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
                 esc(&p.device),
                 esc(&p.class),
-                p.from.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
-                p.to.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+                moment(p.from, r.now, r.offset),
+                moment(p.to, r.now, r.offset),
                 p.moments,
                 p.overridden,
                 why(p.why),
@@ -461,15 +434,14 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
                 Some((who, at)) => format!(
                     "acknowledged by {} at {}",
                     esc(who),
-                    at.format("%Y-%m-%d %H:%M")
+                    moment(*at, r.now, r.offset)
                 ),
                 None => "not acknowledged".into(),
             };
             let _ = write!(
                 main,
-                "<li><time datetime=\"{}\">{}</time> {} — {ack}</li>",
-                a.at.to_rfc3339(),
-                a.at.with_timezone(&r.offset).format("%Y-%m-%d %H:%M"),
+                "<li>{} {} — {ack}</li>",
+                moment(a.at, r.now, r.offset),
                 esc(&kind_words(&a.kind))
             );
         }
@@ -512,6 +484,7 @@ mod tests {
             held_back: &held,
             alerts: &alerts,
             offset: FixedOffset::east_opt(0).unwrap(),
+            now: Utc::now(),
             sources: &[],
             uploader: None,
             unit: GlucoseUnit::MgDl,
@@ -545,8 +518,22 @@ mod tests {
         assert_eq!(page.matches("class=\"chart day\"").count(), 2);
         assert!(page.contains("<td>288</td><td>88</td><td>200</td><td>100 %</td>"));
         assert!(page.contains("<td>278</td><td>278</td><td>0</td><td>97 %</td>"));
-        assert!(page.contains("acknowledged by dr-own at 2026-03-01 03:02"));
+        assert!(page.contains(
+            r#"acknowledged by dr-own at <time datetime="2026-03-01T03:02:00Z">2026-03-01 03:02</time>"#
+        ));
         assert!(page.contains("</time> Urgent low — "));
+        // Every moment at the patient's offset, the date left off on the
+        // day the report is drawn (the acknowledgement was shown in UTC).
+        let east = Report {
+            offset: FixedOffset::east_opt(3600).unwrap(),
+            now: "2026-03-01T20:00:00Z".parse().unwrap(),
+            ..r.clone()
+        };
+        let page = render(&east, "c");
+        assert!(page.contains(
+            r#"acknowledged by dr-own at <time datetime="2026-03-01T03:02:00Z">04:02</time>"#
+        ));
+        assert!(page.contains("patient's local time (UTC+01:00)"));
         // Two days: the sufficiency warning names the days, not the wear.
         assert!(page.contains("2 days with data (14 needed)"));
         assert!(!page.contains("sensor active"));
@@ -581,6 +568,7 @@ mod tests {
             held_back: &[],
             alerts: &[],
             offset: FixedOffset::east_opt(0).unwrap(),
+            now: Utc::now(),
             sources: &[],
             uploader: None,
             unit: GlucoseUnit::MmolL,
@@ -622,6 +610,7 @@ mod tests {
             held_back: &[],
             alerts: &[],
             offset: FixedOffset::east_opt(0).unwrap(),
+            now: Utc::now(),
             sources: &[],
             uploader: None,
             unit: GlucoseUnit::MgDl,

@@ -379,6 +379,7 @@ pub async fn patient(
             held_back: &held_back,
             alerts: &alerts,
             offset: local_offset(patient.time_zone.as_deref(), to)?,
+            now: Utc::now(),
             sources: &sources,
             uploader: uploader.as_ref(),
             unit,

@@ -13,6 +13,25 @@
 
   function text(s) { return document.createTextNode(String(s)); }
 
+  // Alert kinds in the words the server lists on the page (one vocabulary).
+  var words = {};
+  var listed = document.querySelectorAll("#kind-words li");
+  for (var w = 0; w < listed.length; w++) {
+    words[listed[w].getAttribute("data-kind")] = listed[w].textContent;
+  }
+  function kindWords(kind) {
+    return words[kind] || String(kind).replace(/_/g, " ");
+  }
+
+  // A moment as every dashboard page shows one: the time today, the date
+  // and time on any other day (here in the reader's own time zone).
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function moment(when) {
+    var clock = two(when.getHours()) + ":" + two(when.getMinutes());
+    if (when.toDateString() === new Date().toDateString()) { return clock; }
+    return when.getFullYear() + "-" + two(when.getMonth() + 1) + "-" + two(when.getDate()) + " " + clock;
+  }
+
   function ack(id, item, button) {
     button.disabled = true;
     fetch("/dashboard/alerts/" + encodeURIComponent(id) + "/ack", {
@@ -35,7 +54,12 @@
     var item = document.createElement("li");
     item.setAttribute("data-alert-id", alert.alert_id);
     var when = new Date(alert.time);
-    item.appendChild(text("Patient " + alert.patient + ": " + alert.kind.replace(/_/g, " ") + " at " + when.toLocaleTimeString() + " "));
+    item.appendChild(text("Patient " + alert.patient + ": " + kindWords(alert.kind) + " at "));
+    var stamp = document.createElement("time");
+    stamp.setAttribute("datetime", when.toISOString());
+    stamp.appendChild(text(moment(when)));
+    item.appendChild(stamp);
+    item.appendChild(text(" "));
     var b = document.createElement("button");
     b.type = "button";
     b.className = "ack";
