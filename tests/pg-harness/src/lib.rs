@@ -13,7 +13,11 @@
 //! service binary. PostgreSQL refuses to run as root, so under root the
 //! server binaries run as the `postgres` user that Debian's package creates,
 //! through `runuser`, with the temporary directory handed to that user.
-//! `fsync=off`: a test server's data is disposable.
+//! `fsync=off` by default: a test server's data is disposable. Benchmarks
+//! that claim a database figure start one with [`PgServer::start_durable`]
+//! instead (PostgreSQL's own defaults: `fsync`, `synchronous_commit` and
+//! `full_page_writes` on), since a figure without them is not what an
+//! operator runs.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -67,6 +71,7 @@ pub struct PgServer {
     // process exits, however it exits.
     watchdog: Option<(Child, ChildStdin)>,
     tls: bool,
+    durable: bool,
 }
 
 /// Where the server binaries are: the newest `/usr/lib/postgresql/*/bin`
@@ -110,16 +115,28 @@ impl PgServer {
     /// Starts a fresh server. Fails (never skips) with a message naming the
     /// Debian package when PostgreSQL is not installed.
     pub fn start() -> Result<Self, HarnessError> {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
+    }
+
+    /// Starts a fresh server with durable settings (every commit flushed to
+    /// disk, full-page writes), for benchmarks whose figures must hold for
+    /// an operator's server. Slower than [`PgServer::start`].
+    pub fn start_durable() -> Result<Self, HarnessError> {
+        Self::start_inner(None, true)
+    }
+
+    /// Whether this server flushes its commits (see [`PgServer::start_durable`]).
+    pub fn durable(&self) -> bool {
+        self.durable
     }
 
     /// Starts a fresh server that also accepts TLS (`ssl=on`) with this PEM
     /// certificate chain and key, to test clients that must use TLS.
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<Self, HarnessError> {
-        Self::start_inner(Some((cert_pem, key_pem)))
+        Self::start_inner(Some((cert_pem, key_pem)), false)
     }
 
-    fn start_inner(tls: Option<(&str, &str)>) -> Result<Self, HarnessError> {
+    fn start_inner(tls: Option<(&str, &str)>, durable: bool) -> Result<Self, HarnessError> {
         let bin = find_bin_dir().ok_or(HarnessError::NotInstalled)?;
         if !bin.join("pg_ctl").is_file() || !bin.join("postgres").is_file() {
             return Err(HarnessError::NotInstalled);
@@ -148,6 +165,7 @@ impl PgServer {
             port: 0,
             watchdog: None,
             tls: false,
+            durable,
         };
         server.initdb()?;
         if let Some((cert, key)) = tls {
@@ -220,9 +238,13 @@ impl PgServer {
     }
 
     fn pg_ctl_start(&self) -> Result<(), HarnessError> {
+        let durability = if self.durable {
+            "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let mut opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 {durability} -c max_connections=200",
             self.port,
             quote(self.dir())
         );

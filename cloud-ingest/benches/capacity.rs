@@ -1,0 +1,528 @@
+//! Capacity: how many patients one `vigil-ingest serve` node holds.
+//!
+//! A patient's phone sends what the SDK sends at its defaults: one batch
+//! every 15 minutes (streaming reduction: kept readings with values, held
+//! back ones as sequence and time; columnar binary, deflated) and, while
+//! batches flow, one heartbeat an hour. Half the patients wear a 1-minute
+//! CGM (15 readings a batch), half a 5-minute one (3). So `n` patients
+//! offer `n / 900` batches and `n / 3600` heartbeats a second.
+//!
+//! Arrivals are open-loop: each request is due at a time drawn from a
+//! Poisson process at that rate and is sent then whether or not earlier
+//! ones have been answered, and its latency runs from when it was due (a
+//! sender that fell behind adds its lateness; no coordinated omission).
+//! A step holds for a fixed window; it passes when every request got a
+//! 2xx and the p99 latency is under 100 ms. The search doubles the patient
+//! count from a start until a step fails, then bisects between the last
+//! pass and the first fail. The service runs as its own process, so its
+//! CPU time per request is read from `/proc`. Clients connect from several
+//! loopback addresses (127.0.0.2, …): a clinic's phones come from many
+//! addresses, and the service caps connections per address.
+//!
+//! What it does not model: the phones' TLS (terminated here or at a
+//! proxy; loopback is plain HTTP), reads by clinicians, alerts. The seeded
+//! patients (`VIGIL_CAPACITY_SEEDED`, default 5,000) are fewer than the
+//! simulated ones; each sends its batches in order, 15 simulated minutes
+//! apart, so a step's database work is what that many patients' batches
+//! cost, but the token cache sees fewer distinct tokens than a real node.
+//!
+//! `cargo bench -p vigil-ingest --bench capacity` runs the search on SQLite
+//! and on PostgreSQL with durable settings (fsync, synchronous commit and
+//! full-page writes on). Without `--bench` (as `cargo test --benches` runs
+//! it) one short step per backend checks the path and fails on any error.
+//! Environment: `VIGIL_CAPACITY_BACKENDS` (`sqlite,postgres`),
+//! `VIGIL_CAPACITY_WINDOW` (seconds per step, default 20),
+//! `VIGIL_CAPACITY_START` (patients, default 50,000),
+//! `VIGIL_CAPACITY_SEEDED`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use vigil_ingest::admin;
+use vigil_ingest::auth::Role;
+use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
+use vigil_model::wire::{
+    self, AppState, Batch, BatchId, BufferHealth, ContentEncoding, Heartbeat, PressureLevel,
+};
+
+/// The latency a step must hold at p99.
+const P99_LIMIT: Duration = Duration::from_millis(100);
+/// Loopback source addresses the clients spread over.
+const SOURCES: u8 = 8;
+/// A request not answered within this long is an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most batches one seeded patient sends over a whole run; its first batch
+/// lies this many 15-minute steps in the past, so none is in the future.
+const MAX_BATCHES_PER_PATIENT: u32 = 6_000;
+/// Reduction's tolerance on the simulated CGM, mg/dL.
+const TOLERANCE: f64 = 3.0;
+/// The bisection stops when the bracket is this narrow (relative).
+const RESOLUTION: f64 = 0.1;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(db: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-ingest"))
+            .arg("--database")
+            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            // The per-token throttle guards against a misbehaving phone; a
+            // phone at its real cadence never meets it, and here one seeded
+            // token stands for many phones.
+            .args(["--rate-per-second", "100000", "--rate-burst", "100000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vigil-ingest serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the service printed its address within 30 s");
+        let url = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+
+    /// The service process's CPU time so far (user + system).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("read the service's /proc stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line.
+        let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One seeded patient: wire id, device token, and how many batches it has
+/// sent so far (its next batch's place in its own timeline).
+struct Patient {
+    id: String,
+    token: String,
+    one_minute: bool,
+    sent: u32,
+}
+
+fn seed(db: &Path, n: usize) -> Vec<Patient> {
+    let store = vigil_ingest::storage::open(db).unwrap();
+    let storage = store.blocking();
+    (0..n)
+        .map(|i| {
+            let patient = admin::add_patient(storage, &format!("capacity {i}")).unwrap();
+            let token = admin::add_patient_token(storage, patient, Role::Device).unwrap();
+            Patient {
+                id: patient.to_string(),
+                token: token.expose().to_owned(),
+                one_minute: i % 2 == 0,
+                sent: 0,
+            }
+        })
+        .collect()
+}
+
+/// The batch a patient's phone sends for its `k`-th 15-minute window,
+/// reduced as the streaming reducer leaves a smooth trace: about three in
+/// four readings held back; the last of every window kept, and the very
+/// first reading kept, so every held-back reading has kept neighbours.
+fn batch(p: &Patient, k: u32, origin: DateTime<Utc>) -> Vec<u8> {
+    let device = format!("cgm-{}", p.id);
+    let (step_min, count) = if p.one_minute { (1, 15) } else { (5, 3) };
+    let window = origin + TimeDelta::minutes(15 * i64::from(k));
+    let sent_at = window + TimeDelta::minutes(15);
+    let mut b = Batch::new(
+        BatchId::random(),
+        PatientId(p.id.clone()),
+        DeviceId(device.clone()),
+        sent_at,
+    );
+    for i in 0..count {
+        let seq = u64::from(k) * count + i;
+        let t = window + TimeDelta::minutes(step_min * i as i64);
+        let minutes = (seq * step_min as u64) as f64;
+        let r = Reading {
+            patient: PatientId(p.id.clone()),
+            stream: Stream::Glucose,
+            value: (130.0 + 35.0 * (minutes / 120.0).sin()).round(),
+            sensor_time: t,
+            receive_time: t,
+            sequence: seq,
+            quality: Quality::default(),
+            provenance: Provenance {
+                device: DeviceId(device.clone()),
+                characteristic: 0x2AA7,
+                raw: Vec::new(),
+                session: Some(1),
+            },
+        };
+        let kept = seq == 0 || i == count - 1 || i % 4 == 3;
+        if kept {
+            b.push_reading(&r, false).unwrap();
+        } else {
+            b.push_held_back(&r, TOLERANCE).unwrap();
+        }
+    }
+    let binary = wire::binary::encode(&b).unwrap();
+    wire::compress::compress(&binary, ContentEncoding::Deflate).unwrap()
+}
+
+fn heartbeat(p: &Patient, at: DateTime<Utc>) -> Vec<u8> {
+    let hb = Heartbeat {
+        v: wire::PROTOCOL_VERSION,
+        patient: PatientId(p.id.clone()),
+        sent_at: at,
+        sdk_version: "0.1.0".into(),
+        app_state: AppState::Background,
+        phone_battery_pct: Some(64.0),
+        buffer: BufferHealth {
+            unsent_readings: 3,
+            pending_alerts: 0,
+            used_bytes: 1 << 20,
+            budget_bytes: 64 << 20,
+            pressure: PressureLevel::Normal,
+        },
+        devices: Vec::new(),
+    };
+    wire::json::to_vec(&hb).unwrap()
+}
+
+/// One request of a step, built before the step starts (the phones' CPU
+/// is not the service's).
+struct Planned {
+    due: Duration,
+    token: Arc<str>,
+    body: Vec<u8>,
+    is_batch: bool,
+}
+
+fn plan(
+    patients: &mut [Patient],
+    count: u64,
+    window: Duration,
+    origin: DateTime<Utc>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Planned> {
+    let batches_per_s = count as f64 / 900.0;
+    let heartbeats_per_s = count as f64 / 3600.0;
+    let total_rate = batches_per_s + heartbeats_per_s;
+    let mut out = Vec::new();
+    let mut t = 0.0f64;
+    let mut next = 0usize;
+    loop {
+        // Exponential inter-arrival times: a Poisson process at the rate.
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        t += -u.ln() / total_rate;
+        if t >= window.as_secs_f64() {
+            break;
+        }
+        let p = &mut patients[next % patients.len()];
+        next += 1;
+        let is_batch = rng.random_range(0.0..total_rate) < batches_per_s;
+        let body = if is_batch {
+            let k = p.sent;
+            p.sent += 1;
+            assert!(
+                p.sent < MAX_BATCHES_PER_PATIENT,
+                "seed more patients: one sent {MAX_BATCHES_PER_PATIENT} batches"
+            );
+            batch(p, k, origin)
+        } else {
+            heartbeat(p, origin + TimeDelta::minutes(15 * i64::from(p.sent)))
+        };
+        out.push(Planned {
+            due: Duration::from_secs_f64(t),
+            token: Arc::from(p.token.as_str()),
+            body,
+            is_batch,
+        });
+    }
+    out
+}
+
+/// What one step measured.
+struct Step {
+    patients: u64,
+    offered_per_s: f64,
+    answered: usize,
+    errors: Vec<String>,
+    latencies: Vec<Duration>,
+    cpu_per_request: Duration,
+    cores: f64,
+}
+
+impl Step {
+    fn p(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::MAX;
+        }
+        let rank = ((q / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+        self.latencies[rank.min(self.latencies.len() - 1)]
+    }
+
+    fn passed(&self) -> bool {
+        self.errors.is_empty() && self.p(99.0) < P99_LIMIT
+    }
+}
+
+fn clients() -> Vec<reqwest::Client> {
+    (0..SOURCES)
+        .map(|i| {
+            reqwest::Client::builder()
+                .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+async fn run_step(server: &Server, planned: Vec<Planned>, patients: u64, window: Duration) -> Step {
+    let clients = clients();
+    let batches = format!("{}/v1/batches", server.url);
+    let heartbeats = format!("{}/v1/heartbeats", server.url);
+    let offered = planned.len();
+    let cpu_before = server.cpu();
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(offered);
+    for (i, r) in planned.into_iter().enumerate() {
+        let due = started + r.due;
+        tokio::time::sleep_until(due).await;
+        let client = clients[i % clients.len()].clone();
+        let url = if r.is_batch {
+            batches.clone()
+        } else {
+            heartbeats.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut req = client.post(url).bearer_auth(&*r.token).body(r.body);
+            req = if r.is_batch {
+                req.header("content-type", "application/vnd.vigil.batch+binary; v=1")
+                    .header("content-encoding", "deflate")
+            } else {
+                req.header("content-type", "application/json")
+            };
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    // The acknowledgement is part of the round trip.
+                    let _ = resp.bytes().await;
+                    Ok(due.elapsed())
+                }
+                Ok(resp) => Err(format!("HTTP {}", resp.status())),
+                Err(e) => Err(e.to_string()),
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(offered);
+    let mut errors = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok(d)) => latencies.push(d),
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = server.cpu().saturating_sub(cpu_before);
+    latencies.sort();
+    Step {
+        patients,
+        offered_per_s: offered as f64 / window.as_secs_f64(),
+        answered: latencies.len(),
+        errors,
+        cpu_per_request: cpu / (offered.max(1) as u32),
+        cores: cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        latencies,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    if d == Duration::MAX {
+        return "–".into();
+    }
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn print_step(backend: &str, s: &Step) {
+    println!(
+        "| {backend} | {} | {:.0} | {} | {} | {} / {} / {} | {:.2} | {:.2} | {} |",
+        s.patients,
+        s.offered_per_s,
+        s.answered,
+        s.errors.len(),
+        ms(s.p(50.0)),
+        ms(s.p(99.0)),
+        ms(s.latencies.last().copied().unwrap_or(Duration::MAX)),
+        s.cpu_per_request.as_secs_f64() * 1000.0,
+        s.cores,
+        if s.passed() { "pass" } else { "fail" },
+    );
+    if let Some(e) = s.errors.first() {
+        println!("|  | first error: {e} | | | | | | | |");
+    }
+}
+
+struct Settings {
+    full: bool,
+    window: Duration,
+    start: u64,
+    seeded: usize,
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// Runs the search (or, not `full`, one step) against `db`. Returns the
+/// largest passing patient count (0 if none) and whether any step of a
+/// quick run failed with errors.
+fn search(backend: &str, db: &Path, s: &Settings) -> (u64, bool) {
+    let mut patients = seed(db, s.seeded);
+    let server = Server::start(db);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(20);
+    // Whole seconds: the wire carries whole microseconds.
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let origin = now - TimeDelta::minutes(15 * i64::from(MAX_BATCHES_PER_PATIENT + 2));
+    let mut step = |count: u64| {
+        let planned = plan(&mut patients, count, s.window, origin, &mut rng);
+        let result = runtime.block_on(run_step(&server, planned, count, s.window));
+        print_step(backend, &result);
+        // Let the previous step's stragglers and checkpoints settle.
+        std::thread::sleep(Duration::from_secs(if s.full { 3 } else { 0 }));
+        result
+    };
+    if !s.full {
+        let r = step(s.start);
+        return (if r.passed() { s.start } else { 0 }, !r.errors.is_empty());
+    }
+    let (mut pass, mut fail) = (0u64, None::<u64>);
+    let mut count = s.start;
+    // Doubling until a step fails (bounded: 2^7 times the start at most).
+    for _ in 0..8 {
+        if step(count).passed() {
+            pass = count;
+            count *= 2;
+        } else {
+            fail = Some(count);
+            break;
+        }
+    }
+    if let Some(mut hi) = fail {
+        let mut lo = pass;
+        while (hi - lo) as f64 > RESOLUTION * hi as f64 {
+            let mid = (lo + hi) / 2;
+            if step(mid).passed() {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        pass = lo;
+    }
+    (pass, false)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let settings = Settings {
+        full,
+        window: Duration::from_secs(env_num("VIGIL_CAPACITY_WINDOW", if full { 20 } else { 2 })),
+        start: env_num("VIGIL_CAPACITY_START", if full { 50_000 } else { 20_000 }),
+        seeded: env_num("VIGIL_CAPACITY_SEEDED", if full { 5_000 } else { 200 }),
+    };
+    let backends = std::env::var("VIGIL_CAPACITY_BACKENDS").unwrap_or("sqlite,postgres".into());
+    println!(
+        "capacity: open-loop 15-minute CGM batches (1- and 5-minute sensors) and hourly heartbeats, \
+         {} s a step, p99 limit {} ms, {} seeded patients, loopback",
+        settings.window.as_secs(),
+        P99_LIMIT.as_millis(),
+        settings.seeded
+    );
+    println!(
+        "| backend | patients | requests / s | answered | errors | p50 / p99 / max ms | service CPU ms / request | service cores | step |"
+    );
+    println!("|---|---:|---:|---:|---:|---|---:|---:|---|");
+    let mut failed = false;
+    let mut found = Vec::new();
+    for backend in backends.split(',').map(str::trim) {
+        match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir().unwrap();
+                let (n, bad) = search("SQLite", &dir.path().join("capacity.db"), &settings);
+                found.push(("SQLite", n));
+                failed |= bad;
+            }
+            "postgres" => {
+                let pg =
+                    vigil_pg_harness::PgServer::start_durable().unwrap_or_else(|e| panic!("{e}"));
+                let url = pg.fresh_database().unwrap();
+                let (n, bad) = search("PostgreSQL (durable)", Path::new(&url), &settings);
+                found.push(("PostgreSQL (durable)", n));
+                failed |= bad;
+            }
+            other => panic!("VIGIL_CAPACITY_BACKENDS: unknown backend {other:?}"),
+        }
+    }
+    for (backend, n) in found {
+        if settings.full {
+            println!(
+                "{backend}: the largest patient count that held p99 < {} ms with no errors: {n}",
+                P99_LIMIT.as_millis()
+            );
+        } else {
+            println!("{backend}: one check step (no search without --bench)");
+        }
+    }
+    if failed {
+        eprintln!("a step had errors");
+        std::process::exit(1);
+    }
+}
