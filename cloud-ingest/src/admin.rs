@@ -7,10 +7,11 @@
 
 use crate::auth::{Role, Secret};
 use crate::error::{Error, Result};
-use crate::storage::{NewAuditEntry, NewToken, PatientId, Storage, TokenScope};
+use crate::storage::{CredentialKind, NewAuditEntry, NewToken, PatientId, Storage, TokenScope};
 
 fn audit(s: &dyn Storage, patient_id: Option<PatientId>, action: &str) -> Result<()> {
     s.append_audit(&NewAuditEntry {
+        credential: CredentialKind::AdminCli,
         token_id: None,
         patient_id,
         action: action.to_owned(),

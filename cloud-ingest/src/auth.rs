@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::ServiceState;
 use crate::error::{Error, Result};
-use crate::storage::{PatientId, Storage, TokenId, TokenScope};
+use crate::storage::{CredentialKind, NewAuditEntry, PatientId, Storage, TokenId, TokenScope};
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,9 +150,28 @@ pub struct Principal {
     pub role: Role,
     /// What the token reaches.
     pub scope: TokenScope,
+    /// How it presented itself (a bearer token, a dashboard session), for
+    /// the audit log.
+    pub credential: CredentialKind,
 }
 
 impl Principal {
+    /// The audit entry for this principal doing `action` (on `patient`'s
+    /// data, if any): every handler audits through here, so no entry
+    /// forgets who acted or with what.
+    pub fn audit_entry(
+        &self,
+        patient: Option<PatientId>,
+        action: impl Into<String>,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            credential: self.credential,
+            token_id: Some(self.token_id),
+            patient_id: patient,
+            action: action.into(),
+        }
+    }
+
     /// Ok if this principal may read `patient`'s data: its own patient for
     /// device and follower tokens, an assigned one for clinicians, never for
     /// admins. A foreign patient and a missing one answer alike (403), so a
@@ -216,11 +235,11 @@ impl FromRequestParts<ServiceState> for Principal {
         let lookup = hash.clone();
         let record = state.store.run(move |s| s.token_by_hash(&lookup)).await?;
         let Some(record) = record.filter(|r| r.hash.ct_eq(&hash)) else {
-            refused(state, client, None, "token").await;
+            refused(state, client, None, CredentialKind::Token).await;
             return Err(Error::Unauthenticated);
         };
         if record.revoked_at.is_some() {
-            refused(state, client, Some(record.id), "token").await;
+            refused(state, client, Some(record.id), CredentialKind::Token).await;
             return Err(Error::Unauthenticated);
         }
         if !state.rate_limiter.try_acquire(record.id) {
@@ -232,6 +251,7 @@ impl FromRequestParts<ServiceState> for Principal {
             token_id: record.id,
             role: record.role,
             scope: record.scope,
+            credential: CredentialKind::Token,
         })
     }
 }
@@ -244,10 +264,12 @@ pub async fn refused(
     state: &ServiceState,
     client: Option<std::net::IpAddr>,
     token_id: Option<TokenId>,
-    kind: &'static str,
+    credential: CredentialKind,
 ) {
+    let kind = credential.as_str();
     state.auth_throttle.failed(client, kind);
-    let entry = crate::storage::NewAuditEntry {
+    let entry = NewAuditEntry {
+        credential,
         token_id,
         patient_id: None,
         action: format!("auth.refused.{kind}"),

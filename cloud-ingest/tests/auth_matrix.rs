@@ -544,12 +544,11 @@ async fn reads_of_patient_data_are_audited_with_token_ids_and_visible_to_admins_
         .expect("the clinician's read is audited");
     assert_eq!(read["patient_id"], fx.own);
     assert!(read["token_id"].is_i64());
-    // The CLI's setup is audited too, with no token.
-    assert!(
-        entries
-            .iter()
-            .any(|e| e["action"] == "patient.create" && e["token_id"].is_null())
-    );
+    assert_eq!(read["credential"], "token");
+    // The CLI's setup is audited too, with no token, and says it was the CLI.
+    assert!(entries.iter().any(|e| e["action"] == "patient.create"
+        && e["token_id"].is_null()
+        && e["credential"] == "admin_cli"));
     // Paging: after the last id there is only the audit read itself.
     let last = entries.last().unwrap()["id"].as_i64().unwrap();
     let next: serde_json::Value = client

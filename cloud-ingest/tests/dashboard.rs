@@ -248,6 +248,17 @@ async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
             .iter()
             .any(|e| e.action == "dashboard.report.read" && e.patient_id == Some(fx.own))
     );
+    // Signed in with the token; everything after, with the session.
+    use vigil_ingest::storage::CredentialKind;
+    for e in &audit {
+        match e.action.as_str() {
+            "dashboard.sign_in" => assert_eq!(e.credential, CredentialKind::Token),
+            a if a.starts_with("dashboard.") => {
+                assert_eq!(e.credential, CredentialKind::DashboardSession, "{a}")
+            }
+            _ => {}
+        }
+    }
 
     // Sign-out needs the session's CSRF token.
     let r = c

@@ -665,6 +665,22 @@ async fn guessing_secrets_is_throttled_per_client_address_and_audited() {
         .filter(|e| e.action == "auth.refused.nightscout_secret")
         .count();
     assert!(refused >= 20, "{refused} refusals audited");
+    // What the secret did is audited as the secret's, not as the CLI's
+    // (both have no token id).
+    let read = audit
+        .iter()
+        .rfind(|e| e.action.starts_with("nightscout."))
+        .expect("the secret's read is audited");
+    assert_eq!(
+        read.credential,
+        vigil_ingest::storage::CredentialKind::NightscoutSecret
+    );
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.action.starts_with("auth.refused.nightscout"))
+            .all(|e| e.credential == vigil_ingest::storage::CredentialKind::NightscoutSecret)
+    );
     assert!(!format!("{audit:?}").contains("wrong guess"));
 }
 

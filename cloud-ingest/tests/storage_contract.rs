@@ -14,8 +14,8 @@ use vigil_model::wire::{BatchId, RejectReason, Rejected, SeqRange};
 use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
-    MIGRATIONS, NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat, NewReading, NewToken,
-    ReadingQuery, SeriesKey, Silence, Storage, TokenScope,
+    CredentialKind, MIGRATIONS, NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat,
+    NewReading, NewToken, ReadingQuery, SeriesKey, Silence, Storage, TokenScope,
 };
 use vigil_pg_harness::PgServer;
 
@@ -121,6 +121,7 @@ fn audit_log_appends_in_order_and_pages(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     let first = s
         .append_audit(&NewAuditEntry {
+            credential: CredentialKind::NightscoutSecret,
             token_id: None,
             patient_id: Some(p),
             action: "x.one".into(),
@@ -128,6 +129,7 @@ fn audit_log_appends_in_order_and_pages(s: &dyn Storage) {
         .unwrap();
     let second = s
         .append_audit(&NewAuditEntry {
+            credential: CredentialKind::AdminCli,
             token_id: None,
             patient_id: None,
             action: "x.two".into(),
@@ -138,6 +140,9 @@ fn audit_log_appends_in_order_and_pages(s: &dyn Storage) {
     let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["x.one", "x.two"]);
     assert_eq!(all[0].patient_id, Some(p));
+    // Two entries without a token id, told apart by their credential.
+    assert_eq!(all[0].credential, CredentialKind::NightscoutSecret);
+    assert_eq!(all[1].credential, CredentialKind::AdminCli);
     let page = s.audit_entries(first, 10).unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].id, second);
@@ -868,6 +873,7 @@ fn sqlite_audit_log_refuses_update_and_delete_even_from_raw_sql() {
     let path = dir.path().join("v.db");
     let s = SqliteStorage::open(&path).unwrap();
     s.append_audit(&NewAuditEntry {
+        credential: CredentialKind::AdminCli,
         token_id: None,
         patient_id: None,
         action: "x".into(),
@@ -932,6 +938,7 @@ fn postgres_audit_log_refuses_update_delete_and_truncate_even_from_raw_sql() {
     let url = pg().fresh_database().unwrap();
     let s = PostgresStorage::connect(&url).unwrap();
     s.append_audit(&NewAuditEntry {
+        credential: CredentialKind::AdminCli,
         token_id: None,
         patient_id: None,
         action: "x".into(),

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use crate::ServiceState;
 use crate::auth::{Principal, TokenHash};
 use crate::error::{Error, Result};
+use crate::storage::CredentialKind;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "vigil_session";
@@ -130,6 +131,7 @@ impl FromRequestParts<ServiceState> for Session {
                 token_id: record.id,
                 role: record.role,
                 scope: record.scope,
+                credential: CredentialKind::DashboardSession,
             },
             csrf: csrf_of(&id),
             hash,

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use crate::ServiceState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::storage::NewAuditEntry;
 use crate::views::{AuditEntryView, AuditView};
 
 /// The largest page `GET /v1/audit` returns.
@@ -36,11 +35,7 @@ pub async fn list(
     let entries = state
         .store
         .run(move |s| {
-            s.append_audit(&NewAuditEntry {
-                token_id: Some(who.token_id),
-                patient_id: None,
-                action: "audit.read".into(),
-            })?;
+            s.append_audit(&who.audit_entry(None, "audit.read"))?;
             s.audit_entries(after, limit)
         })
         .await?;

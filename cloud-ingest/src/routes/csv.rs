@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::ServiceState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::storage::{NewAuditEntry, PatientId};
+use crate::storage::PatientId;
 use crate::{csv, glucose};
 
 /// The device name imported readings are stored under.
@@ -39,11 +39,7 @@ pub async fn export(
         .store
         .run(move |s| {
             who.check_patient(s, id)?;
-            s.append_audit(&NewAuditEntry {
-                token_id: Some(who.token_id),
-                patient_id: Some(id),
-                action: "readings.csv.read".into(),
-            })?;
+            s.append_audit(&who.audit_entry(Some(id), "readings.csv.read"))?;
             glucose::points(s, id, from, to)
         })
         .await?;
@@ -85,11 +81,7 @@ pub async fn import(
         .store
         .run(move |s| {
             who.check_patient(s, id)?;
-            s.append_audit(&NewAuditEntry {
-                token_id: Some(who.token_id),
-                patient_id: Some(id),
-                action: "readings.csv.import".into(),
-            })?;
+            s.append_audit(&who.audit_entry(Some(id), "readings.csv.import"))?;
             glucose::store(s, id, DEVICE, &samples)
         })
         .await?;

@@ -21,7 +21,7 @@ use crate::dashboard::units::GlucoseUnit;
 use crate::dashboard::{APP_CSS, APP_JS, report};
 use crate::error::{Error, Result};
 use crate::glucose;
-use crate::storage::{NewAuditEntry, TokenScope};
+use crate::storage::{CredentialKind, NewAuditEntry, TokenScope};
 
 fn with_cookie(mut r: Response, value: String) -> Result<Response> {
     let v = HeaderValue::from_str(&value).map_err(|e| Error::Config(format!("cookie: {e}")))?;
@@ -87,7 +87,9 @@ pub async fn login(
         .store
         .run(move |s| {
             s.create_session(&session_hash, token_id, sign_in::expiry())?;
+            // Signed in with the clinician's token, typed into the form.
             s.append_audit(&NewAuditEntry {
+                credential: CredentialKind::Token,
                 token_id: Some(token_id),
                 patient_id: None,
                 action: "dashboard.sign_in".into(),
@@ -131,6 +133,7 @@ pub async fn logout(
         .run(move |s| {
             s.delete_session(&hash, Utc::now())?;
             s.append_audit(&NewAuditEntry {
+                credential: CredentialKind::DashboardSession,
                 token_id: Some(token_id),
                 patient_id: None,
                 action: "dashboard.sign_out".into(),
@@ -155,11 +158,7 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
             };
             let mut rows = Vec::with_capacity(patients.len());
             for p in patients {
-                s.append_audit(&NewAuditEntry {
-                    token_id: Some(principal.token_id),
-                    patient_id: Some(p.id),
-                    action: "dashboard.patients.read".into(),
-                })?;
+                s.append_audit(&principal.audit_entry(Some(p.id), "dashboard.patients.read"))?;
                 let now = Utc::now();
                 let recent = glucose::points(s, p.id, now - TimeDelta::days(14), now)?;
                 let latest = recent.last().map(|last| {
@@ -309,11 +308,7 @@ pub async fn patient(
         .store
         .run(move |s| {
             principal.check_patient(s, id)?;
-            s.append_audit(&NewAuditEntry {
-                token_id: Some(principal.token_id),
-                patient_id: Some(id),
-                action: "dashboard.report.read".into(),
-            })?;
+            s.append_audit(&principal.audit_entry(Some(id), "dashboard.report.read"))?;
             let patient = s
                 .patient(id)?
                 .ok_or(Error::Forbidden("patient outside this token's scope"))?;

@@ -13,7 +13,7 @@ use vigil_model::metrics::consensus_metrics;
 use crate::ServiceState;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::storage::{NewAuditEntry, PatientId};
+use crate::storage::PatientId;
 use crate::validate::shift;
 use crate::{fhir, glucose, query};
 
@@ -57,12 +57,8 @@ async fn audited(
         .store
         .run(move |s| {
             who.check_patient(s, patient)?;
-            s.append_audit(&NewAuditEntry {
-                token_id: Some(who.token_id),
-                patient_id: Some(patient),
-                action: action.into(),
-            })
-            .map(drop)
+            s.append_audit(&who.audit_entry(Some(patient), action))
+                .map(drop)
         })
         .await
 }

@@ -24,8 +24,8 @@ use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
 use crate::storage::{
-    NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat, NewReading, PatientId, SeriesKey,
-    Storage, TokenScope,
+    NewAlert, NewBatch, NewGroup, NewHeartbeat, NewReading, PatientId, SeriesKey, Storage,
+    TokenScope,
 };
 use crate::validate;
 
@@ -280,11 +280,7 @@ pub fn prepare_batch(
 }
 
 fn audit(storage: &dyn Storage, who: &Principal, patient: PatientId, action: &str) -> Result<()> {
-    storage.append_audit(&NewAuditEntry {
-        token_id: Some(who.token_id),
-        patient_id: Some(patient),
-        action: action.into(),
-    })?;
+    storage.append_audit(&who.audit_entry(Some(patient), action))?;
     Ok(())
 }
 

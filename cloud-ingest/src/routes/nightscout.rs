@@ -13,7 +13,7 @@ use vigil_model::reading::Sample;
 use crate::ServiceState;
 use crate::error::{Error, Result};
 use crate::nightscout::{self, Entry, care, secret_hash};
-use crate::storage::{NewAuditEntry, NsDocument, PatientId};
+use crate::storage::{CredentialKind, NewAuditEntry, NsDocument, PatientId};
 use crate::validate::{self, shift};
 use crate::{glucose, query};
 
@@ -51,7 +51,7 @@ impl FromRequestParts<ServiceState> for NightscoutPatient {
             .run(move |s| s.nightscout_patient(&hash))
             .await?;
         let Some(patient) = patient else {
-            crate::auth::refused(state, client, None, "nightscout_secret").await;
+            crate::auth::refused(state, client, None, CredentialKind::NightscoutSecret).await;
             return Err(Error::Unauthenticated);
         };
         // Rate buckets are keyed by token id; Nightscout callers get the
@@ -65,6 +65,7 @@ impl FromRequestParts<ServiceState> for NightscoutPatient {
 
 fn audit(s: &dyn crate::storage::Storage, patient: PatientId, action: &str) -> Result<()> {
     s.append_audit(&NewAuditEntry {
+        credential: CredentialKind::NightscoutSecret,
         token_id: None,
         patient_id: Some(patient),
         action: action.into(),

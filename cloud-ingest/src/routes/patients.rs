@@ -7,7 +7,7 @@ use axum::extract::State;
 use crate::ServiceState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::storage::{NewAuditEntry, TokenScope};
+use crate::storage::TokenScope;
 use crate::views::{PatientView, PatientsView};
 
 /// `GET /v1/patients`: a clinician's assigned patients, or a device's or
@@ -23,11 +23,7 @@ pub async fn list(State(state): State<ServiceState>, who: Principal) -> Result<J
                 TokenScope::Admin => return Err(Error::Forbidden("admin tokens read no patients")),
             };
             for p in &patients {
-                s.append_audit(&NewAuditEntry {
-                    token_id: Some(who.token_id),
-                    patient_id: Some(p.id),
-                    action: "patients.read".into(),
-                })?;
+                s.append_audit(&who.audit_entry(Some(p.id), "patients.read"))?;
             }
             Ok(patients)
         })

@@ -21,7 +21,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
 use crate::resolved;
-use crate::storage::{NewAuditEntry, PatientId, ReadingQuery, StoredReading, TokenScope};
+use crate::storage::{PatientId, ReadingQuery, StoredReading, TokenScope};
 
 /// Largest page of readings one request returns.
 pub const MAX_READINGS: u32 = 100_000;
@@ -76,11 +76,7 @@ fn audit(
     p: PatientId,
     action: &str,
 ) -> Result<()> {
-    s.append_audit(&NewAuditEntry {
-        token_id: Some(who.token_id),
-        patient_id: Some(p),
-        action: action.into(),
-    })?;
+    s.append_audit(&who.audit_entry(Some(p), action))?;
     Ok(())
 }
 

@@ -32,7 +32,7 @@ pub use intake::*;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, TokenHash};
 use crate::error::Result;
@@ -138,6 +138,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0015_create_nightscout_documents",
         include_str!("../../migrations/0015_create_nightscout_documents.sql"),
     ),
+    (
+        16,
+        "0016_add_audit_credential",
+        include_str!("../../migrations/0016_add_audit_credential.sql"),
+    ),
 ];
 
 /// A patient as the service stores it.
@@ -192,10 +197,56 @@ pub struct TokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Which kind of credential acted: the audit log names it beside the token
+/// id, since a Nightscout secret and the admin CLI have no token id and a
+/// dashboard session acts with its clinician's token id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A bearer token (device, follower, clinician or admin).
+    Token,
+    /// A clinician signed in to the dashboard (a session cookie).
+    DashboardSession,
+    /// A Nightscout client's API secret.
+    NightscoutSecret,
+    /// The operator's local `vigil-ingest` command line.
+    AdminCli,
+    /// Written before the log recorded credential kinds.
+    Unrecorded,
+}
+
+impl CredentialKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Token => "token",
+            CredentialKind::DashboardSession => "dashboard_session",
+            CredentialKind::NightscoutSecret => "nightscout_secret",
+            CredentialKind::AdminCli => "admin_cli",
+            CredentialKind::Unrecorded => "unrecorded",
+        }
+    }
+
+    /// The kind a stored name names; an unknown name reads as
+    /// [`CredentialKind::Unrecorded`] (the column's check allows none).
+    pub fn parse(name: &str) -> CredentialKind {
+        match name {
+            "token" => CredentialKind::Token,
+            "dashboard_session" => CredentialKind::DashboardSession,
+            "nightscout_secret" => CredentialKind::NightscoutSecret,
+            "admin_cli" => CredentialKind::AdminCli,
+            _ => CredentialKind::Unrecorded,
+        }
+    }
+}
+
 /// One audit entry to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {
-    /// Who: the token's id, or `None` for the local admin CLI.
+    /// Which kind of credential acted.
+    pub credential: CredentialKind,
+    /// Which token: its id, or `None` for a Nightscout secret, the admin
+    /// CLI, or a refused credential that named no known token.
     pub token_id: Option<TokenId>,
     /// Which patient's data was touched, if any.
     pub patient_id: Option<PatientId>,
@@ -210,7 +261,9 @@ pub struct AuditEntry {
     pub id: i64,
     /// When.
     pub at: DateTime<Utc>,
-    /// Who (token id; `None` is the local admin CLI).
+    /// Which kind of credential acted.
+    pub credential: CredentialKind,
+    /// Which token, if a token acted (see [`NewAuditEntry::token_id`]).
     pub token_id: Option<TokenId>,
     /// Which patient.
     pub patient_id: Option<PatientId>,

@@ -124,6 +124,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0015_create_nightscout_documents",
         include_str!("../../migrations/postgres/0015_create_nightscout_documents.sql"),
     ),
+    (
+        16,
+        "0016_add_audit_credential",
+        include_str!("../../migrations/postgres/0016_add_audit_credential.sql"),
+    ),
 ];
 
 /// Connections a replica opens at most. The blocking pool runs many more
@@ -767,10 +772,11 @@ impl Storage for PostgresStorage {
         Ok(self
             .conn()?
             .query_one(
-                "INSERT INTO audit_log (at, token_id, patient_id, action)
-                 VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 &[
                     &Utc::now(),
+                    &entry.credential.as_str(),
                     &entry.token_id,
                     &entry.patient_id,
                     &entry.action,
@@ -783,7 +789,7 @@ impl Storage for PostgresStorage {
         Ok(self
             .conn()?
             .query(
-                "SELECT id, at, token_id, patient_id, action FROM audit_log
+                "SELECT id, at, token_id, patient_id, action, credential FROM audit_log
                   WHERE id > $1 ORDER BY id LIMIT $2",
                 &[&after, &i64::from(limit)],
             )?
@@ -794,6 +800,7 @@ impl Storage for PostgresStorage {
                 token_id: r.get(2),
                 patient_id: r.get(3),
                 action: r.get(4),
+                credential: super::CredentialKind::parse(r.get(5)),
             })
             .collect())
     }

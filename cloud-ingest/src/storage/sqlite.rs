@@ -17,9 +17,9 @@ use vigil_model::wire::BatchAck;
 
 use super::sqlite_intake as intake;
 use super::{
-    AlertAckRecord, AuditEntry, ClinicianId, Contact, MIGRATIONS, NewAlert, NewAuditEntry,
-    NewBatch, NewHeartbeat, NewToken, NsDocument, Patient, PatientId, ReadingQuery, SeriesKey,
-    Silence, Storage, StoredAlert, StoredReading, TokenId, TokenRecord, TokenScope,
+    AlertAckRecord, AuditEntry, ClinicianId, Contact, CredentialKind, MIGRATIONS, NewAlert,
+    NewAuditEntry, NewBatch, NewHeartbeat, NewToken, NsDocument, Patient, PatientId, ReadingQuery,
+    SeriesKey, Silence, Storage, StoredAlert, StoredReading, TokenId, TokenRecord, TokenScope,
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
@@ -417,17 +417,24 @@ impl Storage for SqliteStorage {
             return Err(Error::InvalidInput("audit action is empty".into()));
         }
         let conn = self.conn();
-        conn.execute(
-            "INSERT INTO audit_log (at, token_id, patient_id, action) VALUES (?1, ?2, ?3, ?4)",
-            params![Utc::now(), entry.token_id, entry.patient_id, entry.action],
-        )?;
+        conn.prepare_cached(
+            "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            Utc::now(),
+            entry.credential.as_str(),
+            entry.token_id,
+            entry.patient_id,
+            entry.action
+        ])?;
         Ok(conn.last_insert_rowid())
     }
 
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, at, token_id, patient_id, action FROM audit_log
+            "SELECT id, at, token_id, patient_id, action, credential FROM audit_log
               WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, limit], |r| {
@@ -437,6 +444,7 @@ impl Storage for SqliteStorage {
                 token_id: r.get(2)?,
                 patient_id: r.get(3)?,
                 action: r.get(4)?,
+                credential: CredentialKind::parse(&r.get::<_, String>(5)?),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{AuditEntry, Patient, PatientId, TokenId};
+use crate::storage::{AuditEntry, CredentialKind, Patient, PatientId, TokenId};
 
 /// One patient as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +39,11 @@ pub struct AuditEntryView {
     pub id: i64,
     /// When.
     pub at: DateTime<Utc>,
-    /// Which token (id, never the secret); `null` for the admin CLI.
+    /// Which kind of credential acted: `token`, `dashboard_session`,
+    /// `nightscout_secret`, `admin_cli` (`unrecorded` before the log kept it).
+    pub credential: CredentialKind,
+    /// Which token (id, never the secret); `null` for a Nightscout secret
+    /// and the admin CLI.
     pub token_id: Option<TokenId>,
     /// Which patient, if any.
     pub patient_id: Option<PatientId>,
@@ -52,6 +56,7 @@ impl From<AuditEntry> for AuditEntryView {
         Self {
             id: e.id,
             at: e.at,
+            credential: e.credential,
             token_id: e.token_id,
             patient_id: e.patient_id,
             action: e.action,
