@@ -167,6 +167,72 @@ async fn uploaders_post_treatments_and_status_and_followers_read_them_back() {
     assert_eq!(ds[0]["uploaderBattery"], 64.0);
     assert_eq!(ds[0]["openaps"]["iob"]["iob"], 1.2);
 
+    // 6b. Glucose entries as xDrip+ uploads them, each with the uploader's
+    //     own arrow and delta, then a retry of the same request.
+    let sgv = |i: i64, v: f64, direction: &str, delta: f64| {
+        let at = t0() + TimeDelta::minutes(5 * i);
+        json!({"type": "sgv", "sgv": v, "date": at.timestamp_millis(), "dateString": iso(at),
+               "direction": direction, "delta": delta, "device": "xDrip-DexcomG6",
+               "filtered": v * 1000.0, "unfiltered": v * 1000.0, "rssi": 100, "noise": 1,
+               "sysTime": iso(at)})
+    };
+    let uploaded = json!([
+        sgv(0, 150.0, "Flat", 0.5),
+        sgv(1, 140.0, "SingleDown", -10.0),
+        sgv(2, 141.0, "SingleDown", 1.0),
+        sgv(3, 139.0, "a made-up arrow", -2.0)
+    ]);
+    for _ in 0..2 {
+        let (s, body) = post("/api/v1/entries", uploaded.clone(), sha1.clone()).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body["received"], 4);
+    }
+    let from = t0().timestamp_millis();
+    let e: Value = get(
+        format!("/api/v1/entries/sgv.json?count=10&find%5Bdate%5D%5B%24gte%5D={from}"),
+        sha1.clone(),
+    )
+    .await;
+    let e = e.as_array().unwrap();
+    assert_eq!(e.len(), 4, "a retry is stored once: {e:?}");
+    let arrows: Vec<(&str, f64)> = e
+        .iter()
+        .map(|x| {
+            (
+                x["direction"].as_str().unwrap(),
+                x["delta"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // Newest first. The uploader's arrow comes back as sent, even where
+    // the stored values alone would say otherwise (141 after 140 reads
+    // Flat); an arrow Nightscout does not know is recomputed.
+    assert_eq!(
+        arrows,
+        [
+            ("Flat", -2.0),
+            ("SingleDown", 1.0),
+            ("SingleDown", -10.0),
+            ("Flat", 0.5)
+        ]
+    );
+    for x in e {
+        for k in [
+            "_id",
+            "type",
+            "sgv",
+            "date",
+            "dateString",
+            "direction",
+            "delta",
+            "device",
+        ] {
+            assert!(x.get(k).is_some(), "entry without {k}: {x}");
+        }
+    }
+    let current: Value = get("/api/v1/entries/current.json".into(), sha1.clone()).await;
+    assert_eq!(current[0]["sgv"], 139.0);
+
     // 7. Another patient's secret sees none of it.
     let foreign: Value = get(
         "/api/v1/treatments.json?count=10".into(),
@@ -175,6 +241,8 @@ async fn uploaders_post_treatments_and_status_and_followers_read_them_back() {
     .await;
     assert!(foreign.as_array().unwrap().is_empty());
     let foreign: Value = get("/api/v1/devicestatus.json".into(), FOREIGN_SECRET.into()).await;
+    assert!(foreign.as_array().unwrap().is_empty());
+    let foreign: Value = get("/api/v1/entries.json".into(), FOREIGN_SECRET.into()).await;
     assert!(foreign.as_array().unwrap().is_empty());
 
     // 8. Writes and reads are audited against the patient.

@@ -36,6 +36,9 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
 pub const TREATMENTS: &str = "treatments";
 /// The device status collection.
 pub const DEVICE_STATUS: &str = "devicestatus";
+/// Uploaders' own trends of their glucose entries
+/// ([`super::OwnTrend`], one per entry time, kind `sgv`).
+pub const ENTRY_TRENDS: &str = "entries";
 
 /// The documents of a POST body: an array, or one object, at most `max`
 /// of them (the body limit bounds bytes; this bounds the work per request).

@@ -199,26 +199,83 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Query> {
     Ok(q)
 }
 
+/// Nightscout's trend names: the seven arrows and the three "no arrow"
+/// values uploaders send.
+pub const DIRECTIONS: [&str; 10] = [
+    "DoubleUp",
+    "SingleUp",
+    "FortyFiveUp",
+    "Flat",
+    "FortyFiveDown",
+    "SingleDown",
+    "DoubleDown",
+    "NONE",
+    "NOT COMPUTABLE",
+    "RATE OUT OF RANGE",
+];
+
+/// Largest delta kept from an uploader, mg/dL (a 5-minute change beyond it
+/// is not physiological; the entry is kept, the delta dropped).
+const MAX_DELTA: f64 = 400.0;
+
+/// An uploader's own trend for one entry: its `direction` when it is one
+/// of [`DIRECTIONS`] (anything else is dropped, as Nightscout clients send
+/// free text here only by mistake), and its `delta` when finite and
+/// plausible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnTrend {
+    /// The uploader's arrow.
+    pub direction: String,
+    /// The uploader's change from its previous entry, mg/dL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<f64>,
+}
+
+impl OwnTrend {
+    /// The trend `e` carries, if it names a known direction.
+    pub fn of(e: &Entry) -> Option<OwnTrend> {
+        let direction = e.direction.as_deref()?;
+        DIRECTIONS.contains(&direction).then(|| OwnTrend {
+            direction: direction.to_owned(),
+            delta: e.delta.filter(|d| d.is_finite() && d.abs() <= MAX_DELTA),
+        })
+    }
+}
+
 /// Nightscout entries from stored glucose (`points` oldest first): the
-/// newest `count`, newest first, each with `delta` and `direction` from
-/// its predecessor in `points` (`0` and `NONE` for the first of `points`).
-pub fn entries(points: &[crate::fhir::DataPoint], count: usize) -> Vec<Entry> {
+/// newest `count`, newest first. An entry an uploader posted carries the
+/// uploader's own `direction` and `delta` (`own`, keyed by entry time in
+/// ms, for points of `own_device`); any other takes both from its
+/// predecessor in `points` (`0` and `NONE` for the first of `points`).
+pub fn entries(
+    points: &[crate::fhir::DataPoint],
+    count: usize,
+    own_device: &str,
+    own: &std::collections::HashMap<i64, OwnTrend>,
+) -> Vec<Entry> {
     let mut out = Vec::with_capacity(count.min(points.len()));
     for (i, p) in points.iter().enumerate().rev().take(count) {
         let prev = i.checked_sub(1).and_then(|j| points.get(j));
-        let (delta, direction) = match prev {
+        let uploaded = (p.device == own_device)
+            .then(|| own.get(&p.time.timestamp_millis()))
+            .flatten();
+        let (computed_delta, computed) = match prev {
             Some(q) if p.time > q.time => {
                 let minutes = (p.time - q.time).num_seconds() as f64 / 60.0;
                 let d = p.mg_dl - q.mg_dl;
-                (
-                    Some((d * 10.0).round() / 10.0),
-                    Some(direction(d / minutes).to_owned()),
-                )
+                ((d * 10.0).round() / 10.0, direction(d / minutes).to_owned())
             }
             // No earlier reading to compare with: Nightscout's own "no
             // trend" values, never a missing field (clients compute
             // `delta / 18` on every entry and fail on a null).
-            _ => (Some(0.0), Some("NONE".to_owned())),
+            _ => (0.0, "NONE".to_owned()),
+        };
+        let (delta, direction) = match uploaded {
+            Some(t) => (
+                Some(t.delta.unwrap_or(computed_delta)),
+                Some(t.direction.clone()),
+            ),
+            None => (Some(computed_delta), Some(computed)),
         };
         out.push(Entry {
             id: Some(format!(
@@ -256,7 +313,8 @@ mod tests {
                 held_back: false,
             })
             .collect();
-        let e = entries(&pts, 3);
+        let none = std::collections::HashMap::new();
+        let e = entries(&pts, 3, "nightscout", &none);
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].sgv, 119.0);
         assert_eq!(e[0].delta, Some(-1.0));
@@ -269,7 +327,7 @@ mod tests {
             e[0].date_string.as_deref(),
             Some("2026-03-01T00:15:00.000Z")
         );
-        let oldest = &entries(&pts, 10)[3];
+        let oldest = &entries(&pts, 10, "nightscout", &none)[3];
         assert_eq!(
             (oldest.delta, oldest.direction.as_deref()),
             (Some(0.0), Some("NONE")),
@@ -289,6 +347,86 @@ mod tests {
         ] {
             assert!(json.get(k).is_some(), "missing {k}");
         }
+    }
+
+    #[test]
+    fn an_uploader_s_own_arrow_and_delta_come_back_as_sent() {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let pts: Vec<crate::fhir::DataPoint> = [120.0, 120.0, 120.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| crate::fhir::DataPoint {
+                time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
+                mg_dl: *v,
+                device: if i == 0 { "cgm-1" } else { "nightscout" }.into(),
+                held_back: false,
+            })
+            .collect();
+        let ms = |i: i64| (t0 + chrono::TimeDelta::minutes(5 * i)).timestamp_millis();
+        let mut own = std::collections::HashMap::new();
+        own.insert(
+            ms(2),
+            OwnTrend {
+                direction: "SingleDown".into(),
+                delta: Some(-12.0),
+            },
+        );
+        own.insert(
+            ms(1),
+            OwnTrend {
+                direction: "FortyFiveDown".into(),
+                delta: None,
+            },
+        );
+        // A trend stored for the CGM's moment is not the CGM's to carry.
+        own.insert(
+            ms(0),
+            OwnTrend {
+                direction: "DoubleUp".into(),
+                delta: Some(30.0),
+            },
+        );
+        let e = entries(&pts, 3, "nightscout", &own);
+        assert_eq!(
+            (e[0].direction.as_deref(), e[0].delta),
+            (Some("SingleDown"), Some(-12.0))
+        );
+        // No delta sent: the computed one, never a missing field.
+        assert_eq!(
+            (e[1].direction.as_deref(), e[1].delta),
+            (Some("FortyFiveDown"), Some(0.0))
+        );
+        assert_eq!(
+            (e[2].direction.as_deref(), e[2].delta),
+            (Some("NONE"), Some(0.0))
+        );
+    }
+
+    #[test]
+    fn only_known_directions_and_plausible_deltas_are_kept() {
+        let entry = |d: &str, delta: Option<f64>| Entry {
+            id: None,
+            kind: "sgv".into(),
+            sgv: 100.0,
+            date: 0,
+            date_string: None,
+            direction: Some(d.into()),
+            delta,
+            device: None,
+            noise: None,
+        };
+        assert_eq!(
+            OwnTrend::of(&entry("NOT COMPUTABLE", Some(f64::NAN))),
+            Some(OwnTrend {
+                direction: "NOT COMPUTABLE".into(),
+                delta: None
+            })
+        );
+        assert_eq!(OwnTrend::of(&entry("<script>", Some(1.0))), None);
+        assert_eq!(
+            OwnTrend::of(&entry("Flat", Some(9_999.0))).unwrap().delta,
+            None
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
-use chrono::{TimeDelta, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use vigil_model::reading::Sample;
 
@@ -103,28 +105,69 @@ async fn read(
     };
     let explicit_from = q.from;
     let count = q.count;
-    let points = state
+    let (points, own) = state
         .store
         .run(move |s| {
             audit(s, patient, "nightscout.entries.read")?;
-            if let Some(from) = explicit_from {
-                return glucose::points(s, patient, from, to);
-            }
-            // No lower bound: widen the window back from `to` until it
-            // holds `count` entries (the store reads oldest first, so a
-            // narrow window keeps the newest within the read limit).
-            let mut points = Vec::new();
-            for days in [1, 14, 90, 3650] {
-                let from = shift(to, -TimeDelta::days(days), "find[date]")?;
-                points = glucose::points(s, patient, from, to)?;
-                if points.len() >= count {
-                    break;
-                }
-            }
-            Ok(points)
+            let points = newest_points(s, patient, explicit_from, to, count)?;
+            let own = own_trends(s, patient, &points, count)?;
+            Ok((points, own))
         })
         .await?;
-    Ok(Json(nightscout::entries(&points, q.count)))
+    Ok(Json(nightscout::entries(&points, q.count, DEVICE, &own)))
+}
+
+/// Stored glucose up to `to`, oldest first: from `from` when the query
+/// gave one, else back from `to` far enough to hold `count` entries.
+fn newest_points(
+    s: &dyn crate::storage::Storage,
+    patient: PatientId,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+    count: usize,
+) -> Result<Vec<crate::fhir::DataPoint>> {
+    if let Some(from) = from {
+        return glucose::points(s, patient, from, to);
+    }
+    // No lower bound: widen the window back from `to` until it
+    // holds `count` entries (the store reads oldest first, so a
+    // narrow window keeps the newest within the read limit).
+    let mut points = Vec::new();
+    for days in [1, 14, 90, 3650] {
+        let from = shift(to, -TimeDelta::days(days), "find[date]")?;
+        points = glucose::points(s, patient, from, to)?;
+        if points.len() >= count {
+            break;
+        }
+    }
+    Ok(points)
+}
+
+/// The uploader's own trends for the newest `count` of `points`, by entry
+/// time in ms.
+fn own_trends(
+    s: &dyn crate::storage::Storage,
+    patient: PatientId,
+    points: &[crate::fhir::DataPoint],
+    count: usize,
+) -> Result<HashMap<i64, nightscout::OwnTrend>> {
+    let shown = &points[points.len().saturating_sub(count)..];
+    let (Some(first), Some(last)) = (shown.first(), shown.last()) else {
+        return Ok(HashMap::new());
+    };
+    let to = shift(last.time, TimeDelta::milliseconds(1), "find[date]")?;
+    // One trend per uploaded entry time; the uploader's entries in the
+    // range can outnumber the shown points where another source stood for
+    // some moments, so allow several per point (bounded: count is).
+    let limit = u32::try_from(shown.len().saturating_mul(4)).unwrap_or(u32::MAX);
+    let docs = s.ns_documents(patient, care::ENTRY_TRENDS, first.time, to, limit)?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| {
+            let trend = serde_json::from_str(&d.document).ok()?;
+            Some((d.time.timestamp_millis(), trend))
+        })
+        .collect())
 }
 
 /// `GET /api/v1/entries.json` and `/api/v1/entries/sgv.json`.
@@ -155,6 +198,7 @@ pub async fn upload(
 ) -> Result<Json<Value>> {
     let items = care::items(&body, nightscout::MAX_ENTRIES)?;
     let mut samples = Vec::new();
+    let mut trends = Vec::new();
     let mut ignored = 0usize;
     let now = Utc::now();
     for (i, item) in items.into_iter().enumerate() {
@@ -180,6 +224,14 @@ pub async fn upload(
         {
             return Err(Error::InvalidInput(format!("entry {i}: sgv out of range")));
         }
+        if let Some(trend) = nightscout::OwnTrend::of(&e) {
+            trends.push(NsDocument {
+                time,
+                kind: "sgv".into(),
+                document: serde_json::to_string(&trend)
+                    .map_err(|e| Error::Internal(format!("trend document: {e}")))?,
+            });
+        }
         samples.push(Sample { time, value: e.sgv });
     }
     let stored = samples.len();
@@ -188,7 +240,11 @@ pub async fn upload(
             .store
             .run(move |s| {
                 audit(s, p, "nightscout.entries.write")?;
-                glucose::store(s, p, DEVICE, &samples).map(drop)
+                glucose::store(s, p, DEVICE, &samples)?;
+                // The uploader's arrows, after the readings they belong to:
+                // an entry without its trend reads with a computed one.
+                s.store_ns_documents(p, care::ENTRY_TRENDS, &trends)
+                    .map(drop)
             })
             .await?;
     }

@@ -143,6 +143,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0016_add_audit_credential",
         include_str!("../../migrations/0016_add_audit_credential.sql"),
     ),
+    (
+        17,
+        "0017_nightscout_entry_trends",
+        include_str!("../../migrations/0017_nightscout_entry_trends.sql"),
+    ),
 ];
 
 /// A patient as the service stores it.

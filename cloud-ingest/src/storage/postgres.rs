@@ -129,6 +129,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0016_add_audit_credential",
         include_str!("../../migrations/postgres/0016_add_audit_credential.sql"),
     ),
+    (
+        17,
+        "0017_nightscout_entry_trends",
+        include_str!("../../migrations/postgres/0017_nightscout_entry_trends.sql"),
+    ),
 ];
 
 /// Connections a replica opens at most. The blocking pool runs many more
