@@ -209,6 +209,13 @@ const MATRIX: &[Row] = &[
         NoPatient,
         [200, 200, 200, 200, 200, 200, 200],
     ),
+    // No session: redirected to the sign-in page, whatever the bearer.
+    row(
+        "POST",
+        "/dashboard/preferences",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
     row(
         "GET",
         "/dashboard/patients/{id}",

@@ -182,6 +182,72 @@ async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
     assert!(chosen.contains("(7 days)"), "{chosen}");
     assert!(chosen.contains(r#"<option value="7" selected>last 7 days</option>"#));
     assert!(chosen.contains(r#"<option value="mmol" selected>mmol/L</option>"#));
+    // The clinician's own unit: saved from the patient list (CSRF-checked),
+    // then every report without `units` reads in it; a link's `units`
+    // still wins.
+    let report = |units: &'static str| {
+        let c = c.clone();
+        let url = format!("{base}/dashboard/patients/{}{units}", fx.own);
+        let cookie = cookie.clone();
+        async move {
+            let r = c.get(url).header("cookie", &cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    assert!(
+        report("")
+            .await
+            .contains(r#"<option value="mgdl" selected>"#)
+    );
+    let save = |csrf: String, units: &'static str| {
+        let c = c.clone();
+        let url = format!("{base}/dashboard/preferences");
+        let cookie = cookie.clone();
+        async move {
+            c.post(url)
+                .header("cookie", &cookie)
+                .form(&[("csrf", csrf.as_str()), ("units", units)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(save("0".repeat(64), "mmol").await.status(), 403);
+    let refused = save(csrf.clone(), "furlongs").await;
+    assert_eq!(refused.status(), 400);
+    assert!(
+        !refused.text().await.unwrap().contains("furlongs"),
+        "not echoed"
+    );
+    assert!(
+        report("")
+            .await
+            .contains(r#"<option value="mgdl" selected>"#)
+    );
+    let saved = save(csrf.clone(), "mmol").await;
+    assert_eq!(saved.status(), 303);
+    assert!(
+        report("")
+            .await
+            .contains(r#"<option value="mmol" selected>mmol/L</option>"#)
+    );
+    assert!(
+        report("?units=mgdl")
+            .await
+            .contains(r#"<option value="mgdl" selected>"#)
+    );
+    let home = c
+        .get(format!("{base}/dashboard/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains(r#"<option value="mmol" selected>mmol/L</option>"#));
+    assert_eq!(save(csrf.clone(), "mgdl").await.status(), 303);
     // Custom dates from the form: the end date is included; blank fields
     // (as a form sends them) are absent.
     let custom = c

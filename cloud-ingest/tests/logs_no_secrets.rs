@@ -101,6 +101,12 @@ impl vigil_ingest::storage::Storage for Broken {
     fn is_assigned(&self, _: i64, _: i64) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn clinician_unit(&self, _: i64) -> vigil_ingest::Result<String> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn set_clinician_unit(&self, _: i64, _: &str) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn insert_token(&self, _: &vigil_ingest::storage::NewToken) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }

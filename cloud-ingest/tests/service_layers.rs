@@ -85,6 +85,12 @@ impl Storage for SlowPing {
     fn is_assigned(&self, c: i64, p: i64) -> Result<bool> {
         self.0.is_assigned(c, p)
     }
+    fn clinician_unit(&self, c: i64) -> Result<String> {
+        self.0.clinician_unit(c)
+    }
+    fn set_clinician_unit(&self, c: i64, unit: &str) -> Result<()> {
+        self.0.set_clinician_unit(c, unit)
+    }
     fn insert_token(&self, t: &NewToken) -> Result<i64> {
         self.0.insert_token(t)
     }

@@ -63,6 +63,30 @@ fn clinician_names_are_unique_and_assignment_is_idempotent(s: &dyn Storage) {
     assert!(matches!(s.assign(c, q + 1000), Err(Error::NotFound(_))));
 }
 
+fn a_clinician_s_glucose_unit_defaults_to_mg_dl_and_only_known_units_are_kept(s: &dyn Storage) {
+    let c = s.add_clinician("dr-u").unwrap();
+    assert_eq!(s.clinician_unit(c).unwrap(), "mgdl");
+    s.set_clinician_unit(c, "mmol").unwrap();
+    assert_eq!(s.clinician_unit(c).unwrap(), "mmol");
+    assert!(matches!(
+        s.set_clinician_unit(c, "mg/dl"),
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        s.clinician_unit(c).unwrap(),
+        "mmol",
+        "a refused value changes nothing"
+    );
+    assert!(matches!(
+        s.clinician_unit(c + 1000),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.set_clinician_unit(c + 1000, "mgdl"),
+        Err(Error::NotFound(_))
+    ));
+}
+
 fn tokens_are_found_by_hash_and_revocation_sticks(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     let hash = TokenHash::of("vgl_d_contract");
@@ -769,6 +793,12 @@ macro_rules! storage_contract {
             #[test]
             fn clinician_names_are_unique_and_assignment_is_idempotent() {
                 super::clinician_names_are_unique_and_assignment_is_idempotent(fresh().as_ref());
+            }
+            #[test]
+            fn a_clinician_s_glucose_unit_defaults_to_mg_dl_and_only_known_units_are_kept() {
+                super::a_clinician_s_glucose_unit_defaults_to_mg_dl_and_only_known_units_are_kept(
+                    fresh().as_ref(),
+                );
             }
             #[test]
             fn tokens_are_found_by_hash_and_revocation_sticks() {

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::svg::esc;
+use super::units::GlucoseUnit;
 
 /// The Content-Security-Policy of every dashboard response: only this
 /// origin's script, style and connections; no framing, no plugins.
@@ -178,8 +179,32 @@ fn age(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The patient list, most urgent first.
-pub fn patient_list(mut rows: Vec<PatientRow>, now: DateTime<Utc>, csrf: &str) -> String {
+/// The form that saves the clinician's glucose unit.
+fn unit_form(csrf: &str, unit: GlucoseUnit) -> String {
+    let mut out = format!(
+        r#"<form method="post" action="/dashboard/preferences" class="prefs"><input type="hidden" name="csrf" value="{csrf}"><label for="pref-unit">Glucose unit</label> <select id="pref-unit" name="units">"#
+    );
+    for u in GlucoseUnit::ALL {
+        let selected = if u == unit { " selected" } else { "" };
+        let _ = write!(
+            out,
+            r#"<option value="{}"{selected}>{}</option>"#,
+            u.query(),
+            u.label()
+        );
+    }
+    out.push_str(r#"</select> <button type="submit">Save</button></form>"#);
+    out
+}
+
+/// The patient list, most urgent first, glucose in `unit`, with the form
+/// that changes the clinician's unit.
+pub fn patient_list(
+    mut rows: Vec<PatientRow>,
+    now: DateTime<Utc>,
+    csrf: &str,
+    unit: GlucoseUnit,
+) -> String {
     rows.sort_by(|a, b| urgency(b).cmp(&urgency(a)).then(a.id.cmp(&b.id)));
     let mut main = String::from(
         r#"<table class="patients"><caption>Your patients, most urgent first</caption><thead><tr><th scope="col">Patient</th><th scope="col">Latest glucose</th><th scope="col">Active alerts</th><th scope="col">Phone</th><th scope="col">14-day completeness</th></tr></thead><tbody>"#,
@@ -189,7 +214,8 @@ pub fn patient_list(mut rows: Vec<PatientRow>, now: DateTime<Utc>, csrf: &str) -
             Some((t, v, rate)) => {
                 let (a, spoken) = rate.map(arrow).unwrap_or(("", "trend unknown"));
                 format!(
-                    r#"{v:.0} mg/dL <span aria-label="{spoken}" title="{spoken}">{a}</span> <time class="muted" datetime="{}">{}</time>"#,
+                    r#"{} <span aria-label="{spoken}" title="{spoken}">{a}</span> <time class="muted" datetime="{}">{}</time>"#,
+                    unit.with_unit(v),
                     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     age(t, now)
                 )
@@ -213,6 +239,7 @@ pub fn patient_list(mut rows: Vec<PatientRow>, now: DateTime<Utc>, csrf: &str) -
     if rows.is_empty() {
         main.push_str(r#"<p>No patients are assigned to you.</p>"#);
     }
+    main.push_str(&unit_form(csrf, unit));
     layout("Patients", Some(csrf), &main)
 }
 
@@ -242,6 +269,7 @@ mod tests {
             ],
             Utc::now(),
             "tok",
+            GlucoseUnit::MgDl,
         );
         let pos = |id: i64| page.find(&format!("/dashboard/patients/{id}\"")).unwrap();
         assert!(pos(3) < pos(2) && pos(2) < pos(4) && pos(4) < pos(1));
@@ -251,6 +279,21 @@ mod tests {
         assert!(page.starts_with("<!doctype html>\n<html lang=\"en\">"));
         assert!(page.contains("name=\"csrf\" value=\"tok\""));
         assert!(!page.contains("<script>"), "no inline script");
+        assert!(page.contains("120 mg/dL"));
+        assert!(page.contains(r#"<option value="mgdl" selected>mg/dL</option>"#));
+    }
+
+    #[test]
+    fn the_list_reads_in_the_clinician_s_unit() {
+        let page = patient_list(
+            vec![row(1, 0, Some(126.0), Heartbeat::Live)],
+            Utc::now(),
+            "tok",
+            GlucoseUnit::MmolL,
+        );
+        assert!(page.contains("7.0 mmol/L"), "{page}");
+        assert!(page.contains(r#"<option value="mmol" selected>mmol/L</option>"#));
+        assert!(page.contains(r#"<label for="pref-unit">"#));
     }
 
     #[test]

@@ -32,12 +32,18 @@ impl GlucoseUnit {
         }
     }
 
-    /// The query value that selects it.
+    /// The query value that selects it (also how a clinician's preference
+    /// is stored).
     pub fn query(self) -> &'static str {
         match self {
             GlucoseUnit::MgDl => "mgdl",
             GlucoseUnit::MmolL => "mmol",
         }
+    }
+
+    /// The unit a query value (or a stored preference) names.
+    pub fn from_query(value: &str) -> Option<GlucoseUnit> {
+        GlucoseUnit::ALL.into_iter().find(|u| u.query() == value)
     }
 
     /// A glucose value in this unit, without the unit: whole mg/dL or

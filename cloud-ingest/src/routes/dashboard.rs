@@ -12,7 +12,7 @@ use serde::Deserialize;
 use vigil_model::precedence::Quantity;
 
 use crate::ServiceState;
-use crate::auth::{Role, TokenHash};
+use crate::auth::{Principal, Role, TokenHash};
 use crate::dashboard::pages::{self, Heartbeat, PatientRow};
 use crate::dashboard::sign_in::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, cookie, random_hex, same, set_cookie,
@@ -21,7 +21,7 @@ use crate::dashboard::units::GlucoseUnit;
 use crate::dashboard::{APP_CSS, APP_JS, report};
 use crate::error::{Error, Result};
 use crate::glucose;
-use crate::storage::{CredentialKind, NewAuditEntry, TokenScope};
+use crate::storage::{CredentialKind, NewAuditEntry, Storage, TokenScope};
 
 fn with_cookie(mut r: Response, value: String) -> Result<Response> {
     let v = HeaderValue::from_str(&value).map_err(|e| Error::Config(format!("cookie: {e}")))?;
@@ -149,9 +149,10 @@ pub async fn logout(
 /// `GET /dashboard/`: the signed-in clinician's patients, most urgent first.
 pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Response> {
     let principal = who.principal;
-    let rows = state
+    let (rows, unit) = state
         .store
         .run(move |s| {
+            let unit = preferred_unit(s, &principal)?;
             let patients = match principal.scope {
                 TokenScope::Clinician(c) => s.assigned_patients(c)?,
                 TokenScope::Patient(_) | TokenScope::Admin => Vec::new(),
@@ -198,12 +199,12 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
                     completeness_pct: completeness,
                 });
             }
-            Ok(rows)
+            Ok((rows, unit))
         })
         .await?;
     Ok(pages::html(
         StatusCode::OK,
-        pages::patient_list(rows, Utc::now(), &who.csrf),
+        pages::patient_list(rows, Utc::now(), &who.csrf, unit),
     ))
 }
 
@@ -300,70 +301,76 @@ pub async fn patient(
         }
     };
     let (from, to) = period(from, Some(to))?;
-    let unit = q.units.unwrap_or_default();
     // The period of the same length just before, for the comparison column.
     let before = crate::validate::shift(from, -(to - from), "from")?;
     let principal = who.principal;
-    let (patient, samples, held_back, alerts, sources, uploader, previous, treatments) = state
-        .store
-        .run(move |s| {
-            principal.check_patient(s, id)?;
-            s.append_audit(&principal.audit_entry(Some(id), "dashboard.report.read"))?;
-            let patient = s
-                .patient(id)?
-                .ok_or(Error::Forbidden("patient outside this token's scope"))?;
-            let points = glucose::points(s, id, from, to)?;
-            let held_back: Vec<DateTime<Utc>> = points
-                .iter()
-                .filter(|p| p.held_back)
-                .map(|p| p.time)
-                .collect();
-            let samples = glucose::samples(&points);
-            let previous = glucose::samples(&glucose::points(s, id, before, from)?);
-            let treatments: Vec<_> = s
-                .ns_documents(
-                    id,
-                    crate::nightscout::care::TREATMENTS,
-                    from,
-                    to,
-                    MAX_TREATMENTS,
-                )?
-                .iter()
-                .filter_map(crate::nightscout::care::treatment_mark)
-                .collect();
-            let uploader = s
-                .ns_documents(
-                    id,
-                    crate::nightscout::care::DEVICE_STATUS,
-                    Utc::now() - TimeDelta::days(7),
-                    Utc::now() + TimeDelta::days(1),
-                    1,
-                )?
-                .into_iter()
-                .next()
-                .map(|d| report::Uploader {
-                    battery: crate::nightscout::care::uploader_battery(&d.document),
-                    device: d.kind,
-                    at: d.time,
-                });
-            let sources = crate::resolved::periods(
-                &crate::resolved::resolve(s, id, Quantity::Glucose, None, from, to)?.decisions,
-            );
-            let alerts: Vec<report::AlertLine> = s
-                .alerts_for(&[id], from, 1000)?
-                .into_iter()
-                .filter(|a| a.alert.time < to && a.alert.phase == "start")
-                .map(|a| report::AlertLine {
-                    at: a.alert.time,
-                    kind: a.alert.kind,
-                    acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
-                })
-                .collect();
-            Ok((
-                patient, samples, held_back, alerts, sources, uploader, previous, treatments,
-            ))
-        })
-        .await?;
+    let asked_unit = q.units;
+    let (patient, samples, held_back, alerts, sources, uploader, previous, treatments, unit) =
+        state
+            .store
+            .run(move |s| {
+                principal.check_patient(s, id)?;
+                let unit = match asked_unit {
+                    Some(u) => u,
+                    None => preferred_unit(s, &principal)?,
+                };
+                s.append_audit(&principal.audit_entry(Some(id), "dashboard.report.read"))?;
+                let patient = s
+                    .patient(id)?
+                    .ok_or(Error::Forbidden("patient outside this token's scope"))?;
+                let points = glucose::points(s, id, from, to)?;
+                let held_back: Vec<DateTime<Utc>> = points
+                    .iter()
+                    .filter(|p| p.held_back)
+                    .map(|p| p.time)
+                    .collect();
+                let samples = glucose::samples(&points);
+                let previous = glucose::samples(&glucose::points(s, id, before, from)?);
+                let treatments: Vec<_> = s
+                    .ns_documents(
+                        id,
+                        crate::nightscout::care::TREATMENTS,
+                        from,
+                        to,
+                        MAX_TREATMENTS,
+                    )?
+                    .iter()
+                    .filter_map(crate::nightscout::care::treatment_mark)
+                    .collect();
+                let uploader = s
+                    .ns_documents(
+                        id,
+                        crate::nightscout::care::DEVICE_STATUS,
+                        Utc::now() - TimeDelta::days(7),
+                        Utc::now() + TimeDelta::days(1),
+                        1,
+                    )?
+                    .into_iter()
+                    .next()
+                    .map(|d| report::Uploader {
+                        battery: crate::nightscout::care::uploader_battery(&d.document),
+                        device: d.kind,
+                        at: d.time,
+                    });
+                let sources = crate::resolved::periods(
+                    &crate::resolved::resolve(s, id, Quantity::Glucose, None, from, to)?.decisions,
+                );
+                let alerts: Vec<report::AlertLine> = s
+                    .alerts_for(&[id], from, 1000)?
+                    .into_iter()
+                    .filter(|a| a.alert.time < to && a.alert.phase == "start")
+                    .map(|a| report::AlertLine {
+                        at: a.alert.time,
+                        kind: a.alert.kind,
+                        acked: a.acks.first().map(|k| (k.by.clone(), k.at)),
+                    })
+                    .collect();
+                Ok((
+                    patient, samples, held_back, alerts, sources, uploader, previous, treatments,
+                    unit,
+                ))
+            })
+            .await?;
     let page = report::render(
         &report::Report {
             patient_id: id,
@@ -384,6 +391,53 @@ pub async fn patient(
         &who.csrf,
     );
     Ok(pages::html(StatusCode::OK, page))
+}
+
+/// The unit `who` reads glucose in: a clinician's saved preference, mg/dL
+/// for anyone else.
+fn preferred_unit(s: &dyn Storage, who: &Principal) -> Result<GlucoseUnit> {
+    Ok(match who.scope {
+        TokenScope::Clinician(c) => {
+            GlucoseUnit::from_query(&s.clinician_unit(c)?).unwrap_or_default()
+        }
+        TokenScope::Patient(_) | TokenScope::Admin => GlucoseUnit::default(),
+    })
+}
+
+/// The preference form's fields.
+#[derive(Debug, Deserialize)]
+pub struct PreferencesForm {
+    csrf: String,
+    units: GlucoseUnit,
+}
+
+/// `POST /dashboard/preferences`: saves the signed-in clinician's glucose
+/// unit (CSRF-checked), used by every page that shows glucose when the
+/// link does not name one.
+pub async fn preferences(
+    State(state): State<ServiceState>,
+    who: Session,
+    form: std::result::Result<Form<PreferencesForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_FORM.into()))?;
+    if !same(&who.csrf, &form.csrf) {
+        return Err(Error::Forbidden("missing or wrong CSRF token"));
+    }
+    let TokenScope::Clinician(clinician) = who.principal.scope else {
+        return Err(Error::Forbidden(
+            "only clinicians keep dashboard preferences",
+        ));
+    };
+    let principal = who.principal;
+    state
+        .store
+        .run(move |s| {
+            s.set_clinician_unit(clinician, form.units.query())?;
+            s.append_audit(&principal.audit_entry(None, "dashboard.preferences.write"))
+                .map(drop)
+        })
+        .await?;
+    Ok(pages::redirect("/dashboard/"))
 }
 
 /// The patient's UTC offset at the end of the period (UTC when no zone is

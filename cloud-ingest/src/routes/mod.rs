@@ -55,6 +55,11 @@ pub fn table() -> Vec<Route> {
         route(Method::POST, "/dashboard/login", post(dashboard::login)),
         route(Method::POST, "/dashboard/logout", post(dashboard::logout)),
         route(
+            Method::POST,
+            "/dashboard/preferences",
+            post(dashboard::preferences),
+        ),
+        route(
             Method::GET,
             "/dashboard/patients/{id}",
             get(dashboard::patient),

@@ -57,6 +57,20 @@ pub struct NsDocument {
     pub document: String,
 }
 
+/// The glucose units a clinician may read the dashboard in, as stored.
+pub const CLINICIAN_UNITS: [&str; 2] = ["mgdl", "mmol"];
+
+/// The one check of a clinician unit, for every backend.
+pub(crate) fn check_clinician_unit(unit: &str) -> crate::error::Result<()> {
+    if CLINICIAN_UNITS.contains(&unit) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::InvalidInput(
+            "the glucose unit must be mgdl or mmol".into(),
+        ))
+    }
+}
+
 /// A token's id: the only way a token is named in logs and the audit log.
 pub type TokenId = i64;
 
@@ -147,6 +161,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         17,
         "0017_nightscout_entry_trends",
         include_str!("../../migrations/0017_nightscout_entry_trends.sql"),
+    ),
+    (
+        18,
+        "0018_add_clinician_glucose_unit",
+        include_str!("../../migrations/0018_add_clinician_glucose_unit.sql"),
     ),
 ];
 
@@ -334,6 +353,12 @@ pub trait Storage: Send + Sync + 'static {
     fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>>;
     /// Whether the clinician is assigned this patient.
     fn is_assigned(&self, clinician: ClinicianId, patient: PatientId) -> Result<bool>;
+    /// The glucose unit the clinician reads the dashboard in (`mgdl` or
+    /// `mmol`); [`crate::Error::NotFound`] if there is no such clinician.
+    fn clinician_unit(&self, clinician: ClinicianId) -> Result<String>;
+    /// Sets it; [`crate::Error::InvalidInput`] for another value,
+    /// [`crate::Error::NotFound`] if there is no such clinician.
+    fn set_clinician_unit(&self, clinician: ClinicianId, unit: &str) -> Result<()>;
     /// Stores a token's hash; [`crate::Error::InvalidInput`] if role and
     /// scope disagree, [`crate::Error::NotFound`] if the linked patient or
     /// clinician does not exist.

@@ -134,6 +134,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0017_nightscout_entry_trends",
         include_str!("../../migrations/postgres/0017_nightscout_entry_trends.sql"),
     ),
+    (
+        18,
+        "0018_add_clinician_glucose_unit",
+        include_str!("../../migrations/postgres/0018_add_clinician_glucose_unit.sql"),
+    ),
 ];
 
 /// Connections a replica opens at most. The blocking pool runs many more
@@ -679,6 +684,28 @@ impl Storage for PostgresStorage {
                 &[&clinician, &patient],
             )?
             .get(0))
+    }
+
+    fn clinician_unit(&self, clinician: ClinicianId) -> Result<String> {
+        self.conn()?
+            .query_opt(
+                "SELECT glucose_unit FROM clinicians WHERE id = $1",
+                &[&clinician],
+            )?
+            .map(|r| r.get(0))
+            .ok_or(Error::NotFound("clinician".into()))
+    }
+
+    fn set_clinician_unit(&self, clinician: ClinicianId, unit: &str) -> Result<()> {
+        super::check_clinician_unit(unit)?;
+        let n = self.conn()?.execute(
+            "UPDATE clinicians SET glucose_unit = $2 WHERE id = $1",
+            &[&clinician, &unit],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound("clinician".into()));
+        }
+        Ok(())
     }
 
     fn insert_token(&self, token: &NewToken) -> Result<TokenId> {

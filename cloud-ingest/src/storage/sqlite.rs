@@ -327,6 +327,26 @@ impl Storage for SqliteStorage {
         )?)
     }
 
+    fn clinician_unit(&self, clinician: ClinicianId) -> Result<String> {
+        self.conn()
+            .prepare_cached("SELECT glucose_unit FROM clinicians WHERE id = ?1")?
+            .query_row([clinician], |r| r.get(0))
+            .optional()?
+            .ok_or(Error::NotFound("clinician".into()))
+    }
+
+    fn set_clinician_unit(&self, clinician: ClinicianId, unit: &str) -> Result<()> {
+        super::check_clinician_unit(unit)?;
+        let n = self
+            .conn()
+            .prepare_cached("UPDATE clinicians SET glucose_unit = ?2 WHERE id = ?1")?
+            .execute(params![clinician, unit])?;
+        if n == 0 {
+            return Err(Error::NotFound("clinician".into()));
+        }
+        Ok(())
+    }
+
     fn insert_token(&self, token: &NewToken) -> Result<TokenId> {
         let (patient, clinician) = match (token.role, token.scope) {
             (Role::Device | Role::Follower, TokenScope::Patient(p)) => (Some(p), None),
