@@ -5,6 +5,7 @@ pub mod pages;
 pub mod report;
 pub mod sign_in;
 pub mod svg;
+pub mod triage;
 pub mod units;
 
 /// The stylesheet, embedded: no build step, no CDN.
