@@ -21,7 +21,9 @@
 //! `cargo bench -p vigil-ingest --bench triage` seeds 1,000 patients and
 //! times 15 summary and 5 naive requests; without `--bench` (as `cargo test
 //! --benches` runs it) 20 patients and 3 + 1 requests check the path.
-//! `VIGIL_TRIAGE_PATIENTS` overrides the patient count.
+//! `VIGIL_TRIAGE_PATIENTS` overrides the patient count;
+//! `VIGIL_TRIAGE_BACKEND=postgres` runs it on a throwaway PostgreSQL server
+//! (`tests/pg-harness`, as the contract suite starts one) instead of SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
 use std::time::{Duration, Instant};
@@ -34,6 +36,7 @@ use vigil_ingest::auth::Principal;
 use vigil_ingest::dashboard::sign_in::{self, SESSION_COOKIE};
 use vigil_ingest::dashboard::triage::{self, TriageRow};
 use vigil_ingest::glucose_days::{self, Figures};
+use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
     NewBatch, NewGroup, NewReading, Storage, Store, TokenScope, day_of, day_start,
@@ -159,14 +162,36 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if full { 1000 } else { 20 });
     let rounds = if full { 5 } else { 1 };
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStorage::open(&dir.path().join("vigil.db")).unwrap();
+    match std::env::var("VIGIL_TRIAGE_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let server = vigil_pg_harness::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+            let url = server.fresh_database().unwrap();
+            run(
+                PostgresStorage::connect(&url).unwrap(),
+                "PostgreSQL",
+                patients,
+                rounds,
+            );
+        }
+        _ => {
+            let dir = tempfile::tempdir().unwrap();
+            run(
+                SqliteStorage::open(&dir.path().join("vigil.db")).unwrap(),
+                "SQLite",
+                patients,
+                rounds,
+            );
+        }
+    }
+}
+
+fn run<S: Storage>(backend: S, label: &str, patients: usize, rounds: usize) {
     let now = Utc::now();
     let t = Instant::now();
-    let principal = seed(&sqlite, patients, now);
+    let principal = seed(&backend, patients, now);
     let seeded = t.elapsed();
     let session = sign_in::random_hex().unwrap();
-    sqlite
+    backend
         .create_session(
             &sign_in::session_hash(&session),
             principal.token_id,
@@ -174,7 +199,7 @@ fn main() {
         )
         .unwrap();
     eprintln!(
-        "seeded {patients} patients × {DAYS} days × 288 readings through store_batch + after_batch in {:.1} s",
+        "{label}: seeded {patients} patients × {DAYS} days × 288 readings through store_batch + after_batch in {:.1} s",
         seeded.as_secs_f64()
     );
 
@@ -184,7 +209,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = Store::new(sqlite);
+        let store = Store::new(backend);
         let state = ServiceState::new(store.clone(), Limits::default());
         let naive = axum::Router::new()
             .route(
@@ -258,7 +283,7 @@ fn main() {
         // Both paths show the same figures for every patient.
         assert_eq!(bars.0, bars.1);
         println!(
-            "| path ({patients} patients × {DAYS} d of 5-min CGM, SQLite) | page bytes | median ms | p95 ms | min–max ms |"
+            "| path ({patients} patients × {DAYS} d of 5-min CGM, {label}) | page bytes | median ms | p95 ms | min–max ms |"
         );
         println!("|---|---|---|---|---|");
         for (name, xs, bytes) in [
