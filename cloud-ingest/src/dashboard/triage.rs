@@ -374,13 +374,13 @@ pub fn render(rows: Vec<TriageRow>, view: &View, now: DateTime<Utc>, csrf: &str)
         view.days,
         view.days
     );
-    let sorted_by = Show::ALL
+    let filter = Show::ALL
         .iter()
         .find(|(s, _)| *s == view.show)
         .map_or("", |(_, w)| w);
     let _ = write!(
         main,
-        r#"<table class="triage"><caption>Triage: {sorted_by}, sorted by {} ({})</caption><thead><tr>"#,
+        r#"<table class="triage"><caption>Triage: {filter}, sorted by {} ({})</caption><thead><tr>"#,
         column_name(view.sort),
         match view.order {
             Order::Asc => "ascending",
