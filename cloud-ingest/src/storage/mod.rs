@@ -139,9 +139,9 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/0015_create_nightscout_documents.sql"),
     ),
     (
-        16,
-        "0016_create_glucose_days",
-        include_str!("../../migrations/0016_create_glucose_days.sql"),
+        19,
+        "0019_create_glucose_days",
+        include_str!("../../migrations/0019_create_glucose_days.sql"),
     ),
 ];
 

@@ -125,9 +125,9 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/postgres/0015_create_nightscout_documents.sql"),
     ),
     (
-        16,
-        "0016_create_glucose_days",
-        include_str!("../../migrations/postgres/0016_create_glucose_days.sql"),
+        19,
+        "0019_create_glucose_days",
+        include_str!("../../migrations/postgres/0019_create_glucose_days.sql"),
     ),
 ];
 

@@ -1,4 +1,4 @@
--- PostgreSQL dialect of ../0016_create_glucose_days.sql: BIGINT, DOUBLE
+-- PostgreSQL dialect of ../0019_create_glucose_days.sql: BIGINT, DOUBLE
 -- PRECISION.
 CREATE TABLE glucose_days (
     patient_id BIGINT           NOT NULL REFERENCES patients (id),
