@@ -80,7 +80,7 @@ pub fn store(
             raw: None,
         })
         .collect();
-    s.store_batch(&NewBatch {
+    let batch = NewBatch {
         v: PROTOCOL_VERSION,
         id: BatchId::random(),
         patient,
@@ -94,5 +94,9 @@ pub fn store(
             readings,
             rejected: Vec::new(),
         }],
-    })
+    };
+    let ack = s.store_batch(&batch)?;
+    // The triage list's day summaries of the days just written.
+    crate::glucose_days::after_batch(s, &batch)?;
+    Ok(ack)
 }

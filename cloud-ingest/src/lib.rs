@@ -20,6 +20,7 @@ pub mod deadman;
 pub mod error;
 pub mod fhir;
 pub mod glucose;
+pub mod glucose_days;
 pub mod live;
 pub mod nightscout;
 pub mod query;

@@ -193,6 +193,12 @@ const MATRIX: &[Row] = &[
     ),
     row(
         "GET",
+        "/dashboard/triage",
+        NoPatient,
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    row(
+        "GET",
         "/dashboard/login",
         NoPatient,
         [200, 200, 200, 200, 200, 200, 200],

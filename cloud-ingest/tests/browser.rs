@@ -183,6 +183,51 @@ async fn clinician_signs_in_and_reads_a_report_in_chromium() {
         assert_accessible(&mut b, "patient list").await;
         b.screenshot(&shots.join("02-patients.png")).await;
 
+        // The triage list (issue 17), reached from the header's navigation:
+        // a real table with row headers, the sorted column announced, the
+        // time-in-ranges bar drawn, and a column re-sorted by its link.
+        b.eval("document.querySelector('nav.nav a[href=\"/dashboard/triage\"]').click(); true")
+            .await;
+        b.wait_for(
+            "location.pathname === '/dashboard/triage' && document.readyState === 'complete'",
+            Duration::from_secs(10),
+        )
+        .await;
+        let triage = b
+            .eval("(() => { const t = document.querySelector('table.triage'); if (!t) return null; \
+                   return { caption: !!t.querySelector('caption'), rows: t.querySelectorAll('tbody th[scope=row]').length, \
+                   sorted: t.querySelector('th[aria-sort]').textContent, order: t.querySelector('th[aria-sort]').getAttribute('aria-sort'), \
+                   bars: t.querySelectorAll('svg.tir-mini rect').length, text: t.innerText }; })()")
+            .await;
+        assert_eq!(triage["caption"], true, "{triage}");
+        assert_eq!(triage["sorted"], "GRI", "{triage}");
+        assert_eq!(triage["order"], "descending", "{triage}");
+        assert!(triage["rows"].as_u64().unwrap() >= 1, "{triage}");
+        assert!(triage["bars"].as_u64().unwrap() >= 1, "{triage}");
+        assert!(
+            triage["text"].as_str().unwrap().contains(OWN_NAME),
+            "{triage}"
+        );
+        assert_accessible(&mut b, "triage list").await;
+        b.screenshot(&shots.join("02b-triage.png")).await;
+        b.eval("[...document.querySelectorAll('table.triage thead a')].find(a => a.textContent === 'Sensor wear').click(); true")
+            .await;
+        b.wait_for(
+            "location.search.includes('sort=wear') && document.readyState === 'complete'",
+            Duration::from_secs(10),
+        )
+        .await;
+        let sorted = b
+            .eval("document.querySelector('table.triage th[aria-sort]').textContent")
+            .await;
+        assert_eq!(sorted, "Sensor wear");
+        b.goto(&format!("{base}/dashboard/")).await;
+        b.wait_for(
+            "location.pathname === '/dashboard/' && document.readyState === 'complete'",
+            Duration::from_secs(10),
+        )
+        .await;
+
         // Open the patient from the list.
         b.eval("document.querySelector('table.patients a').click(); true")
             .await;

@@ -157,6 +157,45 @@ async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
         .unwrap();
     assert_eq!(foreign.status(), 403);
     assert!(!foreign.text().await.unwrap().contains(FOREIGN_NAME));
+    // The triage list (issue 17): own patients only, sorted and filtered
+    // by query; a bad parameter is a 400 that does not echo it.
+    let triage = c
+        .get(format!(
+            "{base}/dashboard/triage?days=7&sort=wear&order=asc&show=all"
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(triage.status(), 200);
+    let page = triage.text().await.unwrap();
+    assert!(page.contains(OWN_NAME) && !page.contains(FOREIGN_NAME));
+    assert!(page.contains(&format!("/dashboard/patients/{}?days=7", fx.own)));
+    assert!(page.contains(r#"aria-sort="ascending""#));
+    for bad in [
+        "days=0",
+        "days=abc%3Cx%3E",
+        "sort=zzz%3Cx%3E",
+        "order=up",
+        "show=zzz%3Cx%3E",
+    ] {
+        let r = c
+            .get(format!("{base}/dashboard/triage?{bad}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("invalid_input") || body.contains("error"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("zzz") && !body.contains("abc") && !body.contains("up\""),
+            "{bad}: {body}"
+        );
+    }
     let bad_period = c
         .get(format!(
             "{base}/dashboard/patients/{}?from=2026-03-10T00:00:00Z&to=2026-03-01T00:00:00Z",

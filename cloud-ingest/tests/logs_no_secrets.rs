@@ -232,6 +232,31 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<u64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn glucose_days(
+        &self,
+        _: st::DayScope,
+        _: i64,
+        _: i64,
+    ) -> vigil_ingest::Result<Vec<st::GlucoseDay>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn stale_glucose_days(
+        &self,
+        _: st::DayScope,
+        _: i64,
+        _: i64,
+    ) -> vigil_ingest::Result<Vec<st::StaleDay>> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
+    fn put_glucose_day(
+        &self,
+        _: i64,
+        _: i64,
+        _: i64,
+        _: &st::DayCounts,
+    ) -> vigil_ingest::Result<bool> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn add_webhook(&self, _: &webhooks::NewWebhook) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }

@@ -197,6 +197,26 @@ impl Storage for SlowPing {
     ) -> Result<u64> {
         self.0.delete_readings(p, d, from, to)
     }
+    fn glucose_days(&self, scope: st::DayScope, from: i64, to: i64) -> Result<Vec<st::GlucoseDay>> {
+        self.0.glucose_days(scope, from, to)
+    }
+    fn stale_glucose_days(
+        &self,
+        scope: st::DayScope,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<st::StaleDay>> {
+        self.0.stale_glucose_days(scope, from, to)
+    }
+    fn put_glucose_day(
+        &self,
+        p: i64,
+        day: i64,
+        generation: i64,
+        c: &st::DayCounts,
+    ) -> Result<bool> {
+        self.0.put_glucose_day(p, day, generation, c)
+    }
     fn add_webhook(&self, h: &webhooks::NewWebhook) -> Result<i64> {
         self.0.add_webhook(h)
     }

@@ -775,6 +775,168 @@ fn nightscout_documents_store_once_and_read_newest_first(s: &dyn Storage) {
     assert!(s.store_ns_documents(p, "profiles", &[doc(1, "x")]).is_err());
 }
 
+// ---- the triage list's day summaries (issue 17) ----
+
+/// Mixed uploads (an SDK batch, a Nightscout uploader's copy, a late
+/// backfill of a gap, a Nightscout DELETE) leave every day summary equal to
+/// the consensus metrics of the full resolved series, day by day and over
+/// the whole period; a write marks its days stale in the same transaction.
+fn glucose_day_summaries_equal_the_metrics_of_the_resolved_series(s: &dyn Storage) {
+    use vigil_ingest::glucose_days::{self, Figures};
+    use vigil_ingest::storage::{DayScope, day_start};
+    use vigil_model::metrics::consensus_metrics;
+
+    let p = s.add_patient("Ada").unwrap();
+    let c = s.add_clinician("dr-triage").unwrap();
+    s.assign(c, p).unwrap();
+    let d1 = 20_500_i64; // 2026-02-16, UTC
+    let start = day_start(d1);
+    let at = |slot: i64, offset_s: i64| start + chrono::TimeDelta::seconds(slot * 300 + offset_s);
+    // Every band, in a pattern that does not repeat with the day.
+    let value = |slot: i64| 40.0 + ((slot * 37) % 281) as f64;
+    let cgm = |id: u8, slots: std::ops::Range<i64>| NewBatch {
+        v: 1,
+        id: BatchId([id; 16]),
+        patient: p,
+        device: "cgm-1".into(),
+        received_at: start,
+        groups: vec![NewGroup {
+            stream: Stream::Glucose,
+            session: Some(4),
+            characteristic: 0x2AA7,
+            tolerance: None,
+            readings: slots
+                .map(|k| NewReading {
+                    seq: u64::try_from(k).unwrap(),
+                    time: at(k, 30),
+                    value: value(k),
+                    quality_percent: None,
+                    quality_flagged: false,
+                    held_back: false,
+                    raw: None,
+                })
+                .collect(),
+            rejected: Vec::new(),
+        }],
+    };
+    // The phone's CGM over days 1 and 2, with six hours missing on day 2.
+    let hole = 288 + 100..288 + 172;
+    for (id, slots) in [(1, 0..hole.start), (2, hole.end..576)] {
+        let b = cgm(id, slots);
+        s.store_batch(&b).unwrap();
+        glucose_days::after_batch(s, &b).unwrap();
+    }
+    // An uploader's copy two minutes later, other values, over days 1-3:
+    // it stands only where the phone has nothing (the hole, day 3).
+    let copy: Vec<vigil_model::reading::Sample> = (0..864)
+        .map(|k| vigil_model::reading::Sample {
+            time: at(k, 150),
+            value: value(k + 11),
+        })
+        .collect();
+    vigil_ingest::glucose::store(s, p, "nightscout", &copy).unwrap();
+    // The phone's late backfill of its own hole: it displaces the copy.
+    let late = cgm(3, hole.clone());
+    s.store_batch(&late).unwrap();
+    // Not yet recomputed: the write left its day stale, never wrong.
+    let stale = s
+        .stale_glucose_days(DayScope::Clinician(c), d1, d1 + 3)
+        .unwrap();
+    assert_eq!(
+        stale.iter().map(|d| d.day).collect::<Vec<_>>(),
+        vec![d1 + 1]
+    );
+    assert!(
+        !s.glucose_days(DayScope::Patient(p), d1 + 1, d1 + 2)
+            .unwrap()[0]
+            .current
+    );
+    glucose_days::after_batch(s, &late).unwrap();
+    // The uploader deletes its last six hours: stale until a reader refreshes.
+    let cut = at(864 - 72, 0);
+    assert_eq!(
+        s.delete_readings(p, "nightscout", cut, day_start(d1 + 3))
+            .unwrap(),
+        72
+    );
+    assert_eq!(
+        s.stale_glucose_days(DayScope::Patient(p), d1, d1 + 3)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        glucose_days::refresh(s, DayScope::Clinician(c), d1, d1 + 3).unwrap(),
+        1
+    );
+
+    let rows = s.glucose_days(DayScope::Clinician(c), d1, d1 + 3).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.current && r.patient == p));
+    let same = |from: i64, to: i64| {
+        let points = vigil_ingest::glucose::points(s, p, day_start(from), day_start(to)).unwrap();
+        let m = consensus_metrics(
+            &vigil_ingest::glucose::samples(&points),
+            chrono::TimeDelta::minutes(5),
+        )
+        .unwrap();
+        let f = Figures::of(&glucose_days::sum(
+            rows.iter()
+                .filter(|r| (from..to).contains(&r.day))
+                .map(|r| &r.counts),
+        ))
+        .unwrap();
+        assert_eq!(f.readings as usize, m.readings, "days {from}..{to}");
+        for (a, b) in [
+            (f.tbr_lt54_pct, m.tbr_lt54_pct),
+            (f.tbr_lt70_pct, m.tbr_lt70_pct),
+            (f.tir_70_180_pct, m.tir_70_180_pct),
+            (f.titr_70_140_pct, m.titr_70_140_pct),
+            (f.tar_gt180_pct, m.tar_gt180_pct),
+            (f.tar_gt250_pct, m.tar_gt250_pct),
+            (f.gri, m.gri),
+        ] {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "days {from}..{to}: {f:?} vs {m:?}"
+            );
+        }
+        assert!((f.mean_mg_dl - m.mean_mg_dl).abs() < 1e-9);
+    };
+    for d in d1..d1 + 3 {
+        same(d, d + 1);
+    }
+    same(d1, d1 + 3);
+    // Day 1 and 2 are whole (phone, then phone and its backfill); day 3 is
+    // the copy less what was deleted.
+    let readings: Vec<i64> = rows.iter().map(|r| r.counts.readings).collect();
+    assert_eq!(readings, vec![288, 288, 288 - 72]);
+    assert_eq!(rows[2].counts.slots, 288 - 72);
+    // A new glucose policy re-decides every moment: every day is stale.
+    let policy = serde_json::to_string(&vigil_model::precedence::PrecedenceConfig::default_for(
+        vigil_model::precedence::Quantity::Glucose,
+    ))
+    .unwrap();
+    assert!(
+        s.set_precedence_policy(p, "glucose", &policy, None, start)
+            .unwrap()
+    );
+    assert_eq!(
+        s.stale_glucose_days(DayScope::Patient(p), d1, d1 + 3)
+            .unwrap()
+            .len(),
+        3
+    );
+    // A clinician sees only their own patients' days.
+    let other = s.add_clinician("dr-other").unwrap();
+    assert!(
+        s.glucose_days(DayScope::Clinician(other), d1, d1 + 3)
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! storage_contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -849,6 +1011,12 @@ macro_rules! storage_contract {
             #[test]
             fn alerts_store_once_by_event_key_and_acks_record_who() {
                 super::alerts_store_once_by_event_key_and_acks_record_who(fresh().as_ref());
+            }
+            #[test]
+            fn glucose_day_summaries_equal_the_metrics_of_the_resolved_series() {
+                super::glucose_day_summaries_equal_the_metrics_of_the_resolved_series(
+                    fresh().as_ref(),
+                );
             }
             #[test]
             fn heartbeats_keep_the_latest_and_contact_drives_the_silence_state() {

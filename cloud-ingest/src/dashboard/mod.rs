@@ -5,6 +5,7 @@ pub mod pages;
 pub mod report;
 pub mod sign_in;
 pub mod svg;
+pub mod triage;
 pub mod units;
 pub mod words;
 

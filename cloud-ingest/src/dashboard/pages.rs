@@ -70,6 +70,7 @@ pub fn layout(title: &str, csrf: Option<&str>, main: &str) -> String {
         esc(title)
     );
     if let Some(csrf) = csrf {
+        out.push_str(r#"<nav class="nav" aria-label="Dashboard"><a href="/dashboard/">Patients</a><a href="/dashboard/triage">Triage list</a></nav>"#);
         let _ = write!(
             out,
             r#"<form method="post" action="/dashboard/logout" class="signout"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form>"#

@@ -18,7 +18,7 @@ use crate::dashboard::sign_in::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, cookie, random_hex, same, set_cookie,
 };
 use crate::dashboard::units::GlucoseUnit;
-use crate::dashboard::{APP_CSS, APP_JS, report};
+use crate::dashboard::{APP_CSS, APP_JS, report, triage};
 use crate::error::{Error, Result};
 use crate::glucose;
 use crate::storage::{CredentialKind, NewAuditEntry, Storage, TokenScope};
@@ -206,6 +206,81 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
         StatusCode::OK,
         pages::patient_list(rows, Utc::now(), &who.csrf, unit),
     ))
+}
+
+/// `GET /dashboard/triage`: every assigned patient with the consensus risk
+/// markers of the period, sortable and filterable (issue 17). Reads the
+/// per-day glucose summaries (recomputing any day still stale first) and
+/// the dead-man's switch state, never the readings. An admin's session
+/// sees no patient (admins read no patient data).
+pub async fn triage(
+    State(state): State<ServiceState>,
+    who: Session,
+    q: std::result::Result<Query<triage::TriageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    // The rejection's text quotes the query: not echoed.
+    let Query(q) = q.map_err(|_| Error::InvalidInput(triage::BAD_QUERY.into()))?;
+    let view = triage::View::of(&q)?;
+    let principal = who.principal;
+    let now = Utc::now();
+    let rows = state
+        .store
+        .run(move |s| triage_rows(s, &principal, view.days, now))
+        .await?;
+    Ok(pages::html(
+        StatusCode::OK,
+        triage::render(rows, &view, now, &who.csrf),
+    ))
+}
+
+/// The triage list's rows for `principal` over the `days` UTC days ending
+/// today, against the `days` before. Public for the benchmark.
+pub fn triage_rows(
+    s: &dyn crate::storage::Storage,
+    principal: &crate::auth::Principal,
+    days: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<triage::TriageRow>> {
+    use crate::glucose_days::{self, Figures};
+    use crate::storage::{DayScope, day_of, day_start};
+    let TokenScope::Clinician(c) = principal.scope else {
+        return Ok(Vec::new());
+    };
+    let patients = s.assigned_patients(c)?;
+    let today = day_of(now);
+    let (from, to) = (today + 1 - days, today + 1);
+    let before = from - days;
+    let scope = DayScope::Clinician(c);
+    glucose_days::refresh(s, scope, before, to)?;
+    let rows = s.glucose_days(scope, before, to)?;
+    let current = glucose_days::per_patient(&rows, from, to);
+    let previous = glucose_days::per_patient(&rows, before, from);
+    let contacts: std::collections::HashMap<_, _> =
+        s.contacts()?.into_iter().map(|c| (c.patient, c)).collect();
+    // The slots of the period so far (today counts up to now).
+    let expected = ((now - day_start(from)).num_seconds() + 299) / 300;
+    let silent_after = crate::deadman::DeadManConfig::default().silent_after;
+    let mut out = Vec::with_capacity(patients.len());
+    for p in patients {
+        s.append_audit(&principal.audit_entry(Some(p.id), "dashboard.triage.read"))?;
+        let now_counts = current.get(&p.id).copied().unwrap_or_default();
+        let figures = Figures::of(&now_counts);
+        let before = previous.get(&p.id).and_then(Figures::of);
+        let contact = contacts.get(&p.id);
+        out.push(triage::TriageRow {
+            id: p.id,
+            name: p.display_name,
+            figures,
+            wear_pct: glucose_days::wear_pct(&now_counts, expected),
+            tir_drop: figures
+                .zip(before)
+                .map(|(n, b)| b.tir_70_180_pct - n.tir_70_180_pct),
+            last_contact: contact.map(|c| c.last_contact),
+            silent: contact
+                .is_none_or(|c| c.silence.is_some() || now - c.last_contact >= silent_after),
+        });
+    }
+    Ok(out)
 }
 
 /// Query of the report page.

@@ -331,6 +331,8 @@ pub async fn post_batch(
         .run(move |s| {
             let new = prepare_batch(s, &batch, patient, Utc::now(), max_future)?;
             let ack = s.store_batch(&new)?;
+            // The triage list's day summaries of the days just written.
+            crate::glucose_days::after_batch(s, &new)?;
             audit(s, &who, patient, "readings.write")?;
             // The new-data webhook is queued in the same trip to the
             // blocking pool as the batch (an empty subscription list

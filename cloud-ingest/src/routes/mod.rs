@@ -51,6 +51,7 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/v1/patients", get(patients::list)),
         route(Method::GET, "/v1/audit", get(audit::list)),
         route(Method::GET, "/dashboard/", get(dashboard::home)),
+        route(Method::GET, "/dashboard/triage", get(dashboard::triage)),
         route(Method::GET, "/dashboard/login", get(dashboard::login_form)),
         route(Method::POST, "/dashboard/login", post(dashboard::login)),
         route(Method::POST, "/dashboard/logout", post(dashboard::logout)),

@@ -308,3 +308,88 @@ pub struct Contact {
     /// The open `app_silent` episode, if any.
     pub silence: Option<Silence>,
 }
+
+/// Microseconds in a UTC day: `time / DAY_MICROS` is a reading's day.
+pub const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The UTC day (whole days since 1970-01-01) holding `t`.
+pub fn day_of(t: DateTime<Utc>) -> i64 {
+    micros(t).div_euclid(DAY_MICROS)
+}
+
+/// The first moment of UTC day `day`.
+pub fn day_start(day: i64) -> DateTime<Utc> {
+    from_micros(day.saturating_mul(DAY_MICROS))
+}
+
+/// The distinct UTC days of a batch's interstitial glucose: the days whose
+/// summary (`glucose_days`) the batch can change.
+pub fn glucose_days_of(b: &NewBatch) -> Vec<i64> {
+    let mut days: Vec<i64> = b
+        .groups
+        .iter()
+        .filter(|g| g.stream == Stream::Glucose)
+        .flat_map(|g| g.readings.iter().map(|r| day_of(r.time)))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
+/// One UTC day of one patient's resolved glucose, counted by consensus
+/// band (the bands of `vigil_model::metrics`; see `glucose_days.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DayCounts {
+    /// Readings of the resolved series.
+    pub readings: i64,
+    /// Below 54 mg/dL.
+    pub very_low: i64,
+    /// 54 up to (not including) 70.
+    pub low: i64,
+    /// 70 to 180 inclusive.
+    pub in_range: i64,
+    /// 70 to 140 inclusive (inside `in_range`).
+    pub tight: i64,
+    /// Above 180 up to 250 inclusive.
+    pub high: i64,
+    /// Above 250.
+    pub very_high: i64,
+    /// Five-minute slots (aligned to the epoch) holding a reading.
+    pub slots: i64,
+    /// Sum of the values, mg/dL (for the mean).
+    pub sum_mg_dl: f64,
+}
+
+/// A stored day summary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GlucoseDay {
+    /// The patient.
+    pub patient: PatientId,
+    /// Whole days since 1970-01-01 UTC.
+    pub day: i64,
+    /// The counts as last computed.
+    pub counts: DayCounts,
+    /// Whether the counts are current (no write since they were computed).
+    pub current: bool,
+}
+
+/// A day summary that needs computing: its generation when it was read
+/// (pass it back to [`super::Storage::put_glucose_day`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleDay {
+    /// The patient.
+    pub patient: PatientId,
+    /// Whole days since 1970-01-01 UTC.
+    pub day: i64,
+    /// The row's `stale` generation when read.
+    pub generation: i64,
+}
+
+/// Whose day summaries a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayScope {
+    /// One patient's.
+    Patient(PatientId),
+    /// Every patient assigned to this clinician.
+    Clinician(super::ClinicianId),
+}

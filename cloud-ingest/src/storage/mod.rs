@@ -167,6 +167,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0018_add_clinician_glucose_unit",
         include_str!("../../migrations/0018_add_clinician_glucose_unit.sql"),
     ),
+    (
+        19,
+        "0019_create_glucose_days",
+        include_str!("../../migrations/0019_create_glucose_days.sql"),
+    ),
 ];
 
 /// A patient as the service stores it.
@@ -472,6 +477,26 @@ pub trait Storage: Send + Sync + 'static {
     /// Registers a webhook; [`crate::Error::InvalidInput`] for an empty
     /// event list.
     fn add_webhook(&self, hook: &NewWebhook) -> Result<WebhookId>;
+    /// Day summaries of `scope` for days in `[from_day, to_day)`, current or
+    /// not (`GlucoseDay::current`), by patient then day.
+    fn glucose_days(&self, scope: DayScope, from_day: i64, to_day: i64) -> Result<Vec<GlucoseDay>>;
+    /// The day summaries of `scope` in `[from_day, to_day)` that are not
+    /// current (a write since they were computed, or never computed).
+    fn stale_glucose_days(
+        &self,
+        scope: DayScope,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<StaleDay>>;
+    /// Stores the counts computed for a stale day read at `generation`; a
+    /// write since then leaves the row stale and returns false.
+    fn put_glucose_day(
+        &self,
+        patient: PatientId,
+        day: i64,
+        generation: i64,
+        counts: &DayCounts,
+    ) -> Result<bool>;
     /// The registered, enabled webhooks, by id.
     fn webhooks(&self) -> Result<Vec<Webhook>>;
     /// Queues one delivery of `body` per enabled webhook subscribed to

@@ -12,9 +12,10 @@ use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
 use super::intake::{
-    AlertAckRecord, Contact, NewAlert, NewBatch, NewGroup, NewHeartbeat, ReadingOutcome,
-    ReadingQuery, SeriesKey, Silence, StoredAlert, StoredReading, assemble_ack, from_micros,
-    micros, seq_column, seq_from_column, session_column, session_from_column,
+    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewGroup,
+    NewHeartbeat, ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert,
+    StoredReading, assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
+    session_column, session_from_column,
 };
 use super::{PatientId, TokenId};
 use crate::error::{Error, Result};
@@ -57,6 +58,7 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
     for g in &b.groups {
         outcomes.push(store_group(&mut tx, b, g, batch_row)?);
     }
+    mark_days_stale(&mut tx, b.patient, &glucose_days_of(b))?;
     let ack = assemble_ack(b, &outcomes);
     let text = serde_json::to_string(&ack).map_err(json_error)?;
     tx.execute(
@@ -423,5 +425,128 @@ pub(super) fn set_silence(
             &[&patient, &expected],
         )?,
     };
+    Ok(n == 1)
+}
+
+/// Bumps the generation of `patient`'s day summaries for `days` (creating
+/// the rows) in the caller's transaction; see `sqlite_intake.rs`.
+pub(super) fn mark_days_stale(
+    tx: &mut impl GenericClient,
+    patient: PatientId,
+    days: &[i64],
+) -> Result<()> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO glucose_days (patient_id, day) SELECT $1, d FROM UNNEST($2::BIGINT[]) AS d
+         ON CONFLICT (patient_id, day) DO UPDATE SET stale = glucose_days.stale + 1",
+        &[&patient, &days],
+    )?;
+    Ok(())
+}
+
+fn scope_filter(scope: DayScope) -> (&'static str, i64) {
+    match scope {
+        DayScope::Patient(p) => ("g.patient_id = $1", p),
+        DayScope::Clinician(c) => (
+            "g.patient_id IN (SELECT patient_id FROM clinician_patients WHERE clinician_id = $1)",
+            c,
+        ),
+    }
+}
+
+pub(super) fn glucose_days(
+    conn: &mut Client,
+    scope: DayScope,
+    from_day: i64,
+    to_day: i64,
+) -> Result<Vec<GlucoseDay>> {
+    let (filter, id) = scope_filter(scope);
+    let rows = conn.query(
+        &format!(
+            "SELECT g.patient_id, g.day, COALESCE(g.fresh = g.stale, FALSE), g.readings,
+                    g.very_low, g.low, g.in_range, g.tight, g.high, g.very_high, g.slots,
+                    g.sum_mg_dl
+               FROM glucose_days g
+              WHERE {filter} AND g.day >= $2 AND g.day < $3
+              ORDER BY g.patient_id, g.day"
+        ),
+        &[&id, &from_day, &to_day],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| GlucoseDay {
+            patient: r.get(0),
+            day: r.get(1),
+            current: r.get(2),
+            counts: DayCounts {
+                readings: r.get(3),
+                very_low: r.get(4),
+                low: r.get(5),
+                in_range: r.get(6),
+                tight: r.get(7),
+                high: r.get(8),
+                very_high: r.get(9),
+                slots: r.get(10),
+                sum_mg_dl: r.get(11),
+            },
+        })
+        .collect())
+}
+
+pub(super) fn stale_glucose_days(
+    conn: &mut Client,
+    scope: DayScope,
+    from_day: i64,
+    to_day: i64,
+) -> Result<Vec<StaleDay>> {
+    let (filter, id) = scope_filter(scope);
+    let rows = conn.query(
+        &format!(
+            "SELECT g.patient_id, g.day, g.stale FROM glucose_days g
+              WHERE {filter} AND g.day >= $2 AND g.day < $3
+                AND (g.fresh IS NULL OR g.fresh <> g.stale)
+              ORDER BY g.patient_id, g.day"
+        ),
+        &[&id, &from_day, &to_day],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| StaleDay {
+            patient: r.get(0),
+            day: r.get(1),
+            generation: r.get(2),
+        })
+        .collect())
+}
+
+pub(super) fn put_glucose_day(
+    conn: &mut Client,
+    patient: PatientId,
+    day: i64,
+    generation: i64,
+    c: &DayCounts,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE glucose_days SET fresh = $3, readings = $4, very_low = $5, low = $6,
+                in_range = $7, tight = $8, high = $9, very_high = $10, slots = $11,
+                sum_mg_dl = $12
+          WHERE patient_id = $1 AND day = $2 AND stale = $3",
+        &[
+            &patient,
+            &day,
+            &generation,
+            &c.readings,
+            &c.very_low,
+            &c.low,
+            &c.in_range,
+            &c.tight,
+            &c.high,
+            &c.very_high,
+            &c.slots,
+            &c.sum_mg_dl,
+        ],
+    )?;
     Ok(n == 1)
 }

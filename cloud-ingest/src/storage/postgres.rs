@@ -32,8 +32,8 @@ use vigil_model::wire::BatchAck;
 
 use super::pg_intake;
 use super::{
-    AlertAckRecord, Contact, NewAlert, NewBatch, NewHeartbeat, ReadingQuery, SeriesKey, Silence,
-    StoredAlert, StoredReading,
+    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewHeartbeat,
+    ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert, StoredReading,
 };
 use super::{
     AuditEntry, ClinicianId, NewAuditEntry, NewToken, NsDocument, Patient, PatientId, Storage,
@@ -138,6 +138,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         18,
         "0018_add_clinician_glucose_unit",
         include_str!("../../migrations/postgres/0018_add_clinician_glucose_unit.sql"),
+    ),
+    (
+        19,
+        "0019_create_glucose_days",
+        include_str!("../../migrations/postgres/0019_create_glucose_days.sql"),
     ),
 ];
 
@@ -549,7 +554,8 @@ impl Storage for PostgresStorage {
         if !exists {
             return Ok(false);
         }
-        conn.execute(
+        let mut tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO precedence_policies (patient_id, quantity, policy, updated_at, updated_by)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (patient_id, quantity) DO UPDATE SET
@@ -557,6 +563,15 @@ impl Storage for PostgresStorage {
                  updated_by = excluded.updated_by",
             &[&patient, &quantity, &policy, &at, &by],
         )?;
+        // Another policy re-decides every moment: every day summary of the
+        // patient's glucose is stale.
+        if quantity == vigil_model::precedence::Quantity::Glucose.as_str() {
+            tx.execute(
+                "UPDATE glucose_days SET stale = stale + 1 WHERE patient_id = $1",
+                &[&patient],
+            )?;
+        }
+        tx.commit()?;
         Ok(true)
     }
 
@@ -1011,7 +1026,9 @@ impl Storage for PostgresStorage {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u64> {
-        Ok(self.conn()?.execute(
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
             "DELETE FROM readings WHERE patient_id = $1 AND device = $2 AND time >= $3 AND time < $4",
             &[
                 &patient,
@@ -1019,7 +1036,43 @@ impl Storage for PostgresStorage {
                 &super::intake::micros(from),
                 &super::intake::micros(to),
             ],
-        )?)
+        )?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE glucose_days SET stale = stale + 1
+                  WHERE patient_id = $1 AND day >= $2 AND day <= $3",
+                &[
+                    &patient,
+                    &super::day_of(from),
+                    &super::day_of(to - chrono::TimeDelta::microseconds(1)),
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn glucose_days(&self, scope: DayScope, from_day: i64, to_day: i64) -> Result<Vec<GlucoseDay>> {
+        pg_intake::glucose_days(&mut *self.conn()?, scope, from_day, to_day)
+    }
+
+    fn stale_glucose_days(
+        &self,
+        scope: DayScope,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<StaleDay>> {
+        pg_intake::stale_glucose_days(&mut *self.conn()?, scope, from_day, to_day)
+    }
+
+    fn put_glucose_day(
+        &self,
+        patient: PatientId,
+        day: i64,
+        generation: i64,
+        counts: &DayCounts,
+    ) -> Result<bool> {
+        pg_intake::put_glucose_day(&mut *self.conn()?, patient, day, generation, counts)
     }
 
     fn add_webhook(&self, hook: &NewWebhook) -> Result<WebhookId> {

@@ -17,9 +17,10 @@ use vigil_model::wire::BatchAck;
 
 use super::sqlite_intake as intake;
 use super::{
-    AlertAckRecord, AuditEntry, ClinicianId, Contact, CredentialKind, MIGRATIONS, NewAlert,
-    NewAuditEntry, NewBatch, NewHeartbeat, NewToken, NsDocument, Patient, PatientId, ReadingQuery,
-    SeriesKey, Silence, Storage, StoredAlert, StoredReading, TokenId, TokenRecord, TokenScope,
+    AlertAckRecord, AuditEntry, ClinicianId, Contact, CredentialKind, DayCounts, DayScope,
+    GlucoseDay, MIGRATIONS, NewAlert, NewAuditEntry, NewBatch, NewHeartbeat, NewToken, NsDocument,
+    Patient, PatientId, ReadingQuery, SeriesKey, Silence, StaleDay, Storage, StoredAlert,
+    StoredReading, TokenId, TokenRecord, TokenScope,
 };
 use crate::auth::{Role, TokenHash};
 use crate::error::{Error, Result};
@@ -179,8 +180,9 @@ impl Storage for SqliteStorage {
         by: Option<TokenId>,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let conn = self.conn();
-        let exists: bool = conn.query_row(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
             [patient],
             |r| r.get(0),
@@ -188,7 +190,7 @@ impl Storage for SqliteStorage {
         if !exists {
             return Ok(false);
         }
-        conn.execute(
+        tx.execute(
             "INSERT INTO precedence_policies (patient_id, quantity, policy, updated_at, updated_by)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (patient_id, quantity) DO UPDATE SET
@@ -196,6 +198,15 @@ impl Storage for SqliteStorage {
                  updated_by = excluded.updated_by",
             params![patient, quantity, policy, at, by],
         )?;
+        // Another policy re-decides every moment: every day summary of the
+        // patient's glucose is stale.
+        if quantity == vigil_model::precedence::Quantity::Glucose.as_str() {
+            tx.execute(
+                "UPDATE glucose_days SET stale = stale + 1 WHERE patient_id = ?1",
+                [patient],
+            )?;
+        }
+        tx.commit()?;
         Ok(true)
     }
 
@@ -557,10 +568,24 @@ impl Storage for SqliteStorage {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u64> {
-        let n = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
             "DELETE FROM readings WHERE patient_id = ?1 AND device = ?2 AND time >= ?3 AND time < ?4",
             params![patient, device, super::micros(from), super::micros(to)],
         )?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE glucose_days SET stale = stale + 1
+                  WHERE patient_id = ?1 AND day >= ?2 AND day <= ?3",
+                params![
+                    patient,
+                    super::day_of(from),
+                    super::day_of(to - chrono::TimeDelta::microseconds(1))
+                ],
+            )?;
+        }
+        tx.commit()?;
         Ok(n as u64)
     }
 
@@ -573,6 +598,29 @@ impl Storage for SqliteStorage {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    fn glucose_days(&self, scope: DayScope, from_day: i64, to_day: i64) -> Result<Vec<GlucoseDay>> {
+        intake::glucose_days(&self.conn(), scope, from_day, to_day)
+    }
+
+    fn stale_glucose_days(
+        &self,
+        scope: DayScope,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<StaleDay>> {
+        intake::stale_glucose_days(&self.conn(), scope, from_day, to_day)
+    }
+
+    fn put_glucose_day(
+        &self,
+        patient: PatientId,
+        day: i64,
+        generation: i64,
+        counts: &DayCounts,
+    ) -> Result<bool> {
+        intake::put_glucose_day(&self.conn(), patient, day, generation, counts)
     }
 
     fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
