@@ -2,12 +2,14 @@
 # What Vigil costs a phone app, measured on the host:
 #   1. the bindings library (cdylib) built as a phone build builds it:
 #      the phone feature set (`--no-default-features`: host-fed transport,
-#      no btleplug or libdbus) and the phone profile ([profile.mobile]:
-#      opt-level "z", fat LTO, one codegen unit, panic=abort, symbols
-#      stripped), stripped again with `strip` to be sure, and its size
-#      against the 4 MB limit (exit status 1 above it);
+#      no btleplug or libdbus, no simulated peripherals) and the phone
+#      profile ([profile.mobile]: opt-level "z", fat LTO, one codegen
+#      unit, panic=abort, symbols stripped), stripped again with
+#      `strip` to be sure, and its size against the 4 MB limit (exit
+#      status 1 above it);
 #   2. the resident memory of a running SDK with one simulated CGM and one
-#      heart-rate strap (bench/footprint, same profile).
+#      heart-rate strap (bench/footprint, same profile, with the core's
+#      default features: it needs the simulation).
 #
 # Usage: bench/footprint.sh [--hours N]     (simulated hours, default 24)
 set -euo pipefail

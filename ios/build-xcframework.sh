@@ -37,9 +37,21 @@ rm -rf "$out" "$xcframework"
 mkdir -p "$out/headers" "$out/simulator" "$generated"
 
 cd "$root"
+# The phone feature set (no btleplug, no simulated peripherals:
+# `TransportMode::Simulated` answers `NotAvailable`) for the device slice,
+# which is what ships in an app. The simulator slices, which never reach a
+# phone, keep the simulated transport so the XCTests and demos on the iOS
+# Simulator can pair simulated sensors.
+# (A string, not an array: macOS's bash 3.2 refuses an empty array under
+# `set -u`.)
 for target in "${targets[@]}"; do
-    echo "==> $target ($profile profile)"
-    cargo build --profile "$profile" -p vigil-bindings --lib --no-default-features --target "$target"
+    features=""
+    case "$target" in
+        *-ios-sim | x86_64-apple-ios) features="--features simulation" ;;
+    esac
+    echo "==> $target ($profile profile${features:+, simulation})"
+    # shellcheck disable=SC2086 # $features is empty or two words
+    cargo build --profile "$profile" -p vigil-bindings --lib --no-default-features $features --target "$target"
 done
 
 echo "==> simulator slices merged with lipo"

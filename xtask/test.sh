@@ -59,6 +59,9 @@ cargo fmt --all -- --check
 say "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "phone feature set: the core without btleplug and simulation, both transports refused by type"
+cargo test -p vigil-core --no-default-features --locked --test phone_features
+
 say "crate graph: the cloud links the shared model, never the phone SDK"
 bash xtask/crate-graph.sh
 

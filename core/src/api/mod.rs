@@ -48,6 +48,7 @@ use crate::model::{DeviceId, PatientId};
 use crate::session::{Session, SessionConfig};
 use crate::store::{Buffer, BufferConfig, BufferSink, CapacityPolicy};
 use crate::transport::Transport;
+#[cfg(feature = "simulation")]
 use crate::transport::simulated::{Radio, SimulatedTransport};
 use dispatch::{Callback, Dispatch};
 use pipeline::{Contact, GlucoseAlerts, Pipeline};
@@ -82,6 +83,7 @@ pub struct Vigil {
     /// The facade's own connection: registry, status and outbox queries.
     buffer: Mutex<Buffer>,
     transport: Arc<dyn Transport>,
+    #[cfg(feature = "simulation")]
     simulated: Option<Arc<SimulatedTransport>>,
     host: Option<host::HostBridge>,
     state: Mutex<State>,
@@ -136,14 +138,7 @@ impl Vigil {
             .map_err(|e| SdkError::unavailable(format!("cannot start the callback thread: {e}")))?;
         let (transport, simulated, host): (Arc<dyn Transport>, _, _) = match config.transport {
             TransportMode::Simulated => {
-                let c = clock.clone();
-                let sim = runtime.run(async move {
-                    Arc::new(SimulatedTransport::start(
-                        Radio::new(),
-                        c,
-                        std::time::Duration::from_secs(1),
-                    ))
-                })?;
+                let sim = simulated_transport(&runtime, &clock)?;
                 (sim.clone(), Some(sim), None)
             }
             TransportMode::HostFed => {
@@ -153,6 +148,9 @@ impl Vigil {
             }
             TransportMode::Btleplug => (btleplug_transport(&runtime)?, None, None),
         };
+        // Without the feature the middle slot is always `None`: no field.
+        #[cfg(not(feature = "simulation"))]
+        let _: Option<Arc<dyn Transport>> = simulated;
         let glucose = Arc::new(Mutex::new(glucose_alerts(&config, &HashMap::new())?));
         let last_sync = Arc::new(Mutex::new(None));
         let sync = match &config.server_url {
@@ -175,6 +173,7 @@ impl Vigil {
             callback_thread: Some(callback_thread),
             buffer: Mutex::new(buffer),
             transport,
+            #[cfg(feature = "simulation")]
             simulated,
             host,
             state: Mutex::new(State {
@@ -235,25 +234,50 @@ impl Vigil {
             .declare(DeviceId(device.to_string()), kind.class());
         let mut state = self.state();
         let newly = state.paired.insert(device.to_string(), kind).is_none();
-        if let (true, Some(sim)) = (newly, &self.simulated) {
-            let seed = self
-                .config
-                .simulation_seed
-                .wrapping_add(u64::try_from(state.paired.len()).unwrap_or(0));
-            let run_for = match self.config.clock {
-                ClockMode::Simulated { run_for, .. } => Some(run_for),
-                ClockMode::Wall | ClockMode::Accelerated { .. } => None,
-            };
-            let peripheral =
-                match (self.config.simulation).peripheral(kind, device, seed, now, run_for) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        state.paired.remove(device);
-                        return Err(e);
-                    }
-                };
-            sim.with_radio(|radio| radio.add(peripheral));
+        if newly {
+            self.put_on_air(&mut state, device, kind, now)?;
         }
+        Ok(())
+    }
+
+    /// With simulated devices, puts a simulated device of `kind` on the
+    /// air as `device`, newly paired in `state` (taken back out if the
+    /// simulation cannot build it).
+    #[cfg(feature = "simulation")]
+    fn put_on_air(
+        &self,
+        state: &mut State,
+        device: &str,
+        kind: DeviceKind,
+        now: DateTime<Utc>,
+    ) -> SdkResult<()> {
+        let Some(sim) = &self.simulated else {
+            return Ok(());
+        };
+        let seed = self
+            .config
+            .simulation_seed
+            .wrapping_add(u64::try_from(state.paired.len()).unwrap_or(0));
+        let run_for = match self.config.clock {
+            ClockMode::Simulated { run_for, .. } => Some(run_for),
+            ClockMode::Wall | ClockMode::Accelerated { .. } => None,
+        };
+        let peripheral = match (self.config.simulation).peripheral(kind, device, seed, now, run_for)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                state.paired.remove(device);
+                return Err(e);
+            }
+        };
+        sim.with_radio(|radio| radio.add(peripheral));
+        Ok(())
+    }
+
+    /// Without the `simulation` feature nothing is simulated: a device is
+    /// only recorded.
+    #[cfg(not(feature = "simulation"))]
+    fn put_on_air(&self, _: &mut State, _: &str, _: DeviceKind, _: DateTime<Utc>) -> SdkResult<()> {
         Ok(())
     }
 
@@ -608,6 +632,30 @@ impl Drop for Vigil {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+#[cfg(feature = "simulation")]
+fn simulated_transport(
+    runtime: &runtime::Owned,
+    clock: &Arc<dyn Clock>,
+) -> SdkResult<Arc<SimulatedTransport>> {
+    let c = clock.clone();
+    runtime.run(async move {
+        Arc::new(SimulatedTransport::start(
+            Radio::new(),
+            c,
+            std::time::Duration::from_secs(1),
+        ))
+    })
+}
+
+/// Without the `simulation` feature (phone builds) there are no simulated
+/// peripherals: the same typed refusal as a missing btleplug.
+#[cfg(not(feature = "simulation"))]
+fn simulated_transport(_: &runtime::Owned, _: &Arc<dyn Clock>) -> SdkResult<Arc<dyn Transport>> {
+    Err(SdkError::unavailable(
+        "this build has no simulated transport (feature `simulation`)",
+    ))
 }
 
 #[cfg(feature = "btleplug")]

@@ -8,19 +8,30 @@
 //! nothing else. The values are plain (an enum, Unix milliseconds), like
 //! everything else at this boundary; the physiology and fault plan behind
 //! them stay internal.
+//!
+//! The records are in every build, so an app's configuration reads the
+//! same on each; the machinery behind them (everything here that names
+//! `transport::simulated`) only with the `simulation` feature, which phone
+//! builds leave out.
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 use super::error::{SdkError, SdkResult};
+#[cfg(feature = "simulation")]
 use crate::session::DeviceKind;
+#[cfg(feature = "simulation")]
 use crate::transport::simulated::physiology::{GlucoseProfile, SampleInterval};
+#[cfg(feature = "simulation")]
 use crate::transport::simulated::{
     CgmConfig, Fault, FaultPlan, HeartRateConfig, MeterConfig, OximeterConfig, Peripheral,
     RandomFaults, SimulatedCgm, SimulatedHeartRate, SimulatedMeter, SimulatedOximeter,
 };
+#[cfg(feature = "simulation")]
+use chrono::TimeDelta;
 
 /// The faults of [`Simulation::field_faults`]: what a phone in a pocket
 /// sees over days, a few a day of each kind.
+#[cfg(feature = "simulation")]
 const FIELD_FAULTS: RandomFaults = RandomFaults {
     disconnects_per_hour: 0.1,
     out_of_range_per_day: 2.0,
@@ -72,8 +83,26 @@ pub struct Simulation {
 }
 
 /// How long field faults are drawn for when the clock has no end.
+#[cfg(feature = "simulation")]
 const FIELD_FAULT_DAYS: i64 = 30;
 
+impl Simulation {
+    /// Checks every scripted period (of every device), in every build: a
+    /// configuration a phone build accepts is one a simulating build
+    /// accepts.
+    pub(crate) fn check(&self) -> SdkResult<()> {
+        let own = self
+            .device_out_of_range_ms
+            .iter()
+            .map(|(_, from, to)| (*from, *to));
+        for (from, to) in self.cgm_out_of_range_ms.iter().copied().chain(own) {
+            period_times(from, to)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "simulation")]
 impl Simulation {
     pub(crate) fn profile(&self) -> GlucoseProfile {
         match self.glucose {
@@ -91,15 +120,6 @@ impl Simulation {
                 ..GlucoseProfile::poorly_controlled_type1()
             },
         }
-    }
-
-    /// Checks every scripted period (of every device).
-    pub(crate) fn check(&self) -> SdkResult<()> {
-        self.faults_for("")?;
-        for (device, _, _) in &self.device_out_of_range_ms {
-            self.faults_for(device)?;
-        }
-        Ok(())
     }
 
     /// The simulated device of `kind` paired as `device` at `now`, with
@@ -173,7 +193,14 @@ impl Simulation {
 }
 
 /// One out-of-range period, refused if empty or reversed.
+#[cfg(feature = "simulation")]
 fn period(from: i64, to: i64) -> SdkResult<Fault> {
+    let (from, to) = period_times(from, to)?;
+    Ok(Fault::OutOfRange { from, to })
+}
+
+/// The times of one out-of-range period, refused if empty or reversed.
+fn period_times(from: i64, to: i64) -> SdkResult<(DateTime<Utc>, DateTime<Utc>)> {
     let time = |ms: i64| {
         Utc.timestamp_millis_opt(ms)
             .single()
@@ -184,13 +211,10 @@ fn period(from: i64, to: i64) -> SdkResult<Fault> {
             "cgm_out_of_range_ms: each period must end after it starts",
         ));
     }
-    Ok(Fault::OutOfRange {
-        from: time(from)?,
-        to: time(to)?,
-    })
+    Ok((time(from)?, time(to)?))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulation"))]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -22,6 +22,7 @@
 #[cfg(feature = "btleplug")]
 pub mod btleplug;
 pub mod host_fed;
+#[cfg(feature = "simulation")]
 pub mod simulated;
 
 use async_trait::async_trait;
