@@ -36,10 +36,12 @@
 //! `VIGIL_CAPACITY_SEEDED`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +54,8 @@ use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, St
 use vigil_model::wire::{
     self, AppState, Batch, BatchId, BufferHealth, ContentEncoding, Heartbeat, PressureLevel,
 };
+
+use serve::Server;
 
 /// The latency a step must hold at p99.
 const P99_LIMIT: Duration = Duration::from_millis(100);
@@ -67,63 +71,16 @@ const TOLERANCE: f64 = 3.0;
 /// The bisection stops when the bracket is this narrow (relative).
 const RESOLUTION: f64 = 0.1;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(db: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-ingest"))
-            .arg("--database")
-            .arg(db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            // The per-token throttle guards against a misbehaving phone; a
-            // phone at its real cadence never meets it, and here one seeded
-            // token stands for many phones.
-            .args(["--rate-per-second", "100000", "--rate-burst", "100000"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start vigil-ingest serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the service printed its address within 30 s");
-        let url = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
-
-    /// The service process's CPU time so far (user + system).
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("read the service's /proc stat");
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields of the whole line.
-        let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-        let fields: Vec<&str> = after.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
-    }
+/// The service process's CPU time so far (user + system).
+fn cpu_of(server: &Server) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid()))
+        .expect("read the service's /proc stat");
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields of the whole line.
+    let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -321,7 +278,7 @@ async fn run_step(server: &Server, planned: Vec<Planned>, patients: u64, window:
     let batches = format!("{}/v1/batches", server.url);
     let heartbeats = format!("{}/v1/heartbeats", server.url);
     let offered = planned.len();
-    let cpu_before = server.cpu();
+    let cpu_before = cpu_of(server);
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(offered);
     for (i, r) in planned.into_iter().enumerate() {
@@ -362,7 +319,7 @@ async fn run_step(server: &Server, planned: Vec<Planned>, patients: u64, window:
         }
     }
     let elapsed = started.elapsed();
-    let cpu = server.cpu().saturating_sub(cpu_before);
+    let cpu = cpu_of(server).saturating_sub(cpu_before);
     latencies.sort();
     Step {
         patients,
@@ -422,7 +379,13 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// quick run failed with errors.
 fn search(backend: &str, db: &Path, s: &Settings) -> (u64, bool) {
     let mut patients = seed(db, s.seeded);
-    let server = Server::start(db);
+    let server = Server::start(
+        db,
+        // The per-token throttle guards against a misbehaving phone; a
+        // phone at its real cadence never meets it, and here one seeded
+        // token stands for many phones.
+        &["--rate-per-second", "100000", "--rate-burst", "100000"],
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

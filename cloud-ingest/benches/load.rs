@@ -15,9 +15,10 @@
 //! small load checks the path. Any non-2xx answer fails the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,59 +29,12 @@ use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
 use vigil_model::wire::{self, Batch, BatchId, ContentEncoding};
 
+use serve::Server;
+
 /// One phone: its patient id (as the wire carries it) and device token.
 struct Phone {
     patient: String,
     token: String,
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-ingest"))
-        .arg("--database")
-        .arg(db)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-per-second",
-            "10000",
-            "--rate-burst",
-            "10000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start vigil-ingest serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the service printed its address within 30 s");
-    let url = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, url }
 }
 
 fn seed(db: &Path, phones: usize) -> Vec<Phone> {
@@ -449,7 +403,7 @@ fn run(
     floor: impl FnOnce() -> f64,
 ) -> bool {
     let seeded = seed(db, phones);
-    let server = start_server(db);
+    let server = Server::start(db, &["--rate-per-second", "10000", "--rate-burst", "10000"]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -33,16 +33,12 @@
 
 use chrono::TimeDelta;
 
+use vigil_model::metrics::{Band, Gri};
+
 use crate::error::Result;
 use crate::fhir::DataPoint;
 use crate::storage::{DayCounts, DayScope, NewBatch, PatientId, Storage, day_start};
 
-/// Band edges, mg/dL, as `vigil_model::metrics::consensus` draws them.
-const VERY_LOW_BELOW: f64 = 54.0;
-const LOW_BELOW: f64 = 70.0;
-const TIGHT_UP_TO: f64 = 140.0;
-const TARGET_UP_TO: f64 = 180.0;
-const HIGH_UP_TO: f64 = 250.0;
 /// Width of a wear slot, microseconds (the CGM's 5-minute interval).
 const SLOT_MICROS: i64 = 300_000_000;
 /// Five-minute slots in a day.
@@ -53,22 +49,17 @@ pub fn counts(points: &[DataPoint]) -> DayCounts {
     let mut c = DayCounts::default();
     let mut slots: Vec<i64> = Vec::with_capacity(points.len());
     for p in points {
-        let g = p.mg_dl;
         c.readings += 1;
-        c.sum_mg_dl += g;
-        if g < VERY_LOW_BELOW {
-            c.very_low += 1;
-        } else if g < LOW_BELOW {
-            c.low += 1;
-        } else if g <= TARGET_UP_TO {
-            c.in_range += 1;
-            if g <= TIGHT_UP_TO {
-                c.tight += 1;
+        c.sum_mg_dl += p.mg_dl;
+        match Band::of(p.mg_dl) {
+            Band::VeryLow => c.very_low += 1,
+            Band::Low => c.low += 1,
+            Band::InRange { tight } => {
+                c.in_range += 1;
+                c.tight += i64::from(tight);
             }
-        } else if g <= HIGH_UP_TO {
-            c.high += 1;
-        } else {
-            c.very_high += 1;
+            Band::High => c.high += 1,
+            Band::VeryHigh => c.very_high += 1,
         }
         slots.push(p.time.timestamp_micros().div_euclid(SLOT_MICROS));
     }
@@ -152,9 +143,15 @@ impl Figures {
         }
         let n = c.readings as f64;
         let pct = |k: i64| (k * 100) as f64 / n;
-        let gri = (((30 * c.very_low + 24 * c.low + 16 * c.very_high + 8 * c.high) * 10) as f64
-            / n)
-            .min(100.0);
+        let whole = |k: i64| u64::try_from(k).unwrap_or(0);
+        let gri = Gri::of(
+            whole(c.very_low),
+            whole(c.low),
+            whole(c.high),
+            whole(c.very_high),
+            whole(c.readings),
+        )?
+        .gri;
         Some(Figures {
             tbr_lt54_pct: pct(c.very_low),
             tbr_lt70_pct: pct(c.very_low + c.low),

@@ -182,20 +182,10 @@ fn age(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// The form that saves the clinician's glucose unit.
 fn unit_form(csrf: &str, unit: GlucoseUnit) -> String {
-    let mut out = format!(
-        r#"<form method="post" action="/dashboard/preferences" class="prefs"><input type="hidden" name="csrf" value="{csrf}"><label for="pref-unit">Glucose unit</label> <select id="pref-unit" name="units">"#
-    );
-    for u in GlucoseUnit::ALL {
-        let selected = if u == unit { " selected" } else { "" };
-        let _ = write!(
-            out,
-            r#"<option value="{}"{selected}>{}</option>"#,
-            u.query(),
-            u.label()
-        );
-    }
-    out.push_str(r#"</select> <button type="submit">Save</button></form>"#);
-    out
+    format!(
+        r#"<form method="post" action="/dashboard/preferences" class="prefs"><input type="hidden" name="csrf" value="{csrf}"><label for="pref-unit">Glucose unit</label> <select id="pref-unit" name="units">{}</select> <button type="submit">Save</button></form>"#,
+        GlucoseUnit::options(unit)
+    )
 }
 
 /// The patient list, most urgent first, glucose in `unit`, with the form

@@ -258,15 +258,7 @@ fn chooser(patient: i64, days: i64, unit: GlucoseUnit) -> String {
         );
     }
     out.push_str(r#"</select></label> <label>or from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label> <label>Unit <select name="units">"#);
-    for u in GlucoseUnit::ALL {
-        let selected = if u == unit { " selected" } else { "" };
-        let _ = write!(
-            out,
-            r#"<option value="{}"{selected}>{}</option>"#,
-            u.query(),
-            u.label()
-        );
-    }
+    out.push_str(&GlucoseUnit::options(unit));
     out.push_str(r#"</select></label> <button type="submit">Show</button></form>"#);
     out
 }

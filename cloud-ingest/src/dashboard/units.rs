@@ -57,6 +57,22 @@ impl GlucoseUnit {
         }
     }
 
+    /// The `<option>`s of a unit `<select>` (`name="units"`), `selected`
+    /// chosen: one list for the report's chooser and the preference form.
+    pub fn options(selected: GlucoseUnit) -> String {
+        GlucoseUnit::ALL
+            .iter()
+            .map(|&u| {
+                let mark = if u == selected { " selected" } else { "" };
+                format!(
+                    r#"<option value="{}"{mark}>{}</option>"#,
+                    u.query(),
+                    u.label()
+                )
+            })
+            .collect()
+    }
+
     /// A value with its unit, e.g. `"7.2 mmol/L"`.
     pub fn with_unit(self, mg_dl: f64) -> String {
         format!("{} {}", self.value(mg_dl), self.label())

@@ -169,6 +169,80 @@ pub struct GlucoseMetrics {
     pub last: DateTime<Utc>,
 }
 
+/// A reading's consensus band (Battelino et al., 2019; tight range 70–140):
+/// the one place the band edges are drawn, for these metrics and for
+/// anything that counts readings per band (the cloud's per-day summaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Band {
+    /// Below 54 mg/dL.
+    VeryLow,
+    /// 54 to below 70 mg/dL.
+    Low,
+    /// 70–180 mg/dL; `tight` when also within 70–140.
+    InRange {
+        /// Within the tight range, 70–140 mg/dL.
+        tight: bool,
+    },
+    /// Above 180, up to 250 mg/dL.
+    High,
+    /// Above 250 mg/dL.
+    VeryHigh,
+}
+
+impl Band {
+    /// The band `mg_dl` falls in.
+    pub fn of(mg_dl: f64) -> Band {
+        if mg_dl < VERY_LOW_BELOW {
+            Band::VeryLow
+        } else if mg_dl < LOW_BELOW {
+            Band::Low
+        } else if mg_dl <= TARGET_UP_TO {
+            Band::InRange {
+                tight: mg_dl <= TIGHT_UP_TO,
+            }
+        } else if mg_dl <= HIGH_UP_TO {
+            Band::High
+        } else {
+            Band::VeryHigh
+        }
+    }
+}
+
+/// The Glycemia Risk Index of a period and its two components.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gri {
+    /// `3 × hypo + 1.6 × hyper`, capped at 100.
+    pub gri: f64,
+    /// `VLow + 0.8 × Low`, percent of readings.
+    pub hypo: f64,
+    /// `VHigh + 0.5 × High`, percent of readings.
+    pub hyper: f64,
+}
+
+impl Gri {
+    /// From the readings per band out of `n` (Klonoff et al., 2022); `None`
+    /// for no readings. The weights times ten are whole numbers, so each
+    /// figure is one exact integer over n: a GRI of exactly 20 is 20.0
+    /// (zone A), never 20.000000000000004 (zone B).
+    pub fn of(very_low: u64, low: u64, high: u64, very_high: u64, n: u64) -> Option<Gri> {
+        if n == 0 {
+            return None;
+        }
+        let (vl, l, h, vh) = (
+            u128::from(very_low),
+            u128::from(low),
+            u128::from(high),
+            u128::from(very_high),
+        );
+        let n = n as f64;
+        Some(Gri {
+            gri: (((30 * vl + 24 * l + 16 * vh + 8 * h) * 10) as f64 / n).min(100.0),
+            hypo: ((10 * vl + 8 * l) * 10) as f64 / n,
+            hyper: ((2 * vh + h) * 50) as f64 / n,
+        })
+    }
+}
+
 /// Computes the consensus metrics of `samples` (glucose in mg/dL, any order),
 /// given the sensor's expected sampling interval (5 minutes for most CGMs).
 ///
@@ -213,18 +287,19 @@ pub fn consensus_metrics(samples: &[Sample], interval: TimeDelta) -> Result<Gluc
             .sum::<f64>();
         (squares / (n - 1.0)).sqrt()
     };
-    let count = |pred: fn(f64) -> bool| samples.iter().filter(|s| pred(s.value)).count() as u128;
-    let pct = |pred: fn(f64) -> bool| (count(pred) * 100) as f64 / n;
-    // The GRI's weights times ten are whole numbers, so the index and its
-    // components are one exact integer over n: a GRI of exactly 20 is 20.0
-    // (zone A), never 20.000000000000004 (zone B).
-    let very_low = count(|g| g < VERY_LOW_BELOW);
-    let low = count(|g| (VERY_LOW_BELOW..LOW_BELOW).contains(&g));
-    let high = count(|g| g > TARGET_UP_TO && g <= HIGH_UP_TO);
-    let very_high = count(|g| g > HIGH_UP_TO);
-    let gri_hypo = ((10 * very_low + 8 * low) * 10) as f64 / n;
-    let gri_hyper = ((2 * very_high + high) * 50) as f64 / n;
-    let gri = (((30 * very_low + 24 * low + 16 * very_high + 8 * high) * 10) as f64 / n).min(100.0);
+    let count =
+        |pred: fn(Band) -> bool| samples.iter().filter(|s| pred(Band::of(s.value))).count() as u64;
+    let pct = |pred: fn(Band) -> bool| (u128::from(count(pred)) * 100) as f64 / n;
+    let very_low = count(|b| b == Band::VeryLow);
+    let low = count(|b| b == Band::Low);
+    let high = count(|b| b == Band::High);
+    let very_high = count(|b| b == Band::VeryHigh);
+    let Gri {
+        gri,
+        hypo: gri_hypo,
+        hyper: gri_hyper,
+    } = Gri::of(very_low, low, high, very_high, samples.len() as u64)
+        .ok_or_else(|| Error::InvalidInput("metrics need at least one glucose reading".into()))?;
 
     // Whole milliseconds and whole slots: a period of n days at a regular
     // interval must not fall a hair short of n days, nor 70 % wear of 70 %.
@@ -253,12 +328,12 @@ pub fn consensus_metrics(samples: &[Sample], interval: TimeDelta) -> Result<Gluc
         sd_mg_dl: sd,
         cv_pct: sd / mean * 100.0,
         gmi_pct: GMI_INTERCEPT_PCT + GMI_SLOPE_PCT_PER_MG_DL * mean,
-        tbr_lt54_pct: pct(|g| g < VERY_LOW_BELOW),
-        tbr_lt70_pct: pct(|g| g < LOW_BELOW),
-        tir_70_180_pct: pct(|g| (LOW_BELOW..=TARGET_UP_TO).contains(&g)),
-        titr_70_140_pct: pct(|g| (LOW_BELOW..=TIGHT_UP_TO).contains(&g)),
-        tar_gt180_pct: pct(|g| g > TARGET_UP_TO),
-        tar_gt250_pct: pct(|g| g > HIGH_UP_TO),
+        tbr_lt54_pct: pct(|b| b == Band::VeryLow),
+        tbr_lt70_pct: pct(|b| matches!(b, Band::VeryLow | Band::Low)),
+        tir_70_180_pct: pct(|b| matches!(b, Band::InRange { .. })),
+        titr_70_140_pct: pct(|b| b == Band::InRange { tight: true }),
+        tar_gt180_pct: pct(|b| matches!(b, Band::High | Band::VeryHigh)),
+        tar_gt250_pct: pct(|b| b == Band::VeryHigh),
         gri,
         gri_hypo,
         gri_hyper,

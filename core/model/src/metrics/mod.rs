@@ -23,4 +23,4 @@ pub mod agp;
 pub mod consensus;
 
 pub use agp::{AgpSlot, agp_profile, percentile};
-pub use consensus::{GlucoseMetrics, GriZone, consensus_metrics};
+pub use consensus::{Band, GlucoseMetrics, Gri, GriZone, consensus_metrics};
