@@ -83,6 +83,18 @@ fn cpu_of(server: &Server) -> Duration {
     Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
 }
 
+/// Waits (at most a minute) until the service used under 5 % of a core
+/// over one second.
+fn settle(server: &Server) {
+    for _ in 0..60 {
+        let before = cpu_of(server);
+        std::thread::sleep(Duration::from_secs(1));
+        if (cpu_of(server).saturating_sub(before)).as_secs_f64() < 0.05 {
+            return;
+        }
+    }
+}
+
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -398,8 +410,12 @@ fn search(backend: &str, db: &Path, s: &Settings) -> (u64, bool) {
         let planned = plan(&mut patients, count, s.window, origin, &mut rng);
         let result = runtime.block_on(run_step(&server, planned, count, s.window));
         print_step(backend, &result);
-        // Let the previous step's stragglers and checkpoints settle.
-        std::thread::sleep(Duration::from_secs(if s.full { 3 } else { 0 }));
+        // An overloaded step leaves a backlog (queued requests, WAL
+        // checkpoints) that would fail the next step too: wait until the
+        // service is idle before the next one starts.
+        if s.full {
+            settle(&server);
+        }
         result
     };
     if !s.full {
