@@ -124,6 +124,18 @@ impl Browser {
     }
 
     async fn send(&mut self, method: &str, params: Value, session: Option<String>) -> Value {
+        self.try_send(method, params, session)
+            .await
+            .unwrap_or_else(|e| panic!("{method} failed: {e}"))
+    }
+
+    /// Like `send`, but a DevTools error reply is returned, not a panic.
+    async fn try_send(
+        &mut self,
+        method: &str,
+        params: Value,
+        session: Option<String>,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -145,9 +157,9 @@ impl Browser {
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["id"].as_u64() == Some(id) {
                 if let Some(e) = v.get("error") {
-                    panic!("{method} failed: {e}");
+                    return Err(e.clone());
                 }
-                return v["result"].clone();
+                return Ok(v["result"].clone());
             }
         }
     }
@@ -193,12 +205,18 @@ impl Browser {
     pub async fn wait_for(&mut self, cond: &str, limit: Duration) -> Duration {
         let start = std::time::Instant::now();
         loop {
+            // A click that navigates races this poll: while the old page
+            // goes, DevTools answers "Inspected target navigated or closed"
+            // (or the context is gone). That is "not yet", not a failure.
+            let s = self.session.clone();
             let r = self
-                .call(
+                .try_send(
                     "Runtime.evaluate",
                     json!({"expression": format!("!!({cond})"), "returnByValue": true}),
+                    Some(s),
                 )
-                .await;
+                .await
+                .unwrap_or(Value::Null);
             if r["result"]["value"] == json!(true) {
                 return start.elapsed();
             }
