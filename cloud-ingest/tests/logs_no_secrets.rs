@@ -122,6 +122,12 @@ impl vigil_ingest::storage::Storage for Broken {
     fn append_audit(&self, _: &vigil_ingest::storage::NewAuditEntry) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn append_audits(
+        &self,
+        _: &[vigil_ingest::storage::NewAuditEntry],
+    ) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn audit_entries(
         &self,
         _: i64,

@@ -103,6 +103,9 @@ impl Storage for SlowPing {
     fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
         self.0.append_audit(e)
     }
+    fn append_audits(&self, e: &[NewAuditEntry]) -> Result<()> {
+        self.0.append_audits(e)
+    }
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         self.0.audit_entries(after, limit)
     }

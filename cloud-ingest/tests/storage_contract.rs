@@ -173,6 +173,41 @@ fn audit_log_appends_in_order_and_pages(s: &dyn Storage) {
     assert_eq!(s.audit_entries(0, 1).unwrap().len(), 1);
 }
 
+fn audit_log_appends_many_at_once_or_none(s: &dyn Storage) {
+    let a = s.add_patient("Ada").unwrap();
+    let b = s.add_patient("Bo").unwrap();
+    let entry = |patient, action: &str| NewAuditEntry {
+        credential: CredentialKind::DashboardSession,
+        token_id: None,
+        patient_id: Some(patient),
+        action: action.into(),
+    };
+    s.append_audits(&[]).unwrap();
+    s.append_audits(&[entry(a, "x.read"), entry(b, "x.read")])
+        .unwrap();
+    let all = s.audit_entries(0, 10).unwrap();
+    let got: Vec<_> = all
+        .iter()
+        .map(|e| (e.patient_id, e.action.as_str()))
+        .collect();
+    assert_eq!(got, [(Some(a), "x.read"), (Some(b), "x.read")]);
+    assert!(
+        all.iter()
+            .all(|e| e.credential == CredentialKind::DashboardSession)
+    );
+    // One bad entry refuses the whole set: nothing half-written.
+    assert!(matches!(
+        s.append_audits(&[entry(a, "x.again"), entry(b, "")]),
+        Err(Error::InvalidInput(_))
+    ));
+    // A patient that does not exist breaks a foreign key: still none.
+    assert!(
+        s.append_audits(&[entry(a, "x.again"), entry(999_999, "x.again")])
+            .is_err()
+    );
+    assert_eq!(s.audit_entries(0, 10).unwrap().len(), 2);
+}
+
 fn sessions_resolve_to_their_token_until_expiry_or_sign_out(s: &dyn Storage) {
     use chrono::{TimeDelta, Utc};
     let c = s.add_clinician("dr-session").unwrap();
@@ -989,6 +1024,10 @@ macro_rules! storage_contract {
             #[test]
             fn audit_log_appends_in_order_and_pages() {
                 super::audit_log_appends_in_order_and_pages(fresh().as_ref());
+            }
+            #[test]
+            fn audit_log_appends_many_at_once_or_none() {
+                super::audit_log_appends_many_at_once_or_none(fresh().as_ref());
             }
             #[test]
             fn delete_readings_removes_one_device_in_range_only() {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::svg::esc;
 use super::units::GlucoseUnit;
+use super::words;
 
 /// The Content-Security-Policy of every dashboard response: only this
 /// origin's script, style and connections; no framing, no plugins.
@@ -169,17 +170,6 @@ pub fn arrow(rate: f64) -> (&'static str, &'static str) {
     }
 }
 
-fn age(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let m = (now - t).num_minutes().max(0);
-    if m < 60 {
-        format!("{m} min ago")
-    } else if m < 48 * 60 {
-        format!("{} h ago", m / 60)
-    } else {
-        format!("{} d ago", m / 1440)
-    }
-}
-
 /// The form that saves the clinician's glucose unit.
 fn unit_form(csrf: &str, unit: GlucoseUnit) -> String {
     format!(
@@ -208,7 +198,7 @@ pub fn patient_list(
                     r#"{} <span aria-label="{spoken}" title="{spoken}">{a}</span> <time class="muted" datetime="{}">{}</time>"#,
                     unit.with_unit(v),
                     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    age(t, now)
+                    words::ago(t, now)
                 )
             }
             None => "no readings".into(),

@@ -18,6 +18,7 @@ use crate::glucose_days::Figures;
 
 use super::pages::layout;
 use super::svg::esc;
+use super::words;
 
 /// What the list can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -324,17 +325,6 @@ fn pct_cell(value: f64, missed: bool, target: &str) -> String {
     }
 }
 
-fn since(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let m = (now - t).num_minutes().max(0);
-    if m < 60 {
-        format!("{m} min ago")
-    } else if m < 48 * 60 {
-        format!("{} h ago", m / 60)
-    } else {
-        format!("{} d ago", m / 1440)
-    }
-}
-
 /// The page's HTML. `rows` are every assigned patient; `view` filters and
 /// sorts them.
 pub fn render(rows: Vec<TriageRow>, view: &View, now: DateTime<Utc>, csrf: &str) -> String {
@@ -461,7 +451,7 @@ pub fn render(rows: Vec<TriageRow>, view: &View, now: DateTime<Utc>, csrf: &str)
         }
         let contact = r
             .last_contact
-            .map_or_else(|| "never".to_string(), |t| since(t, now));
+            .map_or_else(|| "never".to_string(), |t| words::ago(t, now));
         if r.silent {
             let _ = write!(
                 main,

@@ -23,6 +23,20 @@ pub fn kind_words(kind: &str) -> String {
     }
 }
 
+/// How long ago `t` was, rounded down to minutes, hours or days: the
+/// glance a list needs ("12 min ago"); the exact instant stays on the
+/// patient's page. A future `t` (a skewed phone clock) reads "0 min ago".
+pub fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let m = (now - t).num_minutes().max(0);
+    if m < 60 {
+        format!("{m} min ago")
+    } else if m < 48 * 60 {
+        format!("{} h ago", m / 60)
+    } else {
+        format!("{} d ago", m / 1440)
+    }
+}
+
 /// The cloud's own alert (the dead-man's switch), beside the SDK's kinds.
 const APP_SILENT: &str = "app_silent";
 
@@ -96,6 +110,16 @@ mod tests {
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn ago_rounds_down_to_the_unit_a_list_reads_and_clamps_the_future() {
+        let now = utc(2026, 12, 6, 9, 0);
+        assert_eq!(ago(utc(2026, 12, 6, 8, 1), now), "59 min ago");
+        assert_eq!(ago(utc(2026, 12, 6, 8, 0), now), "1 h ago");
+        assert_eq!(ago(utc(2026, 12, 4, 9, 1), now), "47 h ago");
+        assert_eq!(ago(utc(2026, 12, 4, 9, 0), now), "2 d ago");
+        assert_eq!(ago(utc(2026, 12, 6, 10, 0), now), "0 min ago");
     }
 
     #[test]

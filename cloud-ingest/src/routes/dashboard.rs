@@ -260,9 +260,13 @@ pub fn triage_rows(
     // The slots of the period so far (today counts up to now).
     let expected = ((now - day_start(from)).num_seconds() + 299) / 300;
     let silent_after = crate::deadman::DeadManConfig::default().silent_after;
+    let audit: Vec<_> = patients
+        .iter()
+        .map(|p| principal.audit_entry(Some(p.id), "dashboard.triage.read"))
+        .collect();
+    s.append_audits(&audit)?;
     let mut out = Vec::with_capacity(patients.len());
     for p in patients {
-        s.append_audit(&principal.audit_entry(Some(p.id), "dashboard.triage.read"))?;
         let now_counts = current.get(&p.id).copied().unwrap_or_default();
         let figures = Figures::of(&now_counts);
         let before = previous.get(&p.id).and_then(Figures::of);

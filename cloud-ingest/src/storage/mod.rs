@@ -374,6 +374,10 @@ pub trait Storage: Send + Sync + 'static {
     fn revoke_token(&self, id: TokenId) -> Result<bool>;
     /// Appends an audit entry. Entries are never updated or deleted.
     fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
+    /// Appends many audit entries at once, all or none: a page that reads
+    /// hundreds of patients (the triage list) audits each of them without
+    /// a round trip apiece.
+    fn append_audits(&self, entries: &[NewAuditEntry]) -> Result<()>;
     /// Audit entries with id greater than `after`, oldest first, at most
     /// `limit` of them.
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;

@@ -832,6 +832,28 @@ impl Storage for PostgresStorage {
             .get(0))
     }
 
+    fn append_audits(&self, entries: &[NewAuditEntry]) -> Result<()> {
+        if entries.iter().any(|e| e.action.is_empty()) {
+            return Err(Error::InvalidInput("audit action is empty".into()));
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // One statement over parallel arrays: one round trip and one
+        // commit for the whole page, however many patients it shows.
+        let credential: Vec<&str> = entries.iter().map(|e| e.credential.as_str()).collect();
+        let token: Vec<Option<TokenId>> = entries.iter().map(|e| e.token_id).collect();
+        let patient: Vec<Option<PatientId>> = entries.iter().map(|e| e.patient_id).collect();
+        let action: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        self.conn()?.execute(
+            "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
+             SELECT $1, c, t, p, a
+               FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::text[]) AS u (c, t, p, a)",
+            &[&Utc::now(), &credential, &token, &patient, &action],
+        )?;
+        Ok(())
+    }
+
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         Ok(self
             .conn()?

@@ -462,6 +462,32 @@ impl Storage for SqliteStorage {
         Ok(conn.last_insert_rowid())
     }
 
+    fn append_audits(&self, entries: &[NewAuditEntry]) -> Result<()> {
+        if entries.iter().any(|e| e.action.is_empty()) {
+            return Err(Error::InvalidInput("audit action is empty".into()));
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let at = Utc::now();
+            for e in entries {
+                insert.execute(params![
+                    at,
+                    e.credential.as_str(),
+                    e.token_id,
+                    e.patient_id,
+                    e.action
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
