@@ -1192,6 +1192,48 @@ fn postgres_audit_log_refuses_update_delete_and_truncate_even_from_raw_sql() {
 }
 
 #[test]
+fn postgres_pool_replaces_connections_the_server_ended() {
+    // A restart or failover ends every connection the pool holds. Each
+    // ended one fails the one call that finds it, is dropped, and the pool
+    // opens a fresh one: the service recovers by itself, within as many
+    // calls as the pool has connections.
+    let url = pg().fresh_database().unwrap();
+    let s = PostgresStorage::connect(&url).unwrap();
+    let p = s.add_patient("Ada").unwrap();
+    std::thread::scope(|scope| {
+        // Open several pooled connections at once.
+        for _ in 0..4 {
+            scope.spawn(|| s.patient(p).unwrap());
+        }
+    });
+    let mut raw = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let ended: i64 = raw
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE application_name = 'vigil-ingest' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the pool held no connection to end");
+    let mut failures = 0;
+    let found = loop {
+        match s.patient(p) {
+            Ok(found) => break found,
+            Err(_) => failures += 1,
+        }
+        assert!(
+            failures <= vigil_ingest::storage::postgres::POOL_SIZE,
+            "the pool kept handing out ended connections"
+        );
+    };
+    assert_eq!(found.map(|f| f.id), Some(p));
+    for _ in 0..20 {
+        s.patient(p).unwrap();
+    }
+}
+
+#[test]
 fn postgres_errors_never_carry_the_failing_rows_values() {
     // A CHECK violation's DETAIL quotes the whole row; the error we keep
     // (and would log) must not. Force one with raw SQL through the same

@@ -58,7 +58,7 @@ pub fn publish(conn: &mut impl GenericClient, payload: &str) -> Result<()> {
 }
 
 /// Connections a [`PgFanout`] keeps for publishing.
-const PUBLISH_POOL: usize = 2;
+const PUBLISH_POOL: u32 = 2;
 
 /// One replica's end of the fan-out: publishes events to every replica and
 /// hears every replica's events (its own included) through one

@@ -5,10 +5,10 @@
 //! - rust-postgres's blocking `postgres` client, because the [`Storage`]
 //!   trait is synchronous and already runs on tokio's blocking pool; an async
 //!   client would need a `block_on` per call for nothing.
-//! - Our own small bounded pool ([`Pool`]) instead of r2d2: a fixed number of
-//!   connections, a bounded wait for one, broken connections dropped on
-//!   return, no background threads, and the TLS connector chosen per URL in
-//!   one place. That is all the service needs.
+//! - r2d2 pools the connections ([`Pool`]): at most [`POOL_SIZE`], a
+//!   bounded wait for one ([`POOL_WAIT`]), broken ones dropped on return,
+//!   idle and old ones closed by its reaper. [`Target`] opens them, with the
+//!   TLS connector chosen per URL in one place.
 //! - TLS through rustls (ring provider, webpki roots plus an optional
 //!   `VIGIL_DATABASE_CA` PEM file), required for any host off loopback; a
 //!   loopback host or a Unix socket connects plainly. No OpenSSL.
@@ -18,8 +18,8 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use postgres::config::{Host, SslMode};
@@ -148,7 +148,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
 
 /// Connections a replica opens at most. The blocking pool runs many more
 /// threads; beyond this they queue for a connection.
-pub const POOL_SIZE: usize = 16;
+pub const POOL_SIZE: u32 = 16;
 
 /// How long a call waits for a free connection before failing.
 pub const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -268,121 +268,79 @@ fn tls_config() -> Result<rustls::ClientConfig> {
     .with_no_client_auth())
 }
 
-struct PoolState {
-    idle: Vec<Client>,
-    open: usize,
+/// Opens connections for r2d2 and tells it which are broken.
+pub struct Manager(Target);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Client;
+    type Error = Error;
+
+    fn connect(&self) -> Result<Client> {
+        self.0.connect()
+    }
+
+    fn is_valid(&self, conn: &mut Client) -> Result<()> {
+        conn.simple_query("")?;
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Client) -> bool {
+        conn.is_closed()
+    }
 }
 
-/// A fixed-size pool of blocking connections.
+/// A bounded pool of blocking connections to one [`Target`].
 pub struct Pool {
     target: Target,
-    max: usize,
-    state: Mutex<PoolState>,
-    freed: Condvar,
+    // Always `Some` until drop, which hands it to a plain thread.
+    inner: Option<r2d2::Pool<Manager>>,
 }
 
 /// A connection borrowed from the [`Pool`]; returned on drop unless broken.
-pub struct Pooled<'a> {
-    pool: &'a Pool,
-    client: Option<Client>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        // Invariant: `client` is Some from creation until drop.
-        match &self.client {
-            Some(c) => c,
-            None => unreachable!("a pooled connection is present until dropped"),
-        }
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        match &mut self.client {
-            Some(c) => c,
-            None => unreachable!("a pooled connection is present until dropped"),
-        }
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        let mut state = self.pool.lock();
-        match self.client.take() {
-            Some(c) if !c.is_closed() => state.idle.push(c),
-            _ => state.open = state.open.saturating_sub(1),
-        }
-        drop(state);
-        self.pool.freed.notify_one();
-    }
-}
+pub type Pooled = r2d2::PooledConnection<Manager>;
 
 impl Pool {
-    /// A pool of at most `max` connections to `target`; opens none yet.
-    pub fn new(target: Target, max: usize) -> Self {
+    /// A pool of at most `max` connections to `target`; opens none yet (the
+    /// first call connects, so a server that is down fails that call with
+    /// its own error rather than the constructor with a timeout).
+    pub fn new(target: Target, max: u32) -> Self {
+        let inner = r2d2::Pool::builder()
+            .max_size(max.max(1))
+            .min_idle(Some(0))
+            // A checkout costs no round trip: a connection the server closed
+            // shows as closed and is dropped, and the failed call's error
+            // reaches its caller like any other database error.
+            .test_on_check_out(false)
+            .connection_timeout(POOL_WAIT)
+            .error_handler(Box::new(LogConnectError))
+            .build_unchecked(Manager(target.clone()));
         Self {
             target,
-            max: max.max(1),
-            state: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            freed: Condvar::new(),
+            inner: Some(inner),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        // The state is two plain fields, consistent after any panic.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A connection: an idle one, a new one while under the limit, or the
     /// next one returned within [`POOL_WAIT`].
-    pub fn get(&self) -> Result<Pooled<'_>> {
-        let deadline = Instant::now() + POOL_WAIT;
-        let mut state = self.lock();
-        loop {
-            if let Some(c) = state.idle.pop() {
-                if c.is_closed() {
-                    state.open -= 1;
-                    continue;
-                }
-                return Ok(Pooled {
-                    pool: self,
-                    client: Some(c),
-                });
-            }
-            if state.open < self.max {
-                state.open += 1;
-                drop(state);
-                return match self.target.connect() {
-                    Ok(c) => Ok(Pooled {
-                        pool: self,
-                        client: Some(c),
-                    }),
-                    Err(e) => {
-                        self.lock().open -= 1;
-                        self.freed.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Postgres(
-                    "no free database connection within the pool wait".into(),
-                ));
-            }
-            state = self
-                .freed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-        }
+    pub fn get(&self) -> Result<Pooled> {
+        let Some(pool) = &self.inner else {
+            return Err(Error::Postgres("the connection pool is closed".into()));
+        };
+        pool.get().map_err(|e| {
+            Error::Postgres(format!("no database connection within the pool wait ({e})"))
+        })
+    }
+}
+
+/// Logs a failed connection attempt through `tracing` (r2d2's own handler
+/// writes to the `log` facade, which this service does not collect). The
+/// error is the driver's, naming no credentials.
+#[derive(Debug)]
+struct LogConnectError;
+
+impl r2d2::HandleError<Error> for LogConnectError {
+    fn handle_error(&self, error: Error) {
+        tracing::warn!(%error, "PostgreSQL connection attempt failed");
     }
 }
 
@@ -390,10 +348,9 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // Closing a blocking client runs its own small runtime, which tokio
         // forbids on an async worker thread (where the last `Store` clone is
-        // often dropped, at shutdown). Close them on a plain thread.
-        let idle = std::mem::take(&mut self.lock().idle);
-        if !idle.is_empty() {
-            let _ = std::thread::spawn(move || drop(idle)).join();
+        // often dropped, at shutdown). Drop the pool on a plain thread.
+        if let Some(pool) = self.inner.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
         }
     }
 }
@@ -427,7 +384,7 @@ impl PostgresStorage {
         &self.pool.target
     }
 
-    fn conn(&self) -> Result<Pooled<'_>> {
+    fn conn(&self) -> Result<Pooled> {
         self.pool.get()
     }
 }
