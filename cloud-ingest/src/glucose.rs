@@ -4,12 +4,13 @@
 //! stored as a batch of the same readings table, so metrics, reports and
 //! alerts see it like any phone's readings.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use vigil_model::metrics::{GlucoseMetrics, consensus_metrics};
 use vigil_model::precedence::Quantity;
 use vigil_model::reading::{Sample, Stream};
 use vigil_model::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fhir::DataPoint;
 use crate::storage::{NewBatch, NewGroup, NewReading, PatientId, Storage};
 
@@ -46,6 +47,22 @@ pub fn points(
             held_back: r.held_back,
         })
         .collect())
+}
+
+/// The CGM sampling interval the consensus metrics and wear are counted in:
+/// every glycaemic figure the service shows (reads, FHIR, the report, the
+/// per-day summaries) takes its sensor time from this one value.
+pub const CGM_INTERVAL: TimeDelta = TimeDelta::minutes(5);
+
+/// The consensus metrics of a period's resolved trend ([`samples`] of
+/// [`points`]), as every reader reports them: the metrics endpoint, FHIR's
+/// summary and the report. A period without readings is `NotFound`: there
+/// is nothing to summarise.
+pub fn period_metrics(samples: &[Sample]) -> Result<GlucoseMetrics> {
+    if samples.is_empty() {
+        return Err(Error::NotFound("no glucose readings in that period".into()));
+    }
+    consensus_metrics(samples, CGM_INTERVAL).map_err(|e| Error::InvalidInput(e.to_string()))
 }
 
 /// The same as samples for `vigil_model::metrics`.

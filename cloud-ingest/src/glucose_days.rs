@@ -40,7 +40,10 @@ use crate::fhir::DataPoint;
 use crate::storage::{DayCounts, DayScope, NewBatch, PatientId, Storage, day_start};
 
 /// Width of a wear slot, microseconds (the CGM's 5-minute interval).
-const SLOT_MICROS: i64 = 300_000_000;
+const SLOT_MICROS: i64 = match crate::glucose::CGM_INTERVAL.num_microseconds() {
+    Some(us) => us,
+    None => panic!("the CGM interval fits in microseconds"),
+};
 /// Five-minute slots in a day.
 pub const SLOTS_PER_DAY: i64 = 288;
 

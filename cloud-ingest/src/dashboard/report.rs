@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
-use vigil_model::metrics::{GlucoseMetrics, agp_profile, consensus_metrics};
+use vigil_model::metrics::{GlucoseMetrics, agp_profile};
 use vigil_model::precedence::RuleName;
 use vigil_model::reading::Sample;
 
@@ -21,8 +21,7 @@ use super::svg::{self, esc};
 use super::units::GlucoseUnit;
 use super::words::{kind_words, moment, offset_label};
 
-/// Expected CGM sampling interval.
-pub const INTERVAL: TimeDelta = TimeDelta::minutes(5);
+use crate::glucose::period_metrics;
 
 /// One alert on the timeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,8 +297,8 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
             moment(u.at, r.now, r.offset),
         );
     }
-    let previous = consensus_metrics(r.previous, INTERVAL).ok();
-    match consensus_metrics(r.samples, INTERVAL) {
+    let previous = period_metrics(r.previous).ok();
+    match period_metrics(r.samples) {
         Err(_) => main.push_str(r#"<p class="empty">No glucose readings in this period.</p>"#),
         Ok(m) => {
             if !(m.enough_days && m.enough_wear) {
@@ -446,7 +445,9 @@ pub fn render(r: &Report<'_>, csrf: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::glucose::CGM_INTERVAL as INTERVAL;
     use chrono::TimeZone;
+    use vigil_model::metrics::consensus_metrics;
 
     #[test]
     fn report_shows_metrics_agp_days_ledger_and_acks() {

@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
-use vigil_model::metrics::consensus_metrics;
 
 use crate::ServiceState;
 use crate::auth::{Principal, Role};
@@ -163,8 +162,7 @@ pub async fn summary(
         .store
         .run(move |s| glucose::points(s, patient, start, end))
         .await?;
-    let m = consensus_metrics(&glucose::samples(&points), glucose_interval())
-        .map_err(|_| Error::NotFound("no glucose readings in this period".into()))?;
+    let m = glucose::period_metrics(&glucose::samples(&points))?;
     let mut devices: Vec<String> = points.iter().map(|p| p.device.clone()).collect();
     devices.sort();
     devices.dedup();
@@ -176,10 +174,6 @@ pub async fn summary(
         &m,
         &devices,
     )))
-}
-
-fn glucose_interval() -> TimeDelta {
-    crate::dashboard::report::INTERVAL
 }
 
 /// `GET /fhir/Patient/{id}`.

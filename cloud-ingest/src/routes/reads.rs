@@ -12,9 +12,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::Stream as FutStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
-use vigil_model::metrics::{GlucoseMetrics, consensus_metrics};
+use vigil_model::metrics::GlucoseMetrics;
 use vigil_model::precedence::{Decision, Quantity};
-use vigil_model::reading::{Sample, Stream};
+use vigil_model::reading::Stream;
 
 use crate::ServiceState;
 use crate::auth::{Principal, Role};
@@ -25,8 +25,6 @@ use crate::storage::{PatientId, ReadingQuery, StoredReading, TokenScope};
 
 /// Largest page of readings one request returns.
 pub const MAX_READINGS: u32 = 100_000;
-/// Sampling interval assumed for the consensus metrics' active time.
-pub const CGM_INTERVAL: TimeDelta = TimeDelta::minutes(5);
 
 /// Query of the readings endpoint.
 #[derive(Debug, Deserialize)]
@@ -330,19 +328,7 @@ pub async fn metrics(
             crate::glucose::points(s, patient, from, to)
         })
         .await?;
-    if readings.is_empty() {
-        return Err(Error::NotFound("no glucose readings in that period".into()));
-    }
-    let samples: Vec<Sample> = readings
-        .iter()
-        .map(|r| Sample {
-            time: r.time,
-            value: r.mg_dl,
-        })
-        .collect();
-    consensus_metrics(&samples, CGM_INTERVAL)
-        .map(Json)
-        .map_err(|e| Error::InvalidInput(e.to_string()))
+    crate::glucose::period_metrics(&crate::glucose::samples(&readings)).map(Json)
 }
 
 /// Body of an acknowledgement.
