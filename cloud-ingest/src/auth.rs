@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::ServiceState;
 use crate::error::{Error, Result};
-use crate::storage::{CredentialKind, NewAuditEntry, PatientId, Storage, TokenId, TokenScope};
+use crate::storage::{CredentialKind, NewAuditEntry, PatientId, TokenId, TokenScope};
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,23 +169,6 @@ impl Principal {
             token_id: Some(self.token_id),
             patient_id: patient,
             action: action.into(),
-        }
-    }
-
-    /// Ok if this principal may read `patient`'s data: its own patient for
-    /// device and follower tokens, an assigned one for clinicians, never for
-    /// admins. A foreign patient and a missing one answer alike (403), so a
-    /// token cannot probe which patient ids exist.
-    pub fn check_patient(&self, storage: &dyn Storage, patient: PatientId) -> Result<()> {
-        let allowed = match self.scope {
-            TokenScope::Patient(own) => own == patient,
-            TokenScope::Clinician(c) => storage.is_assigned(c, patient)?,
-            TokenScope::Admin => false,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("patient outside this token's scope"))
         }
     }
 

@@ -12,6 +12,7 @@
 //! request, per-token rate) is applied here, once, to every route, so a new
 //! endpoint cannot forget one.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod csv;

@@ -429,16 +429,27 @@ async fn an_alert_reaches_the_clinicians_stream_and_the_ack_is_broadcast() {
     .await;
     assert_eq!(again["duplicate"], true);
 
-    // The foreign clinician may not acknowledge; the assigned one may.
+    // The foreign clinician may not acknowledge, and learns only what an
+    // unknown alert id would tell; the assigned one may.
     let ack_url = format!("{base}/v1/alerts/00aa11bb22cc33dd/ack");
-    let s = reqwest::Client::new()
+    let foreign = reqwest::Client::new()
         .post(&ack_url)
         .bearer_auth(&fx.foreign_clinician)
         .send()
         .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    let foreign: serde_json::Value = foreign.json().await.unwrap();
+    let unknown: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/alerts/ffffffffffffffff/ack"))
+        .bearer_auth(&fx.foreign_clinician)
+        .send()
+        .await
         .unwrap()
-        .status();
-    assert_eq!(s, 403);
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(foreign, unknown);
     let resp = reqwest::Client::new()
         .post(&ack_url)
         .bearer_auth(&fx.clinician)

@@ -1193,7 +1193,8 @@ fn postgres_audit_log_refuses_update_delete_and_truncate_even_from_raw_sql() {
 
 #[test]
 fn postgres_pool_replaces_connections_the_server_ended() {
-    // A restart or failover ends every connection the pool holds. Each
+    // A restart or failover ends every connection the pool holds (here:
+    // those to this test's own database; other tests share the server). Each
     // ended one fails the one call that finds it, is dropped, and the pool
     // opens a fresh one: the service recovers by itself, within as many
     // calls as the pool has connections.
@@ -1210,7 +1211,8 @@ fn postgres_pool_replaces_connections_the_server_ended() {
     let ended: i64 = raw
         .query_one(
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
-              WHERE application_name = 'vigil-ingest' AND pid <> pg_backend_pid()",
+              WHERE application_name = 'vigil-ingest' AND datname = current_database()
+                AND pid <> pg_backend_pid()",
             &[],
         )
         .unwrap()

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ServiceState;
-use crate::auth::{Principal, Role};
+use crate::access::{Access, PatientAccess};
+use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::storage::PatientId;
 use crate::{csv, glucose};
@@ -38,8 +39,7 @@ pub async fn export(
     let points = state
         .store
         .run(move |s| {
-            who.check_patient(s, id)?;
-            s.append_audit(&who.audit_entry(Some(id), "readings.csv.read"))?;
+            PatientAccess::open(s, &who, id, Access::Read, "readings.csv.read")?;
             glucose::points(s, id, from, to)
         })
         .await?;
@@ -66,24 +66,18 @@ pub async fn import(
     Path(id): Path<PatientId>,
     body: Bytes,
 ) -> Result<Response> {
-    if !matches!(who.role, Role::Device | Role::Clinician) {
-        return Err(Error::Forbidden(
-            "CSV import needs a device or clinician token",
-        ));
-    }
-    // Scope first, so a foreign patient learns nothing from parse errors.
-    state.store.run(move |s| who.check_patient(s, id)).await?;
+    // Access first, so a foreign patient learns nothing from parse errors.
+    let access = state
+        .store
+        .run(move |s| PatientAccess::open(s, &who, id, Access::Write, "readings.csv.import"))
+        .await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| Error::InvalidInput("the CSV file is not UTF-8".into()))?;
     let samples = csv::import(text, chrono::Utc::now(), state.limits.max_future_skew)?;
     let n = samples.len();
     let ack = state
         .store
-        .run(move |s| {
-            who.check_patient(s, id)?;
-            s.append_audit(&who.audit_entry(Some(id), "readings.csv.import"))?;
-            glucose::store(s, id, DEVICE, &samples)
-        })
+        .run(move |s| glucose::store(s, access.patient(), DEVICE, &samples))
         .await?;
     let rejected: usize = ack.streams.iter().map(|s| s.rejected.len()).sum();
     Ok(

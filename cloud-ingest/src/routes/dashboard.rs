@@ -388,12 +388,17 @@ pub async fn patient(
         state
             .store
             .run(move |s| {
-                principal.check_patient(s, id)?;
+                crate::access::PatientAccess::open(
+                    s,
+                    &principal,
+                    id,
+                    crate::access::Access::Read,
+                    "dashboard.report.read",
+                )?;
                 let unit = match asked_unit {
                     Some(u) => u,
                     None => preferred_unit(s, &principal)?,
                 };
-                s.append_audit(&principal.audit_entry(Some(id), "dashboard.report.read"))?;
                 let patient = s
                     .patient(id)?
                     .ok_or(Error::Forbidden("patient outside this token's scope"))?;

@@ -55,9 +55,14 @@ async fn audited(
     state
         .store
         .run(move |s| {
-            who.check_patient(s, patient)?;
-            s.append_audit(&who.audit_entry(Some(patient), action))
-                .map(drop)
+            crate::access::PatientAccess::open(
+                s,
+                &who,
+                patient,
+                crate::access::Access::Read,
+                action,
+            )
+            .map(drop)
         })
         .await
 }

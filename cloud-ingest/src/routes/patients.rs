@@ -11,8 +11,8 @@ use crate::storage::TokenScope;
 use crate::views::{PatientView, PatientsView};
 
 /// `GET /v1/patients`: a clinician's assigned patients, or a device's or
-/// follower's one patient. Admin tokens get 403: administration does not
-/// need patient data.
+/// follower's one patient (the record, never its data). Admin tokens get
+/// 403: administration does not need patient data.
 pub async fn list(State(state): State<ServiceState>, who: Principal) -> Result<Json<PatientsView>> {
     let patients = state
         .store
