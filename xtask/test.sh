@@ -48,7 +48,9 @@ fi
 # system Chromium headless over the DevTools protocol; nothing downloads one.
 need chromium chromium
 # The Kotlin bindings are compiled and run on the JVM against the host
-# library (android/jvm-tests); the Swift symbol check is a Python script.
+# library (android/jvm-tests), and the service's FHIR is validated by HAPI
+# FHIR on the JVM (cloud-ingest/fhir-validator); the Swift symbol check is a
+# Python script.
 need java default-jdk-headless
 need mvn maven
 need python3 python3
@@ -73,6 +75,9 @@ cargo test --workspace --benches --locked
 
 say "Kotlin bindings and the Kotlin layer, compiled and tested on the JVM"
 bash bindings/test-kotlin.sh
+
+say "FHIR output validated by HAPI FHIR's R4 validator"
+bash cloud-ingest/test-fhir-validator.sh
 
 say "Android layer compiled against the Android 14 framework (API 34) and tested under Robolectric"
 bash android/test-framework.sh

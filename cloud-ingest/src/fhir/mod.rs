@@ -16,7 +16,16 @@
 //!   one (days of wear 104636-6, sensor active 104637-4, CV 104638-2, the
 //!   panel 107931-8); UCUM `%`, `mg/dL` and `d`. GRI and time in tight
 //!   range are extra members coded in Vigil's own code system
-//!   ([`VIGIL_METRICS_CS`]); GRI's unit is UCUM `{score}`.
+//!   ([`VIGIL_METRICS_CS`]); GRI is a pure number, UCUM `1` (shown as
+//!   "score"): an annotation such as `{score}` is ignored when units are
+//!   compared, which HAPI's validator flags as a trap.
+//! - Data points name the Patient as performer: the reading is the
+//!   patient's own, sent by their app or uploader. Summary measures have no
+//!   performer: software computes them, and no R4 performer type fits.
+//! - Summary Observations carry a generated narrative (what an EHR shows
+//!   when it renders rather than reads them); data points do not: a feed of
+//!   up to 90 days of five-minute readings would grow by a third and say
+//!   nothing the value does not.
 //! - Ids are derived from the stored reading (patient, device, time), so
 //!   the same reading has the same id in every response.
 
@@ -119,6 +128,7 @@ pub fn reading(patient_id: i64, p: &DataPoint) -> Value {
             "display": "Glucose [Mass/volume] in Interstitial fluid"
         }]},
         "subject": {"reference": format!("Patient/{patient_id}")},
+        "performer": [{"reference": format!("Patient/{patient_id}")}],
         "device": {"reference": format!("Device/{}", fhir_id(&p.device))},
         "effectiveDateTime": instant(p.time),
         "valueQuantity": {"value": p.mg_dl, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"},
@@ -187,7 +197,29 @@ struct Measure {
     display: &'static str,
     loinc: Option<&'static str>,
     value: f64,
+    /// The UCUM code.
+    ucum: &'static str,
+    /// The unit as a person reads it (the UCUM code, except for GRI).
     unit: &'static str,
+}
+
+/// Escapes text for an XHTML narrative.
+fn xhtml_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A generated narrative holding one paragraph of plain text.
+fn narrative(text: &str) -> Value {
+    json!({
+        "status": "generated",
+        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>{}</p></div>", xhtml_text(text)),
+    })
+}
+
+fn period_text(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    format!("{} to {}", instant(start), instant(end))
 }
 
 fn summary_observation(
@@ -200,9 +232,17 @@ fn summary_observation(
     if let Some(l) = m.loinc {
         coding.push(json!({"system": LOINC, "code": l}));
     }
+    let text = format!(
+        "{}: {} {}, {}",
+        m.display,
+        round2(m.value),
+        m.unit,
+        period_text(start, end)
+    );
     json!({
         "resourceType": "Observation",
         "id": fhir_id(&format!("s-{patient_id}-{}-{}-{}", start.timestamp(), end.timestamp(), m.code)),
+        "text": narrative(&text),
         "status": "final",
         "category": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
@@ -211,7 +251,7 @@ fn summary_observation(
         "code": {"coding": coding},
         "subject": {"reference": format!("Patient/{patient_id}")},
         "effectivePeriod": {"start": instant(start), "end": instant(end)},
-        "valueQuantity": {"value": round2(m.value), "unit": m.unit, "system": UCUM, "code": m.unit},
+        "valueQuantity": {"value": round2(m.value), "unit": m.unit, "system": UCUM, "code": m.ucum},
     })
 }
 
@@ -238,6 +278,7 @@ pub fn summary_bundle(
             display: "Mean Glucose (Mass per Volume)",
             loinc: Some("97507-8"),
             value: m.mean_mg_dl,
+            ucum: "mg/dL",
             unit: "mg/dL",
         },
         Measure {
@@ -246,6 +287,7 @@ pub fn summary_bundle(
             display: "Glucose Management Indicator (GMI)",
             loinc: Some("97506-0"),
             value: m.gmi_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -254,6 +296,7 @@ pub fn summary_bundle(
             display: "Coefficient of Variation (CV)",
             loinc: Some("104638-2"),
             value: m.cv_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -262,6 +305,7 @@ pub fn summary_bundle(
             display: "Time in Very Low Range (%)",
             loinc: Some("104642-4"),
             value: m.tbr_lt54_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -270,6 +314,7 @@ pub fn summary_bundle(
             display: "Time in Low Range (%)",
             loinc: Some("104641-6"),
             value: m.tbr_lt70_pct - m.tbr_lt54_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -278,6 +323,7 @@ pub fn summary_bundle(
             display: "Time in Target Range (%)",
             loinc: Some("97510-2"),
             value: m.tir_70_180_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -286,6 +332,7 @@ pub fn summary_bundle(
             display: "Time in High Range (%)",
             loinc: Some("104640-8"),
             value: m.tar_gt180_pct - m.tar_gt250_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -294,6 +341,7 @@ pub fn summary_bundle(
             display: "Time in Very High Range (%)",
             loinc: Some("104639-0"),
             value: m.tar_gt250_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -302,6 +350,7 @@ pub fn summary_bundle(
             display: "Days of Wear",
             loinc: Some("104636-6"),
             value: m.days,
+            ucum: "d",
             unit: "d",
         },
         Measure {
@@ -310,6 +359,7 @@ pub fn summary_bundle(
             display: "Sensor Active Percentage",
             loinc: Some("104637-4"),
             value: m.active_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -318,6 +368,7 @@ pub fn summary_bundle(
             display: "Time in Tight Range 70-140 mg/dL (%)",
             loinc: None,
             value: m.titr_70_140_pct,
+            ucum: "%",
             unit: "%",
         },
         Measure {
@@ -326,7 +377,8 @@ pub fn summary_bundle(
             display: "Glycemia Risk Index (GRI)",
             loinc: None,
             value: m.gri,
-            unit: "{score}",
+            ucum: "1",
+            unit: "score",
         },
     ];
     let mut members: Vec<Value> = measures
@@ -351,9 +403,16 @@ pub fn summary_bundle(
             })
         })
         .collect();
+    let ranges_text = measures
+        .iter()
+        .filter(|x| x.code.starts_with("time-in-") && x.system == CGM_SUMMARY_CS)
+        .map(|x| format!("{}: {}", x.display, round2(x.value)))
+        .collect::<Vec<_>>()
+        .join("; ");
     members.push(json!({
         "resourceType": "Observation",
         "id": fhir_id(&format!("s-{patient_id}-{}-{}-times-in-ranges", start.timestamp(), end.timestamp())),
+        "text": narrative(&format!("Times in Glucose Ranges, {}: {ranges_text}", period_text(start, end))),
         "status": "final",
         "category": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
@@ -370,6 +429,11 @@ pub fn summary_bundle(
     let panel = json!({
         "resourceType": "Observation",
         "id": fhir_id(&format!("s-{patient_id}-{}-{}-panel", start.timestamp(), end.timestamp())),
+        "text": narrative(&format!(
+            "CGM Summary Report, {}: {} measures",
+            period_text(start, end),
+            members.len()
+        )),
         "status": "final",
         "category": [{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",

@@ -90,6 +90,10 @@ fn searchset_matches_the_ig_data_point_profile() {
         assert_eq!(o["valueQuantity"]["value"].as_f64().unwrap(), p.mg_dl);
         assert_eq!(o["effectiveDateTime"], instant(p.time));
         assert_eq!(o["subject"]["reference"], "Patient/7");
+        // The patient's own reading: HAPI's validator asks every
+        // Observation for a performer.
+        assert_eq!(o["performer"][0]["reference"], "Patient/7");
+        assert!(o.get("text").is_none(), "data points carry no narrative");
         assert!(
             o["device"]["reference"]
                 .as_str()
@@ -210,6 +214,10 @@ fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
     let gri = by_code("glycemia-risk-index");
     assert_eq!(gri["code"]["coding"][0]["system"], VIGIL_METRICS_CS);
     assert!((gri["valueQuantity"]["value"].as_f64().unwrap() - m.gri).abs() < 0.006);
+    // A pure number is UCUM `1`; an annotation like `{score}` is ignored
+    // when units are compared, which the validator warns about.
+    assert_eq!(gri["valueQuantity"]["code"], "1");
+    assert_eq!(gri["valueQuantity"]["unit"], "score");
     let titr = by_code("time-in-tight-range");
     assert_eq!(titr["code"]["coding"][0]["system"], VIGIL_METRICS_CS);
     assert_eq!(titr["valueQuantity"]["code"], "%");
@@ -240,11 +248,29 @@ fn summary_bundle_carries_every_measure_with_units_and_resolvable_members() {
         .iter()
         .filter(|e| e["resource"]["resourceType"] == "Observation")
     {
+        // Each summary Observation renders by itself in an EHR.
+        let text = &e["resource"]["text"];
+        assert_eq!(text["status"], "generated");
+        let div = text["div"].as_str().unwrap();
+        assert!(
+            div.starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\">")
+                && div.contains("2026-03-01T00:00:00Z to 2026-03-02T00:00:00Z"),
+            "{div}"
+        );
+        assert!(e["resource"].get("performer").is_none());
         let p = &e["resource"]["effectivePeriod"];
         assert_eq!(p["start"], "2026-03-01T00:00:00Z");
         assert_eq!(p["end"], "2026-03-02T00:00:00Z");
     }
     assert_references_resolve(&b);
+}
+
+#[test]
+fn narrative_text_is_escaped() {
+    assert_eq!(
+        narrative("a < b & c > d")["div"],
+        "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>a &lt; b &amp; c &gt; d</p></div>"
+    );
 }
 
 #[test]
