@@ -340,7 +340,7 @@ mod tests {
             "alerts": serde_json::to_value(&c.alerts).unwrap(),
             "buffer_budget_bytes": c.buffer_budget_bytes,
             "simulation_seed": c.simulation_seed,
-            "simulation": c.simulation.is_some().then(|| "set"),
+            "simulation": c.simulation.is_some().then_some("set"),
         });
         check_defaults(
             &api::UNIFFI_META_VIGIL_CORE_RECORD_VIGILCONFIG,
