@@ -1,12 +1,12 @@
 //! Vigil's uniffi bindings: a thin layer over [`vigil_core::api`] that
 //! Kotlin and Swift are generated from (proc-macros, no UDL).
 //!
-//! The facade's values (readings, alerts, device, sync and buffer events,
-//! status, the enums they carry and [`SdkError`]) are the core's own types,
-//! made uniffi types by the core's `uniffi` feature: one definition per
-//! concept, no mirror to keep in step. Here live only what the FFI itself
-//! needs: the SDK object, the two traits the app implements, and the
-//! configuration record with its default arguments. Generate the bindings
+//! The facade's values (the configuration with its default arguments,
+//! readings, alerts, device, sync and buffer events, status, the enums they
+//! carry and [`SdkError`]) are the core's own types, made uniffi types by
+//! the core's `uniffi` feature: one definition per concept, no mirror to
+//! keep in step. Here live only what the FFI itself needs: the SDK object
+//! and the two traits the app implements. Generate the bindings
 //! from the built library (see `bindings/README.md`):
 //!
 //! ```text
@@ -21,17 +21,15 @@
 //! arrive on one SDK-owned thread, `vigil-callbacks`, in order; they may
 //! call back into the SDK.
 
-mod config;
-
 use std::sync::{Arc, RwLock};
 
 use vigil_core::api;
 
-pub use config::{AlertSettings, VigilConfig};
 pub use vigil_core::api::{
-    AlertEvent, AlertKind, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind,
-    ExportBatch, HostCharacteristic, HostReply, HostRequest, LedgerSummary, Network, Phase,
-    PressureLevel, ReadingEvent, SdkError, Status, SyncEvent, TransportMode,
+    AlertConfig, AlertEvent, AlertKind, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind,
+    DeviceKind, DeviceOutOfRange, ExportBatch, HostCharacteristic, HostReply, HostRequest,
+    LedgerSummary, Network, OutOfRange, Phase, PressureLevel, ReadingEvent, SdkError, Seconds,
+    SimulatedGlucose, Simulation, Status, SyncEvent, TransportMode, VigilConfig,
 };
 
 uniffi::setup_scaffolding!();
@@ -136,7 +134,7 @@ impl VigilSdk {
         let listener = Arc::new(ListenerAdapter(listener));
         let tokens =
             token_provider.map(|t| Arc::new(TokenAdapter(t)) as Arc<dyn api::TokenProvider>);
-        let vigil = api::Vigil::new(config.into(), listener, tokens)?;
+        let vigil = api::Vigil::new(config, listener, tokens)?;
         Ok(Arc::new(VigilSdk {
             inner: RwLock::new(Some(vigil)),
         }))
@@ -266,4 +264,116 @@ impl VigilSdk {
 #[uniffi::export]
 pub fn vigil_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    //! The default arguments Kotlin and Swift get are written once, as
+    //! `#[uniffi(default = …)]` on the core's records, next to the Rust
+    //! constructors they must agree with; these tests read them back from
+    //! the uniffi metadata (what uniffi-bindgen generates from) and compare.
+
+    use serde_json::{Value, json};
+    use uniffi_meta::{DefaultValueMetadata, LiteralMetadata, Metadata};
+    use vigil_core::api;
+
+    use super::*;
+
+    /// Checks every field of the record in `metadata`: the ones in
+    /// `required` have no default argument, every other one has one equal
+    /// to `expected[field]` (a field defaulting to its record's own
+    /// defaults expects an object, checked by that record's test).
+    fn check_defaults(metadata: &[u8], expected: &Value, required: &[&str]) {
+        let Metadata::Record(record) = uniffi_meta::read_metadata(metadata).unwrap() else {
+            panic!("not a record");
+        };
+        for field in &record.fields {
+            let name = field.name.as_str();
+            let Some(default) = &field.default else {
+                assert!(
+                    required.contains(&name),
+                    "{}.{name} has no default argument",
+                    record.name
+                );
+                continue;
+            };
+            assert!(
+                !required.contains(&name),
+                "{}.{name} should be required",
+                record.name
+            );
+            let want = expected
+                .get(name)
+                .unwrap_or_else(|| panic!("{}.{name}: no expected default", record.name));
+            let ok = match default {
+                DefaultValueMetadata::Default => want.is_object(),
+                DefaultValueMetadata::Literal(literal) => match literal {
+                    LiteralMetadata::Boolean(b) => want.as_bool() == Some(*b),
+                    LiteralMetadata::UInt(n, ..) => want.as_u64() == Some(*n),
+                    LiteralMetadata::Int(n, ..) => want.as_i64() == Some(*n),
+                    LiteralMetadata::Float(s, _) => want.as_f64() == s.parse::<f64>().ok(),
+                    LiteralMetadata::String(s) => want.as_str() == Some(s.as_str()),
+                    LiteralMetadata::None => want.is_null(),
+                    LiteralMetadata::EmptySequence => want == &json!([]),
+                    other => panic!("{}.{name}: unexpected literal {other:?}", record.name),
+                },
+            };
+            assert!(
+                ok,
+                "{}.{name}: default argument {default:?}, Rust default {want}",
+                record.name
+            );
+        }
+    }
+
+    #[test]
+    fn config_default_arguments_are_what_vigil_config_new_sets() {
+        let c = VigilConfig::new("buffer.db", "patient-1");
+        assert_eq!(c.alerts, AlertConfig::default());
+        let expected = json!({
+            "server_url": c.server_url,
+            "token": c.token,
+            "sync_interval": c.sync_interval.0,
+            "wait_for_unmetered": c.wait_for_unmetered,
+            "alerts": serde_json::to_value(&c.alerts).unwrap(),
+            "buffer_budget_bytes": c.buffer_budget_bytes,
+            "simulation_seed": c.simulation_seed,
+            "simulation": c.simulation.is_some().then_some("set"),
+        });
+        check_defaults(
+            &api::UNIFFI_META_VIGIL_CORE_RECORD_VIGILCONFIG,
+            &expected,
+            &["storage_path", "patient_id", "transport", "clock"],
+        );
+    }
+
+    #[test]
+    fn alert_default_arguments_are_alert_config_default() {
+        let expected = serde_json::to_value(AlertConfig::default()).unwrap();
+        check_defaults(
+            &api::UNIFFI_META_VIGIL_CORE_RECORD_ALERTCONFIG,
+            &expected,
+            &[],
+        );
+    }
+
+    #[test]
+    fn simulation_default_arguments_are_simulation_default() {
+        let s = Simulation::default();
+        // The only list default there is: `[]`.
+        let list = |empty: bool| if empty { json!([]) } else { json!("non-empty") };
+        let expected = json!({
+            "cgm_out_of_range_ms": list(s.cgm_out_of_range_ms.is_empty()),
+            "cgm_one_minute": s.cgm_one_minute,
+            "device_out_of_range_ms": list(s.device_out_of_range_ms.is_empty()),
+            "field_faults": s.field_faults,
+        });
+        check_defaults(
+            &api::UNIFFI_META_VIGIL_CORE_RECORD_SIMULATION,
+            &expected,
+            &["glucose"],
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! absolute UTC.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 
 /// Tells the current absolute time.
 pub trait Clock: Send + Sync {
@@ -63,6 +64,50 @@ impl Clock for TokioClock {
         self.at(tokio::time::Instant::now())
     }
 }
+
+/// A whole, non-negative number of seconds: every interval an app
+/// configures (the sync interval, the alert windows and re-alert
+/// intervals).
+///
+/// One type for all of them so that Kotlin and Swift see one custom type
+/// (an unsigned 32-bit integer, `Seconds`) whose literal defaults uniffi
+/// can write as default arguments, which it cannot for `Duration`.
+/// Whole seconds because no setting needs less; `u32` because 136 years
+/// is enough for any of them and it makes both conversions below
+/// infallible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seconds(pub u32);
+
+impl Seconds {
+    /// `m` minutes, saturating at the largest value.
+    pub const fn minutes(m: u32) -> Seconds {
+        Seconds(m.saturating_mul(60))
+    }
+
+    /// `h` hours, saturating at the largest value.
+    pub const fn hours(h: u32) -> Seconds {
+        Seconds(h.saturating_mul(3_600))
+    }
+
+    /// The span as chrono's type, which the alert engine computes with.
+    pub fn time_delta(self) -> TimeDelta {
+        TimeDelta::seconds(i64::from(self.0))
+    }
+
+    /// The span as std's type, which tokio waits with.
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.0))
+    }
+}
+
+// Kotlin and Swift get a `Seconds` alias of their unsigned 32-bit integer,
+// so record fields of this type take literal default arguments.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Seconds, u32, {
+    lower: |s| s.0,
+    try_lift: |v| Ok(Seconds(v)),
+});
 
 #[cfg(test)]
 mod tests {

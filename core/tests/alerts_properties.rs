@@ -122,7 +122,7 @@ proptest! {
                     let rate = slope_at(&trace, e.time).unwrap();
                     prop_assert!((rate - e.rate_mg_dl_per_min.unwrap()).abs() < 1e-6);
                     let g = e.glucose_mg_dl.unwrap();
-                    let projected = g + rate * cfg.prediction_horizon.num_minutes() as f64;
+                    let projected = g + rate * cfg.prediction_horizon.time_delta().num_minutes() as f64;
                     let (met, cleared) = match e.kind {
                         AlertKind::FastFall => (rate < -2.0, rate >= -1.5),
                         AlertKind::FastRise => (rate > 2.0, rate <= 1.5),

@@ -459,7 +459,7 @@ fn every_number_is_configurable() {
     let cfg = AlertConfig {
         low_mg_dl: 80.0,
         hysteresis_mg_dl: 10.0,
-        realert_low: TimeDelta::minutes(10),
+        realert_low: vigil_core::clock::Seconds::minutes(10),
         ..AlertConfig::default()
     };
     let mut e = AlertEngine::new(cfg, "p").unwrap();

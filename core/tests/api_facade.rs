@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use vigil_core::api::{
     AlertEvent, AlertKind, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind,
-    HostRequest, Listener, Phase, ReadingEvent, SdkError, SyncEvent, TransportMode, Vigil,
-    VigilConfig,
+    DeviceOutOfRange, HostRequest, Listener, Phase, ReadingEvent, SdkError, SyncEvent,
+    TransportMode, Vigil, VigilConfig,
 };
 
 #[derive(Default)]
@@ -102,7 +102,7 @@ fn simulated_time_starts_at_start_ms_however_long_pairing_took() {
     let dir = tempdir("clock-held");
     let rec = Arc::new(Recorder::default());
     let mut config = simulated(&dir, 1);
-    config.simulation.field_faults = false;
+    config.simulation.get_or_insert_default().field_faults = false;
     let mut sdk = Vigil::new(config, rec.clone(), None).unwrap();
     sdk.pair("strap-1", DeviceKind::HeartRate).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -538,7 +538,7 @@ fn two_cgms_with_offset_values_raise_each_episode_once_from_one_series() {
     let mut cfg = simulated(&dir, 12);
     // Both sensors fall into lows within hours, each with its own values
     // (their seeds differ): two series that disagree, on one patient.
-    cfg.simulation.glucose = vigil_core::api::SimulatedGlucose::HypoProne;
+    cfg.simulation.get_or_insert_default().glucose = vigil_core::api::SimulatedGlucose::HypoProne;
     let mut sdk = Vigil::new(cfg, rec.clone(), None).unwrap();
     sdk.pair("cgm-a", DeviceKind::Cgm).unwrap();
     sdk.pair("cgm-b", DeviceKind::Cgm).unwrap();
@@ -598,13 +598,23 @@ fn a_sensor_change_with_two_hours_of_overlapping_backfill_stores_everything_and_
     let dir = tempdir("sensor-change");
     let rec = Arc::new(Recorder::default());
     let mut cfg = simulated(&dir, 10);
-    cfg.simulation.glucose = vigil_core::api::SimulatedGlucose::HypoProne;
+    cfg.simulation.get_or_insert_default().glucose = vigil_core::api::SimulatedGlucose::HypoProne;
     // The new sensor goes on at 4 h; the old one has been out of range
     // since then and comes back at 6 h with two hours of backfill, which
     // overlap the new sensor's live readings.
-    cfg.simulation.device_out_of_range_ms = vec![
-        ("cgm-new".into(), T0_MS, T0_MS + 4 * HOUR_MS),
-        ("cgm-old".into(), T0_MS + 4 * HOUR_MS, T0_MS + 6 * HOUR_MS),
+    cfg.simulation
+        .get_or_insert_default()
+        .device_out_of_range_ms = vec![
+        DeviceOutOfRange {
+            device: "cgm-new".into(),
+            from_ms: T0_MS,
+            to_ms: T0_MS + 4 * HOUR_MS,
+        },
+        DeviceOutOfRange {
+            device: "cgm-old".into(),
+            from_ms: T0_MS + 4 * HOUR_MS,
+            to_ms: T0_MS + 6 * HOUR_MS,
+        },
     ];
     let mut sdk = Vigil::new(cfg, rec.clone(), None).unwrap();
     sdk.pair("cgm-old", DeviceKind::Cgm).unwrap();

@@ -14,9 +14,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use vigil_core::alerts::{AlertConfig, AlertEngine, AlertEvent, Phase};
+use vigil_core::clock::Seconds;
 use vigil_core::model::Sample;
 
 use crate::{Failure, trace};
@@ -47,13 +48,13 @@ pub struct Args {
     pub fast_rate: f64,
     /// Minutes without a reading before signal loss.
     #[arg(long, default_value_t = 20)]
-    pub signal_loss_min: i64,
+    pub signal_loss_min: u32,
     /// Re-alert interval of lows, minutes.
     #[arg(long, default_value_t = 30)]
-    pub realert_low_min: i64,
+    pub realert_low_min: u32,
     /// Re-alert interval of highs, minutes.
     #[arg(long, default_value_t = 120)]
-    pub realert_high_min: i64,
+    pub realert_high_min: u32,
     /// Tick the clock at this time (RFC 3339) after the last row.
     #[arg(long)]
     pub now: Option<String>,
@@ -91,9 +92,9 @@ fn config(args: &Args) -> AlertConfig {
         high_mg_dl: args.high,
         hysteresis_mg_dl: args.hysteresis,
         fast_rate_mg_dl_per_min: args.fast_rate,
-        signal_loss_after: TimeDelta::minutes(args.signal_loss_min),
-        realert_low: TimeDelta::minutes(args.realert_low_min),
-        realert_high: TimeDelta::minutes(args.realert_high_min),
+        signal_loss_after: Seconds::minutes(args.signal_loss_min),
+        realert_low: Seconds::minutes(args.realert_low_min),
+        realert_high: Seconds::minutes(args.realert_high_min),
         ..AlertConfig::default()
     }
 }

@@ -182,11 +182,11 @@ fn run_patient(
         run_for: Duration::from_secs(u64::from(args.days) * 86_400),
     };
     config.simulation_seed = args.seed.wrapping_mul(1000).wrapping_add(u64::from(index));
-    config.simulation = Simulation {
+    config.simulation = Some(Simulation {
         glucose,
         field_faults: true,
         ..Simulation::default()
-    };
+    });
     let device = format!("sim-cgm-{index}");
     let tally = Arc::new(Tally::default());
     run_to_end(config, &[(&device, DeviceKind::Cgm)], tally.clone())?;

@@ -254,11 +254,11 @@ fn run_one(
         run_for: Duration::from_secs(u64::from(days) * 86_400),
     };
     config.simulation_seed = seed;
-    config.simulation = Simulation {
+    config.simulation = Some(Simulation {
         glucose,
         cgm_one_minute: one_minute,
         ..Simulation::default()
-    };
+    });
     let raw = Arc::new(Raw::default());
     let mut vigil = Vigil::new(config, raw.clone(), None).map_err(failed("SDK"))?;
     vigil

@@ -265,11 +265,11 @@ fn simulate<W: Write>(run: &Run, mut printer: Printer<W>) -> Result<W, Failure> 
             .map_err(|e| Failure::Input(format!("bad duration: {e}")))?,
     };
     config.simulation_seed = run.seed;
-    config.simulation = Simulation {
+    config.simulation = Some(Simulation {
         cgm_one_minute: run.one_minute,
         field_faults: run.faults,
         ..Simulation::default()
-    };
+    });
     // A trace keeps every reading: no budget to evict by.
     config.buffer_budget_bytes = Some(1 << 40);
     run_to_end(config, &[(name, kind)], Arc::new(Unheard))?;

@@ -10,56 +10,79 @@
 //! (20 %) and session warning (24 h) are our product choices, not clinical
 //! standards; they are settings for that reason.
 
-use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Seconds;
 use crate::error::{Error, Result};
 
 /// Every threshold, margin and interval of the alert engine.
+///
+/// Also the record Kotlin and Swift configure alerts with (one definition
+/// of the settings): every field has a default argument equal to
+/// [`AlertConfig::default`], so an app names only what it changes.
+/// Intervals are whole [`Seconds`] because uniffi can give those a default
+/// argument.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct AlertConfig {
     /// Urgent low starts below this glucose, mg/dL (default 54).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 54.0))]
     pub urgent_low_mg_dl: f64,
     /// Low starts below this glucose, mg/dL (default 70).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 70.0))]
     pub low_mg_dl: f64,
     /// High starts above this glucose, mg/dL (default 250).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 250.0))]
     pub high_mg_dl: f64,
     /// A glucose alert (and predicted urgent low) ends only once the value is
     /// back past its threshold by this margin, mg/dL (default 5).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 5.0))]
     pub hysteresis_mg_dl: f64,
     /// Fast fall/rise start when the rate is beyond this, mg/dL/min
     /// (default 2).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 2.0))]
     pub fast_rate_mg_dl_per_min: f64,
     /// A rate alert ends once the rate is back inside the threshold by this
     /// margin, mg/dL/min (default 0.5).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0.5))]
     pub rate_hysteresis_mg_dl_per_min: f64,
     /// The rate is the least-squares slope of the readings in this window
     /// ending at the newest reading (default 15 min).
-    pub rate_window: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 900))]
+    pub rate_window: Seconds,
     /// Fewest readings in the window for a rate to exist (default 3): fewer
     /// make a slope that one noisy reading can swing.
-    pub rate_min_readings: usize,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 3))]
+    pub rate_min_readings: u32,
     /// Predicted urgent low looks this far ahead (default 20 min).
-    pub prediction_horizon: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 1200))]
+    pub prediction_horizon: Seconds,
     /// Signal loss starts when no glucose reading came for longer than this
     /// (default 20 min).
-    pub signal_loss_after: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 1200))]
+    pub signal_loss_after: Seconds,
     /// Re-alert interval of urgent low, low, fast fall and predicted urgent
     /// low (default 30 min).
-    pub realert_low: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 1800))]
+    pub realert_low: Seconds,
     /// Re-alert interval of high and fast rise (default 120 min).
-    pub realert_high: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 7200))]
+    pub realert_high: Seconds,
     /// Re-alert interval of signal loss (default 30 min: a lost signal may
     /// hide a low).
-    pub realert_signal_loss: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 1800))]
+    pub realert_signal_loss: Seconds,
     /// Battery low starts below this level, percent (default 20).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 20.0))]
     pub battery_low_pct: f64,
     /// Battery low ends once the level is back above the threshold by this,
     /// percent points (default 5).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 5.0))]
     pub battery_hysteresis_pct: f64,
     /// Sensor session ending starts this long before the session expires
     /// (default 24 h).
-    pub sensor_ending_warning: TimeDelta,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 86400))]
+    pub sensor_ending_warning: Seconds,
 }
 
 impl Default for AlertConfig {
@@ -71,16 +94,16 @@ impl Default for AlertConfig {
             hysteresis_mg_dl: 5.0,
             fast_rate_mg_dl_per_min: 2.0,
             rate_hysteresis_mg_dl_per_min: 0.5,
-            rate_window: TimeDelta::minutes(15),
+            rate_window: Seconds::minutes(15),
             rate_min_readings: 3,
-            prediction_horizon: TimeDelta::minutes(20),
-            signal_loss_after: TimeDelta::minutes(20),
-            realert_low: TimeDelta::minutes(30),
-            realert_high: TimeDelta::minutes(120),
-            realert_signal_loss: TimeDelta::minutes(30),
+            prediction_horizon: Seconds::minutes(20),
+            signal_loss_after: Seconds::minutes(20),
+            realert_low: Seconds::minutes(30),
+            realert_high: Seconds::minutes(120),
+            realert_signal_loss: Seconds::minutes(30),
             battery_low_pct: 20.0,
             battery_hysteresis_pct: 5.0,
-            sensor_ending_warning: TimeDelta::hours(24),
+            sensor_ending_warning: Seconds::hours(24),
         }
     }
 }
@@ -108,7 +131,8 @@ impl AlertConfig {
     /// negative margin, or one so wide that the low and high end bands would
     /// overlap; a rate margin not below the rate threshold; a non-positive
     /// window, horizon or interval; fewer than 2 readings for a rate; a
-    /// battery threshold outside `0..100`; a negative session warning.
+    /// battery threshold outside `0..100`. (Intervals are unsigned, so none
+    /// is negative.)
     pub fn validate(&self) -> Result<()> {
         let numbers = [
             ("urgent_low_mg_dl", self.urgent_low_mg_dl),
@@ -177,7 +201,7 @@ impl AlertConfig {
             ("realert_signal_loss", self.realert_signal_loss),
         ];
         for (name, d) in durations {
-            if d <= TimeDelta::zero() {
+            if d == Seconds(0) {
                 return Err(bad(name, "must be a positive duration"));
             }
         }
@@ -197,9 +221,6 @@ impl AlertConfig {
                 "battery_hysteresis_pct",
                 "must be at least 0 and keep the end level at most 100 %",
             ));
-        }
-        if self.sensor_ending_warning < TimeDelta::zero() {
-            return Err(bad("sensor_ending_warning", "must not be negative"));
         }
         Ok(())
     }
@@ -226,8 +247,8 @@ mod tests {
             (c.urgent_low_mg_dl, c.low_mg_dl, c.high_mg_dl),
             (54.0, 70.0, 250.0)
         );
-        assert_eq!(c.realert_low, TimeDelta::minutes(30));
-        assert_eq!(c.realert_high, TimeDelta::minutes(120));
+        assert_eq!(c.realert_low, Seconds::minutes(30));
+        assert_eq!(c.realert_high, Seconds::minutes(120));
     }
 
     #[test]
@@ -246,19 +267,9 @@ mod tests {
             refused(|c| c.rate_hysteresis_mg_dl_per_min = 2.0),
             "rate_hysteresis_mg_dl_per_min"
         );
-        assert_eq!(
-            refused(|c| c.rate_window = TimeDelta::zero()),
-            "rate_window"
-        );
+        assert_eq!(refused(|c| c.rate_window = Seconds(0)), "rate_window");
         assert_eq!(refused(|c| c.rate_min_readings = 1), "rate_min_readings");
-        assert_eq!(
-            refused(|c| c.realert_high = TimeDelta::minutes(-5)),
-            "realert_high"
-        );
+        assert_eq!(refused(|c| c.realert_high = Seconds(0)), "realert_high");
         assert_eq!(refused(|c| c.battery_low_pct = 100.0), "battery_low_pct");
-        assert_eq!(
-            refused(|c| c.sensor_ending_warning = TimeDelta::minutes(-1)),
-            "sensor_ending_warning"
-        );
     }
 }

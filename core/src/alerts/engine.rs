@@ -153,7 +153,7 @@ impl AlertEngine {
 
         self.last_glucose = Some(t);
         self.window.push_back(sample);
-        let oldest = t - self.config.rate_window;
+        let oldest = t - self.config.rate_window.time_delta();
         while self.window.front().is_some_and(|s| s.time < oldest) {
             self.window.pop_front();
         }
@@ -177,7 +177,7 @@ impl AlertEngine {
         self.level(AlertKind::High, high, v, t, glucose, &mut out);
 
         let c = &self.config;
-        if let Some(rate) = slope_mg_dl_per_min(self.window.iter(), c.rate_min_readings) {
+        if let Some(rate) = slope_mg_dl_per_min(self.window.iter(), c.rate_min_readings as usize) {
             let fast = c.fast_rate_mg_dl_per_min;
             let rate_margin = c.rate_hysteresis_mg_dl_per_min;
             let fall = Threshold::Below {
@@ -188,7 +188,7 @@ impl AlertEngine {
                 threshold: fast,
                 margin: rate_margin,
             };
-            let predicted = projected_mg_dl(v, rate, c.prediction_horizon);
+            let predicted = projected_mg_dl(v, rate, c.prediction_horizon.time_delta());
             let soon = Threshold::Below {
                 threshold: c.urgent_low_mg_dl,
                 margin,
@@ -252,7 +252,7 @@ impl AlertEngine {
             if self.is_active(kind) {
                 consider(self.due_candidate(kind));
             } else {
-                consider(Some(last + self.config.signal_loss_after));
+                consider(Some(last + self.config.signal_loss_after.time_delta()));
             }
         }
         if let Some((expiry, learned)) = self.session {
@@ -261,7 +261,7 @@ impl AlertEngine {
                 consider(self.due_candidate(kind));
             } else {
                 consider(Some(
-                    (expiry - self.config.sensor_ending_warning).max(learned),
+                    (expiry - self.config.sensor_ending_warning.time_delta()).max(learned),
                 ));
             }
         }
@@ -328,7 +328,7 @@ impl AlertEngine {
         expires_at: DateTime<Utc>,
     ) -> Vec<AlertEvent> {
         let mut out = Vec::new();
-        let warn_at = expires_at - self.config.sensor_ending_warning;
+        let warn_at = expires_at - self.config.sensor_ending_warning.time_delta();
         let kind = AlertKind::SensorSessionEnding;
         if self.is_active(kind) && warn_at > time {
             let payload = Payload {
@@ -361,9 +361,9 @@ impl AlertEngine {
             AlertKind::UrgentLow
             | AlertKind::Low
             | AlertKind::FastFall
-            | AlertKind::PredictedUrgentLow => Some(c.realert_low),
-            AlertKind::High | AlertKind::FastRise => Some(c.realert_high),
-            AlertKind::SignalLoss => Some(c.realert_signal_loss),
+            | AlertKind::PredictedUrgentLow => Some(c.realert_low.time_delta()),
+            AlertKind::High | AlertKind::FastRise => Some(c.realert_high.time_delta()),
+            AlertKind::SignalLoss => Some(c.realert_signal_loss.time_delta()),
             AlertKind::SensorSessionEnding | AlertKind::BatteryLow => None,
         }
     }
@@ -439,7 +439,7 @@ impl AlertEngine {
     /// Raises the time-driven alerts due strictly before `now`.
     fn advance(&mut self, now: DateTime<Utc>, out: &mut Vec<AlertEvent>) {
         if let Some(last) = self.last_glucose {
-            let lost_at = last + self.config.signal_loss_after;
+            let lost_at = last + self.config.signal_loss_after.time_delta();
             let kind = AlertKind::SignalLoss;
             if now > lost_at && !self.is_active(kind) {
                 let ep = &mut self.episodes[kind.index()];
@@ -458,7 +458,7 @@ impl AlertEngine {
             return;
         };
         let kind = AlertKind::SensorSessionEnding;
-        let due = (expiry - self.config.sensor_ending_warning).max(learned);
+        let due = (expiry - self.config.sensor_ending_warning.time_delta()).max(learned);
         if !self.is_active(kind) && (due < now || (inclusive && due == now)) {
             let ep = &mut self.episodes[kind.index()];
             ep.active = true;

@@ -32,5 +32,8 @@ pub mod engine;
 pub mod rules;
 
 pub use config::AlertConfig;
+#[cfg(feature = "uniffi")]
+#[doc(hidden)]
+pub use config::UNIFFI_META_VIGIL_CORE_RECORD_ALERTCONFIG;
 pub use engine::AlertEngine;
 pub use vigil_model::alerts::{AlertEvent, AlertKind, Phase, alert_id};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::alerts::AlertConfig;
+pub use crate::clock::Seconds;
 
 pub use crate::session::DeviceKind;
 pub use crate::sync::{Network, Power};
@@ -90,34 +91,52 @@ impl DeviceKind {
 }
 
 /// Everything the SDK needs to start.
-#[derive(Debug, Clone)]
+///
+/// Also the record Kotlin and Swift start the SDK with (one definition of
+/// the configuration, no mirror in the bindings): every field an app
+/// needn't set has a default argument, equal to what
+/// [`VigilConfig::new`] sets; an app names the buffer file, the patient,
+/// the transport and the clock (uniffi gives enums no default argument).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct VigilConfig {
     /// The SQLite buffer file (created if missing).
     pub storage_path: PathBuf,
     /// Whose readings these are.
     pub patient_id: String,
     /// The ingest server; `None` keeps everything on the phone.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub server_url: Option<String>,
     /// A fixed device token, when the app has no token provider.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub token: Option<String>,
-    /// Batch sync interval.
-    pub sync_interval: Duration,
+    /// Batch sync interval (default 15 minutes).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 900))]
+    pub sync_interval: Seconds,
     /// Batches wait for an unmetered network (alerts never wait).
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub wait_for_unmetered: bool,
-    /// Alert thresholds.
+    /// Alert thresholds (default [`AlertConfig::default`]).
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub alerts: AlertConfig,
     /// Buffer byte budget; `None` for the default (72 hours of the worst
     /// case).
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub buffer_budget_bytes: Option<u64>,
     /// Where the devices are.
     pub transport: TransportMode,
     /// Which time to run on.
     pub clock: ClockMode,
     /// Seed of simulated devices (their physiology and jitter).
+    #[cfg_attr(feature = "uniffi", uniffi(default = 1))]
     pub simulation_seed: u64,
     /// What simulated devices do: the simulated patient, out-of-range
-    /// periods (simulated transport only).
-    pub simulation: super::simulation::Simulation,
+    /// periods (simulated transport only). `None` for the default: a
+    /// healthy sensor on a well-controlled patient, always in range.
+    /// Optional rather than a record with defaults because uniffi gives
+    /// the patient (an enum) no default argument.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub simulation: Option<super::simulation::Simulation>,
 }
 
 impl VigilConfig {
@@ -129,14 +148,30 @@ impl VigilConfig {
             patient_id: patient_id.into(),
             server_url: None,
             token: None,
-            sync_interval: Duration::from_secs(15 * 60),
+            sync_interval: Seconds::minutes(15),
             wait_for_unmetered: false,
             alerts: AlertConfig::default(),
             buffer_budget_bytes: None,
             transport: TransportMode::Simulated,
             clock: ClockMode::Wall,
             simulation_seed: 1,
-            simulation: super::simulation::Simulation::default(),
+            simulation: None,
         }
     }
+
+    /// What simulated devices do: [`VigilConfig::simulation`], or the
+    /// default when it is `None`.
+    pub fn simulation(&self) -> super::simulation::Simulation {
+        self.simulation.clone().unwrap_or_default()
+    }
 }
+
+// The buffer file's path crosses as a string. Lowering back to a string
+// (only ever for a configuration handed back to the app) replaces bytes
+// that are not UTF-8, which no path an app passed in contains.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(PathBuf, String, {
+    remote,
+    lower: |p| p.to_string_lossy().into_owned(),
+    try_lift: |s| Ok(PathBuf::from(s)),
+});

@@ -30,8 +30,9 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use tokio::sync::oneshot;
 
+pub use crate::alerts::AlertConfig;
 pub use crate::sync::TokenProvider;
-pub use config::{ClockMode, DeviceKind, Network, Power, TransportMode, VigilConfig};
+pub use config::{ClockMode, DeviceKind, Network, Power, Seconds, TransportMode, VigilConfig};
 pub use error::{SdkError, SdkResult};
 pub use events::{
     AlertEvent, AlertKind, BufferEvent, DeviceEvent, DeviceEventKind, HostCharacteristic,
@@ -39,8 +40,21 @@ pub use events::{
 };
 pub use export::{ExportBatch, MAX_EXPORT_BATCH};
 pub use resolved::MAX_RESOLVED_RANGE_MS;
-pub use simulation::{SimulatedGlucose, Simulation};
+pub use simulation::{DeviceOutOfRange, OutOfRange, SimulatedGlucose, Simulation};
 pub use status::{LedgerSummary, Status};
+
+// The uniffi metadata of the configuration records, which the bindings'
+// tests read to check the default arguments Kotlin and Swift get against
+// `VigilConfig::new`, `AlertConfig::default` and `Simulation::default`.
+#[cfg(feature = "uniffi")]
+#[doc(hidden)]
+pub use crate::alerts::UNIFFI_META_VIGIL_CORE_RECORD_ALERTCONFIG;
+#[cfg(feature = "uniffi")]
+#[doc(hidden)]
+pub use config::UNIFFI_META_VIGIL_CORE_RECORD_VIGILCONFIG;
+#[cfg(feature = "uniffi")]
+#[doc(hidden)]
+pub use simulation::UNIFFI_META_VIGIL_CORE_RECORD_SIMULATION;
 
 use crate::alerts::AlertEngine;
 use crate::clock::{Clock, SystemClock, TokioClock};
@@ -117,7 +131,7 @@ impl Vigil {
             return Err(SdkError::invalid("patient_id must not be empty"));
         }
         config.alerts.validate()?;
-        config.simulation.check()?;
+        config.simulation().check()?;
         if let Some(url) = &config.server_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(SdkError::invalid(
@@ -262,7 +276,10 @@ impl Vigil {
             ClockMode::Simulated { run_for, .. } => Some(run_for),
             ClockMode::Wall | ClockMode::Accelerated { .. } => None,
         };
-        let peripheral = match (self.config.simulation).peripheral(kind, device, seed, now, run_for)
+        let peripheral = match self
+            .config
+            .simulation()
+            .peripheral(kind, device, seed, now, run_for)
         {
             Ok(p) => p,
             Err(e) => {
@@ -765,7 +782,8 @@ fn glucose_alerts(
     for (device, kind) in paired {
         precedence = precedence.with_device_class(DeviceId(device.clone()), kind.class());
     }
-    let hold = LiveSource::default_hold(&precedence).min(config.alerts.signal_loss_after / 2);
+    let hold =
+        LiveSource::default_hold(&precedence).min(config.alerts.signal_loss_after.time_delta() / 2);
     Ok(GlucoseAlerts {
         engine: AlertEngine::new(config.alerts.clone(), config.patient_id.clone())?,
         gate: LiveSource::new(precedence, hold),

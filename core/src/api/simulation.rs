@@ -42,6 +42,7 @@ const FIELD_FAULTS: RandomFaults = RandomFaults {
 
 /// The simulated person a simulated CGM measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum SimulatedGlucose {
     /// Type 1, good habits: few lows.
     #[default]
@@ -56,29 +57,57 @@ pub enum SimulatedGlucose {
     HypoProne,
 }
 
+/// A period when every simulated CGM is out of range, Unix milliseconds
+/// UTC: a record rather than a pair so that it crosses the FFI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct OutOfRange {
+    /// Start, inclusive.
+    pub from_ms: i64,
+    /// End, exclusive.
+    pub to_ms: i64,
+}
+
+/// A period when one simulated CGM, named as it was paired, is out of
+/// range, Unix milliseconds UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct DeviceOutOfRange {
+    /// The device, as it was paired.
+    pub device: String,
+    /// Start, inclusive.
+    pub from_ms: i64,
+    /// End, exclusive.
+    pub to_ms: i64,
+}
+
 /// How simulated devices behave; the default is a healthy sensor on a
-/// well-controlled patient, always in range.
+/// well-controlled patient, always in range. Kotlin and Swift name the
+/// patient and get the rest as default arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Simulation {
     /// The patient behind every simulated CGM paired.
     pub glucose: SimulatedGlucose,
-    /// Periods when every simulated CGM is out of range: (from, to), Unix
-    /// milliseconds UTC, from inclusive, to exclusive.
-    pub cgm_out_of_range_ms: Vec<(i64, i64)>,
+    /// Periods when every simulated CGM is out of range.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub cgm_out_of_range_ms: Vec<OutOfRange>,
     /// Simulated CGMs report every minute instead of every five (what the
     /// reduction measurement runs on 1-minute data).
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub cgm_one_minute: bool,
-    /// Periods when one simulated CGM, named as it was paired, is out of
-    /// range: (device, from, to), Unix milliseconds UTC, from inclusive, to
-    /// exclusive. A sensor change is scripted with it: the new sensor is
-    /// out of range until it is put on, the old one leaves range before its
-    /// last readings and backfills them when it comes back.
-    pub device_out_of_range_ms: Vec<(String, i64, i64)>,
+    /// Periods when one simulated CGM is out of range. A sensor change is
+    /// scripted with it: the new sensor is out of range until it is put on,
+    /// the old one leaves range before its last readings and backfills them
+    /// when it comes back.
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub device_out_of_range_ms: Vec<DeviceOutOfRange>,
     /// Every simulated device suffers seeded random faults of the field
     /// (link drops, out-of-range periods, dropped, duplicated and corrupt
     /// notifications, a few a day of each), drawn from its seed, over the
     /// simulated clock's run (30 days on other clocks). A CGM and a meter
     /// hold their records, so the session backfills what they missed.
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub field_faults: bool,
 }
 
@@ -94,8 +123,12 @@ impl Simulation {
         let own = self
             .device_out_of_range_ms
             .iter()
-            .map(|(_, from, to)| (*from, *to));
-        for (from, to) in self.cgm_out_of_range_ms.iter().copied().chain(own) {
+            .map(|d| (d.from_ms, d.to_ms));
+        let every = self
+            .cgm_out_of_range_ms
+            .iter()
+            .map(|p| (p.from_ms, p.to_ms));
+        for (from, to) in every.chain(own) {
             period_times(from, to)?;
         }
         Ok(())
@@ -179,12 +212,12 @@ impl Simulation {
         let own = self
             .device_out_of_range_ms
             .iter()
-            .filter(|(d, _, _)| d == device)
-            .map(|(_, from, to)| (*from, *to));
+            .filter(|d| d.device == device)
+            .map(|d| (d.from_ms, d.to_ms));
         let faults = self
             .cgm_out_of_range_ms
             .iter()
-            .copied()
+            .map(|p| (p.from_ms, p.to_ms))
             .chain(own)
             .map(|(from, to)| period(from, to))
             .collect::<SdkResult<Vec<_>>>()?;
@@ -243,22 +276,36 @@ mod tests {
     #[test]
     fn an_empty_or_reversed_period_is_refused() {
         let s = Simulation {
-            cgm_out_of_range_ms: vec![(2_000, 1_000)],
+            cgm_out_of_range_ms: vec![OutOfRange {
+                from_ms: 2_000,
+                to_ms: 1_000,
+            }],
             ..Simulation::default()
         };
         assert!(s.check().is_err());
         let own = Simulation {
-            device_out_of_range_ms: vec![("cgm-2".into(), 2_000, 1_000)],
+            device_out_of_range_ms: vec![DeviceOutOfRange {
+                device: "cgm-2".into(),
+                from_ms: 2_000,
+                to_ms: 1_000,
+            }],
             ..Simulation::default()
         };
         assert!(own.check().is_err());
         let ok = Simulation {
-            cgm_out_of_range_ms: vec![(1_000, 2_000)],
+            cgm_out_of_range_ms: vec![OutOfRange {
+                from_ms: 1_000,
+                to_ms: 2_000,
+            }],
             ..Simulation::default()
         };
         assert_eq!(ok.faults_for("cgm-1").unwrap().faults.len(), 1);
         let own = Simulation {
-            device_out_of_range_ms: vec![("cgm-2".into(), 3_000, 4_000)],
+            device_out_of_range_ms: vec![DeviceOutOfRange {
+                device: "cgm-2".into(),
+                from_ms: 3_000,
+                to_ms: 4_000,
+            }],
             ..ok
         };
         assert_eq!(own.faults_for("cgm-1").unwrap().faults.len(), 1);

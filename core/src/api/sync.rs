@@ -39,7 +39,7 @@ pub(crate) fn start(
     };
     let sync_config = SyncConfig {
         server_url: url.to_string(),
-        interval: config.sync_interval,
+        interval: config.sync_interval.duration(),
         wait_for_unmetered: config.wait_for_unmetered,
         // Offline until the app reports its network.
         initial_network: engine::Network::None,

@@ -458,7 +458,7 @@ impl Rig {
         let mut config = VigilConfig::new(dir.path().join("buffer.db"), "bench");
         config.transport = TransportMode::HostFed;
         config.clock = ClockMode::Wall;
-        config.alerts.signal_loss_after = TimeDelta::days(30);
+        config.alerts.signal_loss_after = vigil_core::clock::Seconds::hours(30 * 24);
         if let Some(service) = service {
             config.patient_id = service.patient.to_string();
             config.server_url = Some(service.url.clone());

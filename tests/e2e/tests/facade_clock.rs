@@ -162,7 +162,7 @@ fn accelerated_time_catches_up_with_the_wall_clock_and_syncs_as_it_goes() {
     };
     config.server_url = Some(service.url.clone());
     config.token = Some(service.device_token.clone());
-    config.sync_interval = Duration::from_secs(15 * 60);
+    config.sync_interval = vigil_core::api::Seconds::minutes(15);
     let seen = Arc::new(Seen::default());
     let mut sdk = Vigil::new(config, seen.clone(), None).unwrap();
     sdk.pair("cgm-1", DeviceKind::Cgm).unwrap();

@@ -130,12 +130,12 @@ pub fn start(
         .seed
         .wrapping_mul(1000)
         .wrapping_add(u64::try_from(index).unwrap_or(0));
-    config.simulation = Simulation {
+    config.simulation = Some(Simulation {
         glucose: setup.script.glucose(index),
         cgm_out_of_range_ms: setup.script.out_of_range_ms(index, setup.start_ms),
         cgm_one_minute: false,
         ..Simulation::default()
-    };
+    });
     let listener = Arc::new(PhoneListener {
         index,
         board,

@@ -8,7 +8,7 @@
 //! acceleration.
 
 use chrono::TimeDelta;
-use vigil_core::api::SimulatedGlucose;
+use vigil_core::api::{OutOfRange, SimulatedGlucose};
 
 /// A period in simulated time, from the demo's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,15 +79,15 @@ impl Script {
 
     /// Patient `i`'s CGM out-of-range periods, Unix ms, for a demo that
     /// starts at `start_ms`.
-    pub fn out_of_range_ms(&self, i: usize, start_ms: i64) -> Vec<(i64, i64)> {
+    pub fn out_of_range_ms(&self, i: usize, start_ms: i64) -> Vec<OutOfRange> {
         let (who, p) = self.out_of_range;
         if i != who {
             return Vec::new();
         }
-        vec![(
-            start_ms + p.from.num_milliseconds(),
-            start_ms + p.to.num_milliseconds(),
-        )]
+        vec![OutOfRange {
+            from_ms: start_ms + p.from.num_milliseconds(),
+            to_ms: start_ms + p.to.num_milliseconds(),
+        }]
     }
 
     /// Whether patient `i` wears a heart-rate strap.
@@ -143,7 +143,13 @@ mod tests {
         assert_eq!(roles, [1, 2, 3]);
         assert_eq!(s.glucose(1), SimulatedGlucose::HypoProne);
         assert_ne!(s.glucose(0), SimulatedGlucose::HypoProne);
-        assert_eq!(s.out_of_range_ms(2, 1_000), vec![(3_601_000, 7_201_000)]);
+        assert_eq!(
+            s.out_of_range_ms(2, 1_000),
+            vec![OutOfRange {
+                from_ms: 3_601_000,
+                to_ms: 7_201_000
+            }]
+        );
         assert!(s.out_of_range_ms(1, 1_000).is_empty());
         assert!(s.has_strap(15) && !s.has_strap(14));
         assert!(!roles.iter().any(|&r| s.has_strap(r)));

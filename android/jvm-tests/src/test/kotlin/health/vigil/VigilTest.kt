@@ -11,8 +11,9 @@ import health.vigil.core.HostReply
 import health.vigil.core.HostRequest
 import health.vigil.core.ReadingEvent
 import health.vigil.core.SyncEvent
+import health.vigil.core.AlertConfig
 import health.vigil.core.TransportMode
-import health.vigil.ffi.VigilConfig
+import health.vigil.core.VigilConfig
 import health.vigil.ffi.VigilListener
 import health.vigil.ffi.VigilSdk
 import health.vigil.model.Phase
@@ -60,8 +61,9 @@ private fun rssKiB(): Long = File("/proc/self/status").readLines()
 class VigilTest {
 
     @Test
-    fun `the generated config's defaults are the Kotlin helper's, so an app names only what it changes`() {
-        // Swift gets the same defaults from the same Rust attributes.
+    fun `the config has the core's defaults, so an app names only what it changes`() {
+        // Swift gets the same defaults from the same Rust attributes, which
+        // a Rust test checks against VigilConfig::new.
         val generated = VigilConfig(
             storagePath = "buffer.db",
             patientId = "patient-1",
@@ -69,8 +71,17 @@ class VigilTest {
             clock = ClockMode.Wall,
         )
         assertEquals(vigilConfig(storagePath = "buffer.db", patientId = "patient-1"), generated)
-        assertEquals(900uL, generated.syncIntervalSeconds)
+        assertEquals(900u, generated.syncInterval)
         assertEquals(null, generated.serverUrl)
+        assertEquals(null, generated.simulation)
+        assertEquals(AlertConfig(), generated.alerts)
+        assertEquals(54.0, generated.alerts.urgentLowMgDl)
+        assertEquals(1_200u, generated.alerts.signalLossAfter)
+        assertEquals(3u, generated.alerts.rateMinReadings)
+        // One threshold changed, the others kept.
+        val stricter = generated.copy(alerts = AlertConfig(lowMgDl = 75.0))
+        assertEquals(75.0, stricter.alerts.lowMgDl)
+        assertEquals(1_800u, stricter.alerts.realertLow)
     }
 
     @Test

@@ -14,8 +14,8 @@ import health.vigil.core.SdkException
 import health.vigil.core.Status
 import health.vigil.core.SyncEvent
 import health.vigil.core.TransportMode
+import health.vigil.core.VigilConfig
 import health.vigil.ffi.TokenProvider
-import health.vigil.ffi.VigilConfig
 import health.vigil.ffi.VigilListener
 import health.vigil.ffi.VigilSdk
 import java.util.concurrent.CopyOnWriteArrayList
@@ -29,8 +29,12 @@ import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.withContext
 
 /**
- * A configuration with the SDK's defaults: no server (everything stays on
- * the phone), default alert thresholds and buffer budget, the wall clock.
+ * A configuration for a phone: the platform's own Bluetooth stack
+ * ([TransportMode.HOST_FED]) on the wall clock, no server unless given;
+ * everything else (sync interval, alert thresholds, buffer budget, ...)
+ * keeps the SDK's defaults, which the generated [VigilConfig] takes from
+ * the Rust core (one definition of each). Change one with `copy`, e.g.
+ * `vigilConfig(path, patient).copy(syncInterval = 300u)`.
  */
 fun vigilConfig(
     storagePath: String,
@@ -39,22 +43,13 @@ fun vigilConfig(
     token: String? = null,
     transport: TransportMode = TransportMode.HOST_FED,
     clock: ClockMode = ClockMode.Wall,
-    syncIntervalSeconds: ULong = 900uL,
-    waitForUnmetered: Boolean = false,
-    bufferBudgetBytes: ULong? = null,
-    simulationSeed: ULong = 1uL,
 ): VigilConfig = VigilConfig(
     storagePath = storagePath,
     patientId = patientId,
     serverUrl = serverUrl,
     token = token,
-    syncIntervalSeconds = syncIntervalSeconds,
-    waitForUnmetered = waitForUnmetered,
-    alerts = null,
-    bufferBudgetBytes = bufferBudgetBytes,
     transport = transport,
     clock = clock,
-    simulationSeed = simulationSeed,
 )
 
 /**
