@@ -44,6 +44,12 @@ pub struct VigilConfig {
     /// Batch sync interval, seconds (15 minutes by default).
     #[uniffi(default = 900)]
     pub sync_interval_seconds: u64,
+    /// Batch sync interval while glucose is steady and no alert fired
+    /// lately, seconds (60 minutes by default: a steady patient's data
+    /// reaches the clinician up to an hour late; alerts never wait).
+    /// Equal to `sync_interval_seconds` turns the stretch off.
+    #[uniffi(default = 3600)]
+    pub sync_interval_when_stable_seconds: u64,
     /// Batches wait for Wi-Fi (alerts never wait).
     #[uniffi(default = false)]
     pub wait_for_unmetered: bool,
@@ -68,6 +74,7 @@ impl From<VigilConfig> for api::VigilConfig {
         out.server_url = c.server_url;
         out.token = c.token;
         out.sync_interval = Duration::from_secs(c.sync_interval_seconds);
+        out.sync_interval_when_stable = Duration::from_secs(c.sync_interval_when_stable_seconds);
         out.wait_for_unmetered = c.wait_for_unmetered;
         out.buffer_budget_bytes = c.buffer_budget_bytes;
         out.simulation_seed = c.simulation_seed;

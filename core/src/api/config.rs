@@ -102,6 +102,12 @@ pub struct VigilConfig {
     pub token: Option<String>,
     /// Batch sync interval.
     pub sync_interval: Duration,
+    /// Batch sync interval while glucose is steady (in range, away from
+    /// its edges, hardly moving) and no alert fired lately: 60 minutes by
+    /// default, so the clinician's view of a steady patient is up to an
+    /// hour old (alerts never wait). Equal to `sync_interval` turns the
+    /// stretch off.
+    pub sync_interval_when_stable: Duration,
     /// Batches wait for an unmetered network (alerts never wait).
     pub wait_for_unmetered: bool,
     /// Alert thresholds.
@@ -130,6 +136,7 @@ impl VigilConfig {
             server_url: None,
             token: None,
             sync_interval: Duration::from_secs(15 * 60),
+            sync_interval_when_stable: Duration::from_secs(60 * 60),
             wait_for_unmetered: false,
             alerts: AlertConfig::default(),
             buffer_budget_bytes: None,
