@@ -193,6 +193,7 @@ async fn a_phone_that_asks_gets_the_compact_ack_only_when_every_reading_is_store
     let t0 = now_us() - TimeDelta::hours(1);
     let at = |i: i64| t0 + TimeDelta::minutes(5 * i);
     let mut b = batch(&fx, now_us(), &[(1, at(0), 100.0), (3, at(2), 104.0)]);
+    b.streams[0].tolerance = Some(3.0);
     b.streams[0].held_back.push(HeldBack {
         seq: 2,
         time: at(1),

@@ -660,7 +660,10 @@ async fn steady_glucose_stretches_batches_contact_fills_the_gaps_and_movement_en
         assert!(s.contacts >= 4, "{} contact heartbeats", s.contacts);
     }
     // Glucose falls 3 mg/dL every 5 minutes: back on 15-minute batches.
-    feed(&mut b, &h, &mut seq, 18, |i| 108.0 - 3.0 * i as f64 + (i % 2) as f64 * 8.0).await;
+    feed(&mut b, &h, &mut seq, 18, |i| {
+        108.0 - 3.0 * i as f64 + (i % 2) as f64 * 8.0
+    })
+    .await;
     let s = f.server.state();
     let falling = s
         .requests
