@@ -31,6 +31,9 @@ import kotlinx.coroutines.withContext
 /**
  * A configuration with the SDK's defaults: no server (everything stays on
  * the phone), default alert thresholds and buffer budget, the wall clock.
+ * Batches go every [syncIntervalSeconds], and every
+ * [syncIntervalWhenStableSeconds] while glucose is steady (a steady
+ * patient's data reaches the clinician up to that late; alerts never wait).
  */
 fun vigilConfig(
     storagePath: String,
@@ -40,6 +43,7 @@ fun vigilConfig(
     transport: TransportMode = TransportMode.HOST_FED,
     clock: ClockMode = ClockMode.Wall,
     syncIntervalSeconds: ULong = 900uL,
+    syncIntervalWhenStableSeconds: ULong = 3600uL,
     waitForUnmetered: Boolean = false,
     bufferBudgetBytes: ULong? = null,
     simulationSeed: ULong = 1uL,
@@ -49,6 +53,7 @@ fun vigilConfig(
     serverUrl = serverUrl,
     token = token,
     syncIntervalSeconds = syncIntervalSeconds,
+    syncIntervalWhenStableSeconds = syncIntervalWhenStableSeconds,
     waitForUnmetered = waitForUnmetered,
     alerts = null,
     bufferBudgetBytes = bufferBudgetBytes,
