@@ -336,6 +336,7 @@ mod tests {
             "server_url": c.server_url,
             "token": c.token,
             "sync_interval": c.sync_interval.0,
+            "sync_interval_when_stable": c.sync_interval_when_stable.0,
             "wait_for_unmetered": c.wait_for_unmetered,
             "alerts": serde_json::to_value(&c.alerts).unwrap(),
             "buffer_budget_bytes": c.buffer_budget_bytes,

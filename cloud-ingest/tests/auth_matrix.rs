@@ -95,11 +95,12 @@ const MATRIX: &[Row] = &[
         NoPatient,
         [415, 403, 403, 403, 401, 401, 401],
     ),
+    // An empty heartbeat from a device is a contact heartbeat: 204.
     row(
         "POST",
         "/v1/heartbeats",
         NoPatient,
-        [415, 403, 403, 403, 401, 401, 401],
+        [204, 403, 403, 403, 401, 401, 401],
     ),
     row(
         "GET",

@@ -165,6 +165,124 @@ async fn json_and_binary_deflate_batches_are_stored_and_acknowledged() {
     assert_eq!(values, [100.0, 101.5, 99.0, 120.25, 130.0]);
 }
 
+/// Posts a binary batch asking for the compact acknowledgement; returns
+/// the status, the answer's content type and its body.
+async fn post_asking_compact(base: &str, token: &str, b: &Batch) -> (u16, String, Vec<u8>) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(token)
+        .header("content-type", wire::BINARY_CONTENT_TYPE)
+        .header("accept", wire::COMPACT_ACK_CONTENT_TYPE)
+        .body(wire::encode_batch(b, Format::Binary, ContentEncoding::Identity).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_asks_gets_the_compact_ack_only_when_every_reading_is_stored() {
+    let fx = Fixture::new();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let t0 = now_us() - TimeDelta::hours(1);
+    let at = |i: i64| t0 + TimeDelta::minutes(5 * i);
+    let mut b = batch(&fx, now_us(), &[(1, at(0), 100.0), (3, at(2), 104.0)]);
+    b.streams[0].tolerance = Some(3.0);
+    b.streams[0].held_back.push(HeldBack {
+        seq: 2,
+        time: at(1),
+    });
+    let (status, ct, body) = post_asking_compact(&base, &fx.device, &b).await;
+    assert_eq!(status, 200);
+    assert_eq!(ct, wire::COMPACT_ACK_CONTENT_TYPE);
+    assert_eq!(body, b.id.0.to_vec(), "the batch id's 16 bytes");
+    let ack = BatchAck::from_compact(&body, &b).unwrap();
+    for seq in 1..=3 {
+        assert!(ack.settles(Stream::Glucose, Some(4), seq));
+    }
+    assert_eq!(stored(&fx).len(), 3);
+    // A retry of the same batch: the same compact answer, stored once.
+    let (status, _, again) = post_asking_compact(&base, &fx.device, &b).await;
+    assert_eq!((status, again), (200, body.clone()));
+    assert_eq!(stored(&fx).len(), 3);
+    // A compact body answers only its own batch.
+    let other = batch(&fx, now_us(), &[(9, at(8), 100.0)]);
+    assert!(BatchAck::from_compact(&body, &other).is_none());
+
+    // A refused reading: the JSON ack, so the phone learns why.
+    let ahead = now_us() + TimeDelta::days(3);
+    let bad = batch(&fx, now_us(), &[(4, at(3), 100.0), (5, ahead, 100.0)]);
+    let (status, ct, body) = post_asking_compact(&base, &fx.device, &bad).await;
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let ack: BatchAck = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ack.streams[0].rejected.len(), 1);
+
+    // A client that does not ask keeps today's JSON ack.
+    let plain = batch(&fx, now_us(), &[(6, at(5), 100.0)]);
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(&fx.device)
+        .header("content-type", wire::BINARY_CONTENT_TYPE)
+        .body(wire::encode_batch(&plain, Format::Binary, ContentEncoding::Identity).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ack: BatchAck = resp.json().await.unwrap();
+    assert!(ack.settles(Stream::Glucose, Some(4), 6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_heartbeat_records_contact_and_keeps_the_health_report() {
+    let fx = Fixture::new();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let hb = serde_json::json!({
+        "v": 1, "patient": fx.own.to_string(), "sent_at": now_us(),
+        "sdk_version": "0.1.0", "app_state": "background",
+        "buffer": {"unsent_readings": 3, "pending_alerts": 0, "used_bytes": 10,
+                   "budget_bytes": 1000, "pressure": "normal"},
+        "devices": []
+    });
+    let (s, _) = post(
+        &format!("{base}/v1/heartbeats"),
+        &fx.device,
+        "application/json",
+        None,
+        serde_json::to_vec(&hb).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let store = fx.store.blocking();
+    let first = store.contacts().unwrap()[0].last_contact;
+    let report = store.latest_heartbeat(fx.own).unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/heartbeats"))
+        .bearer_auth(&fx.device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    assert!(store.contacts().unwrap()[0].last_contact > first);
+    assert_eq!(store.latest_heartbeat(fx.own).unwrap().unwrap(), report);
+    // Any other token is refused as before.
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/heartbeats"))
+        .bearer_auth(&fx.clinician)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_or_reading_sent_again_is_stored_once_and_acknowledged_again() {
     let fx = Fixture::new();

@@ -177,6 +177,9 @@ impl vigil_ingest::storage::Storage for Broken {
     fn store_heartbeat(&self, _: &st::NewHeartbeat) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
+    fn record_contact(&self, _: i64, _: chrono::DateTime<chrono::Utc>) -> vigil_ingest::Result<()> {
+        Err(rusqlite::Error::InvalidQuery.into())
+    }
     fn latest_heartbeat(&self, _: i64) -> vigil_ingest::Result<Option<st::NewHeartbeat>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }

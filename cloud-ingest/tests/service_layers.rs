@@ -151,6 +151,9 @@ impl Storage for SlowPing {
     fn store_heartbeat(&self, h: &st::NewHeartbeat) -> Result<()> {
         self.0.store_heartbeat(h)
     }
+    fn record_contact(&self, p: i64, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        self.0.record_contact(p, at)
+    }
     fn latest_heartbeat(&self, p: i64) -> Result<Option<st::NewHeartbeat>> {
         self.0.latest_heartbeat(p)
     }

@@ -46,6 +46,8 @@ struct ServerState {
     /// The device each alert named.
     alert_devices: Vec<Option<String>>,
     heartbeats: usize,
+    /// Body-less contact heartbeats.
+    contacts: usize,
     canned: VecDeque<Canned>,
     /// Only this token is accepted, when set.
     accept_token: Option<String>,
@@ -195,6 +197,10 @@ impl FakeServer {
                     duplicate: false,
                 };
                 Ok(reply(200, wire::json::to_vec(&ack).unwrap()))
+            }
+            Route::Heartbeats if body.is_empty() => {
+                s.contacts += 1;
+                Ok(reply(204, vec![]))
             }
             Route::Heartbeats => {
                 let hb: wire::Heartbeat = wire::json::from_slice(&body).unwrap();
@@ -590,6 +596,7 @@ async fn with_nothing_to_send_the_engine_wakes_only_for_its_timers() {
     let config = SyncConfig {
         interval: Duration::from_secs(15 * 60),
         heartbeat_interval: Duration::from_secs(60 * 60),
+        contact_interval: Duration::from_secs(60 * 60),
         ..SyncConfig::default()
     };
     let h = start(&mut f, config, token());
@@ -609,6 +616,81 @@ async fn with_nothing_to_send_the_engine_wakes_only_for_its_timers() {
     h.set_network(Network::None);
     tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
     assert_eq!(h.wakeups(), 96);
+    h.stop().await;
+}
+
+/// Feeds `n` 5-minute glucose readings from `seq` on, one per 5 minutes
+/// of (paused) time, each from `value(i)`.
+async fn feed(b: &mut Buffer, h: &SyncHandle, seq: &mut u64, n: u64, value: impl Fn(u64) -> f64) {
+    for i in 0..n {
+        b.insert(&[glucose(*seq, value(i))]).unwrap();
+        h.readings_stored(1);
+        *seq += 1;
+        tokio::time::sleep(Duration::from_secs(300)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn steady_glucose_stretches_batches_contact_fills_the_gaps_and_movement_ends_the_stretch() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let start_at = tokio::time::Instant::now();
+    let h = start(&mut f, SyncConfig::default(), token());
+    let mut seq = 0;
+    // Eight hours of steady, in-range glucose that zigzags by 8 mg/dL,
+    // so reduction keeps every reading and decides each at once (a flat
+    // trace would leave its segment open for up to an hour whatever the
+    // cadence).
+    feed(&mut b, &h, &mut seq, 96, |i| 110.0 + (i % 2) as f64 * 8.0).await;
+    let steady_end = tokio::time::Instant::now();
+    {
+        let s = f.server.state();
+        let late: Vec<_> = s
+            .requests
+            .iter()
+            .filter(|r| r.2 >= start_at + Duration::from_secs(2 * 3600))
+            .collect();
+        let batches = late.iter().filter(|r| r.0 == Route::Batches).count();
+        // Six steady hours: one batch about every 56 minutes, not 24.
+        assert!((5..=8).contains(&batches), "{batches} batches in 6 h");
+        // Never 28 minutes without contact.
+        for w in late.windows(2) {
+            assert!(w[1].2 - w[0].2 <= Duration::from_secs(28 * 60), "a gap");
+        }
+        assert!(s.contacts >= 4, "{} contact heartbeats", s.contacts);
+    }
+    // Glucose falls 3 mg/dL every 5 minutes: back on 15-minute batches.
+    feed(&mut b, &h, &mut seq, 18, |i| {
+        108.0 - 3.0 * i as f64 + (i % 2) as f64 * 8.0
+    })
+    .await;
+    let s = f.server.state();
+    let falling = s
+        .requests
+        .iter()
+        .filter(|r| r.0 == Route::Batches && r.2 > steady_end + Duration::from_secs(15 * 60))
+        .count();
+    assert!(falling >= 4, "{falling} batches in the falling 75 minutes");
+    drop(s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_stretch_off_batches_keep_the_configured_interval() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let config = SyncConfig {
+        stable_interval: Duration::from_secs(15 * 60),
+        ..SyncConfig::default()
+    };
+    let h = start(&mut f, config, token());
+    let mut seq = 0;
+    feed(&mut b, &h, &mut seq, 48, |i| 110.0 + (i % 2) as f64 * 8.0).await;
+    let s = f.server.state();
+    let batches = s.requests.iter().filter(|r| r.0 == Route::Batches).count();
+    assert!(batches >= 15, "{batches} batches in 4 h");
+    assert_eq!(s.contacts, 0, "batches are the contact");
+    drop(s);
     h.stop().await;
 }
 

@@ -11,12 +11,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use vigil_model::reading::{Sample, Stream};
 use vigil_model::wire::{
-    self, Alert, AlertAck, Batch, BatchAck, ContentEncoding, Format, Heartbeat, RejectReason,
-    Rejected,
+    self, Alert, AlertAck, Batch, ContentEncoding, Format, Heartbeat, RejectReason, Rejected,
 };
 
 use crate::ServiceState;
@@ -285,14 +285,21 @@ fn audit(storage: &dyn Storage, who: &Principal, patient: PatientId, action: &st
 }
 
 /// `POST /v1/batches`: stores a batch once and answers with what is
-/// durably stored per stream.
+/// durably stored per stream: the JSON [`wire::BatchAck`], or, when the phone
+/// asked for it by `Accept` and every reading of the batch is stored, the
+/// compact acknowledgement (the batch id's 16 bytes,
+/// [`wire::COMPACT_ACK_CONTENT_TYPE`]), a tenth of the JSON's size.
 pub async fn post_batch(
     State(state): State<ServiceState>,
     who: Principal,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<BatchAck>> {
+) -> Result<Response> {
     let patient = device_patient(&who)?;
+    let compact = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(wire::accepts_compact_ack);
     let (format, plain) = negotiate(&state, &headers, &body)?;
     let max_readings = state.limits.max_readings_per_batch;
     let batch = match format {
@@ -326,7 +333,7 @@ pub async fn post_batch(
         .collect();
     let batch_id = batch.id;
     let max_future = state.limits.max_future_skew;
-    let (ack, queued) = state
+    let (ack, queued, all_stored) = state
         .store
         .run(move |s| {
             let new = prepare_batch(s, &batch, patient, Utc::now(), max_future)?;
@@ -349,13 +356,25 @@ pub async fn post_batch(
                 });
                 crate::webhooks::dispatch::queue_within(s, crate::webhooks::EventKind::Data, &event)
             };
-            Ok((ack, queued))
+            let all_stored = ack.stores_all_of(&batch);
+            Ok((ack, queued, all_stored))
         })
         .await?;
     if queued > 0 {
         state.webhook_wake.notify_one();
     }
-    Ok(Json(ack))
+    if compact && all_stored {
+        let body = batch_id.0.to_vec();
+        return Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(wire::COMPACT_ACK_CONTENT_TYPE),
+            )],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(ack).into_response())
 }
 
 fn snake<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -456,6 +475,11 @@ pub async fn post_alert(
 
 /// `POST /v1/heartbeats`: keeps the latest heartbeat and records contact
 /// for the dead-man's switch. Answers 204.
+///
+/// An empty body is a contact heartbeat: it only records contact (the
+/// phone sends one between stretched batches to keep the switch quiet at
+/// a few hundred bytes, headers included), and the latest health report
+/// stays as it was.
 pub async fn post_heartbeat(
     State(state): State<ServiceState>,
     who: Principal,
@@ -463,6 +487,17 @@ pub async fn post_heartbeat(
     body: Bytes,
 ) -> Result<StatusCode> {
     let patient = device_patient(&who)?;
+    if body.is_empty() {
+        let now = Utc::now();
+        state
+            .store
+            .run(move |s| {
+                s.record_contact(patient, now)?;
+                audit(s, &who, patient, "heartbeats.write")
+            })
+            .await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let (format, plain) = negotiate(&state, &headers, &body)?;
     json_only(format)?;
     let hb: Heartbeat = wire::json::from_slice(&plain).map_err(wire_error)?;

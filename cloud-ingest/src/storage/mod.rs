@@ -463,6 +463,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Keeps the heartbeat when it is the patient's latest by `sent_at`,
     /// and records the contact either way.
     fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()>;
+    /// Records contact from the patient's phone at `at` (a body-less
+    /// heartbeat: the dead-man's switch hears it, the latest health report
+    /// stays as it was).
+    fn record_contact(&self, patient: PatientId, at: DateTime<Utc>) -> Result<()>;
     /// The patient's latest heartbeat, if any.
     fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>>;
     /// Every patient the service has heard from, with the dead-man's

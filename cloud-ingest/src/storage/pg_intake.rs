@@ -367,6 +367,17 @@ pub(super) fn store_heartbeat(conn: &mut Client, h: &NewHeartbeat) -> Result<()>
     Ok(())
 }
 
+pub(super) fn record_contact(
+    conn: &mut Client,
+    patient: PatientId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = conn.transaction()?;
+    touch_contact(&mut tx, patient, at)?;
+    tx.commit()?;
+    Ok(())
+}
+
 pub(super) fn latest_heartbeat(
     conn: &mut Client,
     patient: PatientId,

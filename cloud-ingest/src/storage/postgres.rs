@@ -882,6 +882,10 @@ impl Storage for PostgresStorage {
         pg_intake::store_heartbeat(&mut *self.conn()?, heartbeat)
     }
 
+    fn record_contact(&self, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+        pg_intake::record_contact(&mut *self.conn()?, patient, at)
+    }
+
     fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {
         pg_intake::latest_heartbeat(&mut *self.conn()?, patient)
     }

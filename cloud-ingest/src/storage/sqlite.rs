@@ -700,6 +700,10 @@ impl Storage for SqliteStorage {
         intake::store_heartbeat(&mut self.conn(), heartbeat)
     }
 
+    fn record_contact(&self, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+        intake::record_contact(&mut self.conn(), patient, at)
+    }
+
     fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {
         intake::latest_heartbeat(&self.conn(), patient)
     }

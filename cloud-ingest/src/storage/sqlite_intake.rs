@@ -336,6 +336,17 @@ pub(super) fn store_heartbeat(conn: &mut Connection, h: &NewHeartbeat) -> Result
     Ok(())
 }
 
+pub(super) fn record_contact(
+    conn: &mut Connection,
+    patient: PatientId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    touch_contact(&tx, patient, at)?;
+    tx.commit()?;
+    Ok(())
+}
+
 pub(super) fn latest_heartbeat(
     conn: &Connection,
     patient: PatientId,

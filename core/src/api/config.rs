@@ -113,6 +113,13 @@ pub struct VigilConfig {
     /// Batch sync interval (default 15 minutes).
     #[cfg_attr(feature = "uniffi", uniffi(default = 900))]
     pub sync_interval: Seconds,
+    /// Batch sync interval while glucose is steady (in range, away from
+    /// its edges, hardly moving) and no alert fired lately: 60 minutes by
+    /// default, so the clinician's view of a steady patient is up to an
+    /// hour old (alerts never wait). Equal to `sync_interval` turns the
+    /// stretch off.
+    #[cfg_attr(feature = "uniffi", uniffi(default = 3600))]
+    pub sync_interval_when_stable: Seconds,
     /// Batches wait for an unmetered network (alerts never wait).
     #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub wait_for_unmetered: bool,
@@ -149,6 +156,7 @@ impl VigilConfig {
             server_url: None,
             token: None,
             sync_interval: Seconds::minutes(15),
+            sync_interval_when_stable: Seconds::minutes(60),
             wait_for_unmetered: false,
             alerts: AlertConfig::default(),
             buffer_budget_bytes: None,

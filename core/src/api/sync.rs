@@ -40,6 +40,12 @@ pub(crate) fn start(
     let sync_config = SyncConfig {
         server_url: url.to_string(),
         interval: config.sync_interval.duration(),
+        // Never below the sync interval: an app that shortens the interval
+        // past the stretched one gets no stretch.
+        stable_interval: config
+            .sync_interval_when_stable
+            .duration()
+            .max(config.sync_interval.duration()),
         wait_for_unmetered: config.wait_for_unmetered,
         // Offline until the app reports its network.
         initial_network: engine::Network::None,

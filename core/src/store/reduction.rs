@@ -76,6 +76,31 @@ impl Buffer {
         us.map(from_micros).transpose()
     }
 
+    /// The `limit` most recently stored readings of `stream` as samples
+    /// (sensor time, value), newest stored first: what the sync cadence
+    /// reads to tell steady glucose from moving glucose. A walk back from
+    /// the newest row, so its cost is bounded by `limit` and the readings
+    /// of other streams stored since, not by the buffer's size.
+    pub fn recent_samples(&self, stream: Stream, limit: usize) -> Result<Vec<Sample>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sensor_time, value FROM readings WHERE stream = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![stream_code(stream), limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(us, value)| {
+                Ok(Sample {
+                    time: from_micros(us)?,
+                    value,
+                })
+            })
+            .collect()
+    }
+
     /// The last kept reading of a series' decided prefix, if reduction has
     /// decided anything in it (it outlives the reading's eviction).
     pub fn reduction_anchor(&self, stream: Stream, series: &SeriesKey) -> Result<Option<Sample>> {

@@ -75,6 +75,31 @@ impl SyncEngine {
                 reason: "intervals must be positive".into(),
             });
         }
+        // Timers add these to the clock: bounded, no addition can overflow.
+        let year = Duration::from_secs(366 * 86_400);
+        for (setting, d) in [
+            ("interval", config.interval),
+            ("stable_interval", config.stable_interval),
+            ("contact_interval", config.contact_interval),
+            ("heartbeat_interval", config.heartbeat_interval),
+            (
+                "heartbeat_with_data_every",
+                config.heartbeat_with_data_every,
+            ),
+        ] {
+            if d.is_zero() || d > year {
+                return Err(Error::InvalidSetting {
+                    setting,
+                    reason: "must be positive and at most a year".into(),
+                });
+            }
+        }
+        if config.stable_interval < config.interval {
+            return Err(Error::InvalidSetting {
+                setting: "stable_interval",
+                reason: "must be at least the sync interval".into(),
+            });
+        }
         if config.batch_max == 0 {
             return Err(Error::InvalidSetting {
                 setting: "batch_max",
@@ -90,7 +115,11 @@ impl SyncEngine {
             buffer,
             patient,
             next_batch_at: now + config.interval,
-            next_heartbeat_at: now + config.heartbeat_interval,
+            next_check_at: None,
+            started_at: now,
+            last_contact_at: now,
+            heartbeat_not_before: now,
+            batches_flowing: false,
             last_heartbeat_at: None,
             config,
             tokens,
@@ -250,8 +279,18 @@ struct Engine {
     power: Power,
     host: HostStatus,
     next_batch_at: Instant,
-    next_heartbeat_at: Instant,
-    /// When a heartbeat was last acknowledged.
+    /// While batches are on the stretched interval: when to look again at
+    /// whether glucose is still steady.
+    next_check_at: Option<Instant>,
+    started_at: Instant,
+    /// When the server last acknowledged anything (or the engine started).
+    last_contact_at: Instant,
+    /// A heartbeat that failed or was skipped waits until then, as a lost
+    /// heartbeat is not retried (its timer would otherwise stay due).
+    heartbeat_not_before: Instant,
+    /// A batch was acknowledged and no batch pass waited or failed since.
+    batches_flowing: bool,
+    /// When a health heartbeat was last acknowledged.
     last_heartbeat_at: Option<Instant>,
     retry_at: Option<Instant>,
     /// Until when the server asked for quiet (`Retry-After` on a `429` or
@@ -310,9 +349,12 @@ impl Engine {
         if !decision.urgent {
             return None;
         }
-        let mut at = self.next_heartbeat_at;
+        let mut at = self.heartbeat_at();
         if decision.batches.is_ok() {
             at = at.min(self.next_batch_at);
+            if let Some(check) = self.next_check_at {
+                at = at.min(check);
+            }
         }
         if let Some(r) = self.retry_at {
             at = at.min(r);
@@ -321,13 +363,103 @@ impl Engine {
     }
 
     async fn on_timer(&mut self) {
-        let horizon = Instant::now() + self.config.coalesce_slack;
+        let now = Instant::now();
+        let horizon = now + self.config.coalesce_slack;
         let retry = self.retry_at.is_some_and(|r| r <= horizon);
-        let want = Want {
-            batches: retry || self.next_batch_at <= horizon,
-            heartbeat: self.next_heartbeat_at <= horizon,
+        let mut batches = retry || self.next_batch_at <= horizon;
+        // Stretched: glucose that moved since brings the batch forward now.
+        if !batches && self.next_check_at.is_some_and(|c| c <= horizon) {
+            if self.steady() {
+                self.next_check_at = Some(now + self.config.interval);
+            } else {
+                batches = true;
+            }
+        }
+        let heartbeat = self.heartbeat_at() <= horizon;
+        // Contact is due and a batch would be within another contact
+        // period: the batch goes now and is the contact, one request
+        // instead of two.
+        if heartbeat
+            && !batches
+            && self.contact_at() <= horizon
+            && self.next_batch_at <= now + self.config.contact_interval
+            && decide(&self.config, self.network, self.power)
+                .batches
+                .is_ok()
+        {
+            batches = true;
+        }
+        self.pass(Want { batches, heartbeat }).await;
+    }
+
+    /// When contact is next due: the dead-man's switch must hear from the
+    /// phone within its silence period.
+    fn contact_at(&self) -> Instant {
+        self.last_contact_at + self.config.contact_interval
+    }
+
+    /// When the health report is next due: soon after start, then every
+    /// `heartbeat_interval` while batches do not flow and every
+    /// `heartbeat_with_data_every` while they do.
+    fn health_at(&self) -> Instant {
+        match self.last_heartbeat_at {
+            None => self.started_at + self.config.heartbeat_interval,
+            Some(at) if self.batches_flowing => at + self.config.heartbeat_with_data_every,
+            Some(at) => at + self.config.heartbeat_interval,
+        }
+    }
+
+    /// When a heartbeat of either kind is next due (not before a failed
+    /// or skipped one's next turn).
+    fn heartbeat_at(&self) -> Instant {
+        self.health_at()
+            .min(self.contact_at())
+            .max(self.heartbeat_not_before)
+    }
+
+    /// Whether batches may wait the stretched interval: it is configured,
+    /// the newest glucose is steady and no alert fired within the
+    /// stretched interval or is still undelivered. A buffer that cannot
+    /// say is not steady.
+    fn steady(&self) -> bool {
+        if self.config.stable_interval <= self.config.interval {
+            return false;
+        }
+        let Ok(recent) = self
+            .buffer
+            .recent_samples(Stream::Glucose, super::Steadiness::READINGS)
+        else {
+            return false;
         };
-        self.pass(want).await;
+        let Some(newest) = recent.iter().map(|s| s.time).max() else {
+            return false;
+        };
+        let lookback = chrono::TimeDelta::from_std(self.config.stable_interval)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let alert_lately = self.has_pending_alerts()
+            || match (
+                newest.checked_sub_signed(lookback),
+                newest.checked_add_signed(chrono::TimeDelta::days(1)),
+            ) {
+                (Some(from), Some(to)) => {
+                    !matches!(self.buffer.alert_times(from, to), Ok(t) if t.is_empty())
+                }
+                _ => true,
+            };
+        self.config.steadiness.is_steady(&recent, alert_lately)
+    }
+
+    /// The next batch time after a batch pass at `now`: the stretched
+    /// interval while batches flow and glucose is steady (looking again
+    /// every configured interval), the configured one otherwise.
+    fn schedule_batches(&mut self, now: Instant) {
+        if self.batches_flowing && self.steady() {
+            self.next_batch_at = now + self.config.stable_interval;
+            self.next_check_at = Some(now + self.config.interval);
+        } else {
+            self.next_batch_at = now + self.config.interval;
+            self.next_check_at = None;
+        }
     }
 
     async fn on_command(&mut self, command: Command) {
@@ -392,7 +524,7 @@ impl Engine {
                 let report = self
                     .pass(Want {
                         batches: true,
-                        heartbeat: self.next_heartbeat_at <= now + self.config.coalesce_slack,
+                        heartbeat: self.heartbeat_at() <= now + self.config.coalesce_slack,
                     })
                     .await;
                 self.close_tails = false;
@@ -407,7 +539,7 @@ impl Engine {
         let alerts = self.has_pending_alerts();
         let want = Want {
             batches: self.next_batch_at <= now || self.retry_at.is_some_and(|r| r <= now),
-            heartbeat: self.next_heartbeat_at <= now,
+            heartbeat: self.heartbeat_at() <= now,
         };
         if alerts || want.batches || want.heartbeat {
             self.pass(want).await;
@@ -450,34 +582,58 @@ impl Engine {
             report.waiting = decision.batches.err();
             return report;
         }
+        let contact_before = self.last_contact_at;
         let mut failure = self.send_alerts(&mut report).await.err();
         if want.batches {
-            self.next_batch_at = now + self.config.interval;
             match decision.batches {
                 Err(reason) => {
+                    self.batches_flowing = false;
                     report.waiting = Some(reason);
                     self.emit(SyncEvent::Waiting(reason));
                 }
                 Ok(()) if failure.is_none() => {
                     failure = self.send_batches(&mut report).await.err();
+                    // Flowing once a batch went through; a pass with
+                    // nothing to send leaves it as it was.
+                    if failure.is_some() {
+                        self.batches_flowing = false;
+                    } else if report.batches > 0 {
+                        self.batches_flowing = true;
+                    }
                 }
-                Ok(()) => {}
+                Ok(()) => self.batches_flowing = false,
             }
+            self.schedule_batches(now);
         }
         if want.heartbeat {
-            self.next_heartbeat_at = now + self.config.heartbeat_interval;
-            // A batch acknowledged in this wake-up already told the cloud
-            // the phone is alive; the heartbeat's health report can wait
-            // its longer period.
-            let contact = report.batches > 0
-                && self
-                    .last_heartbeat_at
-                    .is_some_and(|at| now < at + self.config.heartbeat_with_data_every);
-            // A lost heartbeat is not retried: the next one is on schedule.
-            if failure.is_none() && !contact && self.send_heartbeat().await.is_ok() {
-                self.last_heartbeat_at = Some(now);
-                report.heartbeat = true;
-                self.emit(SyncEvent::HeartbeatSent);
+            let horizon = now + self.config.coalesce_slack;
+            let sent = if failure.is_some() {
+                Some(false)
+            } else if self.health_at() <= horizon {
+                let ok = self.send_heartbeat().await.is_ok();
+                if ok {
+                    self.last_heartbeat_at = Some(now);
+                }
+                Some(ok)
+            } else if self.last_contact_at == contact_before && self.contact_at() <= horizon {
+                // Nothing else reached the server in this wake-up: a
+                // body-less heartbeat keeps the dead-man's switch quiet.
+                Some(self.send_contact().await.is_ok())
+            } else {
+                // Not due, or this wake-up's other requests were contact.
+                None
+            };
+            match sent {
+                Some(true) => {
+                    report.heartbeat = true;
+                    self.emit(SyncEvent::HeartbeatSent);
+                }
+                // A lost or skipped heartbeat is not retried: the next one
+                // is on schedule.
+                Some(false) => {
+                    self.heartbeat_not_before = now + self.config.heartbeat_interval;
+                }
+                None => {}
             }
         }
         match failure {
@@ -563,7 +719,10 @@ impl Engine {
             }
         }
         match reply.status {
-            200..=299 => Ok(reply),
+            200..=299 => {
+                self.last_contact_at = Instant::now();
+                Ok(reply)
+            }
             429 | 503 => Err(Failure::Throttled(reply.status, reply.retry_after)),
             s => Err(Failure::Status(s)),
         }
@@ -791,8 +950,14 @@ impl Engine {
                     body,
                 )
                 .await?;
-            let ack: BatchAck = wire::json::from_slice(&reply.body)
-                .map_err(|e| Failure::Protocol(e.to_string()))?;
+            // The compact acknowledgement (the batch id's bytes: every
+            // reading stored) or the JSON one; anything else settles
+            // nothing.
+            let ack = match BatchAck::from_compact(&reply.body, &w.batch) {
+                Some(ack) => ack,
+                None => wire::json::from_slice::<BatchAck>(&reply.body)
+                    .map_err(|e| Failure::Protocol(e.to_string()))?,
+            };
             let settled = settle(&mut self.buffer, &w, &ack)?;
             all &= settled.total() as usize == w.rows.len();
             report.batches += 1;
@@ -813,6 +978,14 @@ impl Engine {
         let heartbeat = self.heartbeat()?;
         let body = wire::json::to_vec(&heartbeat)?;
         self.post(Route::Heartbeats, JSON_CONTENT_TYPE, None, body)
+            .await
+            .map(|_| ())
+    }
+
+    /// A body-less heartbeat: contact only, the smallest request the
+    /// service answers (`204`, no body).
+    async fn send_contact(&mut self) -> std::result::Result<(), Failure> {
+        self.post(Route::Heartbeats, JSON_CONTENT_TYPE, None, Vec::new())
             .await
             .map(|_| ())
     }

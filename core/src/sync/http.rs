@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use super::SyncConfig;
 use super::tls::client_config;
 use crate::error::{Error, Result};
+use crate::wire::COMPACT_ACK_CONTENT_TYPE;
 
 /// An intake route of the ingest service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,6 +69,11 @@ pub trait Poster: Send + Sync {
 
 /// [`Poster`] over reqwest with rustls: WebPKI roots plus the configured
 /// extra roots, and SPKI pinning when pins are configured.
+///
+/// It sends only the headers the service reads (Host, Authorization,
+/// Content-Type and Content-Encoding when there is a body,
+/// Content-Length, and reqwest's `Accept: */*`), and on batches asks for
+/// the compact acknowledgement by `Accept`.
 #[derive(Debug, Clone)]
 pub struct HttpPoster {
     client: reqwest::Client,
@@ -83,7 +89,9 @@ impl HttpPoster {
             .use_preconfigured_tls(tls)
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
-            .user_agent(concat!("vigil-sdk/", env!("CARGO_PKG_VERSION")))
+            // No User-Agent: the service reads none, and the health
+            // heartbeat carries the SDK version; every request would pay
+            // its 28 bytes.
             .build()
             .map_err(|e| Error::InvalidSetting {
                 setting: "server_url",
@@ -107,11 +115,17 @@ impl Poster for HttpPoster {
         token: Option<&str>,
     ) -> Result<HttpReply> {
         let url = format!("{}{}", self.base, route.path());
-        let mut req = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body);
+        let mut req = self.client.post(url);
+        // No body (a contact heartbeat), no Content-Type.
+        if !body.is_empty() {
+            req = req.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        if route == Route::Batches {
+            // The engine reads both acknowledgements; the compact one is
+            // a tenth of the JSON's bytes.
+            req = req.header(reqwest::header::ACCEPT, COMPACT_ACK_CONTENT_TYPE);
+        }
+        let mut req = req.body(body);
         if let Some(enc) = content_encoding {
             req = req.header(reqwest::header::CONTENT_ENCODING, enc);
         }

@@ -26,6 +26,7 @@
 //!   tests that need tokio's paused clock.
 
 mod assemble;
+mod cadence;
 mod engine;
 mod http;
 mod policy;
@@ -34,6 +35,7 @@ mod tls;
 mod wall;
 
 pub use assemble::{Reduction, Settled, StreamSettled, WireBatch, assemble, merge, settle};
+pub use cadence::Steadiness;
 pub use engine::{SyncEngine, SyncHandle};
 pub use http::{HttpPoster, HttpReply, Poster, Route, retry_after};
 pub use policy::{Decision, Network, Power, WaitReason, decide};
@@ -56,12 +58,30 @@ pub struct SyncConfig {
     pub server_url: String,
     /// How often batches leave on the timer.
     pub interval: Duration,
-    /// How often a heartbeat reports the SDK's health.
+    /// How often batches leave while glucose is steady (in range, away
+    /// from its edges, hardly moving) and no alert fired lately
+    /// ([`Steadiness`]); equal to `interval` turns the stretch off. The
+    /// clinician's view is then up to this old instead of `interval`;
+    /// alerts never wait. While stretched the engine still looks every
+    /// `interval` and sends at once when glucose moves.
+    pub stable_interval: Duration,
+    /// What counts as steady glucose for `stable_interval`.
+    pub steadiness: Steadiness,
+    /// The longest the engine lets pass without an acknowledged request
+    /// (a batch, an alert or a heartbeat all count): when it passes, a
+    /// body-less contact heartbeat goes, or, when a batch is due within
+    /// another such period anyway, the batch goes early instead. Below
+    /// the service's dead-man's switch (30 minutes by default) with room
+    /// for a late timer.
+    pub contact_interval: Duration,
+    /// How often a heartbeat reports the SDK's health while batches are
+    /// not flowing (none sent yet, waiting for a network or battery, or
+    /// failing).
     pub heartbeat_interval: Duration,
-    /// While batches are acknowledged (the cloud counts each as contact,
-    /// so its dead-man's switch stays quiet), a heartbeat due in the same
-    /// wake-up is sent only if the last one is at least this old: the
-    /// radio then carries one request fewer per sync interval.
+    /// How often the health report goes while batches are acknowledged:
+    /// the cloud counts each batch as contact, and contact heartbeats fill
+    /// the gaps, so the health report (about 600 bytes a time, headers
+    /// included) only refreshes the dashboard's view of the phone.
     pub heartbeat_with_data_every: Duration,
     /// Most readings (kept plus held back) in one batch; also the number of
     /// waiting readings that triggers a sync before the timer.
@@ -98,17 +118,21 @@ pub struct SyncConfig {
 }
 
 impl Default for SyncConfig {
-    /// 15-minute batches and heartbeats (hourly while batches flow), 5000
-    /// readings per batch, any network, 15 % battery threshold, no pins,
-    /// streaming reduction,
-    /// retries from 1 s doubling to 15 min, 60 s coalescing slack, 30 s per
-    /// request.
+    /// 15-minute batches, 60 minutes while glucose is steady, contact at
+    /// least every 28 minutes, health heartbeats every 15 minutes while
+    /// batches do not flow and every 6 hours while they do, 5000 readings
+    /// per batch, any network, 15 % battery threshold, no pins, streaming
+    /// reduction, retries from 1 s doubling to 15 min, 60 s coalescing
+    /// slack, 30 s per request.
     fn default() -> Self {
         SyncConfig {
             server_url: String::new(),
             interval: Duration::from_secs(15 * 60),
+            stable_interval: Duration::from_secs(60 * 60),
+            steadiness: Steadiness::default(),
+            contact_interval: Duration::from_secs(28 * 60),
             heartbeat_interval: Duration::from_secs(15 * 60),
-            heartbeat_with_data_every: Duration::from_secs(60 * 60),
+            heartbeat_with_data_every: Duration::from_secs(6 * 60 * 60),
             batch_max: 5000,
             wait_for_unmetered: false,
             low_battery_percent: 15,

@@ -798,6 +798,58 @@ pub struct BatchAck {
 }
 
 impl BatchAck {
+    /// Whether this ack stores every reading (kept and held back) of
+    /// `batch` and refuses none: exactly when the compact acknowledgement
+    /// ([`COMPACT_ACK_CONTENT_TYPE`](super::COMPACT_ACK_CONTENT_TYPE))
+    /// says all this one says to the phone that sent `batch`.
+    pub fn stores_all_of(&self, batch: &Batch) -> bool {
+        if self.batch != batch.id || self.streams.iter().any(|s| !s.rejected.is_empty()) {
+            return false;
+        }
+        batch.streams.iter().all(|g| {
+            let stored = |seq: u64| {
+                self.streams
+                    .iter()
+                    .filter(|s| s.stream == g.stream && s.session == g.session)
+                    .any(|s| s.stored.iter().any(|r| r.contains(seq)))
+            };
+            g.readings.iter().all(|r| stored(r.seq)) && g.held_back.iter().all(|h| stored(h.seq))
+        })
+    }
+
+    /// The ack a compact acknowledgement stands for: every reading of
+    /// `batch` stored. `None` when `body` is not `batch`'s id (an answer
+    /// to another request, or not an acknowledgement at all), so nothing
+    /// is settled on it.
+    pub fn from_compact(body: &[u8], batch: &Batch) -> Option<BatchAck> {
+        if body != batch.id.0.as_slice() {
+            return None;
+        }
+        let streams = batch
+            .streams
+            .iter()
+            .map(|g| StreamAck {
+                stream: g.stream,
+                session: g.session,
+                stored: SeqRange::runs(
+                    &g.readings
+                        .iter()
+                        .map(|r| r.seq)
+                        .chain(g.held_back.iter().map(|h| h.seq))
+                        .collect::<Vec<_>>(),
+                    &[],
+                ),
+                rejected: Vec::new(),
+            })
+            .collect();
+        Some(BatchAck {
+            v: batch.v,
+            batch: batch.id,
+            duplicate: false,
+            streams,
+        })
+    }
+
     /// Whether the ack settles the reading (stream, session, seq).
     pub fn settles(&self, stream: Stream, session: Option<i64>, seq: u64) -> bool {
         self.streams

@@ -52,6 +52,26 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// Content type of the binary form of a batch, with its layout version.
 pub const BINARY_CONTENT_TYPE: &str = "application/vnd.vigil.batch+binary; v=1";
 
+/// Content type of the compact batch acknowledgement, which a phone asks
+/// for with `Accept`: the body is the batch id's 16 bytes and means "every
+/// reading of this batch is stored, none refused". A batch with a refusal
+/// is answered with the JSON [`BatchAck`] whatever the `Accept`, so the
+/// phone learns each reason; a client that does not ask gets the JSON ack
+/// as before.
+pub const COMPACT_ACK_CONTENT_TYPE: &str = "application/vnd.vigil.ack";
+
+/// Whether an `Accept` value names [`COMPACT_ACK_CONTENT_TYPE`] (a media
+/// range list; parameters and quality values after `;` are ignored, and
+/// `*/*` does not count: the compact form is only ever asked for by name).
+pub fn accepts_compact_ack(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        range
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(COMPACT_ACK_CONTENT_TYPE))
+    })
+}
+
 /// Longest patient id, device id, alert id or SDK version, in bytes.
 pub const MAX_TEXT_BYTES: usize = 256;
 

@@ -34,7 +34,10 @@ import kotlinx.coroutines.withContext
  * everything else (sync interval, alert thresholds, buffer budget, ...)
  * keeps the SDK's defaults, which the generated [VigilConfig] takes from
  * the Rust core (one definition of each). Change one with `copy`, e.g.
- * `vigilConfig(path, patient).copy(syncInterval = 300u)`.
+ * `vigilConfig(path, patient).copy(syncInterval = 300u)`. Batches go every
+ * `syncInterval` seconds, and every `syncIntervalWhenStable` (an hour by
+ * default) while glucose is steady: a steady patient's data reaches the
+ * clinician up to that late; alerts never wait.
  */
 fun vigilConfig(
     storagePath: String,
