@@ -7,6 +7,14 @@
 //! [`WallClockPoster`] hands every request to one small process-wide
 //! runtime on real time, and the engine only awaits the answer. Production
 //! (wall clock) needs none of this and posts directly.
+//!
+//! The engine awaits from a blocking task, because a paused runtime does
+//! not auto-advance while one runs: a request takes no simulated time, as
+//! on a phone a request takes seconds, not the simulated hours an idle
+//! paused runtime would otherwise jump while it waits for the answer. Without
+//! that, how much simulated time a request "took" depended on the host's
+//! load, and so did everything timed from the answer (the next contact, a
+//! stretched cadence's steadiness check).
 
 use std::sync::{Arc, OnceLock};
 
@@ -66,16 +74,19 @@ impl<P: Poster + 'static> Poster for WallClockPoster<P> {
     ) -> Result<HttpReply> {
         let inner = self.inner.clone();
         let token = token.map(str::to_owned);
-        let task = self.net.spawn(async move {
-            inner
-                .post(
-                    route,
-                    content_type,
-                    content_encoding,
-                    body,
-                    token.as_deref(),
-                )
-                .await
+        let net = self.net.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            net.block_on(async move {
+                inner
+                    .post(
+                        route,
+                        content_type,
+                        content_encoding,
+                        body,
+                        token.as_deref(),
+                    )
+                    .await
+            })
         });
         match task.await {
             Ok(reply) => reply,
@@ -148,5 +159,19 @@ mod tests {
             .unwrap();
         assert_eq!(reply.status, 200);
         assert_eq!(reply.body, b"{}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_takes_no_simulated_time() {
+        // Another task's timer an hour away: an idle paused runtime would
+        // jump to it while the request's real 5 ms pass.
+        let timer = tokio::spawn(tokio::time::sleep(Duration::from_secs(3600)));
+        let p = WallClockPoster::new(Slow).unwrap();
+        let before = tokio::time::Instant::now();
+        p.post(Route::Batches, "application/json", None, vec![], None)
+            .await
+            .unwrap();
+        assert_eq!(tokio::time::Instant::now() - before, Duration::ZERO);
+        timer.abort();
     }
 }
