@@ -18,8 +18,13 @@ fn one_line(out: &str) -> &str {
 }
 
 fn is_secret(s: &str, prefix: &str) -> bool {
-    s.strip_prefix(prefix)
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.strip_prefix(prefix).is_some_and(|b64| {
+        // 160 bits in base64url without padding.
+        b64.len() == 27
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 #[test]

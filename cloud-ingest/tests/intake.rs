@@ -165,14 +165,14 @@ async fn json_and_binary_deflate_batches_are_stored_and_acknowledged() {
     assert_eq!(values, [100.0, 101.5, 99.0, 120.25, 130.0]);
 }
 
-/// Posts a binary batch asking for the compact acknowledgement; returns
-/// the status, the answer's content type and its body.
-async fn post_asking_compact(base: &str, token: &str, b: &Batch) -> (u16, String, Vec<u8>) {
+/// Posts a binary batch with `Prefer: return=minimal`; returns the status,
+/// the answer's content type and its body.
+async fn post_preferring_minimal(base: &str, token: &str, b: &Batch) -> (u16, String, Vec<u8>) {
     let resp = reqwest::Client::new()
         .post(format!("{base}/v1/batches"))
         .bearer_auth(token)
         .header("content-type", wire::BINARY_CONTENT_TYPE)
-        .header("accept", wire::COMPACT_ACK_CONTENT_TYPE)
+        .header("prefer", wire::PREFER_MINIMAL)
         .body(wire::encode_batch(b, Format::Binary, ContentEncoding::Identity).unwrap())
         .send()
         .await
@@ -187,7 +187,7 @@ async fn post_asking_compact(base: &str, token: &str, b: &Batch) -> (u16, String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_phone_that_asks_gets_the_compact_ack_only_when_every_reading_is_stored() {
+async fn a_phone_that_prefers_minimal_gets_204_only_when_every_reading_is_stored() {
     let fx = Fixture::new();
     let base = common::serve_loopback(fx.state(Limits::default())).await;
     let t0 = now_us() - TimeDelta::hours(1);
@@ -198,27 +198,22 @@ async fn a_phone_that_asks_gets_the_compact_ack_only_when_every_reading_is_store
         seq: 2,
         time: at(1),
     });
-    let (status, ct, body) = post_asking_compact(&base, &fx.device, &b).await;
-    assert_eq!(status, 200);
-    assert_eq!(ct, wire::COMPACT_ACK_CONTENT_TYPE);
-    assert_eq!(body, b.id.0.to_vec(), "the batch id's 16 bytes");
-    let ack = BatchAck::from_compact(&body, &b).unwrap();
+    let (status, ct, body) = post_preferring_minimal(&base, &fx.device, &b).await;
+    assert_eq!((status, ct.as_str(), body.len()), (204, "", 0));
+    let ack = BatchAck::stored_whole(&b);
     for seq in 1..=3 {
         assert!(ack.settles(Stream::Glucose, Some(4), seq));
     }
     assert_eq!(stored(&fx).len(), 3);
-    // A retry of the same batch: the same compact answer, stored once.
-    let (status, _, again) = post_asking_compact(&base, &fx.device, &b).await;
-    assert_eq!((status, again), (200, body.clone()));
+    // A retry of the same batch: the same answer, stored once.
+    let (status, _, again) = post_preferring_minimal(&base, &fx.device, &b).await;
+    assert_eq!((status, again.len()), (204, 0));
     assert_eq!(stored(&fx).len(), 3);
-    // A compact body answers only its own batch.
-    let other = batch(&fx, now_us(), &[(9, at(8), 100.0)]);
-    assert!(BatchAck::from_compact(&body, &other).is_none());
 
     // A refused reading: the JSON ack, so the phone learns why.
     let ahead = now_us() + TimeDelta::days(3);
     let bad = batch(&fx, now_us(), &[(4, at(3), 100.0), (5, ahead, 100.0)]);
-    let (status, ct, body) = post_asking_compact(&base, &fx.device, &bad).await;
+    let (status, ct, body) = post_preferring_minimal(&base, &fx.device, &bad).await;
     assert_eq!(status, 200);
     assert!(ct.starts_with("application/json"), "{ct}");
     let ack: BatchAck = serde_json::from_slice(&body).unwrap();
@@ -511,6 +506,35 @@ async fn open_stream(base: &str, token: &str) -> reqwest::Response {
         .unwrap();
     assert_eq!(resp.status(), 200);
     resp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_sent_preferring_minimal_is_stored_and_answered_204() {
+    let fx = Fixture::new();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let a = alert(&fx, "0123456789abcdef", Phase::Start);
+    let send = |prefer: Option<&'static str>| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{base}/v1/alerts"))
+            .bearer_auth(&fx.device)
+            .header("content-type", "application/json");
+        if let Some(p) = prefer {
+            req = req.header("prefer", p);
+        }
+        req.body(wire::json::to_vec(&a).unwrap()).send()
+    };
+    let first = send(Some("respond-async, return=minimal")).await.unwrap();
+    assert_eq!(first.status(), 204);
+    assert!(first.headers().get("content-type").is_none());
+    assert!(first.bytes().await.unwrap().is_empty());
+    // Stored: the same event without the preference is a duplicate.
+    let again = send(None).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let ack: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(ack["duplicate"], true);
+    // Another preference is not the minimal one.
+    let other = send(Some("return=representation")).await.unwrap();
+    assert_eq!(other.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,7 @@ use vigil_core::api::{
 };
 use vigil_core::model::{Sample, Stream};
 use vigil_core::reduce::{GlucoseBand, Policy, ReducerConfig, reduce};
+use vigil_core::sync::Steadiness;
 
 use crate::Failure;
 use crate::fleet::service;
@@ -122,6 +123,10 @@ pub struct RunFigures {
     /// The same for a Nightscout uploader posting each reading as it
     /// arrives.
     pub nightscout_bytes_per_day: f64,
+    /// Percent of the 15-minute batch checks at which the SDK's steadiness
+    /// rule holds on the raw trace (with no alert reading in the stretched
+    /// interval before): the share of the day batches may stretch.
+    pub steady_pct: f64,
     /// Requests the service accepted from the phone per simulated day, as
     /// its audit log counts them: batches, alert events, heartbeats
     /// (health reports and contact heartbeats).
@@ -380,7 +385,12 @@ fn run_one(
         }
     }
     let alert_readings = glucose.keys().filter(|ms| alerts.contains(ms)).count();
+    let stretch = TimeDelta::minutes(i64::from(
+        stable_interval_min.unwrap_or(VigilConfig::new("", "").sync_interval_when_stable.0 / 60),
+    ));
+    let steady_pct = steady_share(&samples, &alerts, &Steadiness::default(), stretch);
     Ok(RunFigures {
+        steady_pct,
         wire_bytes_per_day: wire_bytes as f64 / f64::from(days),
         nightscout_bytes_per_day: nightscout_bytes as f64 / f64::from(days),
         readings: samples.len(),
@@ -394,6 +404,39 @@ fn run_one(
         alert_kept,
         requests_per_day,
     })
+}
+
+/// Percent of 15-minute checks over `samples` (sorted by time) at which
+/// `rule` holds on the readings up to the check, with no alert reading
+/// within `stretch` before it: what the engine's cadence asks at each
+/// batch check, read on the raw trace.
+fn steady_share(
+    samples: &[Sample],
+    alert_ms: &HashSet<i64>,
+    rule: &Steadiness,
+    stretch: TimeDelta,
+) -> f64 {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return 0.0;
+    };
+    let step = TimeDelta::minutes(15);
+    let mut at = first.time + rule.window;
+    let (mut checks, mut steady) = (0usize, 0usize);
+    while at <= last.time {
+        let upto = samples.partition_point(|s| s.time <= at);
+        let from = samples.partition_point(|s| s.time < at - stretch);
+        let recent = samples.get(from..upto).unwrap_or(&[]);
+        let alert_lately = recent
+            .iter()
+            .any(|s| alert_ms.contains(&s.time.timestamp_millis()));
+        let tail = &recent[recent.len().saturating_sub(Steadiness::READINGS)..];
+        checks += 1;
+        if rule.is_steady(tail, alert_lately) {
+            steady += 1;
+        }
+        at += step;
+    }
+    100.0 * steady as f64 / checks.max(1) as f64
 }
 
 fn service_db(dir: &Path) -> std::path::PathBuf {
@@ -458,7 +501,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
             );
             let [b, a, h] = f.requests_per_day;
             println!(
-                "                 requests accepted per day: {b:.1} batches, {a:.1} alert events, {h:.1} heartbeats"
+                "                 requests accepted per day: {b:.1} batches, {a:.1} alert events, {h:.1} heartbeats; glucose steady at {:.1} % of 15-minute checks",
+                f.steady_pct
             );
             ok &= equal
                 && f.max_error <= 3.0

@@ -113,8 +113,8 @@ pub struct VigilConfig {
     /// Batch sync interval (default 15 minutes).
     #[cfg_attr(feature = "uniffi", uniffi(default = 900))]
     pub sync_interval: Seconds,
-    /// Batch sync interval while glucose is steady (in range, away from
-    /// its edges, hardly moving) and no alert fired lately: 60 minutes by
+    /// Batch sync interval while glucose is steady (80–250 mg/dL, moving
+    /// under 1 mg/dL a minute) and no alert fired lately: 60 minutes by
     /// default, so the clinician's view of a steady patient is up to an
     /// hour old (alerts never wait). Equal to `sync_interval` turns the
     /// stretch off.

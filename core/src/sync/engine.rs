@@ -752,10 +752,13 @@ impl Engine {
                 }
                 Err(f) => return Err(f),
             };
-            let ack: AlertAck = wire::json::from_slice(&reply.body)
-                .map_err(|e| Failure::Protocol(e.to_string()))?;
-            if ack.id != event.id || ack.phase != event.phase {
-                return Err(Failure::Protocol("ack for another alert".into()));
+            // `204`: stored (the minimal answer the poster asks for).
+            if reply.status != 204 {
+                let ack: AlertAck = wire::json::from_slice(&reply.body)
+                    .map_err(|e| Failure::Protocol(e.to_string()))?;
+                if ack.id != event.id || ack.phase != event.phase {
+                    return Err(Failure::Protocol("ack for another alert".into()));
+                }
             }
             self.buffer
                 .mark_alert_delivered(&row.id, &row.phase, row.time, self.now())?;
@@ -950,13 +953,13 @@ impl Engine {
                     body,
                 )
                 .await?;
-            // The compact acknowledgement (the batch id's bytes: every
-            // reading stored) or the JSON one; anything else settles
-            // nothing.
-            let ack = match BatchAck::from_compact(&reply.body, &w.batch) {
-                Some(ack) => ack,
-                None => wire::json::from_slice::<BatchAck>(&reply.body)
-                    .map_err(|e| Failure::Protocol(e.to_string()))?,
+            // `204`: every reading stored (the minimal answer the poster
+            // asks for); otherwise the JSON ack, per stream.
+            let ack = if reply.status == 204 {
+                BatchAck::stored_whole(&w.batch)
+            } else {
+                wire::json::from_slice::<BatchAck>(&reply.body)
+                    .map_err(|e| Failure::Protocol(e.to_string()))?
             };
             let settled = settle(&mut self.buffer, &w, &ack)?;
             all &= settled.total() as usize == w.rows.len();

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::SyncConfig;
 use super::tls::client_config;
 use crate::error::{Error, Result};
-use crate::wire::COMPACT_ACK_CONTENT_TYPE;
+use crate::wire::PREFER_MINIMAL;
 
 /// An intake route of the ingest service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,8 +72,8 @@ pub trait Poster: Send + Sync {
 ///
 /// It sends only the headers the service reads (Host, Authorization,
 /// Content-Type and Content-Encoding when there is a body,
-/// Content-Length, and reqwest's `Accept: */*`), and on batches asks for
-/// the compact acknowledgement by `Accept`.
+/// Content-Length, and reqwest's `Accept: */*`), and on batches and alerts
+/// asks for the minimal answer (`Prefer: return=minimal`, a `204`).
 #[derive(Debug, Clone)]
 pub struct HttpPoster {
     client: reqwest::Client,
@@ -120,10 +120,11 @@ impl Poster for HttpPoster {
         if !body.is_empty() {
             req = req.header(reqwest::header::CONTENT_TYPE, content_type);
         }
-        if route == Route::Batches {
-            // The engine reads both acknowledgements; the compact one is
-            // a tenth of the JSON's bytes.
-            req = req.header(reqwest::header::ACCEPT, COMPACT_ACK_CONTENT_TYPE);
+        if matches!(route, Route::Batches | Route::Alerts) {
+            // The engine reads both answers; a 204 saves the JSON
+            // acknowledgement and its two headers, about 70 bytes on a
+            // batch and 170 on an alert.
+            req = req.header("prefer", PREFER_MINIMAL);
         }
         let mut req = req.body(body);
         if let Some(enc) = content_encoding {

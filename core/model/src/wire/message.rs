@@ -452,7 +452,9 @@ impl Batch {
 ///
 /// Its idempotency key is (`id`, `phase`, `time`): the episode's stable id
 /// ([`crate::alerts::alert_id`]) with the phase and the event's time, so a
-/// re-alert of the same episode is a new event and a retry is not.
+/// re-alert of the same episode is a new event and a retry is not. Absent
+/// optional fields are left out rather than sent as `null` (a phone sends
+/// one per alert; 70 bytes each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Protocol version the sender speaks.
@@ -460,7 +462,7 @@ pub struct Alert {
     /// Whose alert.
     pub patient: PatientId,
     /// The device whose reading raised it, when one did.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceId>,
     /// The phone's clock when it sent the alert (for skew correction).
     pub sent_at: DateTime<Utc>,
@@ -473,16 +475,16 @@ pub struct Alert {
     /// When it happened (see [`AlertEvent::time`]).
     pub time: DateTime<Utc>,
     /// Glucose of the reading that raised or ended it, mg/dL.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glucose_mg_dl: Option<f64>,
     /// Glucose rate of change behind a rate or prediction alert, mg/dL/min.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_mg_dl_per_min: Option<f64>,
     /// Battery level behind a battery alert, percent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub battery_pct: Option<f64>,
     /// Sensor session expiry behind a session-ending alert.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -799,9 +801,9 @@ pub struct BatchAck {
 
 impl BatchAck {
     /// Whether this ack stores every reading (kept and held back) of
-    /// `batch` and refuses none: exactly when the compact acknowledgement
-    /// ([`COMPACT_ACK_CONTENT_TYPE`](super::COMPACT_ACK_CONTENT_TYPE))
-    /// says all this one says to the phone that sent `batch`.
+    /// `batch` and refuses none: exactly when the minimal answer
+    /// ([`PREFER_MINIMAL`](super::PREFER_MINIMAL), a `204`) says all this
+    /// one says to the phone that sent `batch`.
     pub fn stores_all_of(&self, batch: &Batch) -> bool {
         if self.batch != batch.id || self.streams.iter().any(|s| !s.rejected.is_empty()) {
             return false;
@@ -817,14 +819,10 @@ impl BatchAck {
         })
     }
 
-    /// The ack a compact acknowledgement stands for: every reading of
-    /// `batch` stored. `None` when `body` is not `batch`'s id (an answer
-    /// to another request, or not an acknowledgement at all), so nothing
-    /// is settled on it.
-    pub fn from_compact(body: &[u8], batch: &Batch) -> Option<BatchAck> {
-        if body != batch.id.0.as_slice() {
-            return None;
-        }
+    /// The ack a minimal answer (`204` to a batch sent with
+    /// [`PREFER_MINIMAL`](super::PREFER_MINIMAL)) stands for: every reading
+    /// of `batch` stored, none refused.
+    pub fn stored_whole(batch: &Batch) -> BatchAck {
         let streams = batch
             .streams
             .iter()
@@ -842,12 +840,12 @@ impl BatchAck {
                 rejected: Vec::new(),
             })
             .collect();
-        Some(BatchAck {
+        BatchAck {
             v: batch.v,
             batch: batch.id,
             duplicate: false,
             streams,
-        })
+        }
     }
 
     /// Whether the ack settles the reading (stream, session, seq).

@@ -52,23 +52,28 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// Content type of the binary form of a batch, with its layout version.
 pub const BINARY_CONTENT_TYPE: &str = "application/vnd.vigil.batch+binary; v=1";
 
-/// Content type of the compact batch acknowledgement, which a phone asks
-/// for with `Accept`: the body is the batch id's 16 bytes and means "every
-/// reading of this batch is stored, none refused". A batch with a refusal
-/// is answered with the JSON [`BatchAck`] whatever the `Accept`, so the
-/// phone learns each reason; a client that does not ask gets the JSON ack
-/// as before.
-pub const COMPACT_ACK_CONTENT_TYPE: &str = "application/vnd.vigil.ack";
+/// The `Prefer` preference (RFC 7240) by which a phone asks for the
+/// minimal answer: `204 No Content`, no body, when a batch is stored whole
+/// (every reading, none refused) or an alert event is stored. A batch with
+/// a refusal is answered with the JSON [`BatchAck`] whatever the
+/// preference, so the phone learns each reason; a client that does not ask
+/// gets the JSON acknowledgements as before. A `204` needs no body to name
+/// its request: HTTP/1.1 answers in request order on a connection, and TLS
+/// on every hop outside loopback means no middlebox can forge one.
+pub const PREFER_MINIMAL: &str = "return=minimal";
 
-/// Whether an `Accept` value names [`COMPACT_ACK_CONTENT_TYPE`] (a media
-/// range list; parameters and quality values after `;` are ignored, and
-/// `*/*` does not count: the compact form is only ever asked for by name).
-pub fn accepts_compact_ack(accept: &str) -> bool {
-    accept.split(',').any(|range| {
-        range
-            .split(';')
-            .next()
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case(COMPACT_ACK_CONTENT_TYPE))
+/// Whether a `Prefer` value asks for [`PREFER_MINIMAL`] (a comma-separated
+/// list of preferences; parameters after `;` and blanks around `=` are
+/// ignored, names compared without case).
+pub fn prefers_minimal(prefer: &str) -> bool {
+    prefer.split(',').any(|pref| {
+        let Some(head) = pref.split(';').next() else {
+            return false;
+        };
+        let mut kv = head.splitn(2, '=');
+        let name = kv.next().unwrap_or("").trim();
+        let value = kv.next().unwrap_or("").trim().trim_matches('"');
+        name.eq_ignore_ascii_case("return") && value.eq_ignore_ascii_case("minimal")
     })
 }
 
@@ -156,6 +161,16 @@ pub fn decode_batch(body: &[u8], format: Format, encoding: ContentEncoding) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_minimal_preference_is_read_from_any_place_in_the_list() {
+        assert!(prefers_minimal(PREFER_MINIMAL));
+        assert!(prefers_minimal("respond-async, Return = Minimal; x=1"));
+        assert!(prefers_minimal("return=\"minimal\""));
+        assert!(!prefers_minimal("return=representation"));
+        assert!(!prefers_minimal("minimal"));
+        assert!(!prefers_minimal(""));
+    }
 
     #[test]
     fn content_types_parse_with_parameters_and_refuse_newer_versions() {
