@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::ServiceState;
 use crate::error::Result;
 use crate::live::LiveEvent;
-use crate::routes::alert_event;
+use crate::intake::alert_event;
 use crate::storage::{NewAlert, PatientId, Silence, Storage};
 
 /// The alert kind the switch raises (not one of the SDK's kinds).

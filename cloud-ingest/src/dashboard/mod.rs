@@ -3,6 +3,7 @@
 
 pub mod pages;
 pub mod report;
+pub(crate) mod routes;
 pub mod sign_in;
 pub mod svg;
 pub mod triage;

@@ -29,6 +29,8 @@
 //! - Ids are derived from the stored reading (patient, device, time), so
 //!   the same reading has the same id in every response.
 
+pub(crate) mod routes;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use vigil_model::metrics::GlucoseMetrics;

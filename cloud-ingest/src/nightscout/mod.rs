@@ -18,6 +18,7 @@
 //! 12-character minimum keeps guessing impractical.
 
 pub mod care;
+pub(crate) mod routes;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};

@@ -35,7 +35,7 @@ pub async fn export(
     q: std::result::Result<Query<Period>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
-    let (from, to) = crate::routes::dashboard::period(q.from, q.to)?;
+    let (from, to) = crate::dashboard::routes::period(q.from, q.to)?;
     let points = state
         .store
         .run(move |s| {

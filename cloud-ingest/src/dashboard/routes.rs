@@ -569,8 +569,8 @@ pub async fn js() -> Response {
 /// `/v1/alerts/stream` authenticated by the session cookie (EventSource
 /// cannot send a bearer header).
 pub async fn alerts_stream(State(state): State<ServiceState>, who: Session) -> Result<Response> {
-    let credential = super::reads::Credential::Session(who.hash.clone());
-    Ok(super::reads::stream_while(state, who.principal, credential)
+    let credential = crate::reads::routes::Credential::Session(who.hash.clone());
+    Ok(crate::reads::routes::stream_while(state, who.principal, credential)
         .await?
         .into_response())
 }
@@ -592,7 +592,7 @@ pub async fn alerts_ack(
         return Err(Error::Forbidden("missing or wrong CSRF token"));
     }
     Ok(
-        super::reads::ack(State(state), who.principal, Path(alert_id))
+        crate::reads::routes::ack(State(state), who.principal, Path(alert_id))
             .await?
             .into_response(),
     )

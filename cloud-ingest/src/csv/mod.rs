@@ -7,6 +7,8 @@
 //! file sees all its problems at once; only a fully valid file is returned
 //! for storing, so a bad file never leaves half its rows behind.
 
+pub(crate) mod routes;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use vigil_model::reading::Sample;

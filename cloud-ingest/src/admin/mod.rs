@@ -5,6 +5,8 @@
 //!
 //! Secrets are returned once, to be printed once; only hashes are stored.
 
+pub(crate) mod audit;
+
 use crate::auth::{Role, Secret};
 use crate::error::{Error, Result};
 use crate::storage::{CredentialKind, NewAuditEntry, NewToken, PatientId, Storage, TokenScope};
