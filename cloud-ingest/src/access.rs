@@ -18,9 +18,12 @@
 //! secret (tenant by credential) and SDK intake takes the patient from the
 //! device token itself; neither names a patient to check.
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
+
+use crate::domain::Role;
+use crate::domain::{PatientId, TokenScope};
 use crate::error::{Error, Result};
-use crate::storage::{PatientId, Storage, TokenScope};
+use crate::storage::Storage;
 
 /// What the caller wants to do with the patient's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +83,9 @@ fn allowed(s: &dyn Storage, who: &Principal, patient: PatientId, access: Access)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::TokenHash;
+    use crate::domain::TokenHash;
+    use crate::domain::{CredentialKind, NewToken};
     use crate::storage::sqlite::SqliteStorage;
-    use crate::storage::{CredentialKind, NewToken};
 
     fn principal(s: &dyn Storage, role: Role, scope: TokenScope, name: &str) -> Principal {
         let token_id = s

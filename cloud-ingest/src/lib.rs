@@ -18,6 +18,7 @@ pub mod auth;
 pub mod csv;
 pub mod dashboard;
 pub mod deadman;
+pub mod domain;
 pub mod error;
 pub mod fhir;
 pub mod glucose;

@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::ServiceState;
 use crate::access::{Access, PatientAccess};
 use crate::auth::Principal;
+use crate::domain::PatientId;
 use crate::error::{Error, Result};
-use crate::storage::PatientId;
 use crate::{csv, glucose};
 
 /// The device name imported readings are stored under.
@@ -35,7 +35,7 @@ pub async fn export(
     q: std::result::Result<Query<Period>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
-    let (from, to) = crate::dashboard::routes::period(q.from, q.to)?;
+    let (from, to) = crate::query::period(q.from, q.to)?;
     let points = state
         .store
         .run(move |s| {

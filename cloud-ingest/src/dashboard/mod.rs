@@ -6,6 +6,7 @@ pub mod report;
 pub(crate) mod routes;
 pub mod sign_in;
 pub mod svg;
+pub mod treatments;
 pub mod triage;
 pub mod units;
 pub mod words;

@@ -10,9 +10,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::ServiceState;
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
+use crate::domain::PatientId;
+use crate::domain::Role;
 use crate::error::{Error, Result};
-use crate::storage::PatientId;
 use crate::validate::shift;
 use crate::{fhir, glucose, query};
 

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 /// a week of 1-minute ones, in one request; uploaders send far fewer.
 pub const MAX_ENTRIES: usize = 10_000;
 
+use crate::domain::SecretHash;
 use crate::error::{Error, Result};
 
 /// Shortest secret accepted (Nightscout's own minimum).
@@ -37,10 +38,6 @@ pub const MIN_SECRET_CHARS: usize = 12;
 pub const MAX_COUNT: usize = 10_000;
 /// Entries returned when `count` is absent (Nightscout's default).
 pub const DEFAULT_COUNT: usize = 10;
-
-/// The stored form of a Nightscout secret: 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretHash(pub String);
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -249,7 +246,7 @@ impl OwnTrend {
 /// ms, for points of `own_device`); any other takes both from its
 /// predecessor in `points` (`0` and `NONE` for the first of `points`).
 pub fn entries(
-    points: &[crate::fhir::DataPoint],
+    points: &[crate::domain::DataPoint],
     count: usize,
     own_device: &str,
     own: &std::collections::HashMap<i64, OwnTrend>,
@@ -304,10 +301,10 @@ mod tests {
     #[test]
     fn entries_are_newest_first_with_delta_and_direction() {
         let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
-        let pts: Vec<crate::fhir::DataPoint> = [100.0, 104.0, 120.0, 119.0]
+        let pts: Vec<crate::domain::DataPoint> = [100.0, 104.0, 120.0, 119.0]
             .iter()
             .enumerate()
-            .map(|(i, v)| crate::fhir::DataPoint {
+            .map(|(i, v)| crate::domain::DataPoint {
                 time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
                 mg_dl: *v,
                 device: "dev".into(),
@@ -353,10 +350,10 @@ mod tests {
     #[test]
     fn an_uploader_s_own_arrow_and_delta_come_back_as_sent() {
         let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
-        let pts: Vec<crate::fhir::DataPoint> = [120.0, 120.0, 120.0]
+        let pts: Vec<crate::domain::DataPoint> = [120.0, 120.0, 120.0]
             .iter()
             .enumerate()
-            .map(|(i, v)| crate::fhir::DataPoint {
+            .map(|(i, v)| crate::domain::DataPoint {
                 time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
                 mg_dl: *v,
                 device: if i == 0 { "cgm-1" } else { "nightscout" }.into(),

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use vigil_model::reading::Sample;
 
 use crate::ServiceState;
+use crate::domain::{CredentialKind, NewAuditEntry, NsDocument, PatientId};
 use crate::error::{Error, Result};
 use crate::nightscout::{self, Entry, care, secret_hash};
-use crate::storage::{CredentialKind, NewAuditEntry, NsDocument, PatientId};
 use crate::validate::{self, shift};
 use crate::{glucose, query};
 
@@ -125,7 +125,7 @@ fn newest_points(
     from: Option<DateTime<Utc>>,
     to: DateTime<Utc>,
     count: usize,
-) -> Result<Vec<crate::fhir::DataPoint>> {
+) -> Result<Vec<crate::domain::DataPoint>> {
     if let Some(from) = from {
         return glucose::points(s, patient, from, to);
     }
@@ -148,7 +148,7 @@ fn newest_points(
 fn own_trends(
     s: &dyn crate::storage::Storage,
     patient: PatientId,
-    points: &[crate::fhir::DataPoint],
+    points: &[crate::domain::DataPoint],
     count: usize,
 ) -> Result<HashMap<i64, nightscout::OwnTrend>> {
     let shown = &points[points.len().saturating_sub(count)..];
@@ -220,7 +220,8 @@ pub async fn upload(
             )));
         }
         if !(e.sgv.is_finite()
-            && (crate::csv::PLAUSIBLE_MG_DL.0..=crate::csv::PLAUSIBLE_MG_DL.1).contains(&e.sgv))
+            && (crate::validate::PLAUSIBLE_MG_DL.0..=crate::validate::PLAUSIBLE_MG_DL.1)
+                .contains(&e.sgv))
         {
             return Err(Error::InvalidInput(format!("entry {i}: sgv out of range")));
         }

@@ -18,11 +18,13 @@ use vigil_model::reading::Stream;
 
 use crate::ServiceState;
 use crate::access::{Access, PatientAccess};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
+use crate::domain::Role;
+use crate::domain::{PatientId, TokenScope};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
 use crate::resolved;
-use crate::storage::{PatientId, ReadingQuery, StoredReading, TokenScope};
+use crate::storage::{ReadingQuery, StoredReading};
 
 /// Largest page of readings one request returns.
 pub const MAX_READINGS: u32 = 100_000;
@@ -435,10 +437,10 @@ pub async fn stream(
 #[derive(Debug, Clone)]
 pub enum Credential {
     /// A bearer token (its hash): the stream ends when it is revoked.
-    Token(crate::auth::TokenHash),
+    Token(crate::domain::TokenHash),
     /// A dashboard session (its id's hash): the stream ends at sign-out,
     /// at expiry, or when the clinician's token is revoked.
-    Session(crate::auth::TokenHash),
+    Session(crate::domain::TokenHash),
 }
 
 /// How often an open stream re-checks its credential: the longest a

@@ -168,5 +168,6 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-/// The OpenAPI 3.1 document describing [`table`].
-pub const OPENAPI: &str = include_str!("../../openapi.json");
+/// The OpenAPI 3.1 document describing [`table`] (served by
+/// [`crate::health::openapi`]).
+pub use crate::health::OPENAPI;
