@@ -3,6 +3,10 @@
 //! API share them. Every change is written to the audit log with no token
 //! (`token_id` NULL means "the operator at the machine's CLI").
 //!
+//! Place in the data flow: beside it; it sets up who may send and read
+//! (patients, tokens, assignments, secrets, webhooks), and `audit.rs`
+//! serves the audit log to admin tokens.
+//!
 //! Secrets are returned once, to be printed once; only hashes are stored.
 
 pub(crate) mod audit;

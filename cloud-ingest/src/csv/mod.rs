@@ -2,6 +2,11 @@
 //! (`core/cli/src/trace.rs`): a header naming a `time` column (RFC 3339) and
 //! a `glucose_mgdl` column, other columns ignored, in any order.
 //!
+//! Place in the data flow: both sides, behind the gate. Export reads the
+//! resolved glucose a [`crate::access::PatientAccess`] proof allows; import
+//! is an intake path for a clinic's files (validated, stored as device
+//! `csv-import` through a write proof). Handlers in `routes.rs`.
+//!
 //! Decision: an import is all or nothing. Every row is checked first and
 //! every bad row is reported (line and what is wrong), so a clinic fixing a
 //! file sees all its problems at once; only a fully valid file is returned

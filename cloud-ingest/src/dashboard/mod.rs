@@ -1,5 +1,11 @@
 //! The clinician web dashboard: server-rendered pages, SVG charts, a
 //! cookie session, and a little vanilla JavaScript for live alerts.
+//!
+//! Place in the data flow: read side, for people. A signed-in clinician's
+//! session becomes a [`crate::auth::Principal`]; the triage list reads the
+//! glucose-day cache, a patient's report passes the gate
+//! ([`crate::access`]) and reads resolved glucose, alerts and Nightscout
+//! treatments through its proof. Handlers in [`routes`].
 
 pub mod pages;
 pub mod report;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use vigil_model::precedence::Quantity;
 
 use crate::ServiceState;
+use crate::access::{PatientAccess, Read};
 use crate::auth::Principal;
 use crate::dashboard::pages::{self, Heartbeat, PatientRow};
 use crate::dashboard::sign_in::{
@@ -366,31 +367,24 @@ pub async fn patient(
         state
             .store
             .run(move |s| {
-                crate::access::PatientAccess::open(
-                    s,
-                    &principal,
-                    id,
-                    crate::access::Access::Read,
-                    "dashboard.report.read",
-                )?;
+                let access =
+                    PatientAccess::<Read>::open(s, &principal, id, "dashboard.report.read")?;
                 let unit = match asked_unit {
                     Some(u) => u,
                     None => preferred_unit(s, &principal)?,
                 };
-                let patient = s
-                    .patient(id)?
-                    .ok_or(Error::Forbidden("patient outside this token's scope"))?;
-                let points = glucose::points(s, id, from, to)?;
+                let patient = access.record(s)?;
+                let points = access.points(s, from, to)?;
                 let held_back: Vec<DateTime<Utc>> = points
                     .iter()
                     .filter(|p| p.held_back)
                     .map(|p| p.time)
                     .collect();
                 let samples = glucose::samples(&points);
-                let previous = glucose::samples(&glucose::points(s, id, before, from)?);
-                let treatments: Vec<_> = s
+                let previous = glucose::samples(&access.points(s, before, from)?);
+                let treatments: Vec<_> = access
                     .ns_documents(
-                        id,
+                        s,
                         crate::nightscout::care::TREATMENTS,
                         from,
                         to,
@@ -399,9 +393,9 @@ pub async fn patient(
                     .iter()
                     .filter_map(crate::dashboard::treatments::treatment_mark)
                     .collect();
-                let uploader = s
+                let uploader = access
                     .ns_documents(
-                        id,
+                        s,
                         crate::nightscout::care::DEVICE_STATUS,
                         Utc::now() - TimeDelta::days(7),
                         Utc::now() + TimeDelta::days(1),
@@ -415,10 +409,12 @@ pub async fn patient(
                         at: d.time,
                     });
                 let sources = crate::resolved::periods(
-                    &crate::resolved::resolve(s, id, Quantity::Glucose, None, from, to)?.decisions,
+                    &access
+                        .resolve(s, Quantity::Glucose, None, from, to)?
+                        .decisions,
                 );
-                let alerts: Vec<report::AlertLine> = s
-                    .alerts_for(&[id], from, 1000)?
+                let alerts: Vec<report::AlertLine> = access
+                    .alerts(s, from, 1000)?
                     .into_iter()
                     .filter(|a| a.alert.time < to && a.alert.phase == "start")
                     .map(|a| report::AlertLine {

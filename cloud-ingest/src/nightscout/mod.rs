@@ -2,6 +2,12 @@
 //! AndroidAPS, Loop followers, watch faces) can upload to and read from
 //! Vigil with nothing but a URL and an API secret.
 //!
+//! Place in the data flow: both sides. Uploads are a second intake path
+//! (validated like SDK readings, stored as glucose of device `nightscout`);
+//! reads serve the same resolved glucose every reader sees. The secret
+//! opens the patient through [`crate::access::NightscoutCaller`]. Handlers
+//! in `routes.rs`.
+//!
 //! Tenant by credential: each patient may have one Nightscout secret
 //! (`vigil-ingest nightscout-secret <patient> <secret>`); the secret a
 //! request presents picks the patient, so one URL serves every patient.
