@@ -1,10 +1,14 @@
 //! The ids and records every layer shares: patients, clinicians, tokens
 //! and credentials, audit entries, webhooks, data points.
 //!
-//! Plain data with no behaviour beyond naming and parsing itself, so that
-//! `storage`, `auth`, `access` and every slice can depend on it and it on
-//! nothing of theirs: the dependency direction is slices → `access` →
-//! `auth` → `storage` → `domain` (and `error`), never back.
+//! Plain data with no behaviour beyond naming, parsing and hashing itself,
+//! so that `storage`, `auth`, `access` and every slice can depend on it and
+//! it on nothing of theirs: the dependency direction is slices → `access`
+//! → `auth` → `storage` → `domain` (and `error`), never back.
+//!
+//! The intake records (`NewBatch`, `StoredReading`, `ReadingQuery`,
+//! alerts, heartbeats) stay in `storage::intake` for now: they are the
+//! storage contract's own vocabulary and no module below storage uses them.
 
 mod audit;
 mod credential;
