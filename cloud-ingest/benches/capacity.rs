@@ -49,7 +49,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vigil_ingest::admin;
-use vigil_ingest::auth::Role;
+use vigil_ingest::domain::Role;
 use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
 use vigil_model::wire::{
     self, AppState, Batch, BatchId, BufferHealth, ContentEncoding, Heartbeat, PressureLevel,

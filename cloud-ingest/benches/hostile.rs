@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::io::AsyncWriteExt;
-use vigil_ingest::auth::Role;
+use vigil_ingest::domain::Role;
 use vigil_ingest::serve::{ConnectionLimits, serve_plain};
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;

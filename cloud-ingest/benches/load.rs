@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use vigil_ingest::admin;
-use vigil_ingest::auth::Role;
+use vigil_ingest::domain::Role;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
 use vigil_model::wire::{self, Batch, BatchId, ContentEncoding};

@@ -21,10 +21,9 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use vigil_ingest::domain::PatientId;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::storage::{
-    NewBatch, NewGroup, NewReading, PatientId, ReadingQuery, Storage, Store,
-};
+use vigil_ingest::storage::{NewBatch, NewGroup, NewReading, ReadingQuery, Storage, Store};
 use vigil_ingest::{Limits, ServiceState, admin, app, resolved};
 use vigil_model::precedence::Quantity;
 use vigil_model::reading::Stream;

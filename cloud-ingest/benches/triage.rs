@@ -35,12 +35,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use vigil_ingest::auth::Principal;
 use vigil_ingest::dashboard::sign_in::{self, SESSION_COOKIE};
 use vigil_ingest::dashboard::triage::{self, TriageRow};
+use vigil_ingest::domain::TokenScope;
 use vigil_ingest::glucose_days::{self, Figures};
 use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::storage::{
-    NewBatch, NewGroup, NewReading, Storage, Store, TokenScope, day_of, day_start,
-};
+use vigil_ingest::storage::{NewBatch, NewGroup, NewReading, Storage, Store, day_of, day_start};
 use vigil_ingest::{Limits, ServiceState, admin, app, glucose};
 use vigil_model::reading::Stream;
 use vigil_model::wire::{BatchId, PROTOCOL_VERSION};
@@ -97,7 +96,7 @@ fn seed(s: &dyn Storage, patients: usize, now: DateTime<Utc>) -> Principal {
         token_id: token.id,
         role: token.role,
         scope: token.scope,
-        credential: vigil_ingest::storage::CredentialKind::DashboardSession,
+        credential: vigil_ingest::domain::CredentialKind::DashboardSession,
     }
 }
 

@@ -20,92 +20,14 @@ use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::ServiceState;
+use crate::domain::{CredentialKind, NewAuditEntry, PatientId, TokenHash, TokenId, TokenScope};
+
+/// Re-exported for `core/cli` (the fleet simulator's `vigil_ingest::auth::Role`),
+/// which this change may not touch; new code imports [`crate::domain::Role`].
+pub use crate::domain::Role;
 use crate::error::{Error, Result};
-use crate::storage::{CredentialKind, NewAuditEntry, PatientId, TokenId, TokenScope};
-
-/// What a token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// A phone's SDK: writes and reads its own patient.
-    Device,
-    /// A family member or carer: reads one patient.
-    Follower,
-    /// A clinician: reads the patients assigned to them.
-    Clinician,
-    /// An administrator: reads the audit log; no patient data.
-    Admin,
-}
-
-impl Role {
-    /// The name stored in the database and accepted by the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Device => "device",
-            Role::Follower => "follower",
-            Role::Clinician => "clinician",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// The inverse of [`Role::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "device" => Some(Role::Device),
-            "follower" => Some(Role::Follower),
-            "clinician" => Some(Role::Clinician),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    fn prefix(self) -> &'static str {
-        match self {
-            Role::Device => "vgl_d_",
-            Role::Follower => "vgl_f_",
-            Role::Clinician => "vgl_c_",
-            Role::Admin => "vgl_a_",
-        }
-    }
-}
-
-/// The SHA-256 of a token secret: the only form a token is stored in.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    /// Hashes a presented secret (prefix included, so a secret moved to
-    /// another role's prefix is a different token).
-    pub fn of(secret: &str) -> Self {
-        Self(Sha256::digest(secret.as_bytes()).into())
-    }
-
-    /// Rebuilds a stored hash; `None` unless exactly 32 bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-
-    /// The raw 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Constant-time equality: takes the same time wherever the first
-    /// differing byte is.
-    pub fn ct_eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl std::fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Not secret, but there is no reason to spread it through logs.
-        f.write_str("TokenHash(..)")
-    }
-}
 
 /// A freshly generated token secret. Shown to the operator once; only its
 /// hash is kept. `Debug` does not print it.

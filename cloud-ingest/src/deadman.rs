@@ -13,10 +13,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::ServiceState;
+use crate::domain::PatientId;
 use crate::error::Result;
+use crate::intake::alert_event;
 use crate::live::LiveEvent;
-use crate::routes::alert_event;
-use crate::storage::{NewAlert, PatientId, Silence, Storage};
+use crate::storage::{NewAlert, Silence, Storage};
 
 /// The alert kind the switch raises (not one of the SDK's kinds).
 pub const APP_SILENT: &str = "app_silent";

@@ -32,7 +32,7 @@ pub enum Error {
     /// 400: an imported CSV file had bad rows; each is listed in the body's
     /// `rows` and nothing was stored.
     #[error("invalid CSV: {} bad row(s)", .0.len())]
-    InvalidCsv(Vec<crate::csv::BadRow>),
+    InvalidCsv(Vec<BadRow>),
     /// 409: the thing to create exists already (e.g. a clinician name).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -102,7 +102,7 @@ struct Body {
     error: &'static str,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    rows: Option<Vec<crate::csv::BadRow>>,
+    rows: Option<Vec<BadRow>>,
 }
 
 impl Error {
@@ -259,3 +259,36 @@ pub const UNREADABLE_QUERY: &str =
 
 /// Detail of a form body that could not be read.
 pub const UNREADABLE_FORM: &str = "the form could not be read";
+
+/// What is wrong with one row of an imported file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RowProblem {
+    /// The row could not be split into fields (e.g. a stray quote).
+    Malformed {
+        /// The CSV reader's explanation.
+        detail: String,
+    },
+    /// The `time` field is not an RFC 3339 date-time.
+    BadTime,
+    /// The `glucose_mgdl` field is not a finite number.
+    BadGlucose,
+    /// The glucose is a number but outside [`crate::validate::PLAUSIBLE_MG_DL`].
+    ImplausibleGlucose,
+    /// The time is outside the window [`crate::validate::check_time`]
+    /// accepts (before 2000, or past the server's clock and its skew).
+    ImplausibleTime {
+        /// `too_old` or `future_time`.
+        reason: &'static str,
+    },
+}
+
+/// One bad row: its 1-based line in the file (line 1 is the header).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadRow {
+    /// Line number in the file.
+    pub line: usize,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub problem: RowProblem,
+}

@@ -10,9 +10,10 @@ use vigil_model::precedence::Quantity;
 use vigil_model::reading::{Sample, Stream};
 use vigil_model::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
 
+use crate::domain::DataPoint;
+use crate::domain::PatientId;
 use crate::error::{Error, Result};
-use crate::fhir::DataPoint;
-use crate::storage::{NewBatch, NewGroup, NewReading, PatientId, Storage};
+use crate::storage::{NewBatch, NewGroup, NewReading, Storage};
 
 /// The CGM Measurement characteristic (0x2AA7): what imported glucose is
 /// filed under, as it is what a CGM would have sent.

@@ -35,9 +35,10 @@ use chrono::TimeDelta;
 
 use vigil_model::metrics::{Band, Gri};
 
+use crate::domain::DataPoint;
+use crate::domain::PatientId;
 use crate::error::Result;
-use crate::fhir::DataPoint;
-use crate::storage::{DayCounts, DayScope, NewBatch, PatientId, Storage, day_start};
+use crate::storage::{DayCounts, DayScope, NewBatch, Storage, day_start};
 
 /// Width of a wear slot, microseconds (the CGM's 5-minute interval).
 const SLOT_MICROS: i64 = match crate::glucose::CGM_INTERVAL.num_microseconds() {

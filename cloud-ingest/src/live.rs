@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::domain::PatientId;
 use crate::error::Result;
-use crate::storage::PatientId;
 
 /// How many events a slow SSE client may fall behind before it misses
 /// some (it is told with a `lagged` event and can re-read the history).

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use vigil_ingest::auth::Role;
+use vigil_ingest::domain::Role;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::serve::{ServeOptions, TlsFiles};
 use vigil_ingest::{Error, Limits, Result, ServiceState, admin};

@@ -1,7 +1,7 @@
 //! Raw query strings as ordered (key, value) pairs: FHIR repeats `date`,
 //! and Nightscout's `find[date][$gte]` keys do not fit a struct.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
 
@@ -67,6 +67,30 @@ pub fn instant(s: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     day(s).map(|d| d.and_time(NaiveTime::MIN).and_utc())
+}
+
+/// The longest report period.
+pub const MAX_PERIOD: TimeDelta = TimeDelta::days(90);
+
+/// Resolves a report or export period (dashboard, CSV): default the last 14 days, at most 90 days.
+pub fn period(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let to = to.unwrap_or_else(Utc::now);
+    let from = match from {
+        Some(from) => from,
+        None => crate::validate::shift(to, -TimeDelta::days(14), "to")?,
+    };
+    if from >= to {
+        return Err(Error::InvalidInput("`from` must be before `to`".into()));
+    }
+    if to.signed_duration_since(from) > MAX_PERIOD {
+        return Err(Error::InvalidInput(
+            "the period may be at most 90 days".into(),
+        ));
+    }
+    Ok((from, to))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::storage::TokenId;
+use crate::domain::TokenId;
 
 /// How fast a token's budget refills and how much it can save up.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -30,8 +30,9 @@ use vigil_model::precedence::{
 };
 use vigil_model::reading::{DeviceId, Provenance, Quality, Reading, Stream};
 
+use crate::domain::PatientId;
 use crate::error::{Error, Result};
-use crate::storage::{PatientId, ReadingQuery, Storage, StoredReading};
+use crate::storage::{ReadingQuery, Storage, StoredReading};
 
 /// Most raw readings one resolution reads per stream (90 days of one-second
 /// heart rate would not fit; 90 days of one-minute glucose does).

@@ -26,6 +26,9 @@ pub const EARLIEST: DateTime<Utc> = match DateTime::from_timestamp(946_684_800, 
     None => DateTime::<Utc>::UNIX_EPOCH,
 };
 
+/// Lowest and highest glucose a CGM reports, mg/dL; outside is a typo.
+pub const PLAUSIBLE_MG_DL: (f64, f64) = (10.0, 1000.0);
+
 /// Values no living patient (or working sensor) produces, per stream, in
 /// the stream's canonical unit. Outside: `impossible_value`.
 pub fn plausible(stream: Stream) -> std::ops::RangeInclusive<f64> {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{Server, run_cli};
-use vigil_ingest::auth::TokenHash;
+use vigil_ingest::domain::TokenHash;
 
 fn one_line(out: &str) -> &str {
     let mut lines = out.lines();

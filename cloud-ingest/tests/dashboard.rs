@@ -12,7 +12,7 @@ use common::{FOREIGN_NAME, Fixture, OWN_NAME, serve_loopback};
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use vigil_ingest::Limits;
-use vigil_ingest::auth::TokenHash;
+use vigil_ingest::domain::TokenHash;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -354,7 +354,7 @@ async fn clinician_signs_in_sees_own_patients_only_and_signs_out() {
             .any(|e| e.action == "dashboard.report.read" && e.patient_id == Some(fx.own))
     );
     // Signed in with the token; everything after, with the session.
-    use vigil_ingest::storage::CredentialKind;
+    use vigil_ingest::domain::CredentialKind;
     for e in &audit {
         match e.action.as_str() {
             "dashboard.sign_in" => assert_eq!(e.credential, CredentialKind::Token),

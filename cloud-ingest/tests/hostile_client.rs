@@ -673,13 +673,13 @@ async fn guessing_secrets_is_throttled_per_client_address_and_audited() {
         .expect("the secret's read is audited");
     assert_eq!(
         read.credential,
-        vigil_ingest::storage::CredentialKind::NightscoutSecret
+        vigil_ingest::domain::CredentialKind::NightscoutSecret
     );
     assert!(
         audit
             .iter()
             .filter(|e| e.action.starts_with("auth.refused.nightscout"))
-            .all(|e| e.credential == vigil_ingest::storage::CredentialKind::NightscoutSecret)
+            .all(|e| e.credential == vigil_ingest::domain::CredentialKind::NightscoutSecret)
     );
     assert!(!format!("{audit:?}").contains("wrong guess"));
 }
@@ -727,7 +727,7 @@ async fn ends_within(mut resp: reqwest::Response, within: Duration) -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_end_when_their_token_is_revoked_or_their_session_ends() {
-    use vigil_ingest::auth::TokenHash;
+    use vigil_ingest::domain::TokenHash;
     let fx = Fixture::new();
     let base = common::serve_loopback(fx.state(Limits::default())).await;
     let c = reqwest::Client::new();

@@ -13,9 +13,9 @@ use axum::body::Body;
 use axum::http::Request;
 use common::{FOREIGN_NAME, Fixture, OWN_NAME, Who};
 use tower::ServiceExt;
+use vigil_ingest::domain;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::storage::Store;
-use vigil_ingest::webhooks;
 use vigil_ingest::{Limits, ServiceState, app};
 
 #[derive(Clone, Default)]
@@ -46,7 +46,7 @@ impl vigil_ingest::storage::Storage for Broken {
     fn add_patient(&self, _: &str) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn patient(&self, _: i64) -> vigil_ingest::Result<Option<vigil_ingest::storage::Patient>> {
+    fn patient(&self, _: i64) -> vigil_ingest::Result<Option<vigil_ingest::domain::Patient>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn set_patient_time_zone(&self, _: i64, _: &str) -> vigil_ingest::Result<bool> {
@@ -69,7 +69,7 @@ impl vigil_ingest::storage::Storage for Broken {
         &self,
         _: i64,
         _: &str,
-        _: &[vigil_ingest::storage::NsDocument],
+        _: &[vigil_ingest::domain::NsDocument],
     ) -> vigil_ingest::Result<u64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
@@ -80,7 +80,7 @@ impl vigil_ingest::storage::Storage for Broken {
         _: chrono::DateTime<chrono::Utc>,
         _: chrono::DateTime<chrono::Utc>,
         _: u32,
-    ) -> vigil_ingest::Result<Vec<vigil_ingest::storage::NsDocument>> {
+    ) -> vigil_ingest::Result<Vec<vigil_ingest::domain::NsDocument>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn add_clinician(&self, _: &str) -> vigil_ingest::Result<i64> {
@@ -95,7 +95,7 @@ impl vigil_ingest::storage::Storage for Broken {
     fn assigned_patients(
         &self,
         _: i64,
-    ) -> vigil_ingest::Result<Vec<vigil_ingest::storage::Patient>> {
+    ) -> vigil_ingest::Result<Vec<vigil_ingest::domain::Patient>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn is_assigned(&self, _: i64, _: i64) -> vigil_ingest::Result<bool> {
@@ -107,32 +107,29 @@ impl vigil_ingest::storage::Storage for Broken {
     fn set_clinician_unit(&self, _: i64, _: &str) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn insert_token(&self, _: &vigil_ingest::storage::NewToken) -> vigil_ingest::Result<i64> {
+    fn insert_token(&self, _: &vigil_ingest::domain::NewToken) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn token_by_hash(
         &self,
-        _: &vigil_ingest::auth::TokenHash,
-    ) -> vigil_ingest::Result<Option<vigil_ingest::storage::TokenRecord>> {
+        _: &vigil_ingest::domain::TokenHash,
+    ) -> vigil_ingest::Result<Option<vigil_ingest::domain::TokenRecord>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn revoke_token(&self, _: i64) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn append_audit(&self, _: &vigil_ingest::storage::NewAuditEntry) -> vigil_ingest::Result<i64> {
+    fn append_audit(&self, _: &vigil_ingest::domain::NewAuditEntry) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn append_audits(
-        &self,
-        _: &[vigil_ingest::storage::NewAuditEntry],
-    ) -> vigil_ingest::Result<()> {
+    fn append_audits(&self, _: &[vigil_ingest::domain::NewAuditEntry]) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn audit_entries(
         &self,
         _: i64,
         _: u32,
-    ) -> vigil_ingest::Result<Vec<vigil_ingest::storage::AuditEntry>> {
+    ) -> vigil_ingest::Result<Vec<vigil_ingest::domain::AuditEntry>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn store_batch(&self, _: &st::NewBatch) -> vigil_ingest::Result<vigil_model::wire::BatchAck> {
@@ -196,7 +193,7 @@ impl vigil_ingest::storage::Storage for Broken {
     }
     fn create_session(
         &self,
-        _: &vigil_ingest::auth::TokenHash,
+        _: &vigil_ingest::domain::TokenHash,
         _: i64,
         _: chrono::DateTime<chrono::Utc>,
     ) -> vigil_ingest::Result<()> {
@@ -204,14 +201,14 @@ impl vigil_ingest::storage::Storage for Broken {
     }
     fn session_token(
         &self,
-        _: &vigil_ingest::auth::TokenHash,
+        _: &vigil_ingest::domain::TokenHash,
         _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<Option<vigil_ingest::storage::TokenRecord>> {
+    ) -> vigil_ingest::Result<Option<vigil_ingest::domain::TokenRecord>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn delete_session(
         &self,
-        _: &vigil_ingest::auth::TokenHash,
+        _: &vigil_ingest::domain::TokenHash,
         _: chrono::DateTime<chrono::Utc>,
     ) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
@@ -222,13 +219,13 @@ impl vigil_ingest::storage::Storage for Broken {
     fn set_nightscout_secret(
         &self,
         _: i64,
-        _: &vigil_ingest::nightscout::SecretHash,
+        _: &vigil_ingest::domain::SecretHash,
     ) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn nightscout_patient(
         &self,
-        _: &vigil_ingest::nightscout::SecretHash,
+        _: &vigil_ingest::domain::SecretHash,
     ) -> vigil_ingest::Result<Option<i64>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
@@ -266,15 +263,15 @@ impl vigil_ingest::storage::Storage for Broken {
     ) -> vigil_ingest::Result<bool> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn add_webhook(&self, _: &webhooks::NewWebhook) -> vigil_ingest::Result<i64> {
+    fn add_webhook(&self, _: &domain::NewWebhook) -> vigil_ingest::Result<i64> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn webhooks(&self) -> vigil_ingest::Result<Vec<webhooks::Webhook>> {
+    fn webhooks(&self) -> vigil_ingest::Result<Vec<domain::Webhook>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
     fn enqueue_webhook_event(
         &self,
-        _: webhooks::EventKind,
+        _: domain::EventKind,
         _: &str,
         _: chrono::DateTime<chrono::Utc>,
     ) -> vigil_ingest::Result<u64> {
@@ -284,13 +281,13 @@ impl vigil_ingest::storage::Storage for Broken {
         &self,
         _: chrono::DateTime<chrono::Utc>,
         _: u32,
-    ) -> vigil_ingest::Result<Vec<webhooks::DueDelivery>> {
+    ) -> vigil_ingest::Result<Vec<domain::DueDelivery>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn record_webhook_attempt(&self, _: i64, _: &webhooks::Attempt) -> vigil_ingest::Result<()> {
+    fn record_webhook_attempt(&self, _: i64, _: &domain::Attempt) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn webhook_deliveries(&self, _: i64) -> vigil_ingest::Result<Vec<webhooks::DeliveryLog>> {
+    fn webhook_deliveries(&self, _: i64) -> vigil_ingest::Result<Vec<domain::DeliveryLog>> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
 }

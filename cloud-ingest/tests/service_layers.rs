@@ -10,13 +10,12 @@ use axum::body::Body;
 use axum::http::Request;
 use common::{Fixture, serve_loopback};
 use tower::ServiceExt;
-use vigil_ingest::auth::TokenHash;
+use vigil_ingest::domain;
+use vigil_ingest::domain::TokenHash;
+use vigil_ingest::domain::{AuditEntry, NewAuditEntry, NewToken, Patient, TokenRecord};
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::storage::sqlite::SqliteStorage;
-use vigil_ingest::storage::{
-    AuditEntry, NewAuditEntry, NewToken, Patient, Storage, Store, TokenRecord,
-};
-use vigil_ingest::webhooks;
+use vigil_ingest::storage::{Storage, Store};
 use vigil_ingest::{Limits, Result, ServiceState, app};
 
 /// SQLite whose readiness probe takes 300 ms.
@@ -56,7 +55,7 @@ impl Storage for SlowPing {
         &self,
         p: i64,
         c: &str,
-        d: &[vigil_ingest::storage::NsDocument],
+        d: &[vigil_ingest::domain::NsDocument],
     ) -> Result<u64> {
         self.0.store_ns_documents(p, c, d)
     }
@@ -67,7 +66,7 @@ impl Storage for SlowPing {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
         limit: u32,
-    ) -> Result<Vec<vigil_ingest::storage::NsDocument>> {
+    ) -> Result<Vec<vigil_ingest::domain::NsDocument>> {
         self.0.ns_documents(p, c, from, to, limit)
     }
     fn add_clinician(&self, n: &str) -> Result<i64> {
@@ -184,14 +183,10 @@ impl Storage for SlowPing {
     fn end_clinician_sessions(&self, c: i64) -> Result<u64> {
         self.0.end_clinician_sessions(c)
     }
-    fn set_nightscout_secret(
-        &self,
-        p: i64,
-        h: &vigil_ingest::nightscout::SecretHash,
-    ) -> Result<()> {
+    fn set_nightscout_secret(&self, p: i64, h: &vigil_ingest::domain::SecretHash) -> Result<()> {
         self.0.set_nightscout_secret(p, h)
     }
-    fn nightscout_patient(&self, h: &vigil_ingest::nightscout::SecretHash) -> Result<Option<i64>> {
+    fn nightscout_patient(&self, h: &vigil_ingest::domain::SecretHash) -> Result<Option<i64>> {
         self.0.nightscout_patient(h)
     }
     fn delete_readings(
@@ -223,15 +218,15 @@ impl Storage for SlowPing {
     ) -> Result<bool> {
         self.0.put_glucose_day(p, day, generation, c)
     }
-    fn add_webhook(&self, h: &webhooks::NewWebhook) -> Result<i64> {
+    fn add_webhook(&self, h: &domain::NewWebhook) -> Result<i64> {
         self.0.add_webhook(h)
     }
-    fn webhooks(&self) -> Result<Vec<webhooks::Webhook>> {
+    fn webhooks(&self) -> Result<Vec<domain::Webhook>> {
         self.0.webhooks()
     }
     fn enqueue_webhook_event(
         &self,
-        k: webhooks::EventKind,
+        k: domain::EventKind,
         b: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64> {
@@ -241,13 +236,13 @@ impl Storage for SlowPing {
         &self,
         now: chrono::DateTime<chrono::Utc>,
         limit: u32,
-    ) -> Result<Vec<webhooks::DueDelivery>> {
+    ) -> Result<Vec<domain::DueDelivery>> {
         self.0.due_webhook_deliveries(now, limit)
     }
-    fn record_webhook_attempt(&self, id: i64, a: &webhooks::Attempt) -> Result<()> {
+    fn record_webhook_attempt(&self, id: i64, a: &domain::Attempt) -> Result<()> {
         self.0.record_webhook_attempt(id, a)
     }
-    fn webhook_deliveries(&self, w: i64) -> Result<Vec<webhooks::DeliveryLog>> {
+    fn webhook_deliveries(&self, w: i64) -> Result<Vec<domain::DeliveryLog>> {
         self.0.webhook_deliveries(w)
     }
 }

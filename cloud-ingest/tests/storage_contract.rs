@@ -7,15 +7,16 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use vigil_ingest::Error;
-use vigil_ingest::auth::{Role, TokenHash};
+use vigil_ingest::domain::{Role, TokenHash};
 use vigil_model::reading::Stream;
 use vigil_model::wire::{BatchId, RejectReason, Rejected, SeqRange};
 
+use vigil_ingest::domain::{CredentialKind, NewAuditEntry, NewToken, TokenScope};
 use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
-    CredentialKind, MIGRATIONS, NewAlert, NewAuditEntry, NewBatch, NewGroup, NewHeartbeat,
-    NewReading, NewToken, ReadingQuery, SeriesKey, Silence, Storage, TokenScope,
+    MIGRATIONS, NewAlert, NewBatch, NewGroup, NewHeartbeat, NewReading, ReadingQuery, SeriesKey,
+    Silence, Storage,
 };
 use vigil_pg_harness::PgServer;
 
@@ -657,7 +658,7 @@ fn heartbeats_keep_the_latest_and_contact_drives_the_silence_state(s: &dyn Stora
 /// Instantiates the whole contract for one backend. `$make` returns a fresh,
 /// empty, migrated backend per test.
 fn webhook_queue_delivers_retries_and_gives_up(s: &dyn Storage) {
-    use vigil_ingest::webhooks::{Attempt, EventKind, NewWebhook};
+    use vigil_ingest::domain::{Attempt, EventKind, NewWebhook};
     let t0 = chrono::Utc::now();
     assert!(
         s.add_webhook(&NewWebhook {
@@ -764,7 +765,7 @@ fn webhook_queue_delivers_retries_and_gives_up(s: &dyn Storage) {
 fn nightscout_documents_store_once_and_read_newest_first(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     let q = s.add_patient("Bob").unwrap();
-    let doc = |secs: i64, kind: &str| vigil_ingest::storage::NsDocument {
+    let doc = |secs: i64, kind: &str| vigil_ingest::domain::NsDocument {
         time: t(secs),
         kind: kind.into(),
         document: format!("{{\"eventType\":\"{kind}\",\"at\":{secs}}}"),

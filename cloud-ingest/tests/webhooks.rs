@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use tokio::sync::Notify;
 use vigil_ingest::admin;
+use vigil_ingest::domain::EventKind;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{Storage, Store};
 use vigil_ingest::webhooks::dispatch::{Dispatcher, RetryPolicy, publish};
-use vigil_ingest::webhooks::{EventKind, check_url, verify};
+use vigil_ingest::webhooks::{check_url, verify};
 
 /// What the receiver saw of one request.
 #[derive(Debug, Clone)]

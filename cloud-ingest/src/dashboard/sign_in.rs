@@ -18,9 +18,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::ServiceState;
-use crate::auth::{Principal, TokenHash};
+use crate::auth::Principal;
+use crate::domain::CredentialKind;
+use crate::domain::TokenHash;
 use crate::error::{Error, Result};
-use crate::storage::CredentialKind;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "vigil_session";

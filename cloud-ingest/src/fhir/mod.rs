@@ -29,7 +29,11 @@
 //! - Ids are derived from the stored reading (patient, device, time), so
 //!   the same reading has the same id in every response.
 
+pub(crate) mod routes;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::domain::DataPoint;
 use serde_json::{Value, json};
 use vigil_model::metrics::GlucoseMetrics;
 
@@ -56,20 +60,6 @@ pub const LOINC_CGM_MG_DL: &str = "99504-3";
 /// The IG's profile of one data point in mg/dL.
 pub const PROFILE_READING: &str =
     "http://hl7.org/fhir/uv/cgm/StructureDefinition/cgm-sensor-reading-mg-dl";
-
-/// One glucose data point as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataPoint {
-    /// When it was measured.
-    pub time: DateTime<Utc>,
-    /// Glucose, mg/dL.
-    pub mg_dl: f64,
-    /// The stored device id or serial that measured it.
-    pub device: String,
-    /// Held back by the phone's reduction and reconstructed here, within
-    /// the reduction's tolerance of what the sensor measured.
-    pub held_back: bool,
-}
 
 fn instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

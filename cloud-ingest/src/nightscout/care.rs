@@ -24,8 +24,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::domain::NsDocument;
 use crate::error::{Error, Result};
-use crate::storage::NsDocument;
 use crate::validate;
 
 /// Most documents one request may carry.
@@ -256,55 +256,6 @@ pub fn with_id(collection: &str, d: &NsDocument) -> Value {
     v
 }
 
-/// A stored treatment as a marker for the report's daily charts, or
-/// `None` for what a clinician does not read off a glucose chart (temporary
-/// basal rates and profile switches a pump posts many times a day).
-pub fn treatment_mark(d: &NsDocument) -> Option<crate::dashboard::svg::Mark> {
-    use crate::dashboard::svg::{Mark, MarkKind};
-    let v: Value = serde_json::from_str(&d.document).ok()?;
-    let amount = |key: &str| v.get(key).and_then(Value::as_f64).filter(|x| *x > 0.0);
-    let (insulin, carbs) = (amount("insulin"), amount("carbs"));
-    let kind = match (insulin, carbs) {
-        (Some(_), _) => MarkKind::Insulin,
-        (None, Some(_)) => MarkKind::Carbs,
-        (None, None) => {
-            let event = d.kind.to_ascii_lowercase();
-            let shown = [
-                "note",
-                "site change",
-                "sensor",
-                "exercise",
-                "bg check",
-                "announcement",
-            ];
-            if !shown.iter().any(|s| event.contains(s)) {
-                return None;
-            }
-            MarkKind::Other
-        }
-    };
-    let mut words = d.kind.clone();
-    let mut parts = Vec::new();
-    if let Some(u) = insulin {
-        parts.push(format!("{u:.1} U insulin"));
-    }
-    if let Some(g) = carbs {
-        parts.push(format!("{g:.0} g carbs"));
-    }
-    if let Some(n) = v.get("notes").and_then(Value::as_str) {
-        // A note is the patient's words: kept short on a chart.
-        parts.push(n.chars().take(80).collect());
-    }
-    if !parts.is_empty() {
-        words = format!("{words}: {}", parts.join(", "));
-    }
-    Some(Mark {
-        at: d.time,
-        kind,
-        words,
-    })
-}
-
 /// The uploader's battery as a status carries it (`uploaderBattery`, or
 /// `uploader.battery`), for the patient page.
 pub fn uploader_battery(document: &str) -> Option<f64> {
@@ -386,29 +337,5 @@ mod tests {
         let big = json!({"device": "x", "created_at": "2026-03-01T11:59:00Z",
                          "pump": {"blob": "y".repeat(MAX_DOCUMENT_BYTES)}});
         assert!(device_status(0, &big, now(), TimeDelta::minutes(5)).is_err());
-    }
-
-    #[test]
-    fn treatments_become_chart_marks_and_temporary_basals_do_not() {
-        let doc = |kind: &str, body: serde_json::Value| NsDocument {
-            time: now(),
-            kind: kind.into(),
-            document: body.to_string(),
-        };
-        let bolus = treatment_mark(&doc(
-            "Meal Bolus",
-            json!({"eventType": "Meal Bolus", "insulin": 4.5, "carbs": 40, "notes": "pasta"}),
-        ))
-        .unwrap();
-        assert_eq!(bolus.kind, crate::dashboard::svg::MarkKind::Insulin);
-        assert_eq!(bolus.words, "Meal Bolus: 4.5 U insulin, 40 g carbs, pasta");
-        let meal = treatment_mark(&doc("Carb Correction", json!({"carbs": 15}))).unwrap();
-        assert_eq!(meal.kind, crate::dashboard::svg::MarkKind::Carbs);
-        let change = treatment_mark(&doc("Sensor Change", json!({}))).unwrap();
-        assert_eq!(change.words, "Sensor Change");
-        assert!(treatment_mark(&doc("Temp Basal", json!({"rate": 0.8, "duration": 30}))).is_none());
-        let long = "x".repeat(500);
-        let note = treatment_mark(&doc("Note", json!({"notes": long}))).unwrap();
-        assert_eq!(note.words.len(), "Note: ".len() + 80);
     }
 }

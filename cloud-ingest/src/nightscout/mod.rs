@@ -2,6 +2,12 @@
 //! AndroidAPS, Loop followers, watch faces) can upload to and read from
 //! Vigil with nothing but a URL and an API secret.
 //!
+//! Place in the data flow: both sides. Uploads are a second intake path
+//! (validated like SDK readings, stored as glucose of device `nightscout`);
+//! reads serve the same resolved glucose every reader sees. The secret
+//! opens the patient through [`crate::access::NightscoutCaller`]. Handlers
+//! in `routes.rs`.
+//!
 //! Tenant by credential: each patient may have one Nightscout secret
 //! (`vigil-ingest nightscout-secret <patient> <secret>`); the secret a
 //! request presents picks the patient, so one URL serves every patient.
@@ -18,6 +24,7 @@
 //! 12-character minimum keeps guessing impractical.
 
 pub mod care;
+pub(crate) mod routes;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +35,7 @@ use sha2::{Digest, Sha256};
 /// a week of 1-minute ones, in one request; uploaders send far fewer.
 pub const MAX_ENTRIES: usize = 10_000;
 
+use crate::domain::SecretHash;
 use crate::error::{Error, Result};
 
 /// Shortest secret accepted (Nightscout's own minimum).
@@ -36,10 +44,6 @@ pub const MIN_SECRET_CHARS: usize = 12;
 pub const MAX_COUNT: usize = 10_000;
 /// Entries returned when `count` is absent (Nightscout's default).
 pub const DEFAULT_COUNT: usize = 10;
-
-/// The stored form of a Nightscout secret: 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretHash(pub String);
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -248,7 +252,7 @@ impl OwnTrend {
 /// ms, for points of `own_device`); any other takes both from its
 /// predecessor in `points` (`0` and `NONE` for the first of `points`).
 pub fn entries(
-    points: &[crate::fhir::DataPoint],
+    points: &[crate::domain::DataPoint],
     count: usize,
     own_device: &str,
     own: &std::collections::HashMap<i64, OwnTrend>,
@@ -303,10 +307,10 @@ mod tests {
     #[test]
     fn entries_are_newest_first_with_delta_and_direction() {
         let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
-        let pts: Vec<crate::fhir::DataPoint> = [100.0, 104.0, 120.0, 119.0]
+        let pts: Vec<crate::domain::DataPoint> = [100.0, 104.0, 120.0, 119.0]
             .iter()
             .enumerate()
-            .map(|(i, v)| crate::fhir::DataPoint {
+            .map(|(i, v)| crate::domain::DataPoint {
                 time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
                 mg_dl: *v,
                 device: "dev".into(),
@@ -352,10 +356,10 @@ mod tests {
     #[test]
     fn an_uploader_s_own_arrow_and_delta_come_back_as_sent() {
         let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
-        let pts: Vec<crate::fhir::DataPoint> = [120.0, 120.0, 120.0]
+        let pts: Vec<crate::domain::DataPoint> = [120.0, 120.0, 120.0]
             .iter()
             .enumerate()
-            .map(|(i, v)| crate::fhir::DataPoint {
+            .map(|(i, v)| crate::domain::DataPoint {
                 time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
                 mg_dl: *v,
                 device: if i == 0 { "cgm-1" } else { "nightscout" }.into(),

@@ -1,26 +1,25 @@
-//! Routes: the HTTP surface, declared once in [`table`].
+//! Routes: the HTTP surface, declared once in [`table`]. Only the table
+//! lives here; each handler lives in its slice (`intake/`, `reads/`,
+//! `dashboard/`, `fhir/`, `nightscout/`, `csv/`, `admin/`, `health`).
 //!
 //! The router is built only from this table, and the OpenAPI test compares
 //! the table with `openapi.json` both ways and then calls every documented
 //! operation on the real router: a route added here without documenting it,
 //! or documented without existing, fails that test.
 
-mod audit;
-mod csv;
-pub(crate) mod dashboard;
-mod fhir;
-mod health;
-mod intake;
-mod nightscout;
-mod patients;
-mod reads;
-
-pub use intake::{alert_event, plausible, prepare_batch, wire_error};
-
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::ServiceState;
+use crate::admin::audit;
+use crate::csv::routes as csv;
+use crate::dashboard::routes as dashboard;
+use crate::fhir::routes as fhir;
+use crate::health;
+use crate::intake::routes as intake;
+use crate::nightscout::routes as nightscout;
+use crate::reads::patients;
+use crate::reads::routes as reads;
 
 /// One route: method, path template (axum syntax, the same as OpenAPI's),
 /// and its handler.
@@ -169,5 +168,6 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-/// The OpenAPI 3.1 document describing [`table`].
-pub const OPENAPI: &str = include_str!("../../openapi.json");
+/// The OpenAPI 3.1 document describing [`table`] (served by
+/// [`crate::health::openapi`]).
+pub use crate::health::OPENAPI;

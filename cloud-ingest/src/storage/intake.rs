@@ -7,7 +7,7 @@ use serde::Serialize;
 use vigil_model::reading::Stream;
 use vigil_model::wire::{BatchAck, BatchId, Rejected, SeqRange, StreamAck};
 
-use super::{PatientId, TokenId};
+use crate::domain::{PatientId, TokenId};
 
 /// The session column's value for a stream without sensor sessions: the
 /// unique key then needs no NULL semantics (which differ between backends).

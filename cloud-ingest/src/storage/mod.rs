@@ -32,30 +32,13 @@ pub use intake::*;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::auth::{Role, TokenHash};
-use crate::error::Result;
-use crate::nightscout::SecretHash;
-use crate::webhooks::{
-    Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
+use crate::domain::{
+    Attempt, AuditEntry, ClinicianId, CredentialKind, DeliveryId, DeliveryLog, DueDelivery,
+    EventKind, NewAuditEntry, NewToken, NewWebhook, NsDocument, Patient, PatientId, SecretHash,
+    TokenHash, TokenId, TokenRecord, Webhook, WebhookId,
 };
-
-/// A patient's id: the database row id, printed by `patient add`.
-pub type PatientId = i64;
-/// A clinician's id.
-pub type ClinicianId = i64;
-/// A Nightscout treatment or device status, normalised
-/// (`crate::nightscout::care`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NsDocument {
-    /// Its `created_at`.
-    pub time: DateTime<Utc>,
-    /// The treatment's `eventType` or the status's `device`.
-    pub kind: String,
-    /// The normalised JSON document.
-    pub document: String,
-}
+use crate::error::Result;
 
 /// The glucose units a clinician may read the dashboard in, as stored.
 pub const CLINICIAN_UNITS: [&str; 2] = ["mgdl", "mmol"];
@@ -70,9 +53,6 @@ pub(crate) fn check_clinician_unit(unit: &str) -> crate::error::Result<()> {
         ))
     }
 }
-
-/// A token's id: the only way a token is named in logs and the audit log.
-pub type TokenId = i64;
 
 /// The migrations every backend applies, in order: (version, name, SQL).
 /// Versions are dense and start at 1; a backend records each applied one.
@@ -173,132 +153,6 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/0019_create_glucose_days.sql"),
     ),
 ];
-
-/// A patient as the service stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Patient {
-    /// The patient's id.
-    pub id: PatientId,
-    /// The name shown to clinicians (PHI: never logged).
-    pub display_name: String,
-    /// When the patient was registered.
-    pub created_at: DateTime<Utc>,
-    /// IANA time zone for local-time views; `None` reads as UTC.
-    pub time_zone: Option<String>,
-}
-
-/// What a token may reach, as stored with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenScope {
-    /// A device or follower token: exactly this patient.
-    Patient(PatientId),
-    /// A clinician token: the patients assigned to this clinician.
-    Clinician(ClinicianId),
-    /// An admin token: administration and the audit log, no patient data.
-    Admin,
-}
-
-/// A token to insert: its hash, never its secret.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    /// SHA-256 of the secret.
-    pub hash: TokenHash,
-    /// The token's role; must agree with `scope`.
-    pub role: Role,
-    /// What the token reaches.
-    pub scope: TokenScope,
-    /// A human label (the admin's name); never a secret.
-    pub label: Option<String>,
-}
-
-/// A stored token, as authentication sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// The token's id.
-    pub id: TokenId,
-    /// The stored SHA-256 of the secret.
-    pub hash: TokenHash,
-    /// The token's role.
-    pub role: Role,
-    /// What the token reaches.
-    pub scope: TokenScope,
-    /// When the token was revoked; a revoked token authenticates nothing.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// Which kind of credential acted: the audit log names it beside the token
-/// id, since a Nightscout secret and the admin CLI have no token id and a
-/// dashboard session acts with its clinician's token id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKind {
-    /// A bearer token (device, follower, clinician or admin).
-    Token,
-    /// A clinician signed in to the dashboard (a session cookie).
-    DashboardSession,
-    /// A Nightscout client's API secret.
-    NightscoutSecret,
-    /// The operator's local `vigil-ingest` command line.
-    AdminCli,
-    /// Written before the log recorded credential kinds.
-    Unrecorded,
-}
-
-impl CredentialKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialKind::Token => "token",
-            CredentialKind::DashboardSession => "dashboard_session",
-            CredentialKind::NightscoutSecret => "nightscout_secret",
-            CredentialKind::AdminCli => "admin_cli",
-            CredentialKind::Unrecorded => "unrecorded",
-        }
-    }
-
-    /// The kind a stored name names; an unknown name reads as
-    /// [`CredentialKind::Unrecorded`] (the column's check allows none).
-    pub fn parse(name: &str) -> CredentialKind {
-        match name {
-            "token" => CredentialKind::Token,
-            "dashboard_session" => CredentialKind::DashboardSession,
-            "nightscout_secret" => CredentialKind::NightscoutSecret,
-            "admin_cli" => CredentialKind::AdminCli,
-            _ => CredentialKind::Unrecorded,
-        }
-    }
-}
-
-/// One audit entry to append.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAuditEntry {
-    /// Which kind of credential acted.
-    pub credential: CredentialKind,
-    /// Which token: its id, or `None` for a Nightscout secret, the admin
-    /// CLI, or a refused credential that named no known token.
-    pub token_id: Option<TokenId>,
-    /// Which patient's data was touched, if any.
-    pub patient_id: Option<PatientId>,
-    /// What was done, a short stable verb phrase (e.g. `patients.read`).
-    pub action: String,
-}
-
-/// One stored audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditEntry {
-    /// Monotonic id: the order entries were appended in.
-    pub id: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Which kind of credential acted.
-    pub credential: CredentialKind,
-    /// Which token, if a token acted (see [`NewAuditEntry::token_id`]).
-    pub token_id: Option<TokenId>,
-    /// Which patient.
-    pub patient_id: Option<PatientId>,
-    /// What.
-    pub action: String,
-}
 
 /// The storage contract. Every backend passes the same suite
 /// (`tests/storage_contract.rs`). Calls block; use them through [`Store`]

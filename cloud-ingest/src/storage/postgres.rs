@@ -30,21 +30,22 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use vigil_model::wire::BatchAck;
 
+use super::Storage;
 use super::pg_intake;
 use super::{
     AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewHeartbeat,
     ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert, StoredReading,
 };
-use super::{
-    AuditEntry, ClinicianId, NewAuditEntry, NewToken, NsDocument, Patient, PatientId, Storage,
-    TokenId, TokenRecord, TokenScope,
-};
-use crate::auth::{Role, TokenHash};
-use crate::error::{Error, Result};
-use crate::nightscout::SecretHash;
-use crate::webhooks::{
+use crate::domain::SecretHash;
+use crate::domain::{
     Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
 };
+use crate::domain::{
+    AuditEntry, ClinicianId, NewAuditEntry, NewToken, NsDocument, Patient, PatientId, TokenId,
+    TokenRecord, TokenScope,
+};
+use crate::domain::{Role, TokenHash};
+use crate::error::{Error, Result};
 
 /// The PostgreSQL migrations: the same versions and names as
 /// [`super::MIGRATIONS`], in PostgreSQL's dialect.

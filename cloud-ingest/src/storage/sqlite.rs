@@ -17,17 +17,19 @@ use vigil_model::wire::BatchAck;
 
 use super::sqlite_intake as intake;
 use super::{
-    AlertAckRecord, AuditEntry, ClinicianId, Contact, CredentialKind, DayCounts, DayScope,
-    GlucoseDay, MIGRATIONS, NewAlert, NewAuditEntry, NewBatch, NewHeartbeat, NewToken, NsDocument,
-    Patient, PatientId, ReadingQuery, SeriesKey, Silence, StaleDay, Storage, StoredAlert,
-    StoredReading, TokenId, TokenRecord, TokenScope,
+    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, MIGRATIONS, NewAlert, NewBatch,
+    NewHeartbeat, ReadingQuery, SeriesKey, Silence, StaleDay, Storage, StoredAlert, StoredReading,
 };
-use crate::auth::{Role, TokenHash};
-use crate::error::{Error, Result};
-use crate::nightscout::SecretHash;
-use crate::webhooks::{
+use crate::domain::SecretHash;
+use crate::domain::{
     Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
 };
+use crate::domain::{
+    AuditEntry, ClinicianId, CredentialKind, NewAuditEntry, NewToken, NsDocument, Patient,
+    PatientId, TokenId, TokenRecord, TokenScope,
+};
+use crate::domain::{Role, TokenHash};
+use crate::error::{Error, Result};
 
 /// A [`Storage`] over one SQLite file (or an in-memory database).
 pub struct SqliteStorage {

@@ -17,7 +17,7 @@ use super::intake::{
     assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
     session_column, session_from_column,
 };
-use super::{PatientId, TokenId};
+use crate::domain::{PatientId, TokenId};
 use crate::error::{Error, Result};
 
 fn touch_contact(tx: &Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {

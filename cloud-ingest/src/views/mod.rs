@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{AuditEntry, CredentialKind, Patient, PatientId, TokenId};
+use crate::domain::{AuditEntry, CredentialKind, Patient, PatientId, TokenId};
 
 /// One patient as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use rand::Rng;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{Attempt, DueDelivery, EventKind};
+use crate::domain::{Attempt, DueDelivery, EventKind};
 use crate::error::{Error, Result};
 use crate::storage::{Storage, Store};
 

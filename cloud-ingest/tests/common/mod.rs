@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use vigil_ingest::auth::{Role, TokenHash};
+use vigil_ingest::domain::{Role, TokenHash};
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::{Limits, ServiceState, admin, app};

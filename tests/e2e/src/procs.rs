@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use vigil_ingest::admin;
-use vigil_ingest::auth::Role;
+use vigil_ingest::domain::Role;
 
 /// A loopback port free right now (the service binds it next).
 pub fn free_port() -> u16 {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tempfile::TempDir;
-use vigil_ingest::auth::Role;
+use vigil_ingest::domain::Role;
 use vigil_ingest::storage::Store;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::{Limits, ServiceState, admin, app};

@@ -6,8 +6,8 @@ use axum::extract::State;
 
 use crate::ServiceState;
 use crate::auth::Principal;
+use crate::domain::TokenScope;
 use crate::error::{Error, Result};
-use crate::storage::TokenScope;
 use crate::views::{PatientView, PatientsView};
 
 /// `GET /v1/patients`: a clinician's assigned patients, or a device's or

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ServiceState;
-use crate::access::{Access, PatientAccess};
+use crate::access::{PatientAccess, Read, Write};
 use crate::auth::Principal;
+use crate::domain::PatientId;
 use crate::error::{Error, Result};
-use crate::storage::PatientId;
 use crate::{csv, glucose};
 
 /// The device name imported readings are stored under.
@@ -35,12 +35,11 @@ pub async fn export(
     q: std::result::Result<Query<Period>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q.map_err(|_| Error::InvalidInput(crate::error::UNREADABLE_QUERY.into()))?;
-    let (from, to) = crate::routes::dashboard::period(q.from, q.to)?;
+    let (from, to) = crate::query::period(q.from, q.to)?;
     let points = state
         .store
         .run(move |s| {
-            PatientAccess::open(s, &who, id, Access::Read, "readings.csv.read")?;
-            glucose::points(s, id, from, to)
+            PatientAccess::<Read>::open(s, &who, id, "readings.csv.read")?.points(s, from, to)
         })
         .await?;
     let mut r = csv::export(&glucose::samples(&points)).into_response();
@@ -69,7 +68,7 @@ pub async fn import(
     // Access first, so a foreign patient learns nothing from parse errors.
     let access = state
         .store
-        .run(move |s| PatientAccess::open(s, &who, id, Access::Write, "readings.csv.import"))
+        .run(move |s| PatientAccess::<Write>::open(s, &who, id, "readings.csv.import"))
         .await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| Error::InvalidInput("the CSV file is not UTF-8".into()))?;
@@ -77,7 +76,7 @@ pub async fn import(
     let n = samples.len();
     let ack = state
         .store
-        .run(move |s| glucose::store(s, access.patient(), DEVICE, &samples))
+        .run(move |s| access.store_glucose(s, DEVICE, &samples))
         .await?;
     let rejected: usize = ack.streams.iter().map(|s| s.rejected.len()).sum();
     Ok(

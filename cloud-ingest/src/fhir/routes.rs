@@ -10,9 +10,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::ServiceState;
-use crate::auth::{Principal, Role};
+use crate::access::{PatientAccess, Read};
+use crate::auth::Principal;
+use crate::domain::PatientId;
+use crate::domain::Role;
 use crate::error::{Error, Result};
-use crate::storage::PatientId;
 use crate::validate::shift;
 use crate::{fhir, glucose, query};
 
@@ -46,24 +48,16 @@ fn instant(s: &str) -> Result<DateTime<Utc>> {
         .ok_or_else(|| Error::InvalidInput("a date is not a FHIR date or dateTime".into()))
 }
 
+/// Opens the gate for `who` to read `patient` (audited as `action`).
 async fn audited(
     state: &ServiceState,
     who: Principal,
     patient: PatientId,
     action: &'static str,
-) -> Result<()> {
+) -> Result<PatientAccess<Read>> {
     state
         .store
-        .run(move |s| {
-            crate::access::PatientAccess::open(
-                s,
-                &who,
-                patient,
-                crate::access::Access::Read,
-                action,
-            )
-            .map(drop)
-        })
+        .run(move |s| PatientAccess::open(s, &who, patient, action))
         .await
 }
 
@@ -121,11 +115,8 @@ pub async fn observations(
             "the date range must be ascending and at most 90 days".into(),
         ));
     }
-    audited(&state, who, patient, "fhir.observations.read").await?;
-    let points = state
-        .store
-        .run(move |s| glucose::points(s, patient, from, to))
-        .await?;
+    let access = audited(&state, who, patient, "fhir.observations.read").await?;
+    let points = state.store.run(move |s| access.points(s, from, to)).await?;
     Ok(fhir_json(fhir::observation_bundle(
         &base(&state),
         patient,
@@ -162,10 +153,10 @@ pub async fn summary(
             "the period must be ascending and at most 90 days".into(),
         ));
     }
-    audited(&state, who, patient, "fhir.summary.read").await?;
+    let access = audited(&state, who, patient, "fhir.summary.read").await?;
     let points = state
         .store
-        .run(move |s| glucose::points(s, patient, start, end))
+        .run(move |s| access.points(s, start, end))
         .await?;
     let m = glucose::period_metrics(&glucose::samples(&points))?;
     let mut devices: Vec<String> = points.iter().map(|p| p.device.clone()).collect();
@@ -188,6 +179,6 @@ pub async fn patient(
     Path(id): Path<PatientId>,
 ) -> Result<Response> {
     reader(&who)?;
-    audited(&state, who, id, "fhir.patient.read").await?;
-    Ok(fhir_json(fhir::patient(id)))
+    let access = audited(&state, who, id, "fhir.patient.read").await?;
+    Ok(fhir_json(fhir::patient(access.patient())))
 }

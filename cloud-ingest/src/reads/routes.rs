@@ -17,12 +17,14 @@ use vigil_model::precedence::{Decision, Quantity};
 use vigil_model::reading::Stream;
 
 use crate::ServiceState;
-use crate::access::{Access, PatientAccess};
-use crate::auth::{Principal, Role};
+use crate::access::{PatientAccess, Read};
+use crate::auth::Principal;
+use crate::domain::Role;
+use crate::domain::{PatientId, TokenScope};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
 use crate::resolved;
-use crate::storage::{PatientId, ReadingQuery, StoredReading, TokenScope};
+use crate::storage::{ReadingQuery, StoredReading};
 
 /// Largest page of readings one request returns.
 pub const MAX_READINGS: u32 = 100_000;
@@ -95,20 +97,15 @@ pub async fn readings(
         ),
     };
     let (from, to) = range(q.from, q.to)?;
-    let query = ReadingQuery {
-        patient,
-        stream,
-        from,
-        to,
-        limit: q.limit.unwrap_or(MAX_READINGS).min(MAX_READINGS),
-    };
+    let limit = q.limit.unwrap_or(MAX_READINGS).min(MAX_READINGS);
     let resolved = q.resolved.unwrap_or(true);
     let readings = state
         .store
         .run(move |s| {
-            PatientAccess::open(s, &who, patient, Access::Read, "readings.read")?;
+            let access = PatientAccess::<Read>::open(s, &who, patient, "readings.read")?;
+            let query = access.reading_query(stream, from, to, limit);
             if resolved {
-                resolved_readings(s, &query)
+                resolved_readings(s, &access, &query)
             } else {
                 s.readings(&query)
             }
@@ -123,6 +120,7 @@ pub async fn readings(
 /// back to the stream asked for; every other stream is returned as stored.
 fn resolved_readings(
     s: &dyn crate::storage::Storage,
+    access: &PatientAccess<Read>,
     query: &ReadingQuery,
 ) -> Result<Vec<StoredReading>> {
     let raw = match query.stream {
@@ -151,8 +149,8 @@ fn resolved_readings(
         }
     }
     for (q, rows) in by_quantity {
-        let policy = resolved::policy(s, query.patient, q)?;
-        out.extend(resolved::resolve_rows(query.patient, policy.config, rows)?.series);
+        let policy = access.policy(s, q)?;
+        out.extend(resolved::resolve_rows(access.patient(), policy.config, rows)?.series);
     }
     if let Some(stream) = query.stream {
         out.retain(|r| r.stream == stream);
@@ -208,9 +206,9 @@ pub async fn precedence(
     state
         .store
         .run(move |s| {
-            PatientAccess::open(s, &who, patient, Access::Read, "precedence.read")?;
-            let policy = resolved::policy(s, patient, quantity)?;
-            let r = resolved::resolve(s, patient, quantity, None, from, to)?;
+            let access = PatientAccess::<Read>::open(s, &who, patient, "precedence.read")?;
+            let policy = access.policy(s, quantity)?;
+            let r = access.resolve(s, quantity, None, from, to)?;
             Ok(Json(PrecedenceView {
                 quantity,
                 policy,
@@ -328,8 +326,7 @@ pub async fn metrics(
     let readings = state
         .store
         .run(move |s| {
-            PatientAccess::open(s, &who, patient, Access::Read, "metrics.read")?;
-            crate::glucose::points(s, patient, from, to)
+            PatientAccess::<Read>::open(s, &who, patient, "metrics.read")?.points(s, from, to)
         })
         .await?;
     crate::glucose::period_metrics(&crate::glucose::samples(&readings)).map(Json)
@@ -435,10 +432,10 @@ pub async fn stream(
 #[derive(Debug, Clone)]
 pub enum Credential {
     /// A bearer token (its hash): the stream ends when it is revoked.
-    Token(crate::auth::TokenHash),
+    Token(crate::domain::TokenHash),
     /// A dashboard session (its id's hash): the stream ends at sign-out,
     /// at expiry, or when the clinician's token is revoked.
-    Session(crate::auth::TokenHash),
+    Session(crate::domain::TokenHash),
 }
 
 /// How often an open stream re-checks its credential: the longest a

@@ -13,18 +13,21 @@ use serde_json::{Value, json};
 use vigil_model::reading::Sample;
 
 use crate::ServiceState;
+use crate::access::{NightscoutCaller, PatientAccess, Read, Write};
+use crate::domain::{CredentialKind, NsDocument};
 use crate::error::{Error, Result};
 use crate::nightscout::{self, Entry, care, secret_hash};
-use crate::storage::{CredentialKind, NewAuditEntry, NsDocument, PatientId};
+use crate::query;
 use crate::validate::{self, shift};
-use crate::{glucose, query};
 
 /// The device name readings uploaded through Nightscout are stored under.
 pub const DEVICE: &str = "nightscout";
 
-/// A request authenticated by a Nightscout secret: the patient it opens.
+/// A request authenticated by a Nightscout secret: the patient it opens
+/// (through [`NightscoutCaller::open`], which audits and gives the proof the
+/// data readers take).
 #[derive(Debug, Clone, Copy)]
-pub struct NightscoutPatient(pub PatientId);
+pub struct NightscoutPatient(pub NightscoutCaller);
 
 impl FromRequestParts<ServiceState> for NightscoutPatient {
     type Rejection = Error;
@@ -48,31 +51,21 @@ impl FromRequestParts<ServiceState> for NightscoutPatient {
             return Err(Error::RateLimited);
         }
         let hash = secret_hash(&presented);
-        let patient = state
+        let caller = state
             .store
-            .run(move |s| s.nightscout_patient(&hash))
+            .run(move |s| NightscoutCaller::authenticate(s, &hash))
             .await?;
-        let Some(patient) = patient else {
+        let Some(caller) = caller else {
             crate::auth::refused(state, client, None, CredentialKind::NightscoutSecret).await;
             return Err(Error::Unauthenticated);
         };
         // Rate buckets are keyed by token id; Nightscout callers get the
         // negative patient id, which no token has.
-        if !state.rate_limiter.try_acquire(-patient) {
+        if !state.rate_limiter.try_acquire(-caller.patient()) {
             return Err(Error::RateLimited);
         }
-        Ok(NightscoutPatient(patient))
+        Ok(NightscoutPatient(caller))
     }
-}
-
-fn audit(s: &dyn crate::storage::Storage, patient: PatientId, action: &str) -> Result<()> {
-    s.append_audit(&NewAuditEntry {
-        credential: CredentialKind::NightscoutSecret,
-        token_id: None,
-        patient_id: Some(patient),
-        action: action.into(),
-    })
-    .map(drop)
 }
 
 /// `GET /api/v1/status.json`: what Nightscout clients probe first.
@@ -91,7 +84,7 @@ pub async fn status(NightscoutPatient(_): NightscoutPatient) -> Json<Value> {
 
 async fn read(
     state: ServiceState,
-    patient: PatientId,
+    caller: NightscoutCaller,
     raw: Option<String>,
     force_count: Option<usize>,
 ) -> Result<Json<Vec<Entry>>> {
@@ -108,9 +101,9 @@ async fn read(
     let (points, own) = state
         .store
         .run(move |s| {
-            audit(s, patient, "nightscout.entries.read")?;
-            let points = newest_points(s, patient, explicit_from, to, count)?;
-            let own = own_trends(s, patient, &points, count)?;
+            let access = caller.open::<Read>(s, "nightscout.entries.read")?;
+            let points = newest_points(s, &access, explicit_from, to, count)?;
+            let own = own_trends(s, &access, &points, count)?;
             Ok((points, own))
         })
         .await?;
@@ -121,13 +114,13 @@ async fn read(
 /// gave one, else back from `to` far enough to hold `count` entries.
 fn newest_points(
     s: &dyn crate::storage::Storage,
-    patient: PatientId,
+    access: &PatientAccess<Read>,
     from: Option<DateTime<Utc>>,
     to: DateTime<Utc>,
     count: usize,
-) -> Result<Vec<crate::fhir::DataPoint>> {
+) -> Result<Vec<crate::domain::DataPoint>> {
     if let Some(from) = from {
-        return glucose::points(s, patient, from, to);
+        return access.points(s, from, to);
     }
     // No lower bound: widen the window back from `to` until it
     // holds `count` entries (the store reads oldest first, so a
@@ -135,7 +128,7 @@ fn newest_points(
     let mut points = Vec::new();
     for days in [1, 14, 90, 3650] {
         let from = shift(to, -TimeDelta::days(days), "find[date]")?;
-        points = glucose::points(s, patient, from, to)?;
+        points = access.points(s, from, to)?;
         if points.len() >= count {
             break;
         }
@@ -147,8 +140,8 @@ fn newest_points(
 /// time in ms.
 fn own_trends(
     s: &dyn crate::storage::Storage,
-    patient: PatientId,
-    points: &[crate::fhir::DataPoint],
+    access: &PatientAccess<Read>,
+    points: &[crate::domain::DataPoint],
     count: usize,
 ) -> Result<HashMap<i64, nightscout::OwnTrend>> {
     let shown = &points[points.len().saturating_sub(count)..];
@@ -160,7 +153,7 @@ fn own_trends(
     // range can outnumber the shown points where another source stood for
     // some moments, so allow several per point (bounded: count is).
     let limit = u32::try_from(shown.len().saturating_mul(4)).unwrap_or(u32::MAX);
-    let docs = s.ns_documents(patient, care::ENTRY_TRENDS, first.time, to, limit)?;
+    let docs = access.ns_documents(s, care::ENTRY_TRENDS, first.time, to, limit)?;
     Ok(docs
         .into_iter()
         .filter_map(|d| {
@@ -220,7 +213,8 @@ pub async fn upload(
             )));
         }
         if !(e.sgv.is_finite()
-            && (crate::csv::PLAUSIBLE_MG_DL.0..=crate::csv::PLAUSIBLE_MG_DL.1).contains(&e.sgv))
+            && (crate::validate::PLAUSIBLE_MG_DL.0..=crate::validate::PLAUSIBLE_MG_DL.1)
+                .contains(&e.sgv))
         {
             return Err(Error::InvalidInput(format!("entry {i}: sgv out of range")));
         }
@@ -239,11 +233,12 @@ pub async fn upload(
         state
             .store
             .run(move |s| {
-                audit(s, p, "nightscout.entries.write")?;
-                glucose::store(s, p, DEVICE, &samples)?;
+                let access = p.open::<Write>(s, "nightscout.entries.write")?;
+                access.store_glucose(s, DEVICE, &samples)?;
                 // The uploader's arrows, after the readings they belong to:
                 // an entry without its trend reads with a computed one.
-                s.store_ns_documents(p, care::ENTRY_TRENDS, &trends)
+                access
+                    .store_ns_documents(s, care::ENTRY_TRENDS, &trends)
                     .map(drop)
             })
             .await?;
@@ -271,8 +266,8 @@ pub async fn delete(
     let n = state
         .store
         .run(move |s| {
-            audit(s, p, "nightscout.entries.delete")?;
-            s.delete_readings(p, DEVICE, from, to)
+            p.open::<Write>(s, "nightscout.entries.delete")?
+                .delete_readings(s, DEVICE, from, to)
         })
         .await?;
     Ok(Json(json!({"ok": true, "n": n})))
@@ -302,7 +297,7 @@ pub async fn post_device_status(
 
 async fn store_documents(
     state: ServiceState,
-    p: PatientId,
+    p: NightscoutCaller,
     body: Bytes,
     collection: &'static str,
     normalise: fn(usize, &Value, chrono::DateTime<Utc>, TimeDelta) -> Result<NsDocument>,
@@ -317,8 +312,8 @@ async fn store_documents(
     let stored = state
         .store
         .run(move |s| {
-            audit(s, p, &format!("nightscout.{collection}.write"))?;
-            s.store_ns_documents(p, collection, &documents)
+            p.open::<Write>(s, &format!("nightscout.{collection}.write"))?
+                .store_ns_documents(s, collection, &documents)
         })
         .await?;
     Ok(Json(
@@ -347,7 +342,7 @@ pub async fn list_device_status(
 
 async fn list_documents(
     state: ServiceState,
-    p: PatientId,
+    p: NightscoutCaller,
     raw: Option<String>,
     collection: &'static str,
 ) -> Result<Json<Vec<Value>>> {
@@ -364,8 +359,8 @@ async fn list_documents(
     let docs = state
         .store
         .run(move |s| {
-            audit(s, p, &format!("nightscout.{collection}.read"))?;
-            s.ns_documents(p, collection, from, to, count)
+            p.open::<Read>(s, &format!("nightscout.{collection}.read"))?
+                .ns_documents(s, collection, from, to, count)
         })
         .await?;
     Ok(Json(

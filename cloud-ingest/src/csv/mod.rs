@@ -2,56 +2,28 @@
 //! (`core/cli/src/trace.rs`): a header naming a `time` column (RFC 3339) and
 //! a `glucose_mgdl` column, other columns ignored, in any order.
 //!
+//! Place in the data flow: both sides, behind the gate. Export reads the
+//! resolved glucose a [`crate::access::PatientAccess`] proof allows; import
+//! is an intake path for a clinic's files (validated, stored as device
+//! `csv-import` through a write proof). Handlers in `routes.rs`.
+//!
 //! Decision: an import is all or nothing. Every row is checked first and
 //! every bad row is reported (line and what is wrong), so a clinic fixing a
 //! file sees all its problems at once; only a fully valid file is returned
 //! for storing, so a bad file never leaves half its rows behind.
 
+pub(crate) mod routes;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use serde::Serialize;
 use vigil_model::reading::Sample;
 
-use crate::error::{Error, Result};
+use crate::error::{BadRow, Error, Result, RowProblem};
 
 /// Column holding the time.
 pub const TIME: &str = "time";
 /// Column holding glucose in mg/dL.
 pub const GLUCOSE: &str = "glucose_mgdl";
-/// Lowest and highest glucose a CGM reports, mg/dL; outside is a typo.
-pub const PLAUSIBLE_MG_DL: (f64, f64) = (10.0, 1000.0);
-
-/// What is wrong with one row of an imported file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RowProblem {
-    /// The row could not be split into fields (e.g. a stray quote).
-    Malformed {
-        /// The CSV reader's explanation.
-        detail: String,
-    },
-    /// The `time` field is not an RFC 3339 date-time.
-    BadTime,
-    /// The `glucose_mgdl` field is not a finite number.
-    BadGlucose,
-    /// The glucose is a number but outside [`PLAUSIBLE_MG_DL`].
-    ImplausibleGlucose,
-    /// The time is outside the window [`crate::validate::check_time`]
-    /// accepts (before 2000, or past the server's clock and its skew).
-    ImplausibleTime {
-        /// `too_old` or `future_time`.
-        reason: &'static str,
-    },
-}
-
-/// One bad row: its 1-based line in the file (line 1 is the header).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BadRow {
-    /// Line number in the file.
-    pub line: usize,
-    /// What is wrong.
-    #[serde(flatten)]
-    pub problem: RowProblem,
-}
+pub use crate::validate::PLAUSIBLE_MG_DL;
 
 /// Writes `samples` (mg/dL) as CSV with the header `time,glucose_mgdl`.
 pub fn export(samples: &[Sample]) -> String {

@@ -12,16 +12,19 @@ use serde::Deserialize;
 use vigil_model::precedence::Quantity;
 
 use crate::ServiceState;
-use crate::auth::{Principal, Role, TokenHash};
+use crate::access::{PatientAccess, Read};
+use crate::auth::Principal;
 use crate::dashboard::pages::{self, Heartbeat, PatientRow};
 use crate::dashboard::sign_in::{
     self, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, cookie, random_hex, same, set_cookie,
 };
 use crate::dashboard::units::GlucoseUnit;
 use crate::dashboard::{APP_CSS, APP_JS, report, triage};
+use crate::domain::{CredentialKind, NewAuditEntry, TokenScope};
+use crate::domain::{Role, TokenHash};
 use crate::error::{Error, Result};
 use crate::glucose;
-use crate::storage::{CredentialKind, NewAuditEntry, Storage, TokenScope};
+use crate::storage::Storage;
 
 fn with_cookie(mut r: Response, value: String) -> Result<Response> {
     let v = HeaderValue::from_str(&value).map_err(|e| Error::Config(format!("cookie: {e}")))?;
@@ -324,30 +327,6 @@ fn moment(text: Option<&str>, end_of_day: bool) -> std::result::Result<Option<Da
 /// a pump posts, are read and then left off the charts).
 const MAX_TREATMENTS: u32 = 20_000;
 
-/// The longest report period.
-const MAX_PERIOD: TimeDelta = TimeDelta::days(90);
-
-/// Resolves a period query: default the last 14 days, at most 90 days.
-pub fn period(
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    let to = to.unwrap_or_else(Utc::now);
-    let from = match from {
-        Some(from) => from,
-        None => crate::validate::shift(to, -TimeDelta::days(14), "to")?,
-    };
-    if from >= to {
-        return Err(Error::InvalidInput("`from` must be before `to`".into()));
-    }
-    if to.signed_duration_since(from) > MAX_PERIOD {
-        return Err(Error::InvalidInput(
-            "the period may be at most 90 days".into(),
-        ));
-    }
-    Ok((from, to))
-}
-
 /// `GET /dashboard/patients/{id}`: the report of one assigned patient.
 pub async fn patient(
     State(state): State<ServiceState>,
@@ -373,13 +352,13 @@ pub async fn patient(
         (None, None) => None,
         (None, Some(days)) => {
             let days = i64::from(days);
-            if !(1..=MAX_PERIOD.num_days()).contains(&days) {
+            if !(1..=crate::query::MAX_PERIOD.num_days()).contains(&days) {
                 return Err(Error::InvalidInput("`days` must be 1 to 90".into()));
             }
             Some(crate::validate::shift(to, -TimeDelta::days(days), "to")?)
         }
     };
-    let (from, to) = period(from, Some(to))?;
+    let (from, to) = crate::query::period(from, Some(to))?;
     // The period of the same length just before, for the comparison column.
     let before = crate::validate::shift(from, -(to - from), "from")?;
     let principal = who.principal;
@@ -388,42 +367,35 @@ pub async fn patient(
         state
             .store
             .run(move |s| {
-                crate::access::PatientAccess::open(
-                    s,
-                    &principal,
-                    id,
-                    crate::access::Access::Read,
-                    "dashboard.report.read",
-                )?;
+                let access =
+                    PatientAccess::<Read>::open(s, &principal, id, "dashboard.report.read")?;
                 let unit = match asked_unit {
                     Some(u) => u,
                     None => preferred_unit(s, &principal)?,
                 };
-                let patient = s
-                    .patient(id)?
-                    .ok_or(Error::Forbidden("patient outside this token's scope"))?;
-                let points = glucose::points(s, id, from, to)?;
+                let patient = access.record(s)?;
+                let points = access.points(s, from, to)?;
                 let held_back: Vec<DateTime<Utc>> = points
                     .iter()
                     .filter(|p| p.held_back)
                     .map(|p| p.time)
                     .collect();
                 let samples = glucose::samples(&points);
-                let previous = glucose::samples(&glucose::points(s, id, before, from)?);
-                let treatments: Vec<_> = s
+                let previous = glucose::samples(&access.points(s, before, from)?);
+                let treatments: Vec<_> = access
                     .ns_documents(
-                        id,
+                        s,
                         crate::nightscout::care::TREATMENTS,
                         from,
                         to,
                         MAX_TREATMENTS,
                     )?
                     .iter()
-                    .filter_map(crate::nightscout::care::treatment_mark)
+                    .filter_map(crate::dashboard::treatments::treatment_mark)
                     .collect();
-                let uploader = s
+                let uploader = access
                     .ns_documents(
-                        id,
+                        s,
                         crate::nightscout::care::DEVICE_STATUS,
                         Utc::now() - TimeDelta::days(7),
                         Utc::now() + TimeDelta::days(1),
@@ -437,10 +409,12 @@ pub async fn patient(
                         at: d.time,
                     });
                 let sources = crate::resolved::periods(
-                    &crate::resolved::resolve(s, id, Quantity::Glucose, None, from, to)?.decisions,
+                    &access
+                        .resolve(s, Quantity::Glucose, None, from, to)?
+                        .decisions,
                 );
-                let alerts: Vec<report::AlertLine> = s
-                    .alerts_for(&[id], from, 1000)?
+                let alerts: Vec<report::AlertLine> = access
+                    .alerts(s, from, 1000)?
                     .into_iter()
                     .filter(|a| a.alert.time < to && a.alert.phase == "start")
                     .map(|a| report::AlertLine {
@@ -569,10 +543,12 @@ pub async fn js() -> Response {
 /// `/v1/alerts/stream` authenticated by the session cookie (EventSource
 /// cannot send a bearer header).
 pub async fn alerts_stream(State(state): State<ServiceState>, who: Session) -> Result<Response> {
-    let credential = super::reads::Credential::Session(who.hash.clone());
-    Ok(super::reads::stream_while(state, who.principal, credential)
-        .await?
-        .into_response())
+    let credential = crate::reads::routes::Credential::Session(who.hash.clone());
+    Ok(
+        crate::reads::routes::stream_while(state, who.principal, credential)
+            .await?
+            .into_response(),
+    )
 }
 
 /// `POST /dashboard/alerts/{id}/ack`: acknowledges an alert episode for
@@ -592,7 +568,7 @@ pub async fn alerts_ack(
         return Err(Error::Forbidden("missing or wrong CSRF token"));
     }
     Ok(
-        super::reads::ack(State(state), who.principal, Path(alert_id))
+        crate::reads::routes::ack(State(state), who.principal, Path(alert_id))
             .await?
             .into_response(),
     )

@@ -20,13 +20,12 @@ use vigil_model::wire::{
 };
 
 use crate::ServiceState;
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
+use crate::domain::Role;
+use crate::domain::{PatientId, TokenScope};
 use crate::error::{Error, Result};
 use crate::live::LiveEvent;
-use crate::storage::{
-    NewAlert, NewBatch, NewGroup, NewHeartbeat, NewReading, PatientId, SeriesKey, Storage,
-    TokenScope,
-};
+use crate::storage::{NewAlert, NewBatch, NewGroup, NewHeartbeat, NewReading, SeriesKey, Storage};
 use crate::validate;
 
 /// A phone clock within this of the server's is trusted as is; beyond it,
@@ -351,7 +350,7 @@ pub async fn post_batch(
                     "streams": streams,
                     "received_at": Utc::now(),
                 });
-                crate::webhooks::dispatch::queue_within(s, crate::webhooks::EventKind::Data, &event)
+                crate::webhooks::dispatch::queue_within(s, crate::domain::EventKind::Data, &event)
             };
             let all_stored = ack.stores_all_of(&batch);
             Ok((ack, queued, all_stored))

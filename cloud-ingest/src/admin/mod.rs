@@ -3,11 +3,20 @@
 //! API share them. Every change is written to the audit log with no token
 //! (`token_id` NULL means "the operator at the machine's CLI").
 //!
+//! Place in the data flow: beside it; it sets up who may send and read
+//! (patients, tokens, assignments, secrets, webhooks), and `audit.rs`
+//! serves the audit log to admin tokens.
+//!
 //! Secrets are returned once, to be printed once; only hashes are stored.
 
-use crate::auth::{Role, Secret};
+pub(crate) mod audit;
+
+use crate::auth::Secret;
+
+use crate::domain::Role;
+use crate::domain::{CredentialKind, NewAuditEntry, NewToken, PatientId, TokenScope};
 use crate::error::{Error, Result};
-use crate::storage::{CredentialKind, NewAuditEntry, NewToken, PatientId, Storage, TokenScope};
+use crate::storage::Storage;
 
 fn audit(s: &dyn Storage, patient_id: Option<PatientId>, action: &str) -> Result<()> {
     s.append_audit(&NewAuditEntry {
@@ -125,7 +134,7 @@ pub fn assign(s: &dyn Storage, clinician: &str, patient: PatientId) -> Result<()
 
 /// Revokes token `id` (audited). An unknown or already revoked token is
 /// `NotFound`, so a typo never reads as success.
-pub fn revoke_token(s: &dyn Storage, id: crate::storage::TokenId) -> Result<()> {
+pub fn revoke_token(s: &dyn Storage, id: crate::domain::TokenId) -> Result<()> {
     if !s.revoke_token(id)? {
         return Err(Error::NotFound(format!(
             "token {id} (unknown or already revoked)"
@@ -174,9 +183,9 @@ pub fn set_nightscout_secret(s: &dyn Storage, patient: PatientId, secret: &str) 
 /// signing secret, shown once to the operator who configures the receiver.
 pub fn add_webhook(s: &dyn Storage, url: &str, events: &str) -> Result<String> {
     crate::webhooks::check_url(url)?;
-    let events = crate::webhooks::EventKind::parse_list(events)?;
+    let events = crate::domain::EventKind::parse_list(events)?;
     let secret = crate::webhooks::generate_secret()?;
-    s.add_webhook(&crate::webhooks::NewWebhook {
+    s.add_webhook(&crate::domain::NewWebhook {
         url: url.to_owned(),
         events,
         secret: secret.clone(),
