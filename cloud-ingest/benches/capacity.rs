@@ -33,7 +33,10 @@
 //! Environment: `VIGIL_CAPACITY_BACKENDS` (`sqlite,postgres`),
 //! `VIGIL_CAPACITY_WINDOW` (seconds per step, default 20),
 //! `VIGIL_CAPACITY_START` (patients, default 50,000),
-//! `VIGIL_CAPACITY_SEEDED`.
+//! `VIGIL_CAPACITY_SEEDED`, `VIGIL_CAPACITY_REPLICAS` (`serve` processes
+//! over the one PostgreSQL database, requests spread round robin as a load
+//! balancer would; their CPU is added up; default 1, SQLite always 1).
+//! Batches carry `Prefer: return=minimal`, as the SDK sends them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
 #[path = "common/serve.rs"]
@@ -83,13 +86,18 @@ fn cpu_of(server: &Server) -> Duration {
     Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
 }
 
-/// Waits (at most a minute) until the service used under 5 % of a core
-/// over one second.
-fn settle(server: &Server) {
+/// The CPU time of every replica so far.
+fn cpu_of_all(servers: &[Server]) -> Duration {
+    servers.iter().map(cpu_of).sum()
+}
+
+/// Waits (at most a minute) until the replicas together used under 5 % of
+/// a core over one second.
+fn settle(servers: &[Server]) {
     for _ in 0..60 {
-        let before = cpu_of(server);
+        let before = cpu_of_all(servers);
         std::thread::sleep(Duration::from_secs(1));
-        if (cpu_of(server).saturating_sub(before)).as_secs_f64() < 0.05 {
+        if (cpu_of_all(servers).saturating_sub(before)).as_secs_f64() < 0.05 {
             return;
         }
     }
@@ -285,28 +293,42 @@ fn clients() -> Vec<reqwest::Client> {
         .collect()
 }
 
-async fn run_step(server: &Server, planned: Vec<Planned>, patients: u64, window: Duration) -> Step {
+async fn run_step(
+    servers: &[Server],
+    planned: Vec<Planned>,
+    patients: u64,
+    window: Duration,
+) -> Step {
     let clients = clients();
-    let batches = format!("{}/v1/batches", server.url);
-    let heartbeats = format!("{}/v1/heartbeats", server.url);
+    let batches: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{}/v1/batches", s.url))
+        .collect();
+    let heartbeats: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{}/v1/heartbeats", s.url))
+        .collect();
     let offered = planned.len();
-    let cpu_before = cpu_of(server);
+    let cpu_before = cpu_of_all(servers);
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(offered);
     for (i, r) in planned.into_iter().enumerate() {
         let due = started + r.due;
         tokio::time::sleep_until(due).await;
         let client = clients[i % clients.len()].clone();
+        // Round robin over the replicas, as a load balancer would.
+        let replica = i % servers.len();
         let url = if r.is_batch {
-            batches.clone()
+            batches[replica].clone()
         } else {
-            heartbeats.clone()
+            heartbeats[replica].clone()
         };
         tasks.push(tokio::spawn(async move {
             let mut req = client.post(url).bearer_auth(&*r.token).body(r.body);
             req = if r.is_batch {
                 req.header("content-type", "application/vnd.vigil.batch+binary; v=1")
                     .header("content-encoding", "deflate")
+                    .header("prefer", wire::PREFER_MINIMAL)
             } else {
                 req.header("content-type", "application/json")
             };
@@ -331,7 +353,7 @@ async fn run_step(server: &Server, planned: Vec<Planned>, patients: u64, window:
         }
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_of(server).saturating_sub(cpu_before);
+    let cpu = cpu_of_all(servers).saturating_sub(cpu_before);
     latencies.sort();
     Step {
         patients,
@@ -375,6 +397,8 @@ struct Settings {
     window: Duration,
     start: u64,
     seeded: usize,
+    /// `serve` processes over the one PostgreSQL database.
+    replicas: usize,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -389,15 +413,19 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Runs the search (or, not `full`, one step) against `db`. Returns the
 /// largest passing patient count (0 if none) and whether any step of a
 /// quick run failed with errors.
-fn search(backend: &str, db: &Path, s: &Settings) -> (u64, bool) {
+fn search(backend: &str, db: &Path, s: &Settings, replicas: usize) -> (u64, bool) {
     let mut patients = seed(db, s.seeded);
-    let server = Server::start(
-        db,
-        // The per-token throttle guards against a misbehaving phone; a
-        // phone at its real cadence never meets it, and here one seeded
-        // token stands for many phones.
-        &["--rate-per-second", "100000", "--rate-burst", "100000"],
-    );
+    let servers: Vec<Server> = (0..replicas)
+        .map(|_| {
+            Server::start(
+                db,
+                // The per-token throttle guards against a misbehaving
+                // phone; a phone at its real cadence never meets it, and
+                // here one seeded token stands for many phones.
+                &["--rate-per-second", "100000", "--rate-burst", "100000"],
+            )
+        })
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -408,13 +436,13 @@ fn search(backend: &str, db: &Path, s: &Settings) -> (u64, bool) {
     let origin = now - TimeDelta::minutes(15 * i64::from(MAX_BATCHES_PER_PATIENT + 2));
     let mut step = |count: u64| {
         let planned = plan(&mut patients, count, s.window, origin, &mut rng);
-        let result = runtime.block_on(run_step(&server, planned, count, s.window));
+        let result = runtime.block_on(run_step(&servers, planned, count, s.window));
         print_step(backend, &result);
         // An overloaded step leaves a backlog (queued requests, WAL
         // checkpoints) that would fail the next step too: wait until the
         // service is idle before the next one starts.
         if s.full {
-            settle(&server);
+            settle(&servers);
         }
         result
     };
@@ -456,6 +484,7 @@ fn main() {
         window: Duration::from_secs(env_num("VIGIL_CAPACITY_WINDOW", if full { 20 } else { 2 })),
         start: env_num("VIGIL_CAPACITY_START", if full { 50_000 } else { 20_000 }),
         seeded: env_num("VIGIL_CAPACITY_SEEDED", if full { 5_000 } else { 200 }),
+        replicas: env_num("VIGIL_CAPACITY_REPLICAS", 1usize).max(1),
     };
     let backends = std::env::var("VIGIL_CAPACITY_BACKENDS").unwrap_or("sqlite,postgres".into());
     println!(
@@ -475,16 +504,22 @@ fn main() {
         match backend {
             "sqlite" => {
                 let dir = tempfile::tempdir().unwrap();
-                let (n, bad) = search("SQLite", &dir.path().join("capacity.db"), &settings);
-                found.push(("SQLite", n));
+                // One process owns a SQLite file's writer: no replicas.
+                let (n, bad) = search("SQLite", &dir.path().join("capacity.db"), &settings, 1);
+                found.push(("SQLite".to_owned(), n));
                 failed |= bad;
             }
             "postgres" => {
                 let pg =
                     vigil_pg_harness::PgServer::start_durable().unwrap_or_else(|e| panic!("{e}"));
                 let url = pg.fresh_database().unwrap();
-                let (n, bad) = search("PostgreSQL (durable)", Path::new(&url), &settings);
-                found.push(("PostgreSQL (durable)", n));
+                let name = if settings.replicas > 1 {
+                    format!("PostgreSQL (durable), {} replicas", settings.replicas)
+                } else {
+                    "PostgreSQL (durable)".to_owned()
+                };
+                let (n, bad) = search(&name, Path::new(&url), &settings, settings.replicas);
+                found.push((name, n));
                 failed |= bad;
             }
             other => panic!("VIGIL_CAPACITY_BACKENDS: unknown backend {other:?}"),
