@@ -21,11 +21,10 @@
 //! in the routes, once.
 
 pub mod intake;
-mod pg_intake;
-pub mod pg_notify;
 pub mod postgres;
 pub mod sqlite;
-mod sqlite_intake;
+
+pub use postgres::notify as pg_notify;
 
 pub use intake::*;
 

@@ -11,14 +11,14 @@ use postgres::{Client, GenericClient, Row, Transaction};
 use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
-use super::intake::{
+use crate::domain::{PatientId, TokenId};
+use crate::error::{Error, Result};
+use crate::storage::intake::{
     AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewGroup,
     NewHeartbeat, ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert,
     StoredReading, assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
     session_column, session_from_column,
 };
-use crate::domain::{PatientId, TokenId};
-use crate::error::{Error, Result};
 
 fn touch_contact(tx: &mut Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
     tx.execute(

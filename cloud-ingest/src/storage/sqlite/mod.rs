@@ -15,11 +15,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use vigil_model::wire::BatchAck;
 
-use super::sqlite_intake as intake;
-use super::{
-    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, MIGRATIONS, NewAlert, NewBatch,
-    NewHeartbeat, ReadingQuery, SeriesKey, Silence, StaleDay, Storage, StoredAlert, StoredReading,
-};
+mod intake;
+
 use crate::domain::SecretHash;
 use crate::domain::{
     Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
@@ -30,6 +27,10 @@ use crate::domain::{
 };
 use crate::domain::{Role, TokenHash};
 use crate::error::{Error, Result};
+use crate::storage::{
+    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, MIGRATIONS, NewAlert, NewBatch,
+    NewHeartbeat, ReadingQuery, SeriesKey, Silence, StaleDay, Storage, StoredAlert, StoredReading,
+};
 
 /// A [`Storage`] over one SQLite file (or an in-memory database).
 pub struct SqliteStorage {
@@ -349,7 +350,7 @@ impl Storage for SqliteStorage {
     }
 
     fn set_clinician_unit(&self, clinician: ClinicianId, unit: &str) -> Result<()> {
-        super::check_clinician_unit(unit)?;
+        crate::storage::check_clinician_unit(unit)?;
         let n = self
             .conn()
             .prepare_cached("UPDATE clinicians SET glucose_unit = ?2 WHERE id = ?1")?
@@ -600,7 +601,7 @@ impl Storage for SqliteStorage {
         let tx = conn.transaction()?;
         let n = tx.execute(
             "DELETE FROM readings WHERE patient_id = ?1 AND device = ?2 AND time >= ?3 AND time < ?4",
-            params![patient, device, super::micros(from), super::micros(to)],
+            params![patient, device, crate::storage::micros(from), crate::storage::micros(to)],
         )?;
         if n > 0 {
             tx.execute(
@@ -608,8 +609,8 @@ impl Storage for SqliteStorage {
                   WHERE patient_id = ?1 AND day >= ?2 AND day <= ?3",
                 params![
                     patient,
-                    super::day_of(from),
-                    super::day_of(to - chrono::TimeDelta::microseconds(1))
+                    crate::storage::day_of(from),
+                    crate::storage::day_of(to - chrono::TimeDelta::microseconds(1))
                 ],
             )?;
         }

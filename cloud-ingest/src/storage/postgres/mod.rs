@@ -30,12 +30,10 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use vigil_model::wire::BatchAck;
 
-use super::Storage;
-use super::pg_intake;
-use super::{
-    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewHeartbeat,
-    ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert, StoredReading,
-};
+use crate::storage::Storage;
+mod intake;
+pub mod notify;
+
 use crate::domain::SecretHash;
 use crate::domain::{
     Attempt, DeliveryId, DeliveryLog, DueDelivery, EventKind, NewWebhook, Webhook, WebhookId,
@@ -46,104 +44,109 @@ use crate::domain::{
 };
 use crate::domain::{Role, TokenHash};
 use crate::error::{Error, Result};
+use crate::storage::{
+    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewHeartbeat,
+    ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert, StoredReading,
+};
+use intake as pg_intake;
 
 /// The PostgreSQL migrations: the same versions and names as
-/// [`super::MIGRATIONS`], in PostgreSQL's dialect.
+/// [`crate::storage::MIGRATIONS`], in PostgreSQL's dialect.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
         "0001_create_patients",
-        include_str!("../../migrations/postgres/0001_create_patients.sql"),
+        include_str!("../../../migrations/postgres/0001_create_patients.sql"),
     ),
     (
         2,
         "0002_create_clinicians",
-        include_str!("../../migrations/postgres/0002_create_clinicians.sql"),
+        include_str!("../../../migrations/postgres/0002_create_clinicians.sql"),
     ),
     (
         3,
         "0003_create_tokens",
-        include_str!("../../migrations/postgres/0003_create_tokens.sql"),
+        include_str!("../../../migrations/postgres/0003_create_tokens.sql"),
     ),
     (
         4,
         "0004_create_audit_log",
-        include_str!("../../migrations/postgres/0004_create_audit_log.sql"),
+        include_str!("../../../migrations/postgres/0004_create_audit_log.sql"),
     ),
     (
         5,
         "0005_create_batches",
-        include_str!("../../migrations/postgres/0005_create_batches.sql"),
+        include_str!("../../../migrations/postgres/0005_create_batches.sql"),
     ),
     (
         6,
         "0006_create_readings",
-        include_str!("../../migrations/postgres/0006_create_readings.sql"),
+        include_str!("../../../migrations/postgres/0006_create_readings.sql"),
     ),
     (
         7,
         "0007_create_alerts",
-        include_str!("../../migrations/postgres/0007_create_alerts.sql"),
+        include_str!("../../../migrations/postgres/0007_create_alerts.sql"),
     ),
     (
         8,
         "0008_create_contact",
-        include_str!("../../migrations/postgres/0008_create_contact.sql"),
+        include_str!("../../../migrations/postgres/0008_create_contact.sql"),
     ),
     (
         9,
         "0009_create_dashboard_sessions",
-        include_str!("../../migrations/postgres/0009_create_dashboard_sessions.sql"),
+        include_str!("../../../migrations/postgres/0009_create_dashboard_sessions.sql"),
     ),
     (
         10,
         "0010_create_nightscout_secrets",
-        include_str!("../../migrations/postgres/0010_create_nightscout_secrets.sql"),
+        include_str!("../../../migrations/postgres/0010_create_nightscout_secrets.sql"),
     ),
     (
         11,
         "0011_create_webhooks",
-        include_str!("../../migrations/postgres/0011_create_webhooks.sql"),
+        include_str!("../../../migrations/postgres/0011_create_webhooks.sql"),
     ),
     (
         12,
         "0012_add_patient_time_zone",
-        include_str!("../../migrations/postgres/0012_add_patient_time_zone.sql"),
+        include_str!("../../../migrations/postgres/0012_add_patient_time_zone.sql"),
     ),
     (
         13,
         "0013_add_alert_event_phone_time",
-        include_str!("../../migrations/postgres/0013_add_alert_event_phone_time.sql"),
+        include_str!("../../../migrations/postgres/0013_add_alert_event_phone_time.sql"),
     ),
     (
         14,
         "0014_create_precedence_policies",
-        include_str!("../../migrations/postgres/0014_create_precedence_policies.sql"),
+        include_str!("../../../migrations/postgres/0014_create_precedence_policies.sql"),
     ),
     (
         15,
         "0015_create_nightscout_documents",
-        include_str!("../../migrations/postgres/0015_create_nightscout_documents.sql"),
+        include_str!("../../../migrations/postgres/0015_create_nightscout_documents.sql"),
     ),
     (
         16,
         "0016_add_audit_credential",
-        include_str!("../../migrations/postgres/0016_add_audit_credential.sql"),
+        include_str!("../../../migrations/postgres/0016_add_audit_credential.sql"),
     ),
     (
         17,
         "0017_nightscout_entry_trends",
-        include_str!("../../migrations/postgres/0017_nightscout_entry_trends.sql"),
+        include_str!("../../../migrations/postgres/0017_nightscout_entry_trends.sql"),
     ),
     (
         18,
         "0018_add_clinician_glucose_unit",
-        include_str!("../../migrations/postgres/0018_add_clinician_glucose_unit.sql"),
+        include_str!("../../../migrations/postgres/0018_add_clinician_glucose_unit.sql"),
     ),
     (
         19,
         "0019_create_glucose_days",
-        include_str!("../../migrations/postgres/0019_create_glucose_days.sql"),
+        include_str!("../../../migrations/postgres/0019_create_glucose_days.sql"),
     ),
 ];
 
@@ -670,7 +673,7 @@ impl Storage for PostgresStorage {
     }
 
     fn set_clinician_unit(&self, clinician: ClinicianId, unit: &str) -> Result<()> {
-        super::check_clinician_unit(unit)?;
+        crate::storage::check_clinician_unit(unit)?;
         let n = self.conn()?.execute(
             "UPDATE clinicians SET glucose_unit = $2 WHERE id = $1",
             &[&clinician, &unit],
@@ -827,7 +830,7 @@ impl Storage for PostgresStorage {
                 token_id: r.get(2),
                 patient_id: r.get(3),
                 action: r.get(4),
-                credential: super::CredentialKind::parse(r.get(5)),
+                credential: crate::storage::CredentialKind::parse(r.get(5)),
             })
             .collect())
     }
@@ -1017,8 +1020,8 @@ impl Storage for PostgresStorage {
             &[
                 &patient,
                 &device,
-                &super::intake::micros(from),
-                &super::intake::micros(to),
+                &crate::storage::intake::micros(from),
+                &crate::storage::intake::micros(to),
             ],
         )?;
         if n > 0 {
@@ -1027,8 +1030,8 @@ impl Storage for PostgresStorage {
                   WHERE patient_id = $1 AND day >= $2 AND day <= $3",
                 &[
                     &patient,
-                    &super::day_of(from),
-                    &super::day_of(to - chrono::TimeDelta::microseconds(1)),
+                    &crate::storage::day_of(from),
+                    &crate::storage::day_of(to - chrono::TimeDelta::microseconds(1)),
                 ],
             )?;
         }
@@ -1222,7 +1225,7 @@ mod tests {
     #[test]
     fn migrations_match_the_shared_list_in_version_and_name() {
         let pg: Vec<_> = MIGRATIONS.iter().map(|(v, n, _)| (*v, *n)).collect();
-        let shared: Vec<_> = super::super::MIGRATIONS
+        let shared: Vec<_> = crate::storage::MIGRATIONS
             .iter()
             .map(|(v, n, _)| (*v, *n))
             .collect();
