@@ -1,4 +1,4 @@
-//! The PostgreSQL side of intake: the statements of `sqlite_intake.rs` in
+//! The PostgreSQL side of intake: the statements of `sqlite/intake.rs` in
 //! PostgreSQL's dialect (`$N` placeholders, BOOLEAN flags), with one change
 //! for many writers: a batch claims its id with `INSERT ... ON CONFLICT DO
 //! NOTHING`, which waits for a concurrent writer of the same id to finish,
@@ -440,7 +440,7 @@ pub(super) fn set_silence(
 }
 
 /// Bumps the generation of `patient`'s day summaries for `days` (creating
-/// the rows) in the caller's transaction; see `sqlite_intake.rs`.
+/// the rows) in the caller's transaction; see `sqlite/intake.rs`.
 pub(super) fn mark_days_stale(
     tx: &mut impl GenericClient,
     patient: PatientId,
