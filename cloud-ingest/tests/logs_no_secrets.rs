@@ -13,7 +13,6 @@ use axum::body::Body;
 use axum::http::Request;
 use common::{FOREIGN_NAME, Fixture, OWN_NAME, Who};
 use tower::ServiceExt;
-use vigil_ingest::domain;
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::storage::Store;
 use vigil_ingest::{Limits, ServiceState, app};
@@ -34,8 +33,6 @@ impl Write for Capture {
 /// A storage whose every call fails, to drive the internal-error path.
 struct Broken;
 
-use vigil_ingest::storage as st;
-
 impl vigil_ingest::storage::Storage for Broken {
     fn ping(&self) -> vigil_ingest::Result<()> {
         Err(rusqlite::Error::InvalidQuery.into())
@@ -43,252 +40,216 @@ impl vigil_ingest::storage::Storage for Broken {
     fn schema_version(&self) -> vigil_ingest::Result<u32> {
         Err(rusqlite::Error::InvalidQuery.into())
     }
-    fn add_patient(&self, _: &str) -> vigil_ingest::Result<i64> {
-        Err(rusqlite::Error::InvalidQuery.into())
+}
+
+/// Every other call fails too.
+mod broken {
+    use super::Broken;
+    use chrono::{DateTime, Utc};
+    use vigil_ingest::Result;
+    use vigil_ingest::domain::*;
+    use vigil_ingest::storage::rules::{TokenRow, Written};
+    use vigil_ingest::storage::*;
+
+    impl Directory for Broken {
+        fn insert_patient_row(&self, _: &str) -> Result<PatientId> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn patient(&self, _: PatientId) -> Result<Option<Patient>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn set_patient_time_zone(&self, _: PatientId, _: &str) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn insert_clinician_row(&self, _: &str) -> Result<Written<ClinicianId>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn clinician_by_name(&self, _: &str) -> Result<Option<ClinicianId>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn insert_assignment_row(&self, _: ClinicianId, _: PatientId) -> Result<Written> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn assigned_patients(&self, _: ClinicianId) -> Result<Vec<Patient>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn is_assigned(&self, _: ClinicianId, _: PatientId) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn clinician_unit_row(&self, _: ClinicianId) -> Result<Option<String>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn update_clinician_unit_row(&self, _: ClinicianId, _: &str) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn insert_token_row(
+            &self,
+            _: &NewToken,
+            _: Option<PatientId>,
+            _: Option<ClinicianId>,
+        ) -> Result<Written<TokenId>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn token_row(&self, _: &TokenHash) -> Result<Option<TokenRow>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn revoke_token(&self, _: TokenId) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn insert_session_row(
+            &self,
+            _: &TokenHash,
+            _: TokenId,
+            _: DateTime<Utc>,
+        ) -> Result<Written> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn session_token_row(&self, _: &TokenHash, _: DateTime<Utc>) -> Result<Option<TokenRow>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn delete_session(&self, _: &TokenHash, _: DateTime<Utc>) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn end_clinician_sessions(&self, _: ClinicianId) -> Result<u64> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn upsert_nightscout_secret_row(&self, _: PatientId, _: &SecretHash) -> Result<Written> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn nightscout_patient(&self, _: &SecretHash) -> Result<Option<PatientId>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
     }
-    fn patient(&self, _: i64) -> vigil_ingest::Result<Option<vigil_ingest::domain::Patient>> {
-        Err(rusqlite::Error::InvalidQuery.into())
+
+    impl Audit for Broken {
+        fn insert_audit_row(&self, _: &NewAuditEntry) -> Result<i64> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn insert_audit_rows(&self, _: &[NewAuditEntry]) -> Result<()> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn audit_entries(&self, _: i64, _: u32) -> Result<Vec<AuditEntry>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
     }
-    fn set_patient_time_zone(&self, _: i64, _: &str) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
+
+    impl Readings for Broken {
+        fn store_batch(&self, _: &NewBatch) -> Result<vigil_model::wire::BatchAck> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn kept_reading_before(
+            &self,
+            _: &SeriesKey,
+            _: DateTime<Utc>,
+        ) -> Result<Option<StoredReading>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn readings(&self, _: &ReadingQuery) -> Result<Vec<StoredReading>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn delete_readings(
+            &self,
+            _: PatientId,
+            _: &str,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<u64> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn precedence_policy(&self, _: PatientId, _: &str) -> Result<Option<String>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn set_precedence_policy(
+            &self,
+            _: PatientId,
+            _: &str,
+            _: &str,
+            _: Option<TokenId>,
+            _: DateTime<Utc>,
+        ) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn store_ns_documents(&self, _: PatientId, _: &str, _: &[NsDocument]) -> Result<u64> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn ns_documents(
+            &self,
+            _: PatientId,
+            _: &str,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            _: u32,
+        ) -> Result<Vec<NsDocument>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn glucose_days(&self, _: DayScope, _: i64, _: i64) -> Result<Vec<GlucoseDay>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn stale_glucose_days(&self, _: DayScope, _: i64, _: i64) -> Result<Vec<StaleDay>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn put_glucose_day(&self, _: PatientId, _: i64, _: i64, _: &DayCounts) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
     }
-    fn precedence_policy(&self, _: i64, _: &str) -> vigil_ingest::Result<Option<String>> {
-        Err(rusqlite::Error::InvalidQuery.into())
+
+    impl Alerts for Broken {
+        fn store_alert(&self, _: &NewAlert, _: bool) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn alerts_for(
+            &self,
+            _: &[PatientId],
+            _: DateTime<Utc>,
+            _: u32,
+        ) -> Result<Vec<StoredAlert>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn alert_patients(&self, _: &str) -> Result<Vec<PatientId>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn ack_alert(&self, _: PatientId, _: &str, _: TokenId, _: DateTime<Utc>) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn alert_acks(&self, _: PatientId, _: &str) -> Result<Vec<AlertAckRecord>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn store_heartbeat(&self, _: &NewHeartbeat) -> Result<()> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn record_contact(&self, _: PatientId, _: DateTime<Utc>) -> Result<()> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn latest_heartbeat(&self, _: PatientId) -> Result<Option<NewHeartbeat>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn contacts(&self) -> Result<Vec<Contact>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn set_silence(&self, _: PatientId, _: Option<&str>, _: Option<&Silence>) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
     }
-    fn set_precedence_policy(
-        &self,
-        _: i64,
-        _: &str,
-        _: &str,
-        _: Option<i64>,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn store_ns_documents(
-        &self,
-        _: i64,
-        _: &str,
-        _: &[vigil_ingest::domain::NsDocument],
-    ) -> vigil_ingest::Result<u64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn ns_documents(
-        &self,
-        _: i64,
-        _: &str,
-        _: chrono::DateTime<chrono::Utc>,
-        _: chrono::DateTime<chrono::Utc>,
-        _: u32,
-    ) -> vigil_ingest::Result<Vec<vigil_ingest::domain::NsDocument>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn add_clinician(&self, _: &str) -> vigil_ingest::Result<i64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn clinician_by_name(&self, _: &str) -> vigil_ingest::Result<Option<i64>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn assign(&self, _: i64, _: i64) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn assigned_patients(
-        &self,
-        _: i64,
-    ) -> vigil_ingest::Result<Vec<vigil_ingest::domain::Patient>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn is_assigned(&self, _: i64, _: i64) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn clinician_unit(&self, _: i64) -> vigil_ingest::Result<String> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn set_clinician_unit(&self, _: i64, _: &str) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn insert_token(&self, _: &vigil_ingest::domain::NewToken) -> vigil_ingest::Result<i64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn token_by_hash(
-        &self,
-        _: &vigil_ingest::domain::TokenHash,
-    ) -> vigil_ingest::Result<Option<vigil_ingest::domain::TokenRecord>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn revoke_token(&self, _: i64) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn append_audit(&self, _: &vigil_ingest::domain::NewAuditEntry) -> vigil_ingest::Result<i64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn append_audits(&self, _: &[vigil_ingest::domain::NewAuditEntry]) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn audit_entries(
-        &self,
-        _: i64,
-        _: u32,
-    ) -> vigil_ingest::Result<Vec<vigil_ingest::domain::AuditEntry>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn store_batch(&self, _: &st::NewBatch) -> vigil_ingest::Result<vigil_model::wire::BatchAck> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn kept_reading_before(
-        &self,
-        _: &st::SeriesKey,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<Option<st::StoredReading>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn readings(&self, _: &st::ReadingQuery) -> vigil_ingest::Result<Vec<st::StoredReading>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn store_alert(&self, _: &st::NewAlert, _: bool) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn alerts_for(
-        &self,
-        _: &[i64],
-        _: chrono::DateTime<chrono::Utc>,
-        _: u32,
-    ) -> vigil_ingest::Result<Vec<st::StoredAlert>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn alert_patients(&self, _: &str) -> vigil_ingest::Result<Vec<i64>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn ack_alert(
-        &self,
-        _: i64,
-        _: &str,
-        _: i64,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn alert_acks(&self, _: i64, _: &str) -> vigil_ingest::Result<Vec<st::AlertAckRecord>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn store_heartbeat(&self, _: &st::NewHeartbeat) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn record_contact(&self, _: i64, _: chrono::DateTime<chrono::Utc>) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn latest_heartbeat(&self, _: i64) -> vigil_ingest::Result<Option<st::NewHeartbeat>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn contacts(&self) -> vigil_ingest::Result<Vec<st::Contact>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn set_silence(
-        &self,
-        _: i64,
-        _: Option<&str>,
-        _: Option<&st::Silence>,
-    ) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn create_session(
-        &self,
-        _: &vigil_ingest::domain::TokenHash,
-        _: i64,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn session_token(
-        &self,
-        _: &vigil_ingest::domain::TokenHash,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<Option<vigil_ingest::domain::TokenRecord>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn delete_session(
-        &self,
-        _: &vigil_ingest::domain::TokenHash,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn end_clinician_sessions(&self, _: i64) -> vigil_ingest::Result<u64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn set_nightscout_secret(
-        &self,
-        _: i64,
-        _: &vigil_ingest::domain::SecretHash,
-    ) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn nightscout_patient(
-        &self,
-        _: &vigil_ingest::domain::SecretHash,
-    ) -> vigil_ingest::Result<Option<i64>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn delete_readings(
-        &self,
-        _: i64,
-        _: &str,
-        _: chrono::DateTime<chrono::Utc>,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<u64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn glucose_days(
-        &self,
-        _: st::DayScope,
-        _: i64,
-        _: i64,
-    ) -> vigil_ingest::Result<Vec<st::GlucoseDay>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn stale_glucose_days(
-        &self,
-        _: st::DayScope,
-        _: i64,
-        _: i64,
-    ) -> vigil_ingest::Result<Vec<st::StaleDay>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn put_glucose_day(
-        &self,
-        _: i64,
-        _: i64,
-        _: i64,
-        _: &st::DayCounts,
-    ) -> vigil_ingest::Result<bool> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn add_webhook(&self, _: &domain::NewWebhook) -> vigil_ingest::Result<i64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn webhooks(&self) -> vigil_ingest::Result<Vec<domain::Webhook>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn enqueue_webhook_event(
-        &self,
-        _: domain::EventKind,
-        _: &str,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> vigil_ingest::Result<u64> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn due_webhook_deliveries(
-        &self,
-        _: chrono::DateTime<chrono::Utc>,
-        _: u32,
-    ) -> vigil_ingest::Result<Vec<domain::DueDelivery>> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn record_webhook_attempt(&self, _: i64, _: &domain::Attempt) -> vigil_ingest::Result<()> {
-        Err(rusqlite::Error::InvalidQuery.into())
-    }
-    fn webhook_deliveries(&self, _: i64) -> vigil_ingest::Result<Vec<domain::DeliveryLog>> {
-        Err(rusqlite::Error::InvalidQuery.into())
+
+    impl Webhooks for Broken {
+        fn insert_webhook_row(&self, _: &NewWebhook) -> Result<WebhookId> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn webhooks(&self) -> Result<Vec<Webhook>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn enqueue_webhook_event(&self, _: EventKind, _: &str, _: DateTime<Utc>) -> Result<u64> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn due_webhook_deliveries(&self, _: DateTime<Utc>, _: u32) -> Result<Vec<DueDelivery>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn update_webhook_delivery_row(&self, _: DeliveryId, _: &Attempt) -> Result<bool> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
+        fn webhook_deliveries(&self, _: WebhookId) -> Result<Vec<DeliveryLog>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
     }
 }
 

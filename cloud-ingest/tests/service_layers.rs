@@ -10,9 +10,6 @@ use axum::body::Body;
 use axum::http::Request;
 use common::{Fixture, serve_loopback};
 use tower::ServiceExt;
-use vigil_ingest::domain;
-use vigil_ingest::domain::TokenHash;
-use vigil_ingest::domain::{AuditEntry, NewAuditEntry, NewToken, Patient, TokenRecord};
 use vigil_ingest::rate_limit::RateLimit;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{Storage, Store};
@@ -29,225 +26,273 @@ impl Storage for SlowPing {
     fn schema_version(&self) -> Result<u32> {
         self.0.schema_version()
     }
-    fn add_patient(&self, n: &str) -> Result<i64> {
-        self.0.add_patient(n)
-    }
-    fn patient(&self, id: i64) -> Result<Option<Patient>> {
-        self.0.patient(id)
-    }
-    fn set_patient_time_zone(&self, id: i64, tz: &str) -> Result<bool> {
-        self.0.set_patient_time_zone(id, tz)
-    }
-    fn precedence_policy(&self, p: i64, q: &str) -> Result<Option<String>> {
-        self.0.precedence_policy(p, q)
-    }
-    fn set_precedence_policy(
-        &self,
-        p: i64,
-        q: &str,
-        policy: &str,
-        by: Option<i64>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool> {
-        self.0.set_precedence_policy(p, q, policy, by, at)
-    }
-    fn store_ns_documents(
-        &self,
-        p: i64,
-        c: &str,
-        d: &[vigil_ingest::domain::NsDocument],
-    ) -> Result<u64> {
-        self.0.store_ns_documents(p, c, d)
-    }
-    fn ns_documents(
-        &self,
-        p: i64,
-        c: &str,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<vigil_ingest::domain::NsDocument>> {
-        self.0.ns_documents(p, c, from, to, limit)
-    }
-    fn add_clinician(&self, n: &str) -> Result<i64> {
-        self.0.add_clinician(n)
-    }
-    fn clinician_by_name(&self, n: &str) -> Result<Option<i64>> {
-        self.0.clinician_by_name(n)
-    }
-    fn assign(&self, c: i64, p: i64) -> Result<()> {
-        self.0.assign(c, p)
-    }
-    fn assigned_patients(&self, c: i64) -> Result<Vec<Patient>> {
-        self.0.assigned_patients(c)
-    }
-    fn is_assigned(&self, c: i64, p: i64) -> Result<bool> {
-        self.0.is_assigned(c, p)
-    }
-    fn clinician_unit(&self, c: i64) -> Result<String> {
-        self.0.clinician_unit(c)
-    }
-    fn set_clinician_unit(&self, c: i64, unit: &str) -> Result<()> {
-        self.0.set_clinician_unit(c, unit)
-    }
-    fn insert_token(&self, t: &NewToken) -> Result<i64> {
-        self.0.insert_token(t)
-    }
-    fn token_by_hash(&self, h: &TokenHash) -> Result<Option<TokenRecord>> {
-        self.0.token_by_hash(h)
-    }
-    fn revoke_token(&self, id: i64) -> Result<bool> {
-        self.0.revoke_token(id)
-    }
-    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
-        self.0.append_audit(e)
-    }
-    fn append_audits(&self, e: &[NewAuditEntry]) -> Result<()> {
-        self.0.append_audits(e)
-    }
-    fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
-        self.0.audit_entries(after, limit)
-    }
-    fn store_batch(&self, b: &st::NewBatch) -> Result<vigil_model::wire::BatchAck> {
-        self.0.store_batch(b)
-    }
-    fn kept_reading_before(
-        &self,
-        k: &st::SeriesKey,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<st::StoredReading>> {
-        self.0.kept_reading_before(k, at)
-    }
-    fn readings(&self, q: &st::ReadingQuery) -> Result<Vec<st::StoredReading>> {
-        self.0.readings(q)
-    }
-    fn store_alert(&self, a: &st::NewAlert, c: bool) -> Result<bool> {
-        self.0.store_alert(a, c)
-    }
-    fn alerts_for(
-        &self,
-        p: &[i64],
-        since: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<st::StoredAlert>> {
-        self.0.alerts_for(p, since, limit)
-    }
-    fn alert_patients(&self, id: &str) -> Result<Vec<i64>> {
-        self.0.alert_patients(id)
-    }
-    fn ack_alert(
-        &self,
-        p: i64,
-        id: &str,
-        tok: i64,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool> {
-        self.0.ack_alert(p, id, tok, at)
-    }
-    fn alert_acks(&self, p: i64, id: &str) -> Result<Vec<st::AlertAckRecord>> {
-        self.0.alert_acks(p, id)
-    }
-    fn store_heartbeat(&self, h: &st::NewHeartbeat) -> Result<()> {
-        self.0.store_heartbeat(h)
-    }
-    fn record_contact(&self, p: i64, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
-        self.0.record_contact(p, at)
-    }
-    fn latest_heartbeat(&self, p: i64) -> Result<Option<st::NewHeartbeat>> {
-        self.0.latest_heartbeat(p)
-    }
-    fn contacts(&self) -> Result<Vec<st::Contact>> {
-        self.0.contacts()
-    }
-    fn set_silence(&self, p: i64, e: Option<&str>, s: Option<&st::Silence>) -> Result<bool> {
-        self.0.set_silence(p, e, s)
-    }
-    fn create_session(
-        &self,
-        h: &TokenHash,
-        token: i64,
-        expires_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<()> {
-        self.0.create_session(h, token, expires_at)
-    }
-    fn session_token(
-        &self,
-        h: &TokenHash,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<TokenRecord>> {
-        self.0.session_token(h, now)
-    }
-    fn delete_session(&self, h: &TokenHash, now: chrono::DateTime<chrono::Utc>) -> Result<bool> {
-        self.0.delete_session(h, now)
-    }
-    fn end_clinician_sessions(&self, c: i64) -> Result<u64> {
-        self.0.end_clinician_sessions(c)
-    }
-    fn set_nightscout_secret(&self, p: i64, h: &vigil_ingest::domain::SecretHash) -> Result<()> {
-        self.0.set_nightscout_secret(p, h)
-    }
-    fn nightscout_patient(&self, h: &vigil_ingest::domain::SecretHash) -> Result<Option<i64>> {
-        self.0.nightscout_patient(h)
-    }
-    fn delete_readings(
-        &self,
-        p: i64,
-        d: &str,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64> {
-        self.0.delete_readings(p, d, from, to)
-    }
-    fn glucose_days(&self, scope: st::DayScope, from: i64, to: i64) -> Result<Vec<st::GlucoseDay>> {
-        self.0.glucose_days(scope, from, to)
-    }
-    fn stale_glucose_days(
-        &self,
-        scope: st::DayScope,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<st::StaleDay>> {
-        self.0.stale_glucose_days(scope, from, to)
-    }
-    fn put_glucose_day(
-        &self,
-        p: i64,
-        day: i64,
-        generation: i64,
-        c: &st::DayCounts,
-    ) -> Result<bool> {
-        self.0.put_glucose_day(p, day, generation, c)
-    }
-    fn add_webhook(&self, h: &domain::NewWebhook) -> Result<i64> {
-        self.0.add_webhook(h)
-    }
-    fn webhooks(&self) -> Result<Vec<domain::Webhook>> {
-        self.0.webhooks()
-    }
-    fn enqueue_webhook_event(
-        &self,
-        k: domain::EventKind,
-        b: &str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u64> {
-        self.0.enqueue_webhook_event(k, b, at)
-    }
-    fn due_webhook_deliveries(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<domain::DueDelivery>> {
-        self.0.due_webhook_deliveries(now, limit)
-    }
-    fn record_webhook_attempt(&self, id: i64, a: &domain::Attempt) -> Result<()> {
-        self.0.record_webhook_attempt(id, a)
-    }
-    fn webhook_deliveries(&self, w: i64) -> Result<Vec<domain::DeliveryLog>> {
-        self.0.webhook_deliveries(w)
-    }
 }
 
-use vigil_ingest::storage as st;
+/// Every other call goes straight to SQLite (the rules run in the traits'
+/// provided methods, so only the row methods are delegated).
+mod delegate {
+    use super::SlowPing;
+    use chrono::{DateTime, Utc};
+    use vigil_ingest::Result;
+    use vigil_ingest::domain::*;
+    use vigil_ingest::storage::rules::{TokenRow, Written};
+    use vigil_ingest::storage::*;
+
+    impl Directory for SlowPing {
+        fn insert_patient_row(&self, display_name: &str) -> Result<PatientId> {
+            self.0.insert_patient_row(display_name)
+        }
+        fn patient(&self, id: PatientId) -> Result<Option<Patient>> {
+            self.0.patient(id)
+        }
+        fn set_patient_time_zone(&self, id: PatientId, time_zone: &str) -> Result<bool> {
+            self.0.set_patient_time_zone(id, time_zone)
+        }
+        fn insert_clinician_row(&self, name: &str) -> Result<Written<ClinicianId>> {
+            self.0.insert_clinician_row(name)
+        }
+        fn clinician_by_name(&self, name: &str) -> Result<Option<ClinicianId>> {
+            self.0.clinician_by_name(name)
+        }
+        fn insert_assignment_row(
+            &self,
+            clinician: ClinicianId,
+            patient: PatientId,
+        ) -> Result<Written> {
+            self.0.insert_assignment_row(clinician, patient)
+        }
+        fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>> {
+            self.0.assigned_patients(clinician)
+        }
+        fn is_assigned(&self, clinician: ClinicianId, patient: PatientId) -> Result<bool> {
+            self.0.is_assigned(clinician, patient)
+        }
+        fn clinician_unit_row(&self, clinician: ClinicianId) -> Result<Option<String>> {
+            self.0.clinician_unit_row(clinician)
+        }
+        fn update_clinician_unit_row(&self, clinician: ClinicianId, unit: &str) -> Result<bool> {
+            self.0.update_clinician_unit_row(clinician, unit)
+        }
+        fn insert_token_row(
+            &self,
+            token: &NewToken,
+            patient: Option<PatientId>,
+            clinician: Option<ClinicianId>,
+        ) -> Result<Written<TokenId>> {
+            self.0.insert_token_row(token, patient, clinician)
+        }
+        fn token_row(&self, hash: &TokenHash) -> Result<Option<TokenRow>> {
+            self.0.token_row(hash)
+        }
+        fn revoke_token(&self, id: TokenId) -> Result<bool> {
+            self.0.revoke_token(id)
+        }
+        fn insert_session_row(
+            &self,
+            hash: &TokenHash,
+            token: TokenId,
+            expires_at: DateTime<Utc>,
+        ) -> Result<Written> {
+            self.0.insert_session_row(hash, token, expires_at)
+        }
+        fn session_token_row(
+            &self,
+            hash: &TokenHash,
+            now: DateTime<Utc>,
+        ) -> Result<Option<TokenRow>> {
+            self.0.session_token_row(hash, now)
+        }
+        fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool> {
+            self.0.delete_session(hash, now)
+        }
+        fn end_clinician_sessions(&self, clinician: ClinicianId) -> Result<u64> {
+            self.0.end_clinician_sessions(clinician)
+        }
+        fn upsert_nightscout_secret_row(
+            &self,
+            patient: PatientId,
+            hash: &SecretHash,
+        ) -> Result<Written> {
+            self.0.upsert_nightscout_secret_row(patient, hash)
+        }
+        fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>> {
+            self.0.nightscout_patient(hash)
+        }
+    }
+
+    impl Audit for SlowPing {
+        fn insert_audit_row(&self, entry: &NewAuditEntry) -> Result<i64> {
+            self.0.insert_audit_row(entry)
+        }
+        fn insert_audit_rows(&self, entries: &[NewAuditEntry]) -> Result<()> {
+            self.0.insert_audit_rows(entries)
+        }
+        fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+            self.0.audit_entries(after, limit)
+        }
+    }
+
+    impl Readings for SlowPing {
+        fn store_batch(&self, batch: &NewBatch) -> Result<vigil_model::wire::BatchAck> {
+            self.0.store_batch(batch)
+        }
+        fn kept_reading_before(
+            &self,
+            key: &SeriesKey,
+            at: DateTime<Utc>,
+        ) -> Result<Option<StoredReading>> {
+            self.0.kept_reading_before(key, at)
+        }
+        fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
+            self.0.readings(query)
+        }
+        fn delete_readings(
+            &self,
+            patient: PatientId,
+            device: &str,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<u64> {
+            self.0.delete_readings(patient, device, from, to)
+        }
+        fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
+            self.0.precedence_policy(patient, quantity)
+        }
+        fn set_precedence_policy(
+            &self,
+            patient: PatientId,
+            quantity: &str,
+            policy: &str,
+            by: Option<TokenId>,
+            at: DateTime<Utc>,
+        ) -> Result<bool> {
+            self.0
+                .set_precedence_policy(patient, quantity, policy, by, at)
+        }
+        fn store_ns_documents(
+            &self,
+            patient: PatientId,
+            collection: &str,
+            documents: &[NsDocument],
+        ) -> Result<u64> {
+            self.0.store_ns_documents(patient, collection, documents)
+        }
+        fn ns_documents(
+            &self,
+            patient: PatientId,
+            collection: &str,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<NsDocument>> {
+            self.0.ns_documents(patient, collection, from, to, limit)
+        }
+        fn glucose_days(
+            &self,
+            scope: DayScope,
+            from_day: i64,
+            to_day: i64,
+        ) -> Result<Vec<GlucoseDay>> {
+            self.0.glucose_days(scope, from_day, to_day)
+        }
+        fn stale_glucose_days(
+            &self,
+            scope: DayScope,
+            from_day: i64,
+            to_day: i64,
+        ) -> Result<Vec<StaleDay>> {
+            self.0.stale_glucose_days(scope, from_day, to_day)
+        }
+        fn put_glucose_day(
+            &self,
+            patient: PatientId,
+            day: i64,
+            generation: i64,
+            counts: &DayCounts,
+        ) -> Result<bool> {
+            self.0.put_glucose_day(patient, day, generation, counts)
+        }
+    }
+
+    impl Alerts for SlowPing {
+        fn store_alert(&self, alert: &NewAlert, contact: bool) -> Result<bool> {
+            self.0.store_alert(alert, contact)
+        }
+        fn alerts_for(
+            &self,
+            patients: &[PatientId],
+            since: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<StoredAlert>> {
+            self.0.alerts_for(patients, since, limit)
+        }
+        fn alert_patients(&self, alert_id: &str) -> Result<Vec<PatientId>> {
+            self.0.alert_patients(alert_id)
+        }
+        fn ack_alert(
+            &self,
+            patient: PatientId,
+            alert_id: &str,
+            token: TokenId,
+            at: DateTime<Utc>,
+        ) -> Result<bool> {
+            self.0.ack_alert(patient, alert_id, token, at)
+        }
+        fn alert_acks(&self, patient: PatientId, alert_id: &str) -> Result<Vec<AlertAckRecord>> {
+            self.0.alert_acks(patient, alert_id)
+        }
+        fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()> {
+            self.0.store_heartbeat(heartbeat)
+        }
+        fn record_contact(&self, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+            self.0.record_contact(patient, at)
+        }
+        fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {
+            self.0.latest_heartbeat(patient)
+        }
+        fn contacts(&self) -> Result<Vec<Contact>> {
+            self.0.contacts()
+        }
+        fn set_silence(
+            &self,
+            patient: PatientId,
+            expected: Option<&str>,
+            silence: Option<&Silence>,
+        ) -> Result<bool> {
+            self.0.set_silence(patient, expected, silence)
+        }
+    }
+
+    impl Webhooks for SlowPing {
+        fn insert_webhook_row(&self, hook: &NewWebhook) -> Result<WebhookId> {
+            self.0.insert_webhook_row(hook)
+        }
+        fn webhooks(&self) -> Result<Vec<Webhook>> {
+            self.0.webhooks()
+        }
+        fn enqueue_webhook_event(
+            &self,
+            kind: EventKind,
+            body: &str,
+            at: DateTime<Utc>,
+        ) -> Result<u64> {
+            self.0.enqueue_webhook_event(kind, body, at)
+        }
+        fn due_webhook_deliveries(
+            &self,
+            now: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<DueDelivery>> {
+            self.0.due_webhook_deliveries(now, limit)
+        }
+        fn update_webhook_delivery_row(&self, id: DeliveryId, attempt: &Attempt) -> Result<bool> {
+            self.0.update_webhook_delivery_row(id, attempt)
+        }
+        fn webhook_deliveries(&self, webhook: WebhookId) -> Result<Vec<DeliveryLog>> {
+            self.0.webhook_deliveries(webhook)
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413_before_any_handler() {

@@ -13,6 +13,7 @@ use vigil_model::wire::{BatchId, RejectReason, Rejected, SeqRange};
 
 use vigil_ingest::domain::{CredentialKind, NewAuditEntry, NewToken, TokenScope};
 use vigil_ingest::storage::postgres::PostgresStorage;
+use vigil_ingest::storage::prelude::*;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
     MIGRATIONS, NewAlert, NewBatch, NewGroup, NewHeartbeat, NewReading, ReadingQuery, SeriesKey,

@@ -16,6 +16,7 @@ use axum::routing::post;
 use tokio::sync::Notify;
 use vigil_ingest::admin;
 use vigil_ingest::domain::EventKind;
+use vigil_ingest::storage::prelude::*;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{Storage, Store};
 use vigil_ingest::webhooks::dispatch::{Dispatcher, RetryPolicy, publish};

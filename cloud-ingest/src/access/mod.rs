@@ -184,6 +184,7 @@ mod tests {
     use super::*;
     use crate::domain::TokenHash;
     use crate::domain::{CredentialKind, NewToken};
+    use crate::storage::prelude::*;
     use crate::storage::sqlite::SqliteStorage;
 
     fn principal(s: &dyn Storage, role: Role, scope: TokenScope, name: &str) -> Principal {

@@ -391,5 +391,5 @@ pub enum DayScope {
     /// One patient's.
     Patient(PatientId),
     /// Every patient assigned to this clinician.
-    Clinician(super::ClinicianId),
+    Clinician(crate::domain::ClinicianId),
 }

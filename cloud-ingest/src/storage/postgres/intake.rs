@@ -1,4 +1,4 @@
-//! The PostgreSQL side of intake: the statements of `sqlite_intake.rs` in
+//! The PostgreSQL side of intake: the statements of `sqlite/intake.rs` in
 //! PostgreSQL's dialect (`$N` placeholders, BOOLEAN flags), with one change
 //! for many writers: a batch claims its id with `INSERT ... ON CONFLICT DO
 //! NOTHING`, which waits for a concurrent writer of the same id to finish,
@@ -11,14 +11,14 @@ use postgres::{Client, GenericClient, Row, Transaction};
 use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
-use super::intake::{
+use crate::domain::{PatientId, TokenId};
+use crate::error::{Error, Result};
+use crate::storage::intake::{
     AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewGroup,
     NewHeartbeat, ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert,
     StoredReading, assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
     session_column, session_from_column,
 };
-use crate::domain::{PatientId, TokenId};
-use crate::error::{Error, Result};
 
 fn touch_contact(tx: &mut Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
     tx.execute(
@@ -440,7 +440,7 @@ pub(super) fn set_silence(
 }
 
 /// Bumps the generation of `patient`'s day summaries for `days` (creating
-/// the rows) in the caller's transaction; see `sqlite_intake.rs`.
+/// the rows) in the caller's transaction; see `sqlite/intake.rs`.
 pub(super) fn mark_days_stale(
     tx: &mut impl GenericClient,
     patient: PatientId,

@@ -1,6 +1,6 @@
 //! The SQLite side of intake: batches, readings, alerts, heartbeats and the
 //! dead-man's switch state. Free functions over a connection so
-//! [`super::sqlite::SqliteStorage`]'s trait impl stays a list of one-liners.
+//! [`super::SqliteStorage`]'s trait impl stays a list of one-liners.
 //!
 //! Every statement here is also valid PostgreSQL apart from `?N`
 //! placeholders (`$N` there): `ON CONFLICT ... DO NOTHING / DO UPDATE ...
@@ -11,14 +11,14 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
-use super::intake::{
+use crate::domain::{PatientId, TokenId};
+use crate::error::{Error, Result};
+use crate::storage::intake::{
     AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewHeartbeat,
     ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert, StoredReading,
     assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
     session_column, session_from_column,
 };
-use crate::domain::{PatientId, TokenId};
-use crate::error::{Error, Result};
 
 fn touch_contact(tx: &Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
     tx.execute(

@@ -28,7 +28,7 @@ use std::time::Duration;
 use postgres::GenericClient;
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::postgres::{Pool, Target};
+use super::{Pool, Target};
 use crate::error::{Error, Result};
 
 /// The channel every replica LISTENs on.

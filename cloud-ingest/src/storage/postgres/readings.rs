@@ -1,0 +1,195 @@
+//! Readings: rows for [`crate::storage::Readings`].
+
+use chrono::{DateTime, Utc};
+use vigil_model::wire::BatchAck;
+
+use super::{PostgresStorage, intake};
+use crate::domain::{NsDocument, PatientId, TokenId};
+use crate::error::{Error, Result};
+use crate::storage::{
+    DayCounts, DayScope, GlucoseDay, NewBatch, ReadingQuery, Readings, SeriesKey, StaleDay,
+    StoredReading, micros, rules,
+};
+
+impl Readings for PostgresStorage {
+    fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT policy FROM precedence_policies WHERE patient_id = $1 AND quantity = $2",
+                &[&patient, &quantity],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn set_precedence_policy(
+        &self,
+        patient: PatientId,
+        quantity: &str,
+        policy: &str,
+        by: Option<TokenId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let exists: bool = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)",
+                &[&patient],
+            )?
+            .get(0);
+        if !exists {
+            return Ok(false);
+        }
+        let mut tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO precedence_policies (patient_id, quantity, policy, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (patient_id, quantity) DO UPDATE SET
+                 policy = excluded.policy, updated_at = excluded.updated_at,
+                 updated_by = excluded.updated_by",
+            &[&patient, &quantity, &policy, &at, &by],
+        )?;
+        // Another policy re-decides every moment: every day summary of the
+        // patient's glucose is stale.
+        if rules::policy_stales_days(quantity) {
+            tx.execute(
+                "UPDATE glucose_days SET stale = stale + 1 WHERE patient_id = $1",
+                &[&patient],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn store_ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        documents: &[NsDocument],
+    ) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let insert = tx.prepare(
+            "INSERT INTO nightscout_documents (patient_id, collection, time_ms, kind, document)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (patient_id, collection, time_ms, kind) DO NOTHING",
+        )?;
+        let mut new = 0u64;
+        for d in documents {
+            new += tx.execute(
+                &insert,
+                &[
+                    &patient,
+                    &collection,
+                    &d.time.timestamp_millis(),
+                    &d.kind,
+                    &d.document,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn ns_documents(
+        &self,
+        patient: PatientId,
+        collection: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NsDocument>> {
+        let rows = self.conn()?.query(
+            "SELECT time_ms, kind, document FROM nightscout_documents
+             WHERE patient_id = $1 AND collection = $2 AND time_ms >= $3 AND time_ms < $4
+             ORDER BY time_ms DESC, kind LIMIT $5",
+            &[
+                &patient,
+                &collection,
+                &from.timestamp_millis(),
+                &to.timestamp_millis(),
+                &i64::from(limit),
+            ],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let time = DateTime::from_timestamp_millis(r.get::<_, i64>(0))
+                    .ok_or_else(|| Error::Internal("stored document time out of range".into()))?;
+                Ok(NsDocument {
+                    time,
+                    kind: r.get(1),
+                    document: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
+        intake::store_batch(&mut *self.conn()?, batch)
+    }
+
+    fn kept_reading_before(
+        &self,
+        key: &SeriesKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredReading>> {
+        intake::kept_reading_before(&mut *self.conn()?, key, at)
+    }
+
+    fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
+        intake::readings(&mut *self.conn()?, query)
+    }
+
+    fn delete_readings(
+        &self,
+        patient: PatientId,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM readings WHERE patient_id = $1 AND device = $2 AND time >= $3 AND time < $4",
+            &[
+                &patient,
+                &device,
+                &micros(from),
+                &micros(to),
+            ],
+        )?;
+        if n > 0 {
+            let (first, last) = rules::days_touched(from, to);
+            tx.execute(
+                "UPDATE glucose_days SET stale = stale + 1
+                  WHERE patient_id = $1 AND day >= $2 AND day <= $3",
+                &[&patient, &first, &last],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn glucose_days(&self, scope: DayScope, from_day: i64, to_day: i64) -> Result<Vec<GlucoseDay>> {
+        intake::glucose_days(&mut *self.conn()?, scope, from_day, to_day)
+    }
+
+    fn stale_glucose_days(
+        &self,
+        scope: DayScope,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<StaleDay>> {
+        intake::stale_glucose_days(&mut *self.conn()?, scope, from_day, to_day)
+    }
+
+    fn put_glucose_day(
+        &self,
+        patient: PatientId,
+        day: i64,
+        generation: i64,
+        counts: &DayCounts,
+    ) -> Result<bool> {
+        intake::put_glucose_day(&mut *self.conn()?, patient, day, generation, counts)
+    }
+}

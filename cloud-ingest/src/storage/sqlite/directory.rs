@@ -1,0 +1,254 @@
+//! Directory: rows for [`crate::storage::Directory`].
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteStorage, is_constraint, patient_row};
+use crate::domain::SecretHash;
+use crate::domain::TokenHash;
+use crate::domain::{ClinicianId, NewToken, Patient, PatientId, TokenId};
+use crate::error::Result;
+use crate::storage::Directory;
+use crate::storage::rules::{TokenRow, Written};
+
+impl Directory for SqliteStorage {
+    fn insert_patient_row(&self, display_name: &str) -> Result<PatientId> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO patients (display_name, created_at) VALUES (?1, ?2)",
+            params![display_name, Utc::now()],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn patient(&self, id: PatientId) -> Result<Option<Patient>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, display_name, created_at, time_zone FROM patients WHERE id = ?1",
+                [id],
+                patient_row,
+            )
+            .optional()?)
+    }
+
+    fn set_patient_time_zone(&self, id: PatientId, time_zone: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE patients SET time_zone = ?1 WHERE id = ?2",
+            params![time_zone, id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_clinician_row(&self, name: &str) -> Result<Written<ClinicianId>> {
+        let conn = self.conn();
+        match conn.execute(
+            "INSERT INTO clinicians (name, created_at) VALUES (?1, ?2)",
+            params![name, Utc::now()],
+        ) {
+            Ok(_) => Ok(Written::Done(conn.last_insert_rowid())),
+            Err(e) if is_constraint(&e) => Ok(Written::Taken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn clinician_by_name(&self, name: &str) -> Result<Option<ClinicianId>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id FROM clinicians WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn insert_assignment_row(&self, clinician: ClinicianId, patient: PatientId) -> Result<Written> {
+        match self.conn().execute(
+            "INSERT OR IGNORE INTO clinician_patients (clinician_id, patient_id, assigned_at)
+             VALUES (?1, ?2, ?3)",
+            params![clinician, patient, Utc::now()],
+        ) {
+            Ok(_) => Ok(Written::Done(())),
+            Err(e) if is_constraint(&e) => Ok(Written::Missing),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.id, p.display_name, p.created_at, p.time_zone
+               FROM clinician_patients cp JOIN patients p ON p.id = cp.patient_id
+              WHERE cp.clinician_id = ?1
+              ORDER BY p.id",
+        )?;
+        let rows = stmt.query_map([clinician], patient_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn is_assigned(&self, clinician: ClinicianId, patient: PatientId) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM clinician_patients
+                             WHERE clinician_id = ?1 AND patient_id = ?2)",
+            [clinician, patient],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn clinician_unit_row(&self, clinician: ClinicianId) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT glucose_unit FROM clinicians WHERE id = ?1")?
+            .query_row([clinician], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn update_clinician_unit_row(&self, clinician: ClinicianId, unit: &str) -> Result<bool> {
+        let n = self
+            .conn()
+            .prepare_cached("UPDATE clinicians SET glucose_unit = ?2 WHERE id = ?1")?
+            .execute(params![clinician, unit])?;
+        Ok(n > 0)
+    }
+
+    fn insert_token_row(
+        &self,
+        token: &NewToken,
+        patient: Option<PatientId>,
+        clinician: Option<ClinicianId>,
+    ) -> Result<Written<TokenId>> {
+        let conn = self.conn();
+        match conn.execute(
+            "INSERT INTO tokens (hash, role, patient_id, clinician_id, label, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                token.hash.as_bytes().as_slice(),
+                token.role.as_str(),
+                patient,
+                clinician,
+                token.label,
+                Utc::now()
+            ],
+        ) {
+            Ok(_) => Ok(Written::Done(conn.last_insert_rowid())),
+            Err(e) if is_constraint(&e) => Ok(Written::Missing),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn token_row(&self, hash: &TokenHash) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT id, hash, role, patient_id, clinician_id, revoked_at
+                   FROM tokens WHERE hash = ?1",
+            )?
+            .query_row([hash.as_bytes().as_slice()], token_row)
+            .optional()?)
+    }
+
+    fn revoke_token(&self, id: TokenId) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, Utc::now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_session_row(
+        &self,
+        hash: &TokenHash,
+        token: TokenId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Written> {
+        match self.conn().execute(
+            "INSERT INTO dashboard_sessions (hash, token_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![hash.as_bytes().as_slice(), token, Utc::now(), expires_at],
+        ) {
+            Ok(_) => Ok(Written::Done(())),
+            Err(e) if is_constraint(&e) => Ok(Written::Missing),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn session_token_row(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT t.id, t.hash, t.role, t.patient_id, t.clinician_id, t.revoked_at
+                   FROM dashboard_sessions s JOIN tokens t ON t.id = s.token_id
+                  WHERE s.hash = ?1 AND s.expires_at > ?2",
+            )?
+            .query_row(params![hash.as_bytes().as_slice(), now], token_row)
+            .optional()?)
+    }
+
+    fn delete_session(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<bool> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "DELETE FROM dashboard_sessions WHERE hash = ?1",
+            [hash.as_bytes().as_slice()],
+        )?;
+        conn.execute(
+            "DELETE FROM dashboard_sessions WHERE expires_at <= ?1",
+            params![now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn end_clinician_sessions(&self, clinician: ClinicianId) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM dashboard_sessions WHERE token_id IN
+                 (SELECT id FROM tokens WHERE clinician_id = ?1)",
+            [clinician],
+        )?;
+        Ok(n as u64)
+    }
+
+    fn upsert_nightscout_secret_row(
+        &self,
+        patient: PatientId,
+        hash: &SecretHash,
+    ) -> Result<Written> {
+        let conn = self.conn();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
+            [patient],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(Written::Missing);
+        }
+        match conn.execute(
+            "INSERT INTO nightscout_secrets (patient_id, hash, set_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (patient_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+            params![patient, hash.0, Utc::now()],
+        ) {
+            Ok(_) => Ok(Written::Done(())),
+            Err(e) if is_constraint(&e) => Ok(Written::Taken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT patient_id FROM nightscout_secrets WHERE hash = ?1",
+                [&hash.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        role: r.get(2)?,
+        patient: r.get(3)?,
+        clinician: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
