@@ -99,6 +99,17 @@ impl Principal {
         }
     }
 
+    /// Writes [`Principal::audit_entry`] for `action` on `patient`'s data:
+    /// the one way a handler audits what a token or session did.
+    pub fn audit(
+        &self,
+        s: &dyn crate::storage::Storage,
+        patient: Option<PatientId>,
+        action: &str,
+    ) -> Result<()> {
+        s.append_audit(&self.audit_entry(patient, action)).map(drop)
+    }
+
     /// Ok only for admin tokens.
     pub fn require_admin(&self) -> Result<()> {
         if self.role == Role::Admin {

@@ -114,13 +114,13 @@ impl<M: Mode> PatientAccess<M> {
         action: &str,
     ) -> Result<Self> {
         if allowed(s, who, patient, M::ACCESS)? {
-            s.append_audit(&who.audit_entry(Some(patient), action))?;
+            who.audit(s, Some(patient), action)?;
             return Ok(Self::granted(patient));
         }
         // The refused patient is named only if it exists (the audit log's
         // foreign key); the answer is the same either way.
         let named = s.patient(patient)?.map(|p| p.id);
-        s.append_audit(&who.audit_entry(named, format!("{action}.refused")))?;
+        who.audit(s, named, &format!("{action}.refused"))?;
         Err(Error::Forbidden(OUT_OF_SCOPE))
     }
 

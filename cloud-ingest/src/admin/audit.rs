@@ -35,7 +35,7 @@ pub async fn list(
     let entries = state
         .store
         .run(move |s| {
-            s.append_audit(&who.audit_entry(None, "audit.read"))?;
+            who.audit(s, None, "audit.read")?;
             s.audit_entries(after, limit)
         })
         .await?;

@@ -162,7 +162,7 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
             };
             let mut rows = Vec::with_capacity(patients.len());
             for p in patients {
-                s.append_audit(&principal.audit_entry(Some(p.id), "dashboard.patients.read"))?;
+                principal.audit(s, Some(p.id), "dashboard.patients.read")?;
                 let now = Utc::now();
                 let recent = glucose::points(s, p.id, now - TimeDelta::days(14), now)?;
                 let latest = recent.last().map(|last| {
@@ -491,8 +491,7 @@ pub async fn preferences(
         .store
         .run(move |s| {
             s.set_clinician_unit(clinician, form.units.query())?;
-            s.append_audit(&principal.audit_entry(None, "dashboard.preferences.write"))
-                .map(drop)
+            principal.audit(s, None, "dashboard.preferences.write")
         })
         .await?;
     Ok(pages::redirect("/dashboard/"))

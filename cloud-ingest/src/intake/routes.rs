@@ -278,11 +278,6 @@ pub fn prepare_batch(
     })
 }
 
-fn audit(storage: &dyn Storage, who: &Principal, patient: PatientId, action: &str) -> Result<()> {
-    storage.append_audit(&who.audit_entry(Some(patient), action))?;
-    Ok(())
-}
-
 /// `POST /v1/batches`: stores a batch once and answers with what is
 /// durably stored per stream: the JSON [`wire::BatchAck`], or, when the phone
 /// asked for it with `Prefer: return=minimal` ([`wire::PREFER_MINIMAL`]) and
@@ -336,7 +331,7 @@ pub async fn post_batch(
             let ack = s.store_batch(&new)?;
             // The triage list's day summaries of the days just written.
             crate::glucose_days::after_batch(s, &new)?;
-            audit(s, &who, patient, "readings.write")?;
+            who.audit(s, Some(patient), "readings.write")?;
             // The new-data webhook is queued in the same trip to the
             // blocking pool as the batch (an empty subscription list
             // costs one indexed query, not a second hop).
@@ -450,7 +445,7 @@ pub async fn post_alert(
         .store
         .run(move |s| {
             let fresh = s.store_alert(&stored, true)?;
-            audit(s, &who, patient, "alerts.write")?;
+            who.audit(s, Some(patient), "alerts.write")?;
             Ok(fresh)
         })
         .await?;
@@ -496,7 +491,7 @@ pub async fn post_heartbeat(
             .store
             .run(move |s| {
                 s.record_contact(patient, now)?;
-                audit(s, &who, patient, "heartbeats.write")
+                who.audit(s, Some(patient), "heartbeats.write")
             })
             .await?;
         return Ok(StatusCode::NO_CONTENT);
@@ -536,7 +531,7 @@ pub async fn post_heartbeat(
         .store
         .run(move |s| {
             s.store_heartbeat(&record)?;
-            audit(s, &who, patient, "heartbeats.write")
+            who.audit(s, Some(patient), "heartbeats.write")
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -23,7 +23,7 @@ pub async fn list(State(state): State<ServiceState>, who: Principal) -> Result<J
                 TokenScope::Admin => return Err(Error::Forbidden("admin tokens read no patients")),
             };
             for p in &patients {
-                s.append_audit(&who.audit_entry(Some(p.id), "patients.read"))?;
+                who.audit(s, Some(p.id), "patients.read")?;
             }
             Ok(patients)
         })

@@ -71,16 +71,6 @@ fn range(
     Ok((from, to))
 }
 
-fn audit(
-    s: &dyn crate::storage::Storage,
-    who: &Principal,
-    p: PatientId,
-    action: &str,
-) -> Result<()> {
-    s.append_audit(&who.audit_entry(Some(p), action))?;
-    Ok(())
-}
-
 /// `GET /v1/patients/{id}/readings?stream=&from=&to=&limit=`.
 pub async fn readings(
     State(state): State<ServiceState>,
@@ -245,7 +235,7 @@ pub async fn get_policy(
         .store
         .run(move |s| {
             may_configure(s, &who, patient)?;
-            audit(s, &who, patient, "precedence_policy.read")?;
+            who.audit(s, Some(patient), "precedence_policy.read")?;
             resolved::policy(s, patient, quantity).map(Json)
         })
         .await
@@ -279,7 +269,7 @@ pub async fn put_policy(
             )? {
                 return Err(Error::NotFound("no such patient".into()));
             }
-            audit(s, &who, patient, "precedence_policy.set")?;
+            who.audit(s, Some(patient), "precedence_policy.set")?;
             Ok(Json(resolved::Policy {
                 config,
                 default: false,
@@ -376,7 +366,7 @@ pub async fn ack(
             // proves nothing about who has it.
             let patient = mine.ok_or_else(|| Error::NotFound("no such alert".into()))?;
             let new = s.ack_alert(patient, &id, who.token_id, now)?;
-            audit(s, &who, patient, "alerts.ack")?;
+            who.audit(s, Some(patient), "alerts.ack")?;
             let at = s
                 .alert_acks(patient, &id)?
                 .into_iter()
@@ -477,7 +467,7 @@ pub async fn stream_while(
                 _ => return Err(Error::Forbidden("clinician or follower token required")),
             };
             for p in &patients {
-                audit(s, &who, *p, "alerts.stream")?;
+                who.audit(s, Some(*p), "alerts.stream")?;
             }
             Ok(patients.into_iter().collect())
         })
