@@ -423,6 +423,65 @@ fn batches_store_once_and_retries_get_the_stored_ack(s: &dyn Storage) {
     assert_eq!(stored[0].device, "cgm-1");
 }
 
+/// More readings than one write transaction takes on SQLite (500), in two
+/// streams: stored whole, acknowledged as one range per stream, once.
+fn a_batch_larger_than_a_write_chunk_is_stored_whole_and_once(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let b = big_batch(p);
+    let ack = s.store_batch(&b).unwrap();
+    assert!(!ack.duplicate);
+    assert_eq!(
+        ack.streams[0].stored,
+        vec![SeqRange {
+            first: 1,
+            last: 1200
+        }]
+    );
+    assert_eq!(
+        ack.streams[1].stored,
+        vec![SeqRange {
+            first: 1,
+            last: 300
+        }]
+    );
+    let again = s.store_batch(&b).unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.streams, ack.streams);
+    let q = ReadingQuery {
+        patient: p,
+        stream: None,
+        from: t(-1),
+        to: t(1_000_000),
+        limit: 10_000,
+    };
+    assert_eq!(s.readings(&q).unwrap().len(), 1500);
+}
+
+/// 1,200 one-minute glucose readings and 300 heart-rate ones.
+fn big_batch(p: i64) -> NewBatch {
+    let heart = NewGroup {
+        stream: Stream::HeartRate,
+        session: None,
+        characteristic: 0x2A37,
+        tolerance: None,
+        readings: (1..=300).map(|i| reading(i, i as i64 * 60, 70.0)).collect(),
+        rejected: Vec::new(),
+    };
+    batch(
+        7,
+        p,
+        vec![
+            glucose(
+                (1..=1200)
+                    .map(|i| reading(i, i as i64 * 60, 100.0 + (i % 40) as f64))
+                    .collect(),
+                Vec::new(),
+            ),
+            heart,
+        ],
+    )
+}
+
 fn overlapping_batches_store_each_reading_once_and_flag_conflicts(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     s.store_batch(&batch(
@@ -1036,6 +1095,10 @@ macro_rules! storage_contract {
                 super::delete_readings_removes_one_device_in_range_only(fresh().as_ref());
             }
             #[test]
+            fn a_batch_larger_than_a_write_chunk_is_stored_whole_and_once() {
+                super::a_batch_larger_than_a_write_chunk_is_stored_whole_and_once(fresh().as_ref());
+            }
+            #[test]
             fn batches_store_once_and_retries_get_the_stored_ack() {
                 super::batches_store_once_and_retries_get_the_stored_ack(fresh().as_ref());
             }
@@ -1070,6 +1133,14 @@ macro_rules! storage_contract {
 }
 
 storage_contract!(sqlite, || SqliteStorage::open_in_memory().unwrap());
+// A file, as `serve` runs it: reads then go through the read connections.
+storage_contract!(sqlite_file, || SqliteStorage::open(
+    &sqlite_files().path().join(format!(
+        "{}.db",
+        NEXT_FILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+)
+.unwrap());
 storage_contract!(postgres, || PostgresStorage::connect(
     &pg().fresh_database().unwrap()
 )
@@ -1082,7 +1153,46 @@ fn pg() -> &'static PgServer {
     SERVER.get_or_init(|| PgServer::start().unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// The directory of this test binary's SQLite files (kept for the run).
+fn sqlite_files() -> &'static tempfile::TempDir {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap())
+}
+static NEXT_FILE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 // SQLite-specific guarantees (outside the contract: they are about the file).
+
+#[test]
+fn sqlite_a_chunked_batch_cut_off_midway_is_finished_by_its_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let s = SqliteStorage::open(&path).unwrap();
+    let p = s.add_patient("Ada").unwrap();
+    let b = big_batch(p);
+    let whole = s.store_batch(&b).unwrap();
+    // What a crash between chunks leaves: the batch row without its
+    // acknowledgement, only the first chunks' readings.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("UPDATE batches SET ack = ''", []).unwrap();
+    let kept = raw
+        .execute(
+            "DELETE FROM readings WHERE stream = 'glucose' AND seq > 700",
+            [],
+        )
+        .unwrap();
+    assert_eq!(kept, 500);
+    let retry = s.store_batch(&b).unwrap();
+    assert!(
+        !retry.duplicate,
+        "an unfinished batch is finished, not replayed"
+    );
+    assert_eq!(retry.streams, whole.streams);
+    let rows: i64 = raw
+        .query_row("SELECT COUNT(*) FROM readings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1500);
+    assert!(s.store_batch(&b).unwrap().duplicate);
+}
 
 #[test]
 fn sqlite_reopening_a_migrated_file_applies_nothing_twice_and_keeps_data() {

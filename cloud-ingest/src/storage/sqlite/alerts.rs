@@ -20,11 +20,11 @@ impl Alerts for SqliteStorage {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<StoredAlert>> {
-        intake::alerts_for(&self.conn(), patients, since, limit)
+        intake::alerts_for(&self.reader(), patients, since, limit)
     }
 
     fn alert_patients(&self, alert_id: &str) -> Result<Vec<PatientId>> {
-        intake::alert_patients(&self.conn(), alert_id)
+        intake::alert_patients(&self.reader(), alert_id)
     }
 
     fn ack_alert(
@@ -38,7 +38,7 @@ impl Alerts for SqliteStorage {
     }
 
     fn alert_acks(&self, patient: PatientId, alert_id: &str) -> Result<Vec<AlertAckRecord>> {
-        intake::alert_acks(&self.conn(), patient, alert_id)
+        intake::alert_acks(&self.reader(), patient, alert_id)
     }
 
     fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()> {
@@ -50,11 +50,11 @@ impl Alerts for SqliteStorage {
     }
 
     fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {
-        intake::latest_heartbeat(&self.conn(), patient)
+        intake::latest_heartbeat(&self.reader(), patient)
     }
 
     fn contacts(&self) -> Result<Vec<Contact>> {
-        intake::contacts(&self.conn())
+        intake::contacts(&self.reader())
     }
 
     fn set_silence(

@@ -49,7 +49,7 @@ impl Audit for SqliteStorage {
     }
 
     fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, at, token_id, patient_id, action, credential FROM audit_log
               WHERE id > ?1 ORDER BY id LIMIT ?2",

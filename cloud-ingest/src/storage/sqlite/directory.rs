@@ -23,7 +23,7 @@ impl Directory for SqliteStorage {
 
     fn patient(&self, id: PatientId) -> Result<Option<Patient>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT id, display_name, created_at, time_zone FROM patients WHERE id = ?1",
                 [id],
@@ -54,7 +54,7 @@ impl Directory for SqliteStorage {
 
     fn clinician_by_name(&self, name: &str) -> Result<Option<ClinicianId>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row("SELECT id FROM clinicians WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
@@ -74,7 +74,7 @@ impl Directory for SqliteStorage {
     }
 
     fn assigned_patients(&self, clinician: ClinicianId) -> Result<Vec<Patient>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT p.id, p.display_name, p.created_at, p.time_zone
                FROM clinician_patients cp JOIN patients p ON p.id = cp.patient_id
@@ -86,7 +86,7 @@ impl Directory for SqliteStorage {
     }
 
     fn is_assigned(&self, clinician: ClinicianId, patient: PatientId) -> Result<bool> {
-        Ok(self.conn().query_row(
+        Ok(self.reader().query_row(
             "SELECT EXISTS (SELECT 1 FROM clinician_patients
                              WHERE clinician_id = ?1 AND patient_id = ?2)",
             [clinician, patient],
@@ -96,7 +96,7 @@ impl Directory for SqliteStorage {
 
     fn clinician_unit_row(&self, clinician: ClinicianId) -> Result<Option<String>> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached("SELECT glucose_unit FROM clinicians WHERE id = ?1")?
             .query_row([clinician], |r| r.get(0))
             .optional()?)
@@ -137,7 +137,7 @@ impl Directory for SqliteStorage {
 
     fn token_row(&self, hash: &TokenHash) -> Result<Option<TokenRow>> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT id, hash, role, patient_id, clinician_id, revoked_at
                    FROM tokens WHERE hash = ?1",
@@ -173,7 +173,7 @@ impl Directory for SqliteStorage {
 
     fn session_token_row(&self, hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<TokenRow>> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT t.id, t.hash, t.role, t.patient_id, t.clinician_id, t.revoked_at
                    FROM dashboard_sessions s JOIN tokens t ON t.id = s.token_id
@@ -232,7 +232,7 @@ impl Directory for SqliteStorage {
 
     fn nightscout_patient(&self, hash: &SecretHash) -> Result<Option<PatientId>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT patient_id FROM nightscout_secrets WHERE hash = ?1",
                 [&hash.0],

@@ -6,6 +6,8 @@
 //! placeholders (`$N` there): `ON CONFLICT ... DO NOTHING / DO UPDATE ...
 //! WHERE` and `CASE` instead of SQLite's two-argument `MAX`.
 
+use std::ops::DerefMut;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use vigil_model::reading::Stream;
@@ -35,95 +37,179 @@ fn json_error(e: serde_json::Error) -> Error {
     Error::Internal(format!("stored acknowledgement: {e}"))
 }
 
-pub(super) fn store_batch(conn: &mut Connection, b: &NewBatch) -> Result<BatchAck> {
+/// Readings one write transaction stores at most. A larger batch is
+/// written chunk by chunk, each chunk its own transaction, and the writer's
+/// lock is handed to whoever waits between chunks: another tenant's small
+/// batch waits for one chunk (a few milliseconds), not for the whole batch.
+/// The batch row goes in first with an empty acknowledgement and gets its
+/// acknowledgement in the last transaction, so a retry after a crash in
+/// between finds the row unfinished and completes it: readings already
+/// stored count as stored, none twice. Readers may see part of a large
+/// batch before it is acknowledged, as they may see any committed reading
+/// before the phone hears of it.
+pub(super) const CHUNK: usize = 500;
+
+/// Stores a batch once, taking the write connection from `writer` for each
+/// transaction (see [`CHUNK`]).
+pub(super) fn store_batch<G: DerefMut<Target = Connection>>(
+    writer: impl Fn() -> G,
+    b: &NewBatch,
+) -> Result<BatchAck> {
     let key = b.idempotency_key();
+    let positions: Vec<(usize, usize)> = b
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| (0..group.readings.len()).map(move |r| (g, r)))
+        .collect();
+    let mut chunks = positions.chunks(CHUNK);
+    let first = chunks.next().unwrap_or(&[]);
+    let days = glucose_days_of(b);
+    let mut outcomes: Vec<Vec<ReadingOutcome>> = b
+        .groups
+        .iter()
+        .map(|g| Vec::with_capacity(g.readings.len()))
+        .collect();
+
+    let mut conn = writer();
     // IMMEDIATE: take the write lock up front, so two writers never both
     // read "unseen" and then race to insert.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let seen: Option<String> = tx
+    let seen: Option<(i64, String)> = tx
         .query_row(
-            "SELECT ack FROM batches WHERE batch_key = ?1",
+            "SELECT id, ack FROM batches WHERE batch_key = ?1",
             [&key[..]],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    if let Some(text) = seen {
-        let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
-        ack.duplicate = true;
-        touch_contact(&tx, b.patient, b.received_at)?;
+    let batch_row = match seen {
+        Some((_, text)) if !text.is_empty() => {
+            let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
+            ack.duplicate = true;
+            touch_contact(&tx, b.patient, b.received_at)?;
+            tx.commit()?;
+            return Ok(ack);
+        }
+        // An earlier attempt stopped between chunks: finish it.
+        Some((row, _)) => row,
+        None => {
+            tx.execute(
+                "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
+                 VALUES (?1, ?2, ?3, ?4, '')",
+                params![&key[..], b.patient, b.device, micros(b.received_at)],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    insert_chunk(&tx, b, batch_row, first, &days, &mut outcomes)?;
+    if positions.len() <= CHUNK {
+        let ack = finish_batch(&tx, b, batch_row, &outcomes)?;
         tx.commit()?;
         return Ok(ack);
     }
-    tx.execute(
-        "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
-         VALUES (?1, ?2, ?3, ?4, '')",
-        params![&key[..], b.patient, b.device, micros(b.received_at)],
-    )?;
-    let batch_row = tx.last_insert_rowid();
-    let mut outcomes = Vec::with_capacity(b.groups.len());
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
-                 quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
-                 batch_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT (patient_id, device, stream, session, seq) DO NOTHING",
-        )?;
-        let mut existing = tx.prepare_cached(
-            "SELECT value, held_back FROM readings
-             WHERE patient_id = ?1 AND device = ?2 AND stream = ?3 AND session = ?4 AND seq = ?5",
-        )?;
-        for g in &b.groups {
-            let stream = g.stream.as_str();
-            let session = session_column(g.session);
-            let mut out = Vec::with_capacity(g.readings.len());
-            for r in &g.readings {
-                let n = insert.execute(params![
-                    b.patient,
-                    b.device,
-                    stream,
-                    session,
-                    seq_column(r.seq),
-                    micros(r.time),
-                    r.value,
-                    r.quality_percent,
-                    r.quality_flagged,
-                    g.characteristic,
-                    g.tolerance,
-                    r.held_back,
-                    r.raw,
-                    batch_row,
-                ])?;
-                if n == 1 {
-                    out.push(ReadingOutcome::Inserted);
-                    continue;
-                }
-                let (value, held): (f64, bool) = existing.query_row(
-                    params![b.patient, b.device, stream, session, seq_column(r.seq)],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )?;
-                // A reconstructed value on either side is an estimate: the
-                // stored row stands and the reading counts as stored.
-                out.push(
-                    if held || r.held_back || value.to_bits() == r.value.to_bits() {
-                        ReadingOutcome::AlreadyStored
-                    } else {
-                        ReadingOutcome::Conflict
-                    },
-                );
-            }
-            outcomes.push(out);
-        }
+    tx.commit()?;
+    drop(conn);
+    for chunk in chunks {
+        let mut conn = writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_chunk(&tx, b, batch_row, chunk, &days, &mut outcomes)?;
+        tx.commit()?;
     }
-    mark_days_stale(&tx, b.patient, &glucose_days_of(b))?;
-    let ack = assemble_ack(b, &outcomes);
+    let mut conn = writer();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ack = finish_batch(&tx, b, batch_row, &outcomes)?;
+    tx.commit()?;
+    Ok(ack)
+}
+
+/// Inserts the readings at `chunk` (group, reading) positions and marks the
+/// batch's glucose days stale in the same transaction, so no summary
+/// outlives a write that changed its day.
+fn insert_chunk(
+    tx: &Transaction<'_>,
+    b: &NewBatch,
+    batch_row: i64,
+    chunk: &[(usize, usize)],
+    days: &[i64],
+    outcomes: &mut [Vec<ReadingOutcome>],
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
+             quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
+             batch_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (patient_id, device, stream, session, seq) DO NOTHING",
+    )?;
+    let mut existing = tx.prepare_cached(
+        "SELECT value, held_back FROM readings
+         WHERE patient_id = ?1 AND device = ?2 AND stream = ?3 AND session = ?4 AND seq = ?5",
+    )?;
+    for &(gi, ri) in chunk {
+        let (Some(g), Some(out)) = (b.groups.get(gi), outcomes.get_mut(gi)) else {
+            return Err(Error::Internal(
+                "a reading position outside its batch".into(),
+            ));
+        };
+        let Some(r) = g.readings.get(ri) else {
+            return Err(Error::Internal(
+                "a reading position outside its group".into(),
+            ));
+        };
+        let stream = g.stream.as_str();
+        let session = session_column(g.session);
+        let n = insert.execute(params![
+            b.patient,
+            b.device,
+            stream,
+            session,
+            seq_column(r.seq),
+            micros(r.time),
+            r.value,
+            r.quality_percent,
+            r.quality_flagged,
+            g.characteristic,
+            g.tolerance,
+            r.held_back,
+            r.raw,
+            batch_row,
+        ])?;
+        if n == 1 {
+            out.push(ReadingOutcome::Inserted);
+            continue;
+        }
+        let (value, held): (f64, bool) = existing.query_row(
+            params![b.patient, b.device, stream, session, seq_column(r.seq)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        // A reconstructed value on either side is an estimate: the stored
+        // row stands and the reading counts as stored.
+        out.push(
+            if held || r.held_back || value.to_bits() == r.value.to_bits() {
+                ReadingOutcome::AlreadyStored
+            } else {
+                ReadingOutcome::Conflict
+            },
+        );
+    }
+    mark_days_stale(tx, b.patient, days)?;
+    Ok(())
+}
+
+/// Writes the batch's acknowledgement (which makes it a finished batch for
+/// a retry) and the phone's contact time.
+fn finish_batch(
+    tx: &Transaction<'_>,
+    b: &NewBatch,
+    batch_row: i64,
+    outcomes: &[Vec<ReadingOutcome>],
+) -> Result<BatchAck> {
+    let ack = assemble_ack(b, outcomes);
     let text = serde_json::to_string(&ack).map_err(json_error)?;
     tx.execute(
         "UPDATE batches SET ack = ?1 WHERE id = ?2",
         params![text, batch_row],
     )?;
-    touch_contact(&tx, b.patient, b.received_at)?;
-    tx.commit()?;
+    touch_contact(tx, b.patient, b.received_at)?;
     Ok(ack)
 }
 

@@ -1,22 +1,35 @@
 //! The embedded SQLite backend: one clinic on one machine, no server to run.
 //!
-//! One connection behind a mutex: SQLite allows one writer at a time anyway,
-//! and the calls here are short indexed lookups and single-row inserts, so a
-//! pool would add contention rather than remove it. WAL lets the `serve`
-//! process and the admin CLI use the same file at once; `busy_timeout` makes
-//! the CLI wait for the service's write instead of failing.
+//! One writer, several readers (issue 13's tenant isolation):
+//! - **One write connection behind a fair lock.** SQLite allows one writer
+//!   at a time anyway; the lock hands over in arrival order, and a large
+//!   batch is written in chunks of [`intake::CHUNK`] readings, each its own
+//!   transaction, so another tenant's small write waits for at most one
+//!   chunk, not for a whole 20,000-reading batch.
+//! - **Reads on their own connections** ([`SqliteStorage::reader`]): WAL
+//!   lets a reader see every committed write without blocking the writer
+//!   or waiting for it, so a token lookup or a day's points never queue
+//!   behind another tenant's insert. An in-memory database has one
+//!   connection only, so there the reader is the writer.
+//!
+//! WAL also lets the `serve` process and the admin CLI use the same file at
+//! once; `busy_timeout` makes the CLI wait for the service's write instead
+//! of failing.
 //!
 //! One file per concern (`directory.rs`, `audit.rs`, `readings.rs`,
 //! `alerts.rs`, `webhooks.rs`) implements that concern's trait by mapping
 //! rows only; the rules sit above, in the traits' provided methods.
 //! `intake.rs` holds the intake statements those files share.
 
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
-use rusqlite::{Connection, params};
+use parking_lot::{FairMutex, FairMutexGuard};
+use rusqlite::{Connection, OpenFlags, params};
 
 use crate::domain::Patient;
 use crate::error::Result;
@@ -29,9 +42,32 @@ mod intake;
 mod readings;
 mod webhooks;
 
+/// Read connections a file-backed store opens: one per blocking-pool
+/// thread that is likely to read at once on a 2–4 core node.
+const READERS: usize = 4;
+
 /// A [`Storage`] over one SQLite file (or an in-memory database).
 pub struct SqliteStorage {
-    conn: Mutex<Connection>,
+    conn: FairMutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// A connection to read with: a pooled read-only one, or the writer where
+/// there is no other (an in-memory database).
+pub(crate) enum Reader<'a> {
+    Pooled(MutexGuard<'a, Connection>),
+    Writer(FairMutexGuard<'a, Connection>),
+}
+
+impl Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Reader::Pooled(c) => c,
+            Reader::Writer(c) => c,
+        }
+    }
 }
 
 impl SqliteStorage {
@@ -43,7 +79,12 @@ impl SqliteStorage {
         // WAL is a property of the file: it sticks, and a reader never
         // blocks the writer.
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        Self::setup(conn)
+        let mut store = Self::setup(conn)?;
+        // Opened after the migrations, so they see the latest schema.
+        store.readers = (0..READERS)
+            .map(|_| open_reader(path).map(Mutex::new))
+            .collect::<Result<_>>()?;
+        Ok(store)
     }
 
     /// An in-memory database, for tests of the storage contract.
@@ -57,18 +98,50 @@ impl SqliteStorage {
         conn.busy_timeout(Duration::from_secs(5))?;
         migrate(&mut conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: FairMutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-written row:
-        // an open rusqlite transaction rolls back when dropped, so the
-        // connection is still consistent and safe to keep using.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The write connection. A panic while holding it cannot leave a
+    /// half-written row: an open rusqlite transaction rolls back when
+    /// dropped, so the connection stays consistent (the lock does not
+    /// poison).
+    fn conn(&self) -> FairMutexGuard<'_, Connection> {
+        self.conn.lock()
     }
+
+    /// A connection for reads that need not wait for the writer: a free
+    /// read connection if there is one, else the next in turn.
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        if self.readers.is_empty() {
+            return Reader::Writer(self.conn());
+        }
+        if let Some(free) = self.readers.iter().find_map(|r| r.try_lock().ok()) {
+            return Reader::Pooled(free);
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        // A reader only runs SELECTs, so a panic mid-read leaves nothing
+        // half-done behind a poisoned lock.
+        Reader::Pooled(
+            self.readers[i]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// A read-only connection to the file at `path` (`query_only` as well, so
+/// no statement can write through it by mistake).
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "query_only", true)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

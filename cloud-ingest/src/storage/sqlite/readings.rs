@@ -15,7 +15,7 @@ use crate::storage::{
 impl Readings for SqliteStorage {
     fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT policy FROM precedence_policies WHERE patient_id = ?1 AND quantity = ?2",
                 params![patient, quantity],
@@ -99,7 +99,7 @@ impl Readings for SqliteStorage {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<NsDocument>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut q = conn.prepare_cached(
             "SELECT time_ms, kind, document FROM nightscout_documents
              WHERE patient_id = ?1 AND collection = ?2 AND time_ms >= ?3 AND time_ms < ?4
@@ -155,7 +155,7 @@ impl Readings for SqliteStorage {
     }
 
     fn glucose_days(&self, scope: DayScope, from_day: i64, to_day: i64) -> Result<Vec<GlucoseDay>> {
-        intake::glucose_days(&self.conn(), scope, from_day, to_day)
+        intake::glucose_days(&self.reader(), scope, from_day, to_day)
     }
 
     fn stale_glucose_days(
@@ -164,7 +164,7 @@ impl Readings for SqliteStorage {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<StaleDay>> {
-        intake::stale_glucose_days(&self.conn(), scope, from_day, to_day)
+        intake::stale_glucose_days(&self.reader(), scope, from_day, to_day)
     }
 
     fn put_glucose_day(
@@ -178,7 +178,7 @@ impl Readings for SqliteStorage {
     }
 
     fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
-        intake::store_batch(&mut self.conn(), batch)
+        intake::store_batch(|| self.conn(), batch)
     }
 
     fn kept_reading_before(
@@ -186,10 +186,10 @@ impl Readings for SqliteStorage {
         key: &SeriesKey,
         at: DateTime<Utc>,
     ) -> Result<Option<StoredReading>> {
-        intake::kept_reading_before(&self.conn(), key, at)
+        intake::kept_reading_before(&self.reader(), key, at)
     }
 
     fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
-        intake::readings(&self.conn(), query)
+        intake::readings(&self.reader(), query)
     }
 }

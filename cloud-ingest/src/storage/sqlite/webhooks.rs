@@ -22,7 +22,7 @@ impl Webhooks for SqliteStorage {
     }
 
     fn webhooks(&self) -> Result<Vec<Webhook>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, events, created_at FROM webhooks
               WHERE disabled_at IS NULL ORDER BY id",
@@ -74,7 +74,7 @@ impl Webhooks for SqliteStorage {
     }
 
     fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueDelivery>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT d.id, d.event, d.body, d.attempts, w.url, w.secret
                FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
@@ -135,7 +135,7 @@ impl Webhooks for SqliteStorage {
     }
 
     fn webhook_deliveries(&self, webhook: WebhookId) -> Result<Vec<DeliveryLog>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, event, attempts, delivered_at, gave_up_at, last_status, last_error
                FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY id",
