@@ -6,7 +6,11 @@
 //!    and never finish a request, against the same with no slow client.
 //! 2. One tenant's small batch latency (p50, p99) while another tenant's
 //!    device posts the largest batches the service accepts back to back,
-//!    against the same tenant alone.
+//!    against the same tenant alone. The other tenant writes in two ways:
+//!    a backfill (new minutes every batch: all stored) and replays (the
+//!    same minutes under new sequence numbers: refused by the
+//!    same-instant rule after the first). The well-behaved tenant posts as
+//!    a phone does: 15 new minutes a batch, paced 25 ms apart.
 //!
 //! The service is `serve_plain` (what `vigil-ingest serve` runs for plain
 //! HTTP) over `app(state)` on a fresh SQLite file, in this process, on
@@ -242,7 +246,7 @@ async fn main() {
             &format!("tenant batch during another's {name} of {max}"),
             contended,
         );
-        println!("  the other tenant stored {posted} batches of {max} readings meanwhile");
+        println!("  the other tenant had {posted} batches of {max} readings answered meanwhile");
         assert!(
             posted >= 2,
             "the contended run overlapped too few large batches"

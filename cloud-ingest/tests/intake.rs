@@ -298,6 +298,53 @@ async fn a_batch_or_reading_sent_again_is_stored_once_and_acknowledged_again() {
     assert_eq!(stored(&fx), [(1, 100.0), (2, 101.0), (3, 102.0)]);
 }
 
+/// Issue 13: the same minutes posted again under new sequence numbers are
+/// refused (a sensor session measures once per instant), so a device
+/// cannot grow a day's stored readings, and the summaries recomputed over
+/// them, batch after batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glucose_at_an_instant_already_held_under_another_sequence_is_a_conflict() {
+    let fx = Fixture::new();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let t0 = now_us() - TimeDelta::hours(1);
+    let at = |i: i64| t0 + TimeDelta::minutes(5 * i);
+    let first = batch(&fx, now_us(), &[(1, at(0), 100.0), (2, at(1), 101.0)]);
+    post_json_batch(&base, &fx.device, &first).await;
+    // 11 and 12 repeat stored instants; 13 and 14 share a new one within
+    // the batch (the first of them stands); 15 is new.
+    let replay = batch(
+        &fx,
+        now_us(),
+        &[
+            (11, at(0), 100.0),
+            (12, at(1), 140.0),
+            (13, at(2), 102.0),
+            (14, at(2), 102.0),
+            (15, at(3), 103.0),
+        ],
+    );
+    let (status, ack) = post_json_batch(&base, &fx.device, &replay).await;
+    assert_eq!(status, 200, "{ack}");
+    assert_eq!(ranges(&ack), [(13, 13), (15, 15)]);
+    let refused: Vec<(u64, &str)> = ack["streams"][0]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["seq"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        refused,
+        [(11, "conflict"), (12, "conflict"), (14, "conflict")]
+    );
+    assert_eq!(
+        stored(&fx),
+        [(1, 100.0), (2, 101.0), (13, 102.0), (15, 103.0)]
+    );
+    // The same reading under its own sequence is still just stored again.
+    let (_, again) = post_json_batch(&base, &fx.device, &first).await;
+    assert_eq!(ranges(&again), [(1, 2)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_readings_are_listed_and_valid_ones_of_the_same_batch_stored() {
     let fx = Fixture::new();

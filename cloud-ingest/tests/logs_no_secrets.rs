@@ -144,6 +144,14 @@ mod broken {
         ) -> Result<Option<StoredReading>> {
             Err(rusqlite::Error::InvalidQuery.into())
         }
+        fn sequences_between(
+            &self,
+            _: &SeriesKey,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<(DateTime<Utc>, u64)>> {
+            Err(rusqlite::Error::InvalidQuery.into())
+        }
         fn readings(&self, _: &ReadingQuery) -> Result<Vec<StoredReading>> {
             Err(rusqlite::Error::InvalidQuery.into())
         }

@@ -143,6 +143,14 @@ mod delegate {
         ) -> Result<Option<StoredReading>> {
             self.0.kept_reading_before(key, at)
         }
+        fn sequences_between(
+            &self,
+            key: &SeriesKey,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<Vec<(DateTime<Utc>, u64)>> {
+            self.0.sequences_between(key, from, to)
+        }
         fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
             self.0.readings(query)
         }

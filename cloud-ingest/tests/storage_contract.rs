@@ -457,6 +457,39 @@ fn a_batch_larger_than_a_write_chunk_is_stored_whole_and_once(s: &dyn Storage) {
     assert_eq!(s.readings(&q).unwrap().len(), 1500);
 }
 
+/// The same-instant rule's query: one series only, both ends included.
+fn sequences_between_lists_one_series_in_range(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    s.store_batch(&big_batch(p)).unwrap();
+    let key = SeriesKey {
+        patient: p,
+        device: "cgm-1".into(),
+        stream: Stream::Glucose,
+        session: Some(4),
+    };
+    let mut got = s.sequences_between(&key, t(120), t(300)).unwrap();
+    got.sort();
+    assert_eq!(got, [(t(120), 2), (t(180), 3), (t(240), 4), (t(300), 5)]);
+    let other_session = SeriesKey {
+        session: Some(5),
+        ..key.clone()
+    };
+    assert!(
+        s.sequences_between(&other_session, t(0), t(1_000_000))
+            .unwrap()
+            .is_empty()
+    );
+    let other_device = SeriesKey {
+        device: "cgm-2".into(),
+        ..key
+    };
+    assert!(
+        s.sequences_between(&other_device, t(0), t(1_000_000))
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// 1,200 one-minute glucose readings and 300 heart-rate ones.
 fn big_batch(p: i64) -> NewBatch {
     let heart = NewGroup {
@@ -1093,6 +1126,10 @@ macro_rules! storage_contract {
             #[test]
             fn delete_readings_removes_one_device_in_range_only() {
                 super::delete_readings_removes_one_device_in_range_only(fresh().as_ref());
+            }
+            #[test]
+            fn sequences_between_lists_one_series_in_range() {
+                super::sequences_between_lists_one_series_in_range(fresh().as_ref());
             }
             #[test]
             fn a_batch_larger_than_a_write_chunk_is_stored_whole_and_once() {

@@ -8,6 +8,9 @@
 //! same batch are), and reconstruction of held-back readings. A request
 //! that fails as a whole (4xx) writes nothing.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -259,6 +262,9 @@ pub fn prepare_batch(
                 }),
             }
         }
+        if g.stream == Stream::Glucose {
+            refuse_repeated_instants(storage, &key, &mut readings, &mut rejected)?;
+        }
         groups.push(NewGroup {
             stream: g.stream,
             session: g.session,
@@ -276,6 +282,45 @@ pub fn prepare_batch(
         received_at: now,
         groups,
     })
+}
+
+/// The same-instant rule: a sensor session measures once per instant, so a
+/// glucose reading at an instant its series already holds (stored, or
+/// earlier in the same group) under another sequence is refused as
+/// `conflict`. Without it a device could post the same minutes again and
+/// again under new sequence numbers, and the day summaries recomputed over
+/// them would grow with every batch (issue 13). One indexed range query per
+/// group, bounded by the group's own time span.
+fn refuse_repeated_instants(
+    storage: &dyn Storage,
+    key: &SeriesKey,
+    readings: &mut Vec<NewReading>,
+    rejected: &mut Vec<Rejected>,
+) -> Result<()> {
+    let times = readings.iter().map(|r| r.time);
+    let (Some(from), Some(to)) = (times.clone().min(), times.max()) else {
+        return Ok(());
+    };
+    let mut at: HashMap<i64, u64> = storage
+        .sequences_between(key, from, to)?
+        .into_iter()
+        .map(|(time, seq)| (time.timestamp_micros(), seq))
+        .collect();
+    readings.retain(|r| match at.entry(r.time.timestamp_micros()) {
+        Entry::Occupied(held) if *held.get() != r.seq => {
+            rejected.push(Rejected {
+                seq: r.seq,
+                reason: RejectReason::Conflict,
+            });
+            false
+        }
+        Entry::Occupied(_) => true,
+        Entry::Vacant(free) => {
+            free.insert(r.seq);
+            true
+        }
+    });
+    Ok(())
 }
 
 /// `POST /v1/batches`: stores a batch once and answers with what is

@@ -27,6 +27,15 @@ pub trait Readings: Send + Sync {
         key: &SeriesKey,
         at: DateTime<Utc>,
     ) -> Result<Option<StoredReading>>;
+    /// The (time, sequence) of every stored reading of one series with time
+    /// in `[from, to]` (the same-instant rule of batch intake: a sensor
+    /// session measures once per instant).
+    fn sequences_between(
+        &self,
+        key: &SeriesKey,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>>;
     /// Readings of a patient in `[from, to)`, by time then id, at most
     /// `limit`; `stream` narrows to one stream.
     fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>>;

@@ -215,6 +215,30 @@ pub(super) fn kept_reading_before(
     .transpose()
 }
 
+pub(super) fn sequences_between(
+    conn: &mut Client,
+    key: &SeriesKey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, u64)>> {
+    let rows = conn.query(
+        "SELECT time, seq FROM readings
+         WHERE patient_id = $1 AND stream = $2 AND time >= $3 AND time <= $4
+           AND device = $5 AND session = $6",
+        &[
+            &key.patient,
+            &key.stream.as_str(),
+            &micros(from),
+            &micros(to),
+            &key.device,
+            &session_column(key.session),
+        ],
+    )?;
+    rows.iter()
+        .map(|r| Ok((from_micros(r.try_get(0)?), seq_from_column(r.try_get(1)?))))
+        .collect()
+}
+
 pub(super) fn readings(conn: &mut Client, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
     conn.query(
         &format!(

@@ -136,6 +136,15 @@ impl Readings for PostgresStorage {
         intake::kept_reading_before(&mut *self.conn()?, key, at)
     }
 
+    fn sequences_between(
+        &self,
+        key: &SeriesKey,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>> {
+        intake::sequences_between(&mut *self.conn()?, key, from, to)
+    }
+
     fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
         intake::readings(&mut *self.conn()?, query)
     }

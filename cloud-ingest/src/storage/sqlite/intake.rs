@@ -268,6 +268,31 @@ pub(super) fn kept_reading_before(
     row.map(with_stream).transpose()
 }
 
+pub(super) fn sequences_between(
+    conn: &Connection,
+    key: &SeriesKey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT time, seq FROM readings
+         WHERE patient_id = ?1 AND stream = ?2 AND time >= ?3 AND time <= ?4
+           AND device = ?5 AND session = ?6",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            key.patient,
+            key.stream.as_str(),
+            micros(from),
+            micros(to),
+            key.device,
+            session_column(key.session)
+        ],
+        |r| Ok((from_micros(r.get(0)?), seq_from_column(r.get(1)?))),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 pub(super) fn readings(conn: &Connection, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {READING_COLUMNS} FROM readings

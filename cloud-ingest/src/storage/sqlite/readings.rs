@@ -189,6 +189,15 @@ impl Readings for SqliteStorage {
         intake::kept_reading_before(&self.reader(), key, at)
     }
 
+    fn sequences_between(
+        &self,
+        key: &SeriesKey,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>> {
+        intake::sequences_between(&self.reader(), key, from, to)
+    }
+
     fn readings(&self, query: &ReadingQuery) -> Result<Vec<StoredReading>> {
         intake::readings(&self.reader(), query)
     }

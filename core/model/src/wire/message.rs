@@ -737,8 +737,9 @@ pub enum RejectReason {
     FutureTime,
     /// The time is older than the server accepts.
     TooOld,
-    /// A reading with the same key but a different value is stored; the
-    /// stored one stands.
+    /// A reading with the same key but a different value is stored, or (for
+    /// glucose) another reading of the same sensor session at the same
+    /// instant; the stored one stands.
     Conflict,
     /// A held-back reading has no kept reading on one side to interpolate
     /// from.
