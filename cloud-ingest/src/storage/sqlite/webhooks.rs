@@ -49,19 +49,28 @@ impl Webhooks for SqliteStorage {
     }
 
     fn enqueue_webhook_event(&self, kind: EventKind, body: &str, at: DateTime<Utc>) -> Result<u64> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // The subscriptions are read on a read connection: with none (the
+        // common case, on every batch) the writer is not taken at all.
         let targets: Vec<(i64, String)> = {
+            let conn = self.reader();
             let mut stmt =
-                tx.prepare_cached("SELECT id, events FROM webhooks WHERE disabled_at IS NULL")?;
+                conn.prepare_cached("SELECT id, events FROM webhooks WHERE disabled_at IS NULL")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
-        let mut queued = 0;
+        let mut wanted = Vec::new();
         for (id, events) in targets {
-            if !EventKind::parse_list(&events)?.contains(&kind) {
-                continue;
+            if EventKind::parse_list(&events)?.contains(&kind) {
+                wanted.push(id);
             }
+        }
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut queued = 0;
+        for id in wanted {
             tx.execute(
                 "INSERT INTO webhook_deliveries (webhook_id, event, body, created_at, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)",
