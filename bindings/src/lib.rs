@@ -337,6 +337,7 @@ mod tests {
             "token": c.token,
             "sync_interval": c.sync_interval.0,
             "sync_interval_when_stable": c.sync_interval_when_stable.0,
+            "contact_interval": c.contact_interval.0,
             "wait_for_unmetered": c.wait_for_unmetered,
             "alerts": serde_json::to_value(&c.alerts).unwrap(),
             "buffer_budget_bytes": c.buffer_budget_bytes,

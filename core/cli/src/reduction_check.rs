@@ -58,6 +58,20 @@ pub struct Args {
     /// unless given; 15 turns the stretch off, to measure what it pays).
     #[arg(long)]
     stable_interval_min: Option<u32>,
+    /// The phone's contact interval, minutes (the SDK's 28 unless given),
+    /// to measure what a longer dead-man's switch would save; the service
+    /// here raises no alerts from it, so only the bytes change.
+    #[arg(long)]
+    contact_interval_min: Option<u32>,
+}
+
+impl Args {
+    /// The batch interval while glucose is steady, minutes: the option, or
+    /// the SDK's default.
+    fn stable_minutes(&self) -> u32 {
+        self.stable_interval_min
+            .unwrap_or(VigilConfig::new("", "").sync_interval_when_stable.0 / 60)
+    }
 }
 
 /// The three simulated patient profiles.
@@ -221,10 +235,9 @@ fn run_one(
     dir: &Path,
     glucose: SimulatedGlucose,
     one_minute: bool,
-    days: u32,
-    seed: u64,
-    stable_interval_min: Option<u32>,
+    args: &Args,
 ) -> Result<RunFigures, Failure> {
+    let (days, seed) = (args.days, args.seed);
     // Two patients: the phone syncs as the first; the Nightscout uploader
     // it is compared with posts the same readings as the second.
     let limits = vigil_ingest::Limits {
@@ -271,8 +284,9 @@ fn run_one(
         run_for: Duration::from_secs(u64::from(days) * 86_400),
     };
     config.simulation_seed = seed;
-    if let Some(min) = stable_interval_min {
-        config.sync_interval_when_stable = Seconds::minutes(min);
+    config.sync_interval_when_stable = Seconds::minutes(args.stable_minutes());
+    if let Some(min) = args.contact_interval_min {
+        config.contact_interval = Seconds::minutes(min);
     }
     config.simulation = Some(Simulation {
         glucose,
@@ -385,9 +399,7 @@ fn run_one(
         }
     }
     let alert_readings = glucose.keys().filter(|ms| alerts.contains(ms)).count();
-    let stretch = TimeDelta::minutes(i64::from(
-        stable_interval_min.unwrap_or(VigilConfig::new("", "").sync_interval_when_stable.0 / 60),
-    ));
+    let stretch = TimeDelta::minutes(i64::from(args.stable_minutes()));
     let steady_pct = steady_share(&samples, &alerts, &Steadiness::default(), stretch);
     Ok(RunFigures {
         steady_pct,
@@ -456,11 +468,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(failed("runtime"))?;
-    let stable = args
-        .stable_interval_min
-        .unwrap_or(VigilConfig::new("", "").sync_interval_when_stable.0 / 60);
+    let stable = args.stable_minutes();
+    let contact = args
+        .contact_interval_min
+        .unwrap_or(VigilConfig::new("", "").contact_interval.0 / 60);
     println!(
-        "product path: SDK facade -> buffer -> sync engine (15-min batches, {stable} min while glucose is steady) -> vigil-ingest (SQLite), {} simulated days per run, seed {}",
+        "product path: SDK facade -> buffer -> sync engine (15-min batches, {stable} min while glucose is steady, contact every {contact} min) -> vigil-ingest (SQLite), {} simulated days per run, seed {}",
         args.days, args.seed
     );
     println!(
@@ -471,15 +484,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let mut sum = (0.0, 0.0, 0.0, 0.0);
         for (profile, name) in PROFILES {
             let temp = tempfile::tempdir().map_err(failed("temporary directory"))?;
-            let f = run_one(
-                &runtime,
-                temp.path(),
-                profile,
-                interval == 1,
-                args.days,
-                args.seed,
-                args.stable_interval_min,
-            )?;
+            let f = run_one(&runtime, temp.path(), profile, interval == 1, &args)?;
             let equal = f
                 .bands_server
                 .iter()

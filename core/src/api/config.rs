@@ -120,6 +120,13 @@ pub struct VigilConfig {
     /// stretch off.
     #[cfg_attr(feature = "uniffi", uniffi(default = 3600))]
     pub sync_interval_when_stable: Seconds,
+    /// The longest the phone stays silent toward the service: when no
+    /// request has been acknowledged for this long, a body-less contact
+    /// goes (or the due batch goes early). 28 minutes by default, under
+    /// the service's dead-man's switch (`--app-silent-after`, 30 minutes by
+    /// default) with room for a late timer; change the two together.
+    #[cfg_attr(feature = "uniffi", uniffi(default = 1680))]
+    pub contact_interval: Seconds,
     /// Batches wait for an unmetered network (alerts never wait).
     #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub wait_for_unmetered: bool,
@@ -157,6 +164,7 @@ impl VigilConfig {
             token: None,
             sync_interval: Seconds::minutes(15),
             sync_interval_when_stable: Seconds::minutes(60),
+            contact_interval: Seconds::minutes(28),
             wait_for_unmetered: false,
             alerts: AlertConfig::default(),
             buffer_budget_bytes: None,

@@ -47,6 +47,7 @@ pub(crate) fn start(
             .duration()
             .max(config.sync_interval.duration()),
         wait_for_unmetered: config.wait_for_unmetered,
+        contact_interval: config.contact_interval.duration(),
         // Offline until the app reports its network.
         initial_network: engine::Network::None,
         ..SyncConfig::default()
