@@ -13,8 +13,10 @@
 //!    a phone does: 15 new minutes a batch, paced 25 ms apart.
 //!
 //! The service is `serve_plain` (what `vigil-ingest serve` runs for plain
-//! HTTP) over `app(state)` on a fresh SQLite file, in this process, on
-//! loopback; the well-behaved clients connect from 127.0.0.2 and the
+//! HTTP) over `app(state)` on a fresh SQLite file, then on a fresh
+//! database of a throwaway PostgreSQL server with durable settings
+//! (`VIGIL_HOSTILE_BACKENDS`, default `sqlite,postgres`), in this process,
+//! on loopback; the well-behaved clients connect from 127.0.0.2 and the
 //! hostile one from 127.0.0.1.
 //!
 //! `cargo bench -p vigil-ingest --bench hostile` runs 1,000 slow
@@ -29,6 +31,7 @@ use tokio::io::AsyncWriteExt;
 use vigil_ingest::domain::Role;
 use vigil_ingest::serve::{ConnectionLimits, serve_plain};
 use vigil_ingest::storage::Store;
+use vigil_ingest::storage::postgres::PostgresStorage;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::{Limits, ServiceState, admin, app};
 use vigil_model::reading::{DeviceId, PatientId, Quality, Stream};
@@ -142,14 +145,49 @@ async fn healthz(c: &reqwest::Client, url: &str, samples: usize) -> Vec<Duration
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (slow, samples) = if full { (1000, 200) } else { (100, 20) };
+    let backends = std::env::var("VIGIL_HOSTILE_BACKENDS").unwrap_or("sqlite,postgres".into());
+    for backend in backends.split(',') {
+        match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::new(SqliteStorage::open(&dir.path().join("vigil.db")).unwrap());
+                println!("SQLite (a file, as `serve` runs it)");
+                run(store, slow, samples).await;
+            }
+            "postgres" => {
+                // Durable settings, as a clinic runs it.
+                let (pg, store) = tokio::task::spawn_blocking(|| {
+                    let pg = vigil_pg_harness::PgServer::start_durable()
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let url = pg.fresh_database().unwrap();
+                    let store = Store::new(PostgresStorage::connect(&url).unwrap());
+                    (pg, store)
+                })
+                .await
+                .unwrap();
+                println!("PostgreSQL (durable settings)");
+                run(store, slow, samples).await;
+                tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+            }
+            other => panic!("VIGIL_HOSTILE_BACKENDS: unknown backend {other:?}"),
+        }
+    }
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(SqliteStorage::open(&dir.path().join("vigil.db")).unwrap());
-    let s = store.blocking();
-    let quiet = admin::add_patient(s, "Quiet Tenant").unwrap();
-    let loud = admin::add_patient(s, "Loud Tenant").unwrap();
-    let quiet_token = admin::add_patient_token(s, quiet, Role::Device).unwrap();
-    let loud_token = admin::add_patient_token(s, loud, Role::Device).unwrap();
+/// Both figures against one backend.
+async fn run(store: Store, slow: usize, samples: usize) {
+    // On the blocking pool: PostgreSQL's client must not block a runtime
+    // thread.
+    let (quiet, loud, quiet_token, loud_token) = store
+        .run(|s| {
+            let quiet = admin::add_patient(s, "Quiet Tenant")?;
+            let loud = admin::add_patient(s, "Loud Tenant")?;
+            let quiet_token = admin::add_patient_token(s, quiet, Role::Device)?;
+            let loud_token = admin::add_patient_token(s, loud, Role::Device)?;
+            Ok((quiet, loud, quiet_token, loud_token))
+        })
+        .await
+        .unwrap();
     // The per-token rate limit off (as in the load bench): the figure is
     // the database writer's contention, not the limiter's.
     let limits = Limits {
