@@ -152,7 +152,7 @@ async fn main() {
                 let dir = tempfile::tempdir().unwrap();
                 let store = Store::new(SqliteStorage::open(&dir.path().join("vigil.db")).unwrap());
                 println!("SQLite (a file, as `serve` runs it)");
-                run(store, slow, samples).await;
+                run(store, slow, samples, full).await;
             }
             "postgres" => {
                 // Durable settings, as a clinic runs it.
@@ -166,7 +166,7 @@ async fn main() {
                 .await
                 .unwrap();
                 println!("PostgreSQL (durable settings)");
-                run(store, slow, samples).await;
+                run(store, slow, samples, full).await;
                 tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
             }
             other => panic!("VIGIL_HOSTILE_BACKENDS: unknown backend {other:?}"),
@@ -175,7 +175,7 @@ async fn main() {
 }
 
 /// Both figures against one backend.
-async fn run(store: Store, slow: usize, samples: usize) {
+async fn run(store: Store, slow: usize, samples: usize, full: bool) {
     // On the blocking pool: PostgreSQL's client must not block a runtime
     // thread.
     let (quiet, loud, quiet_token, loud_token) = store
@@ -285,8 +285,9 @@ async fn run(store: Store, slow: usize, samples: usize) {
             contended,
         );
         println!("  the other tenant had {posted} batches of {max} readings answered meanwhile");
+        // The small check (`cargo test --benches`) runs too briefly for it.
         assert!(
-            posted >= 2,
+            posted >= 2 || !full,
             "the contended run overlapped too few large batches"
         );
         println!(
