@@ -337,5 +337,9 @@ fn a_version_5_buffer_upgrades_its_unsent_trend_readings_to_local_only() {
     let glucose = buffer
         .completeness(&DeviceId("cgm-1".into()), Stream::Glucose)
         .unwrap();
-    assert_eq!((glucose.unsent, glucose.undecided), (1, 1), "glucose untouched");
+    assert_eq!(
+        (glucose.unsent, glucose.undecided),
+        (1, 1),
+        "glucose untouched"
+    );
 }

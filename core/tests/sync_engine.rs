@@ -979,7 +979,9 @@ fn trend(seq: u64, rate: f64) -> Reading {
 fn the_cgm_trend_never_travels_and_a_kill_mid_sync_does_not_make_it_pending() {
     let mut f = fixture();
     let mut b = pipeline(&f);
-    let line: Vec<Reading> = (0..12).map(|s| glucose(s, 100.0 + 2.0 * s as f64)).collect();
+    let line: Vec<Reading> = (0..12)
+        .map(|s| glucose(s, 100.0 + 2.0 * s as f64))
+        .collect();
     let rates: Vec<Reading> = (0..12).map(|s| trend(s, 0.4)).collect();
     b.insert(&line).unwrap();
     b.insert(&rates).unwrap();
@@ -1015,7 +1017,11 @@ fn the_cgm_trend_never_travels_and_a_kill_mid_sync_does_not_make_it_pending() {
         .map(|r| r.state)
         .collect();
     assert_eq!(states, vec![SyncState::LocalOnly; 12]);
-    assert_eq!(b.count(Some(Stream::GlucoseTrend), Some(SyncState::Unsent)).unwrap(), 0);
+    assert_eq!(
+        b.count(Some(Stream::GlucoseTrend), Some(SyncState::Unsent))
+            .unwrap(),
+        0
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1029,12 +1035,18 @@ fn the_cgm_trend_never_travels_and_a_kill_mid_sync_does_not_make_it_pending() {
     // Every glucose reading settled, nothing left pending, no trend sent.
     assert_eq!(b.count(None, Some(SyncState::Unsent)).unwrap(), 0);
     assert_eq!(b.count(None, Some(SyncState::InFlight)).unwrap(), 0);
-    assert_eq!(b.count(Some(Stream::Glucose), Some(SyncState::Acknowledged)).unwrap(), 12);
+    assert_eq!(
+        b.count(Some(Stream::Glucose), Some(SyncState::Acknowledged))
+            .unwrap(),
+        12
+    );
     let c = b.completeness(&device, Stream::GlucoseTrend).unwrap();
     assert_eq!((c.acknowledged, c.local_only, c.unsent), (0, 12, 0));
     let s = f.server.state();
     assert!(
-        s.received.iter().all(|(stream, ..)| stream != "glucose_trend"),
+        s.received
+            .iter()
+            .all(|(stream, ..)| stream != "glucose_trend"),
         "a trend reading travelled"
     );
     assert_eq!(s.stored.len(), 12);

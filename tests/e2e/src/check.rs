@@ -131,10 +131,14 @@ pub fn verify(
             if s.state == SyncState::LocalOnly {
                 local_only += 1;
                 if s.reading.stream.is_uploaded() {
-                    bad.push(format!("{label}: {key:?} local-only but its stream is synced"));
+                    bad.push(format!(
+                        "{label}: {key:?} local-only but its stream is synced"
+                    ));
                 }
                 if on_server.contains_key(&key) {
-                    bad.push(format!("{label}: {key:?} local-only on the phone but on the server"));
+                    bad.push(format!(
+                        "{label}: {key:?} local-only on the phone but on the server"
+                    ));
                 }
                 continue;
             }
