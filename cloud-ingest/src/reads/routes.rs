@@ -107,9 +107,11 @@ pub async fn readings(
 /// The readings `query` names with each quantity resolved across its
 /// sources: a stream that measures a quantity (glucose, heart rate, SpO2)
 /// is resolved together with the quantity's other streams, then filtered
-/// back to the stream asked for; the glucose trend is derived from the
-/// resolved glucose ([`derived_trend`]); every other stream is returned as
-/// stored.
+/// back to the stream asked for; the glucose trend, asked for by name, is
+/// derived from the resolved glucose ([`derived_trend`]) and is left out
+/// of the all-streams view (a derived series, not readings, and one row
+/// per glucose reading that callers listing readings do not expect);
+/// every other stream is returned as stored.
 fn resolved_readings(
     s: &dyn crate::storage::Storage,
     access: &PatientAccess<Read>,
@@ -154,7 +156,7 @@ fn resolved_readings(
     if let Some(stream) = query.stream {
         out.retain(|r| r.stream == stream);
     }
-    if matches!(query.stream, None | Some(Stream::GlucoseTrend)) {
+    if query.stream == Some(Stream::GlucoseTrend) {
         out.extend(derived_trend(s, access, query)?);
     }
     out.sort_by(|a, b| {
