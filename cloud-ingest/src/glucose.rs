@@ -17,7 +17,7 @@ use crate::storage::{NewBatch, NewGroup, NewReading, Storage};
 
 /// The CGM Measurement characteristic (0x2AA7): what imported glucose is
 /// filed under, as it is what a CGM would have sent.
-const CGM_MEASUREMENT: u16 = 0x2AA7;
+pub(crate) const CGM_MEASUREMENT: u16 = 0x2AA7;
 
 /// The patient's glucose trend in `[from, to)`, time order: interstitial
 /// glucose resolved across its sources (the phone's CGM, an uploader's copy,

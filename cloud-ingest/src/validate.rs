@@ -34,6 +34,9 @@ pub const PLAUSIBLE_MG_DL: (f64, f64) = (10.0, 1000.0);
 pub fn plausible(stream: Stream) -> std::ops::RangeInclusive<f64> {
     match stream {
         Stream::Glucose | Stream::MeterGlucose => 1.0..=1500.0,
+        // Current SDKs keep the sensor's trend on the phone (the service
+        // derives it from glucose); SDKs before issue 14 still send it,
+        // and it is still stored for them.
         Stream::GlucoseTrend => -50.0..=50.0,
         Stream::HeartRate | Stream::PulseRate => 15.0..=350.0,
         Stream::RrInterval => 0.1..=5.0,

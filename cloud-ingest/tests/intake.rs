@@ -917,3 +917,90 @@ async fn stored_alerts_and_new_batches_reach_webhooks_once_signed() {
         data_body.get("value").is_none() && !String::from_utf8_lossy(&seen[1].2).contains("104")
     );
 }
+
+/// GETs the patient's readings of `stream` from `from` as the clinician;
+/// `(value, stream)` of each.
+async fn read_stream(
+    base: &str,
+    fx: &Fixture,
+    stream: &str,
+    from: DateTime<Utc>,
+    resolved: bool,
+) -> Vec<(f64, String)> {
+    let url = format!(
+        "{base}/v1/patients/{}/readings?stream={stream}&resolved={resolved}&from={}",
+        fx.own,
+        from.to_rfc3339()
+    );
+    let got: Value = reqwest::Client::new()
+        .get(url.replace('+', "%2B"))
+        .bearer_auth(&fx.clinician)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    got["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["value"].as_f64().unwrap(),
+                r["stream"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_sdk_s_trend_is_still_stored_and_readers_see_the_trend_derived_from_glucose() {
+    let fx = Fixture::new();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let t0 = now_us() - TimeDelta::hours(1);
+    let at = |i: i64| t0 + TimeDelta::minutes(5 * i);
+    // Rising 2 mg/dL/min, while the sensor (an SDK before issue 14 sends
+    // its rate) said 0.5.
+    let glucose: Vec<(u64, DateTime<Utc>, f64)> = (0..5)
+        .map(|i| (i as u64 + 1, at(i), 100.0 + 10.0 * i as f64))
+        .collect();
+    let mut b = batch(&fx, now_us(), &glucose);
+    let mut trend = StreamReadings::new(Stream::GlucoseTrend, Some(4), 0x2AA7);
+    for &(seq, time, _) in &glucose {
+        trend.readings.push(WireReading {
+            seq,
+            time,
+            value: 0.5,
+            quality: Quality::default(),
+            raw: None,
+        });
+    }
+    b.streams.push(trend);
+    let (status, ack) = post_json_batch(&base, &fx.device, &b).await;
+    assert_eq!(status, 200, "{ack}");
+    let ack: BatchAck = serde_json::from_value(ack).unwrap();
+    assert!(
+        ack.settles(Stream::GlucoseTrend, Some(4), 5),
+        "old clients' trend refused"
+    );
+    assert!(ack.settles(Stream::Glucose, Some(4), 5));
+
+    let from = t0 - TimeDelta::minutes(1);
+    // Resolved (the default view): derived, from the third reading on.
+    let derived = read_stream(&base, &fx, "glucose_trend", from, true).await;
+    assert_eq!(derived.len(), 3, "{derived:?}");
+    for (value, stream) in &derived {
+        assert_eq!(stream, "glucose_trend");
+        assert!((value - 2.0).abs() < 1e-9, "{derived:?}");
+    }
+    // The originals as the old SDK sent them.
+    let stored = read_stream(&base, &fx, "glucose_trend", from, false).await;
+    assert_eq!(stored.len(), 5);
+    assert!(stored.iter().all(|(v, _)| *v == 0.5));
+    // All streams, resolved: the readings, glucose only (the trend is
+    // asked for by name; the sensor's originals are not the trend shown).
+    let all = read_stream(&base, &fx, "", from, true).await;
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert!(all.iter().all(|(_, s)| s == "glucose"));
+}

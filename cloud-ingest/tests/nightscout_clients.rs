@@ -232,6 +232,18 @@ async fn uploaders_post_treatments_and_status_and_followers_read_them_back() {
     }
     let current: Value = get("/api/v1/entries/current.json".into(), sha1.clone()).await;
     assert_eq!(current[0]["sgv"], 139.0);
+    // A range that starts late: only its entries come back, and the
+    // recomputed arrow still sees the 15 minutes before the range (two
+    // readings in range alone would give `NONE`).
+    let late = (t0() + TimeDelta::minutes(10)).timestamp_millis();
+    let e: Value = get(
+        format!("/api/v1/entries/sgv.json?count=10&find%5Bdate%5D%5B%24gte%5D={late}"),
+        sha1.clone(),
+    )
+    .await;
+    let e = e.as_array().unwrap();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0]["direction"], "Flat");
 
     // 7. Another patient's secret sees none of it.
     let foreign: Value = get(

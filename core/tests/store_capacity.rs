@@ -186,10 +186,20 @@ fn full_buffer_evicts_acknowledged_first_then_oldest_unsent_trend_and_never_reco
     let (events, _) = feed(&mut buffer, next, 5, |_| false);
     let mut unsent_evicted = 0;
     let mut acked_evicted = first.acknowledged;
+    let mut local_evicted = first.local;
     for e in &events {
         if let BufferEvent::Evicted(ev) = e {
             unsent_evicted += ev.unsent;
             acked_evicted += ev.acknowledged;
+            local_evicted += ev.local;
+            for r in ev
+                .ranges
+                .iter()
+                .filter(|r| r.kind == RangeKind::EvictedLocal)
+            {
+                // Only the CGM's own trend stays on the phone.
+                assert_eq!(r.stream, Stream::GlucoseTrend, "{r:?}");
+            }
             for r in ev
                 .ranges
                 .iter()
@@ -240,7 +250,7 @@ fn full_buffer_evicts_acknowledged_first_then_oldest_unsent_trend_and_never_reco
 
     // Record-class readings were all kept, the alert is still pending, and
     // every stream's ledger balances: received = stored + evicted.
-    let mut ledger_evicted = (0, 0);
+    let mut ledger_evicted = (0, 0, 0);
     for (device, stream) in [
         ("strap-1", Stream::HeartRate),
         ("strap-1", Stream::RrInterval),
@@ -254,7 +264,7 @@ fn full_buffer_evicts_acknowledged_first_then_oldest_unsent_trend_and_never_reco
             .unwrap();
         assert_eq!(
             c.received,
-            c.stored + c.evicted_acknowledged + c.evicted_unsent,
+            c.stored + c.evicted_acknowledged + c.evicted_unsent + c.evicted_local,
             "{stream:?}"
         );
         if stream.profile() == Profile::Record {
@@ -263,10 +273,14 @@ fn full_buffer_evicts_acknowledged_first_then_oldest_unsent_trend_and_never_reco
         }
         ledger_evicted.0 += c.evicted_acknowledged;
         ledger_evicted.1 += c.evicted_unsent;
+        ledger_evicted.2 += c.evicted_local;
     }
+    // The CGM trend never waits for the cloud: local-only readings go
+    // before any unsent one.
+    assert!(local_evicted > 0, "no local-only reading evicted");
     assert_eq!(
         ledger_evicted,
-        (acked_evicted, unsent_evicted),
+        (acked_evicted, unsent_evicted, local_evicted),
         "events and ledger agree"
     );
     assert_eq!(buffer.pending_alerts().unwrap(), vec![alert]);

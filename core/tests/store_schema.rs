@@ -277,3 +277,69 @@ fn a_version_4_outbox_upgrades_keeping_its_rows_and_then_takes_every_re_alert() 
     assert!(buffer.enqueue_alert(&second).unwrap());
     assert_eq!(buffer.pending_alerts().unwrap().len(), 2);
 }
+
+#[test]
+fn a_version_5_buffer_upgrades_its_unsent_trend_readings_to_local_only() {
+    let dir = TempDir::new("upgrade-v6");
+    let old = dir.path().join("old.db");
+    {
+        let conn = raw(&old);
+        conn.execute_batch(V1).unwrap();
+        for from in 1..5 {
+            schema::upgrade_from(&conn, from).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 5").unwrap();
+        conn.execute(
+            "INSERT INTO batches (id, stream, created_at) VALUES (7, 'glucose_trend', 0)",
+            [],
+        )
+        .unwrap();
+        // Stream 3 is the CGM trend: one acknowledged, one unsent and
+        // undecided, one in flight in batch 7; stream 1 is glucose.
+        for (stream, seq, state, batch, decided) in [
+            (3, 1, 2, "NULL", 1),
+            (3, 2, 0, "NULL", 0),
+            (3, 3, 1, "7", 1),
+            (1, 1, 0, "NULL", 0),
+        ] {
+            conn.execute_batch(&format!(
+                "INSERT INTO readings (patient, device, stream, session, sequence, value, \
+                 sensor_time, receive_time, quality_percent, quality_flagged, characteristic, \
+                 raw, sync_state, batch, decided) VALUES ('p', 'cgm-1', {stream}, 1, {seq}, \
+                 -0.5, {t}, {t}, NULL, 0, 10919, x'0C00', {state}, {batch}, {decided})",
+                t = 1_772_352_060_000_000i64 + seq * 300_000_000,
+            ))
+            .unwrap();
+        }
+    }
+    let buffer = Buffer::open(&old, BufferConfig::default()).unwrap();
+    let states: Vec<SyncState> = buffer
+        .readings_of(&DeviceId("cgm-1".into()), Stream::GlucoseTrend)
+        .unwrap()
+        .iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            SyncState::Acknowledged,
+            SyncState::LocalOnly,
+            SyncState::LocalOnly
+        ]
+    );
+    let c = buffer
+        .completeness(&DeviceId("cgm-1".into()), Stream::GlucoseTrend)
+        .unwrap();
+    assert_eq!(
+        (c.stored, c.unsent, c.in_flight, c.undecided, c.local_only),
+        (3, 0, 0, 0, 2)
+    );
+    let glucose = buffer
+        .completeness(&DeviceId("cgm-1".into()), Stream::Glucose)
+        .unwrap();
+    assert_eq!(
+        (glucose.unsent, glucose.undecided),
+        (1, 1),
+        "glucose untouched"
+    );
+}

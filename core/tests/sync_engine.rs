@@ -966,3 +966,88 @@ async fn an_engine_started_offline_sends_nothing_until_the_host_reports_a_networ
     );
     h.stop().await;
 }
+
+/// The CGM's own rate of change, as the session stores it beside glucose.
+fn trend(seq: u64, rate: f64) -> Reading {
+    Reading {
+        stream: Stream::GlucoseTrend,
+        ..glucose(seq, rate)
+    }
+}
+
+#[test]
+fn the_cgm_trend_never_travels_and_a_kill_mid_sync_does_not_make_it_pending() {
+    let mut f = fixture();
+    let mut b = pipeline(&f);
+    let line: Vec<Reading> = (0..12)
+        .map(|s| glucose(s, 100.0 + 2.0 * s as f64))
+        .collect();
+    let rates: Vec<Reading> = (0..12).map(|s| trend(s, 0.4)).collect();
+    b.insert(&line).unwrap();
+    b.insert(&rates).unwrap();
+    let device = DeviceId("cgm-1".into());
+    let c = b.completeness(&device, Stream::GlucoseTrend).unwrap();
+    assert_eq!((c.stored, c.unsent, c.local_only), (12, 0, 12));
+    f.server.state().hang_after_commit = 1;
+    // Killed while waiting for the first acknowledgement (a runtime
+    // dropped mid-await, as in the kill test above).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(async { start(&mut f, SyncConfig::default(), token()) });
+    rt.block_on(async {
+        let sync = h.sync_now();
+        tokio::select! {
+            r = sync => panic!("the server never answers: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    });
+    assert!(b.count(None, Some(SyncState::InFlight)).unwrap() > 0);
+    drop(h);
+    drop(rt);
+    drop(b);
+    // Restart: the buffer reopens, the batch returns to unsent, and the
+    // trend readings are still local-only, not pending.
+    let b = pipeline(&f);
+    let states: Vec<SyncState> = b
+        .readings_of(&device, Stream::GlucoseTrend)
+        .unwrap()
+        .iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(states, vec![SyncState::LocalOnly; 12]);
+    assert_eq!(
+        b.count(Some(Stream::GlucoseTrend), Some(SyncState::Unsent))
+            .unwrap(),
+        0
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let h = start(&mut f, SyncConfig::default(), token());
+        let r = h.sync_now().await.unwrap();
+        assert_eq!(r.failure, None);
+        h.stop().await;
+    });
+    // Every glucose reading settled, nothing left pending, no trend sent.
+    assert_eq!(b.count(None, Some(SyncState::Unsent)).unwrap(), 0);
+    assert_eq!(b.count(None, Some(SyncState::InFlight)).unwrap(), 0);
+    assert_eq!(
+        b.count(Some(Stream::Glucose), Some(SyncState::Acknowledged))
+            .unwrap(),
+        12
+    );
+    let c = b.completeness(&device, Stream::GlucoseTrend).unwrap();
+    assert_eq!((c.acknowledged, c.local_only, c.unsent), (0, 12, 0));
+    let s = f.server.state();
+    assert!(
+        s.received
+            .iter()
+            .all(|(stream, ..)| stream != "glucose_trend"),
+        "a trend reading travelled"
+    );
+    assert_eq!(s.stored.len(), 12);
+}

@@ -159,7 +159,9 @@ pub fn urgency(r: &PatientRow) -> (u32, u8, u8) {
     (r.active_alerts, low, hb)
 }
 
-/// An arrow for a trend in mg/dL per minute, and its spoken name.
+/// An arrow for a trend in mg/dL per minute, and its spoken name: the
+/// shared rule's thresholds ([`vigil_model::trend::Arrow`]), with 45° and
+/// one-arrow steps shown, two-arrow rates under the one arrow.
 pub fn arrow(rate: f64) -> (&'static str, &'static str) {
     match rate {
         r if r >= 2.0 => ("↑", "rising fast"),

@@ -165,16 +165,13 @@ pub async fn home(State(state): State<ServiceState>, who: Session) -> Result<Res
                 principal.audit(s, Some(p.id), "dashboard.patients.read")?;
                 let now = Utc::now();
                 let recent = glucose::points(s, p.id, now - TimeDelta::days(14), now)?;
+                // The arrow is derived from glucose (the phone no longer
+                // sends the sensor's trend): the 15-minute slope.
                 let latest = recent.last().map(|last| {
                     let rate = recent
                         .len()
-                        .checked_sub(2)
-                        .and_then(|i| recent.get(i))
-                        .filter(|prev| last.time > prev.time)
-                        .map(|prev| {
-                            (last.mg_dl - prev.mg_dl)
-                                / ((last.time - prev.time).num_seconds() as f64 / 60.0)
-                        });
+                        .checked_sub(1)
+                        .and_then(|i| vigil_model::trend::rate_at(&glucose::samples(&recent), i));
                     (last.time, last.mg_dl, rate)
                 });
                 // 14 days of 5-minute readings is 4032.

@@ -131,18 +131,12 @@ pub fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
-/// Nightscout's trend name for a rate of change in mg/dL per minute
-/// (Dexcom's thresholds: 1, 2 and 3 mg/dL/min).
+/// Nightscout's trend name for a rate of change in mg/dL per minute, by
+/// the one rule every reader shares ([`vigil_model::trend::Arrow`],
+/// Dexcom's thresholds: 1, 2 and 3 mg/dL/min); `NOT COMPUTABLE` for a rate
+/// that is not a number.
 pub fn direction(rate_per_min: f64) -> &'static str {
-    match rate_per_min {
-        r if r >= 3.0 => "DoubleUp",
-        r if r >= 2.0 => "SingleUp",
-        r if r >= 1.0 => "FortyFiveUp",
-        r if r > -1.0 => "Flat",
-        r if r > -2.0 => "FortyFiveDown",
-        r if r > -3.0 => "SingleDown",
-        _ => "DoubleDown",
-    }
+    vigil_model::trend::Arrow::of(rate_per_min).map_or("NOT COMPUTABLE", |a| a.nightscout_name())
 }
 
 /// The range and size of a GET, parsed from `count` and
@@ -249,8 +243,13 @@ impl OwnTrend {
 /// Nightscout entries from stored glucose (`points` oldest first): the
 /// newest `count`, newest first. An entry an uploader posted carries the
 /// uploader's own `direction` and `delta` (`own`, keyed by entry time in
-/// ms, for points of `own_device`); any other takes both from its
-/// predecessor in `points` (`0` and `NONE` for the first of `points`).
+/// ms, for points of `own_device`); any other takes its `delta` from its
+/// predecessor in `points` (`0` for the first) and its `direction` from the
+/// trend derived over the 15 minutes of `points` up to it
+/// ([`vigil_model::trend::rate_at`]; `NONE` while too few readings are
+/// there, as after a gap). The phone no longer sends the sensor's trend,
+/// so the derived one is the only one; a caller that wants the oldest
+/// entries' arrows passes 15 minutes of earlier points too.
 pub fn entries(
     points: &[crate::domain::DataPoint],
     count: usize,
@@ -258,22 +257,22 @@ pub fn entries(
     own: &std::collections::HashMap<i64, OwnTrend>,
 ) -> Vec<Entry> {
     let mut out = Vec::with_capacity(count.min(points.len()));
+    let samples = crate::glucose::samples(points);
     for (i, p) in points.iter().enumerate().rev().take(count) {
         let prev = i.checked_sub(1).and_then(|j| points.get(j));
         let uploaded = (p.device == own_device)
             .then(|| own.get(&p.time.timestamp_millis()))
             .flatten();
-        let (computed_delta, computed) = match prev {
-            Some(q) if p.time > q.time => {
-                let minutes = (p.time - q.time).num_seconds() as f64 / 60.0;
-                let d = p.mg_dl - q.mg_dl;
-                ((d * 10.0).round() / 10.0, direction(d / minutes).to_owned())
-            }
-            // No earlier reading to compare with: Nightscout's own "no
-            // trend" values, never a missing field (clients compute
-            // `delta / 18` on every entry and fail on a null).
-            _ => (0.0, "NONE".to_owned()),
+        // No earlier reading to compare with: Nightscout's own "no trend"
+        // values, never a missing field (clients compute `delta / 18` on
+        // every entry and fail on a null).
+        let computed_delta = match prev {
+            Some(q) if p.time > q.time => ((p.mg_dl - q.mg_dl) * 10.0).round() / 10.0,
+            _ => 0.0,
         };
+        let computed = vigil_model::trend::rate_at(&samples, i)
+            .map_or("NONE", direction)
+            .to_owned();
         let (delta, direction) = match uploaded {
             Some(t) => (
                 Some(t.delta.unwrap_or(computed_delta)),
@@ -321,11 +320,14 @@ mod tests {
         let e = entries(&pts, 3, "nightscout", &none);
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].sgv, 119.0);
+        // The delta is the last step; the direction the 15-minute slope:
+        // a step down after a rise is still rising (1.46 mg/dL/min).
         assert_eq!(e[0].delta, Some(-1.0));
-        assert_eq!(e[0].direction.as_deref(), Some("Flat"));
+        assert_eq!(e[0].direction.as_deref(), Some("FortyFiveUp"));
         assert_eq!(e[1].delta, Some(16.0));
-        assert_eq!(e[1].direction.as_deref(), Some("DoubleUp"));
-        assert_eq!(e[2].direction.as_deref(), Some("Flat"));
+        assert_eq!(e[1].direction.as_deref(), Some("SingleUp"));
+        // Two readings, 5 minutes: too little for a rate.
+        assert_eq!(e[2].direction.as_deref(), Some("NONE"));
         assert!(e[0].date > e[1].date);
         assert_eq!(
             e[0].date_string.as_deref(),
@@ -351,6 +353,48 @@ mod tests {
         ] {
             assert!(json.get(k).is_some(), "missing {k}");
         }
+    }
+
+    /// 5-minute points of device `cgm-1` with these values.
+    fn series(values: &[f64]) -> Vec<crate::domain::DataPoint> {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| crate::domain::DataPoint {
+                time: t0 + chrono::TimeDelta::minutes(5 * i as i64),
+                mg_dl: *v,
+                device: "cgm-1".into(),
+                held_back: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_direction_is_derived_from_glucose_rising_falling_and_flat() {
+        let none = std::collections::HashMap::new();
+        let newest = |values: &[f64]| {
+            entries(&series(values), 1, "nightscout", &none)
+                .first()
+                .and_then(|e| e.direction.clone())
+        };
+        // 2.4 mg/dL/min up, 1.2 down, and noise around a level.
+        assert_eq!(
+            newest(&[100.0, 112.0, 124.0, 136.0]).as_deref(),
+            Some("SingleUp")
+        );
+        assert_eq!(
+            newest(&[150.0, 144.0, 138.0, 132.0]).as_deref(),
+            Some("FortyFiveDown")
+        );
+        assert_eq!(
+            newest(&[110.0, 114.0, 108.0, 112.0]).as_deref(),
+            Some("Flat")
+        );
+        assert_eq!(
+            newest(&[200.0, 180.0, 160.0, 140.0]).as_deref(),
+            Some("DoubleDown")
+        );
     }
 
     #[test]

@@ -97,17 +97,29 @@ async fn read(
         None => Utc::now() + TimeDelta::minutes(10),
     };
     let explicit_from = q.from;
+    // The oldest entries asked for derive their arrows from the 15 minutes
+    // before them too; those earlier points are read, never returned.
+    let lead_in = explicit_from.map(|f| {
+        f.checked_sub_signed(vigil_model::trend::WINDOW)
+            .unwrap_or(f)
+    });
     let count = q.count;
     let (points, own) = state
         .store
         .run(move |s| {
             let access = caller.open::<Read>(s, "nightscout.entries.read")?;
-            let points = newest_points(s, &access, explicit_from, to, count)?;
+            let points = newest_points(s, &access, lead_in, to, count)?;
             let own = own_trends(s, &access, &points, count)?;
             Ok((points, own))
         })
         .await?;
-    Ok(Json(nightscout::entries(&points, q.count, DEVICE, &own)))
+    let mut entries = nightscout::entries(&points, q.count, DEVICE, &own);
+    // Lead-in points are older than every point in range, so dropping them
+    // after taking the newest `count` never drops one that was asked for.
+    if let Some(from) = explicit_from {
+        entries.retain(|e| e.date >= from.timestamp_millis());
+    }
+    Ok(Json(entries))
 }
 
 /// Stored glucose up to `to`, oldest first: from `from` when the query

@@ -107,13 +107,20 @@ pub async fn readings(
 /// The readings `query` names with each quantity resolved across its
 /// sources: a stream that measures a quantity (glucose, heart rate, SpO2)
 /// is resolved together with the quantity's other streams, then filtered
-/// back to the stream asked for; every other stream is returned as stored.
+/// back to the stream asked for; the glucose trend, asked for by name, is
+/// derived from the resolved glucose ([`derived_trend`]) and is left out
+/// of the all-streams view (a derived series, not readings, and one row
+/// per glucose reading that callers listing readings do not expect);
+/// every other stream is returned as stored.
 fn resolved_readings(
     s: &dyn crate::storage::Storage,
     access: &PatientAccess<Read>,
     query: &ReadingQuery,
 ) -> Result<Vec<StoredReading>> {
     let raw = match query.stream {
+        // Derived below; the sensor rates older SDKs sent stay readable
+        // with `resolved=false`.
+        Some(Stream::GlucoseTrend) => Vec::new(),
         Some(stream) => match Quantity::of(stream) {
             None => return s.readings(query),
             Some(q) => {
@@ -127,7 +134,11 @@ fn resolved_readings(
                 rows
             }
         },
-        None => s.readings(query)?,
+        None => {
+            let mut rows = s.readings(query)?;
+            rows.retain(|r| r.stream != Stream::GlucoseTrend);
+            rows
+        }
     };
     let mut by_quantity: std::collections::BTreeMap<Quantity, Vec<StoredReading>> =
         std::collections::BTreeMap::new();
@@ -145,6 +156,9 @@ fn resolved_readings(
     if let Some(stream) = query.stream {
         out.retain(|r| r.stream == stream);
     }
+    if query.stream == Some(Stream::GlucoseTrend) {
+        out.extend(derived_trend(s, access, query)?);
+    }
     out.sort_by(|a, b| {
         a.time
             .cmp(&b.time)
@@ -153,6 +167,48 @@ fn resolved_readings(
     });
     out.truncate(query.limit as usize);
     Ok(out)
+}
+
+/// The glucose trend of `query`'s period, derived from the resolved CGM
+/// glucose by the shared rule ([`vigil_model::trend::rate_at`]: the
+/// 15-minute least-squares slope, mg/dL per minute): one row per glucose
+/// reading that has a rate, under that reading's device and time, with
+/// the reading's time in ms as its sequence. The phone stopped sending the
+/// sensor's own rate (issue 14), so this is the one trend every reader
+/// sees, for new and old phones alike. The 15 minutes before `from` are
+/// read so the first rows have a full window.
+fn derived_trend(
+    s: &dyn crate::storage::Storage,
+    access: &PatientAccess<Read>,
+    query: &ReadingQuery,
+) -> Result<Vec<StoredReading>> {
+    let lead_in = query
+        .from
+        .checked_sub_signed(vigil_model::trend::WINDOW)
+        .unwrap_or(query.from);
+    let points = access.points(s, lead_in, query.to)?;
+    let samples = crate::glucose::samples(&points);
+    Ok(points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.time >= query.from)
+        .filter_map(|(i, p)| {
+            let rate = vigil_model::trend::rate_at(&samples, i)?;
+            Some(StoredReading {
+                device: p.device.clone(),
+                stream: Stream::GlucoseTrend,
+                session: None,
+                seq: u64::try_from(p.time.timestamp_millis()).unwrap_or(0),
+                time: p.time,
+                value: rate,
+                quality_percent: None,
+                quality_flagged: false,
+                characteristic: crate::glucose::CGM_MEASUREMENT,
+                tolerance: None,
+                held_back: false,
+            })
+        })
+        .collect())
 }
 
 /// Query of the precedence audit view.

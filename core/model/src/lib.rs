@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod precedence;
 pub mod reading;
 pub mod reduce;
+pub mod trend;
 pub mod wire;
 
 pub use error::{Error, Result};

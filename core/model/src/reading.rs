@@ -151,6 +151,19 @@ impl Stream {
         }
     }
 
+    /// Whether the phone uploads this stream's readings.
+    ///
+    /// Every stream is uploaded but the CGM's own trend
+    /// ([`Stream::GlucoseTrend`]): the cloud derives the rate of change
+    /// from the glucose series it already holds
+    /// ([`crate::trend::rate_at`]), so sending the sensor's rate as well
+    /// cost about 2 KB per patient-day for nothing the cloud lacked
+    /// (issue 14). The phone keeps those readings for its own arrow and
+    /// its alerts; the protocol still accepts them from older SDKs.
+    pub fn is_uploaded(self) -> bool {
+        !matches!(self, Stream::GlucoseTrend)
+    }
+
     /// Stable lowercase name used in storage and on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

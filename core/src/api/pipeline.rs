@@ -286,7 +286,10 @@ fn buffer_event(e: crate::store::BufferEvent) -> BufferEvent {
             pressure: PressureLevel::Critical,
             used_bytes: 0,
             budget_bytes: 0,
-            evicted: ev.acknowledged.saturating_add(ev.unsent),
+            evicted: ev
+                .acknowledged
+                .saturating_add(ev.unsent)
+                .saturating_add(ev.local),
         },
     }
 }

@@ -21,6 +21,9 @@ pub struct LedgerSummary {
     pub acknowledged: u64,
     /// Readings evicted before the cloud had them.
     pub evicted_unsent: u64,
+    /// Readings stored that stay on the phone and are never synced (the
+    /// CGM's own trend, which the cloud derives from glucose): not unsent.
+    pub local_only: u64,
 }
 
 /// The SDK's state, for a status screen.
@@ -31,7 +34,8 @@ pub struct Status {
     pub devices: Vec<String>,
     /// Whether collection runs.
     pub running: bool,
-    /// Readings stored and not yet acknowledged by the cloud.
+    /// Readings stored and still to be acknowledged by the cloud (unsent or
+    /// in flight); local-only readings are never counted here.
     pub unsent_readings: u64,
     /// Readings stored in total.
     pub stored_readings: u64,
@@ -61,7 +65,11 @@ pub(crate) fn read(
     network: Network,
 ) -> SdkResult<Status> {
     let stored = buffer.count(None, None)?;
-    let acked = buffer.count(None, Some(SyncState::Acknowledged))?;
+    // Local-only readings are final on the phone: counting "stored minus
+    // acknowledged" would report them pending for ever.
+    let unsent = buffer
+        .count(None, Some(SyncState::Unsent))?
+        .saturating_add(buffer.count(None, Some(SyncState::InFlight))?);
     let used = buffer.used_bytes()?;
     let budget = buffer.capacity_policy().budget_bytes;
     let fill = used as f64 / budget.max(1) as f64;
@@ -81,12 +89,13 @@ pub(crate) fn read(
             ledger.reported_missing += c.reported_missing;
             ledger.acknowledged += c.acknowledged;
             ledger.evicted_unsent += c.evicted_unsent;
+            ledger.local_only += c.local_only;
         }
     }
     Ok(Status {
         devices: devices.to_vec(),
         running,
-        unsent_readings: stored.saturating_sub(acked),
+        unsent_readings: unsent,
         stored_readings: stored,
         pending_alerts: u64::try_from(buffer.pending_alerts()?.len()).unwrap_or(u64::MAX),
         buffer_used_bytes: used,

@@ -1,5 +1,7 @@
 //! Readings in the buffer: the durable, deduplicating insert path and the
 //! sync state machine (unsent → in flight → acknowledged) that sync drives.
+//! A reading of a stream the phone does not upload is stored local-only
+//! and never enters that machine.
 //!
 //! The one invariant this file guards: a reading is marked acknowledged
 //! only by [`Buffer::acknowledge_batch`] or [`Buffer::acknowledge_readings`],
@@ -25,6 +27,11 @@ pub enum SyncState {
     InFlight,
     /// The server acknowledged it; the cloud holds it.
     Acknowledged,
+    /// Kept on the phone only and never synced: a stream the cloud derives
+    /// for itself ([`Stream::is_uploaded`]), stored for the app's own view
+    /// and alerts. Final like [`SyncState::Acknowledged`]: not pending, so
+    /// it blocks neither a batch's settlement nor eviction.
+    LocalOnly,
 }
 
 impl SyncState {
@@ -33,6 +40,7 @@ impl SyncState {
             SyncState::Unsent => 0,
             SyncState::InFlight => 1,
             SyncState::Acknowledged => 2,
+            SyncState::LocalOnly => 3,
         }
     }
 
@@ -41,6 +49,7 @@ impl SyncState {
             0 => Ok(SyncState::Unsent),
             1 => Ok(SyncState::InFlight),
             2 => Ok(SyncState::Acknowledged),
+            3 => Ok(SyncState::LocalOnly),
             _ => Err(Error::Storage {
                 code: None,
                 message: format!("unknown sync state {v} in readings"),
@@ -110,8 +119,9 @@ pub struct SyncCursor {
 }
 
 const INSERT_SQL: &str = "INSERT INTO readings (patient, device, stream, session, sequence, value, \
-     sensor_time, receive_time, quality_percent, quality_flagged, characteristic, raw, id, decided) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING";
+     sensor_time, receive_time, quality_percent, quality_flagged, characteristic, raw, id, decided, \
+     sync_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     ON CONFLICT DO NOTHING";
 
 /// First row id of trend-class readings; record-class readings take the
 /// ids below it.
@@ -311,6 +321,7 @@ impl Buffer {
             let mut stmt = tx.prepare_cached(INSERT_SQL)?;
             for r in readings {
                 let is_trend = r.stream.profile() == Profile::Trend;
+                let uploaded = r.stream.is_uploaded();
                 let id = if is_trend { next_trend } else { next_record };
                 let changed = stmt.execute(params![
                     r.patient.0,
@@ -326,8 +337,15 @@ impl Buffer {
                     r.provenance.characteristic,
                     r.provenance.raw,
                     id,
-                    // A stream with no reducer is lossless: nothing to decide.
-                    crate::reduce::ReducerConfig::for_stream(r.stream).is_none(),
+                    // A stream with no reducer is lossless, and one that
+                    // stays on the phone goes nowhere: nothing to decide.
+                    !uploaded || crate::reduce::ReducerConfig::for_stream(r.stream).is_none(),
+                    if uploaded {
+                        SyncState::Unsent
+                    } else {
+                        SyncState::LocalOnly
+                    }
+                    .to_sql(),
                 ])?;
                 let tally = tallies
                     .entry((r.provenance.device.0.as_str(), r.stream))

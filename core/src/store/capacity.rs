@@ -13,7 +13,9 @@
 //!   therefore measures `(page_count - freelist_count) × page_size`.
 //! - **Eviction order.** First readings the cloud has acknowledged (any
 //!   class: the cloud holds them, dropping the local copy loses nothing),
-//!   oldest first; then the oldest unsent trend-class readings. Unsent
+//!   oldest first; then local-only readings (the CGM trend, which the
+//!   cloud derives itself: dropping them shortens only the phone's own
+//!   history); then the oldest unsent trend-class readings. Unsent
 //!   record-class readings, in-flight readings and the alert outbox are
 //!   never evicted. Each eviction is added to the ledger (counts and
 //!   sensor-time ranges) in the same transaction and returned as a
@@ -92,6 +94,8 @@ pub struct Eviction {
     pub acknowledged: u64,
     /// Unsent trend readings removed (lost to the cloud, counted).
     pub unsent: u64,
+    /// Local-only readings removed (never meant for the cloud).
+    pub local: u64,
     /// One range per device, stream and kind, as added to the ledger.
     pub ranges: Vec<LedgerRange>,
 }
@@ -227,6 +231,7 @@ pub(crate) fn enforce(
     let target = budget - budget / 100;
     let phases = [
         (RangeKind::EvictedAcknowledged, "sync_state = 2".to_string()),
+        (RangeKind::EvictedLocal, "sync_state = 3".to_string()),
         (
             RangeKind::EvictedUnsent,
             format!("sync_state = 0 AND stream IN ({trend_streams_sql})"),
@@ -272,12 +277,19 @@ pub(crate) fn enforce(
     let mut tallies: BTreeMap<(&str, Stream), Tally> = BTreeMap::new();
     for ((device, stream, kind), (from, to, count)) in &spans {
         let tally = tallies.entry((device.as_str(), *stream)).or_default();
-        if *kind == RangeKind::EvictedAcknowledged {
-            tally.evicted_acknowledged += count;
-            eviction.acknowledged += count;
-        } else {
-            tally.evicted_unsent += count;
-            eviction.unsent += count;
+        match kind {
+            RangeKind::EvictedAcknowledged => {
+                tally.evicted_acknowledged += count;
+                eviction.acknowledged += count;
+            }
+            RangeKind::EvictedLocal => {
+                tally.evicted_local += count;
+                eviction.local += count;
+            }
+            RangeKind::EvictedUnsent | RangeKind::ReportedMissing => {
+                tally.evicted_unsent += count;
+                eviction.unsent += count;
+            }
         }
         let range = LedgerRange {
             device: DeviceId(device.clone()),

@@ -3,7 +3,9 @@
 //! acknowledged and what the capacity policy evicted.
 //!
 //! It exists so that "no reading was lost silently" can be checked by
-//! arithmetic: received = stored + evicted, and every gap has a range. The
+//! arithmetic: received = stored + evicted, and every gap has a range. A
+//! reading of a stream the phone keeps to itself (the CGM trend) is
+//! local-only: stored, counted, never pending and never on the server. The
 //! counters are kept in the same transaction as the change they count, so a
 //! kill cannot leave them out of step with the readings.
 
@@ -24,6 +26,7 @@ pub(crate) struct Tally {
     pub(crate) acknowledged: u64,
     pub(crate) evicted_acknowledged: u64,
     pub(crate) evicted_unsent: u64,
+    pub(crate) evicted_local: u64,
     pub(crate) acknowledged_held_back: u64,
 }
 
@@ -34,14 +37,16 @@ pub(crate) fn add_tallies(
 ) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO ledger (device, stream, received, duplicates, acknowledged, \
-         evicted_acknowledged, evicted_unsent, held_back) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         evicted_acknowledged, evicted_unsent, held_back, evicted_local) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
          ON CONFLICT (device, stream) DO UPDATE SET \
          received = received + excluded.received, \
          duplicates = duplicates + excluded.duplicates, \
          acknowledged = acknowledged + excluded.acknowledged, \
          evicted_acknowledged = evicted_acknowledged + excluded.evicted_acknowledged, \
          evicted_unsent = evicted_unsent + excluded.evicted_unsent, \
-         held_back = held_back + excluded.held_back",
+         held_back = held_back + excluded.held_back, \
+         evicted_local = evicted_local + excluded.evicted_local",
     )?;
     for ((device, stream), t) in tallies {
         stmt.execute(params![
@@ -53,6 +58,7 @@ pub(crate) fn add_tallies(
             u64_to_sql(t.evicted_acknowledged, "count")?,
             u64_to_sql(t.evicted_unsent, "count")?,
             u64_to_sql(t.acknowledged_held_back, "count")?,
+            u64_to_sql(t.evicted_local, "count")?,
         ])?;
     }
     Ok(())
@@ -85,6 +91,9 @@ pub enum RangeKind {
     EvictedAcknowledged,
     /// Unsent trend readings removed to make room: data the cloud never got.
     EvictedUnsent,
+    /// Local-only readings removed to make room: the cloud derives their
+    /// stream itself, so it misses nothing; the phone's history shortens.
+    EvictedLocal,
 }
 
 impl RangeKind {
@@ -93,6 +102,7 @@ impl RangeKind {
             RangeKind::ReportedMissing => "reported_missing",
             RangeKind::EvictedAcknowledged => "evicted_acknowledged",
             RangeKind::EvictedUnsent => "evicted_unsent",
+            RangeKind::EvictedLocal => "evicted_local",
         }
     }
 
@@ -101,6 +111,7 @@ impl RangeKind {
             "reported_missing" => Ok(RangeKind::ReportedMissing),
             "evicted_acknowledged" => Ok(RangeKind::EvictedAcknowledged),
             "evicted_unsent" => Ok(RangeKind::EvictedUnsent),
+            "evicted_local" => Ok(RangeKind::EvictedLocal),
             _ => Err(Error::Storage {
                 code: None,
                 message: "unknown ledger range kind".into(),
@@ -156,6 +167,15 @@ pub struct Completeness {
     pub evicted_acknowledged: u64,
     /// Unsent readings evicted to make room: lost to the cloud, but counted.
     pub evicted_unsent: u64,
+    /// Readings held in the buffer now that stay on the phone and are never
+    /// synced ([`super::SyncState::LocalOnly`]): neither pending nor on the
+    /// server. The cloud derives their stream (the CGM trend) itself.
+    pub local_only: u64,
+    /// Local-only readings evicted to make room (the cloud never held them
+    /// and does not need them). So that, for every stream,
+    /// `received = stored + evicted_acknowledged + evicted_unsent +
+    /// evicted_local`.
+    pub evicted_local: u64,
 }
 
 impl Buffer {
@@ -207,7 +227,7 @@ impl Buffer {
             .conn
             .prepare_cached(
                 "SELECT received, duplicates, reported_missing, acknowledged, \
-                 evicted_acknowledged, evicted_unsent, held_back FROM ledger \
+                 evicted_acknowledged, evicted_unsent, held_back, evicted_local FROM ledger \
                  WHERE device = ?1 AND stream = ?2",
             )?
             .query_row(params![device.0, stream.as_str()], |r| {
@@ -219,23 +239,31 @@ impl Buffer {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ])
             });
         let counters = match counters {
             Ok(c) => c,
-            Err(rusqlite::Error::QueryReturnedNoRows) => [0; 7],
+            Err(rusqlite::Error::QueryReturnedNoRows) => [0; 8],
             Err(e) => return Err(e.into()),
         };
-        let held: [i64; 5] = self
+        let held: [i64; 6] = self
             .conn
             .prepare_cached(
                 "SELECT count(*), ifnull(sum(sync_state = 0), 0), ifnull(sum(sync_state = 1), 0), \
                  ifnull(sum(held AND sync_state = 0), 0), \
-                 ifnull(sum(decided = 0 AND sync_state = 0), 0) \
+                 ifnull(sum(decided = 0 AND sync_state = 0), 0), ifnull(sum(sync_state = 3), 0) \
                  FROM readings WHERE device = ?1 AND stream = ?2",
             )?
             .query_row(params![device.0, super::stream_code(stream)], |r| {
-                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+                Ok([
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ])
             })?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(Completeness {
@@ -246,11 +274,13 @@ impl Buffer {
             evicted_acknowledged: n(counters[4]),
             evicted_unsent: n(counters[5]),
             acknowledged_held_back: n(counters[6]),
+            evicted_local: n(counters[7]),
             stored: n(held[0]),
             unsent: n(held[1]),
             in_flight: n(held[2]),
             held_back: n(held[3]),
             undecided: n(held[4]),
+            local_only: n(held[5]),
         })
     }
 

@@ -32,13 +32,19 @@
 //!   how far each export target (Health Connect, HealthKit) has taken the
 //!   readings, by row id, one per id range (record and trend readings take
 //!   separate ranges), so an interrupted export resumes where it stopped.
+//! - 6: local-only readings (issue 14). The CGM trend stream stays on the
+//!   phone (the cloud derives the trend from glucose): its readings are
+//!   stored in sync state 3 (local-only), decided on arrival, and the
+//!   ledger counts those evicted (`evicted_local`). Trend readings not yet
+//!   acknowledged when the phone upgrades become local-only; acknowledged
+//!   ones stay acknowledged (the cloud holds them).
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
 /// The schema version this code writes, kept in SQLite's `user_version`.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// The complete schema at [`VERSION`], used for fresh databases.
 ///
@@ -131,6 +137,7 @@ CREATE TABLE ledger (
     evicted_acknowledged INTEGER NOT NULL DEFAULT 0,
     evicted_unsent INTEGER NOT NULL DEFAULT 0,
     held_back INTEGER NOT NULL DEFAULT 0,
+    evicted_local INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device, stream)
 );
 CREATE TABLE ledger_ranges (
@@ -289,6 +296,20 @@ CREATE TABLE export_cursors (
 );
 ";
 
+/// Version 5 to 6: the CGM trend (stream code 3) stays on the phone. Its
+/// readings not yet acknowledged become local-only (state 3) and decided,
+/// out of any batch (a batch in flight at the upgrade belonged to a
+/// process that is gone; the cloud stores a resent reading once, and these
+/// are simply not resent), and reduction's anchors for the stream go.
+const V5_TO_V6: &str = "
+ALTER TABLE ledger ADD COLUMN evicted_local INTEGER NOT NULL DEFAULT 0;
+UPDATE readings SET sync_state = 3, batch = NULL, decided = 1, held = 0
+    WHERE stream = 3 AND sync_state IN (0, 1);
+DELETE FROM batches WHERE NOT EXISTS
+    (SELECT 1 FROM readings WHERE batch = batches.id AND sync_state = 1);
+DELETE FROM reduction_anchors WHERE stream = 3;
+";
+
 /// Applies the one step that takes a database from version `from` to
 /// `from + 1`. The caller holds the transaction and bumps `user_version`.
 ///
@@ -300,6 +321,7 @@ pub fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
         2 => conn.execute_batch(V2_TO_V3).map_err(Error::from),
         3 => conn.execute_batch(V3_TO_V4).map_err(Error::from),
         4 => conn.execute_batch(V4_TO_V5).map_err(Error::from),
+        5 => conn.execute_batch(V5_TO_V6).map_err(Error::from),
         other => Err(Error::Storage {
             code: None,
             message: format!("no schema upgrade step from version {other}"),

@@ -16,6 +16,9 @@
 //! - **ledger**: per stream, the ledger's acknowledged count equals the
 //!   server's count, nothing is unsent or in flight, and server rows the
 //!   buffer no longer holds are exactly the ledger's evicted-acknowledged;
+//!   a reading the phone keeps to itself (local-only: the CGM trend, which
+//!   the server derives) is on the phone and not on the server, and the
+//!   ledger's local-only count is exactly those readings;
 //!   phone and server agree on every reading's fate (kept, or held back
 //!   and reconstructed): the buffer's held mark equals the server's, and
 //!   the ledger's acknowledged-held-back count equals the server's
@@ -122,8 +125,23 @@ pub fn verify(
             }
         }
         let mut missing = 0u64;
+        let mut local_only = 0u64;
         for s in &local {
             let key = (s.reading.provenance.session, s.reading.sequence);
+            if s.state == SyncState::LocalOnly {
+                local_only += 1;
+                if s.reading.stream.is_uploaded() {
+                    bad.push(format!(
+                        "{label}: {key:?} local-only but its stream is synced"
+                    ));
+                }
+                if on_server.contains_key(&key) {
+                    bad.push(format!(
+                        "{label}: {key:?} local-only on the phone but on the server"
+                    ));
+                }
+                continue;
+            }
             if s.state != SyncState::Acknowledged {
                 bad.push(format!("{label}: {key:?} still {:?} on the phone", s.state));
             }
@@ -203,8 +221,14 @@ pub fn verify(
                         c.unsent, c.in_flight
                     ));
                 }
-                let gone =
-                    rows.len() as u64 - (local.len() as u64 - missing).min(rows.len() as u64);
+                if c.local_only != local_only {
+                    bad.push(format!(
+                        "{label}: ledger says {} local-only, the buffer holds {local_only}",
+                        c.local_only
+                    ));
+                }
+                let synced = (local.len() as u64).saturating_sub(missing + local_only);
+                let gone = rows.len() as u64 - synced.min(rows.len() as u64);
                 if gone != c.evicted_acknowledged {
                     bad.push(format!(
                         "{label}: server holds {gone} readings the buffer no longer has, ledger evicted {}",

@@ -12,6 +12,7 @@ use vigil_core::api::{
     AlertEvent, BufferEvent, ClockMode, DeviceEvent, DeviceEventKind, DeviceKind, HostRequest,
     Listener, Network, ReadingEvent, SyncEvent, Vigil, VigilConfig,
 };
+use vigil_core::model::Stream;
 use vigil_e2e::service::Service;
 use vigil_ingest::storage::intake::ReadingQuery;
 
@@ -23,6 +24,11 @@ struct Seen {
 
 impl Listener for Seen {
     fn on_reading(&self, r: ReadingEvent) {
+        // The CGM's own trend stays on the phone (the service derives it):
+        // only what the phone uploads is compared with the server.
+        if Stream::parse(&r.stream).is_some_and(|s| !s.is_uploaded()) {
+            return;
+        }
         self.readings
             .lock()
             .unwrap()

@@ -88,7 +88,9 @@ impl ReducerConfig {
         match stream {
             Stream::Glucose => Some(Self::glucose(TimeDelta::minutes(5))),
             // The sensor's rate of change: half a trend arrow's width (the
-            // arrows step at 1, 2 and 3 mg/dL/min), no bands.
+            // arrows step at 1, 2 and 3 mg/dL/min), no bands. The SDK no
+            // longer uploads this stream (`Stream::is_uploaded`), so only
+            // offline reduction of a trace still uses it.
             Stream::GlucoseTrend => Some(ReducerConfig {
                 tolerance: 0.5,
                 glucose_bands: false,
