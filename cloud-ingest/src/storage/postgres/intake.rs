@@ -7,10 +7,11 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::Row;
 use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
+use super::{Conn, Tx};
 use crate::domain::{PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::intake::{
@@ -20,8 +21,8 @@ use crate::storage::intake::{
     session_column, session_from_column,
 };
 
-fn touch_contact(tx: &mut Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
-    tx.execute(
+fn touch_contact(tx: &mut Tx<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+    tx.exec(
         "INSERT INTO patient_contact (patient_id, last_contact) VALUES ($1, $2)
          ON CONFLICT (patient_id) DO UPDATE SET last_contact =
              GREATEST(excluded.last_contact, patient_contact.last_contact)",
@@ -34,10 +35,10 @@ fn json_error(e: serde_json::Error) -> Error {
     Error::Internal(format!("stored acknowledgement: {e}"))
 }
 
-pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
+pub(super) fn store_batch(conn: &mut Conn, b: &NewBatch) -> Result<BatchAck> {
     let key = b.idempotency_key();
-    let mut tx = conn.transaction()?;
-    let claimed = tx.query_opt(
+    let mut tx = conn.begin()?;
+    let claimed = tx.one_or_none(
         "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
          VALUES ($1, $2, $3, $4, '')
          ON CONFLICT (batch_key) DO NOTHING RETURNING id",
@@ -45,7 +46,7 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
     )?;
     let Some(row) = claimed else {
         let text: String = tx
-            .query_one("SELECT ack FROM batches WHERE batch_key = $1", &[&&key[..]])?
+            .one("SELECT ack FROM batches WHERE batch_key = $1", &[&&key[..]])?
             .get(0);
         let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
         ack.duplicate = true;
@@ -61,7 +62,7 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
     mark_days_stale(&mut tx, b.patient, &glucose_days_of(b))?;
     let ack = assemble_ack(b, &outcomes);
     let text = serde_json::to_string(&ack).map_err(json_error)?;
-    tx.execute(
+    tx.exec(
         "UPDATE batches SET ack = $1 WHERE id = $2",
         &[&text, &batch_row],
     )?;
@@ -76,7 +77,7 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
 /// Per-reading statements cost a round trip each, which made PostgreSQL
 /// intake several times slower than a bulk load.
 fn store_group(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     b: &NewBatch,
     g: &NewGroup,
     batch_row: i64,
@@ -92,7 +93,7 @@ fn store_group(
     let held: Vec<bool> = g.readings.iter().map(|r| r.held_back).collect();
     let raw: Vec<Option<&[u8]>> = g.readings.iter().map(|r| r.raw.as_deref()).collect();
     let inserted: HashSet<i64> = tx
-        .query(
+        .rows(
             "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
                  quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
                  batch_id)
@@ -131,7 +132,7 @@ fn store_group(
         .collect();
     let mut existing: HashMap<i64, (f64, bool)> = HashMap::new();
     if !others.is_empty() {
-        for r in tx.query(
+        for r in tx.rows(
             "SELECT seq, value, held_back FROM readings
              WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
                AND seq = ANY($5)",
@@ -167,8 +168,14 @@ fn store_group(
     Ok(out)
 }
 
-const READING_COLUMNS: &str = "device, stream, session, seq, time, value, quality_percent,
-     quality_flagged, characteristic, tolerance, held_back";
+/// The columns [`reading_row`] maps, as a literal so that `concat!` builds
+/// whole statements the connection can cache.
+macro_rules! reading_columns {
+    () => {
+        "device, stream, session, seq, time, value, quality_percent,
+         quality_flagged, characteristic, tolerance, held_back"
+    };
+}
 
 fn reading_row(r: &Row) -> Result<StoredReading> {
     let stream: String = r.get(1);
@@ -191,13 +198,15 @@ fn reading_row(r: &Row) -> Result<StoredReading> {
 }
 
 pub(super) fn kept_reading_before(
-    conn: &mut Client,
+    conn: &mut Conn,
     key: &SeriesKey,
     at: DateTime<Utc>,
 ) -> Result<Option<StoredReading>> {
-    conn.query_opt(
-        &format!(
-            "SELECT {READING_COLUMNS} FROM readings
+    conn.one_or_none(
+        concat!(
+            "SELECT ",
+            reading_columns!(),
+            " FROM readings
              WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
                AND NOT held_back AND time < $5
              ORDER BY time DESC LIMIT 1"
@@ -215,10 +224,12 @@ pub(super) fn kept_reading_before(
     .transpose()
 }
 
-pub(super) fn readings(conn: &mut Client, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
-    conn.query(
-        &format!(
-            "SELECT {READING_COLUMNS} FROM readings
+pub(super) fn readings(conn: &mut Conn, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            reading_columns!(),
+            " FROM readings
              WHERE patient_id = $1 AND time >= $2 AND time < $3
                AND ($4::TEXT IS NULL OR stream = $4)
              ORDER BY time, id LIMIT $5"
@@ -236,9 +247,9 @@ pub(super) fn readings(conn: &mut Client, q: &ReadingQuery) -> Result<Vec<Stored
     .collect()
 }
 
-pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Result<bool> {
-    let mut tx = conn.transaction()?;
-    let n = tx.execute(
+pub(super) fn store_alert(conn: &mut Conn, a: &NewAlert, contact: bool) -> Result<bool> {
+    let mut tx = conn.begin()?;
+    let n = tx.exec(
         "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
              detail, received_at, phone_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -264,12 +275,12 @@ pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Res
 }
 
 pub(super) fn alert_acks(
-    conn: &mut impl GenericClient,
+    conn: &mut Conn,
     patient: PatientId,
     alert_id: &str,
 ) -> Result<Vec<AlertAckRecord>> {
     Ok(conn
-        .query(
+        .rows(
             "SELECT a.token_id, a.at, COALESCE(c.name, t.label, t.role)
               FROM alert_acks a
               LEFT JOIN tokens t ON t.id = a.token_id
@@ -290,7 +301,7 @@ pub(super) fn alert_acks(
 }
 
 pub(super) fn alerts_for(
-    conn: &mut Client,
+    conn: &mut Conn,
     patients: &[PatientId],
     since: DateTime<Utc>,
     limit: u32,
@@ -322,7 +333,7 @@ pub(super) fn alerts_for(
     Ok(out)
 }
 
-pub(super) fn alert_patients(conn: &mut Client, alert_id: &str) -> Result<Vec<PatientId>> {
+pub(super) fn alert_patients(conn: &mut Conn, alert_id: &str) -> Result<Vec<PatientId>> {
     Ok(conn
         .query(
             "SELECT DISTINCT patient_id FROM alert_events WHERE alert_id = $1 ORDER BY patient_id",
@@ -334,7 +345,7 @@ pub(super) fn alert_patients(conn: &mut Client, alert_id: &str) -> Result<Vec<Pa
 }
 
 pub(super) fn ack_alert(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     alert_id: &str,
     token: TokenId,
@@ -348,9 +359,9 @@ pub(super) fn ack_alert(
     Ok(n == 1)
 }
 
-pub(super) fn store_heartbeat(conn: &mut Client, h: &NewHeartbeat) -> Result<()> {
-    let mut tx = conn.transaction()?;
-    tx.execute(
+pub(super) fn store_heartbeat(conn: &mut Conn, h: &NewHeartbeat) -> Result<()> {
+    let mut tx = conn.begin()?;
+    tx.exec(
         "INSERT INTO heartbeats (patient_id, sent_at, received_at, body) VALUES ($1, $2, $3, $4)
          ON CONFLICT (patient_id) DO UPDATE SET sent_at = excluded.sent_at,
              received_at = excluded.received_at, body = excluded.body
@@ -367,19 +378,14 @@ pub(super) fn store_heartbeat(conn: &mut Client, h: &NewHeartbeat) -> Result<()>
     Ok(())
 }
 
-pub(super) fn record_contact(
-    conn: &mut Client,
-    patient: PatientId,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    let mut tx = conn.transaction()?;
+pub(super) fn record_contact(conn: &mut Conn, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+    let mut tx = conn.begin()?;
     touch_contact(&mut tx, patient, at)?;
-    tx.commit()?;
-    Ok(())
+    tx.commit()
 }
 
 pub(super) fn latest_heartbeat(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
 ) -> Result<Option<NewHeartbeat>> {
     Ok(conn
@@ -395,7 +401,7 @@ pub(super) fn latest_heartbeat(
         }))
 }
 
-pub(super) fn contacts(conn: &mut Client) -> Result<Vec<Contact>> {
+pub(super) fn contacts(conn: &mut Conn) -> Result<Vec<Contact>> {
     Ok(conn
         .query(
             "SELECT patient_id, last_contact, silent_alert_id, silent_since FROM patient_contact
@@ -419,7 +425,7 @@ pub(super) fn contacts(conn: &mut Client) -> Result<Vec<Contact>> {
 }
 
 pub(super) fn set_silence(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     expected: Option<&str>,
     silence: Option<&Silence>,
@@ -441,15 +447,11 @@ pub(super) fn set_silence(
 
 /// Bumps the generation of `patient`'s day summaries for `days` (creating
 /// the rows) in the caller's transaction; see `sqlite/intake.rs`.
-pub(super) fn mark_days_stale(
-    tx: &mut impl GenericClient,
-    patient: PatientId,
-    days: &[i64],
-) -> Result<()> {
+pub(super) fn mark_days_stale(tx: &mut Tx<'_>, patient: PatientId, days: &[i64]) -> Result<()> {
     if days.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO glucose_days (patient_id, day) SELECT $1, d FROM UNNEST($2::BIGINT[]) AS d
          ON CONFLICT (patient_id, day) DO UPDATE SET stale = glucose_days.stale + 1",
         &[&patient, &days],
@@ -457,34 +459,42 @@ pub(super) fn mark_days_stale(
     Ok(())
 }
 
-fn scope_filter(scope: DayScope) -> (&'static str, i64) {
-    match scope {
-        DayScope::Patient(p) => ("g.patient_id = $1", p),
-        DayScope::Clinician(c) => (
-            "g.patient_id IN (SELECT patient_id FROM clinician_patients WHERE clinician_id = $1)",
-            c,
-        ),
-    }
+/// The statement `head WHERE <the scope's filter> AND tail` and the id the
+/// filter binds as `$1`. Each variant is a whole literal, so the connection
+/// caches it like any other hot statement.
+macro_rules! scoped {
+    ($scope:expr, $head:literal, $tail:literal) => {
+        match $scope {
+            DayScope::Patient(p) => (concat!($head, " WHERE g.patient_id = $1 AND ", $tail), p),
+            DayScope::Clinician(c) => (
+                concat!(
+                    $head,
+                    " WHERE g.patient_id IN
+                         (SELECT patient_id FROM clinician_patients WHERE clinician_id = $1)
+                       AND ",
+                    $tail
+                ),
+                c,
+            ),
+        }
+    };
 }
 
 pub(super) fn glucose_days(
-    conn: &mut Client,
+    conn: &mut Conn,
     scope: DayScope,
     from_day: i64,
     to_day: i64,
 ) -> Result<Vec<GlucoseDay>> {
-    let (filter, id) = scope_filter(scope);
-    let rows = conn.query(
-        &format!(
-            "SELECT g.patient_id, g.day, COALESCE(g.fresh = g.stale, FALSE), g.readings,
-                    g.very_low, g.low, g.in_range, g.tight, g.high, g.very_high, g.slots,
-                    g.sum_mg_dl
-               FROM glucose_days g
-              WHERE {filter} AND g.day >= $2 AND g.day < $3
-              ORDER BY g.patient_id, g.day"
-        ),
-        &[&id, &from_day, &to_day],
-    )?;
+    let (sql, id) = scoped!(
+        scope,
+        "SELECT g.patient_id, g.day, COALESCE(g.fresh = g.stale, FALSE), g.readings,
+                g.very_low, g.low, g.in_range, g.tight, g.high, g.very_high, g.slots,
+                g.sum_mg_dl
+           FROM glucose_days g",
+        "g.day >= $2 AND g.day < $3 ORDER BY g.patient_id, g.day"
+    );
+    let rows = conn.rows(sql, &[&id, &from_day, &to_day])?;
     Ok(rows
         .iter()
         .map(|r| GlucoseDay {
@@ -507,21 +517,18 @@ pub(super) fn glucose_days(
 }
 
 pub(super) fn stale_glucose_days(
-    conn: &mut Client,
+    conn: &mut Conn,
     scope: DayScope,
     from_day: i64,
     to_day: i64,
 ) -> Result<Vec<StaleDay>> {
-    let (filter, id) = scope_filter(scope);
-    let rows = conn.query(
-        &format!(
-            "SELECT g.patient_id, g.day, g.stale FROM glucose_days g
-              WHERE {filter} AND g.day >= $2 AND g.day < $3
-                AND (g.fresh IS NULL OR g.fresh <> g.stale)
-              ORDER BY g.patient_id, g.day"
-        ),
-        &[&id, &from_day, &to_day],
-    )?;
+    let (sql, id) = scoped!(
+        scope,
+        "SELECT g.patient_id, g.day, g.stale FROM glucose_days g",
+        "g.day >= $2 AND g.day < $3 AND (g.fresh IS NULL OR g.fresh <> g.stale)
+         ORDER BY g.patient_id, g.day"
+    );
+    let rows = conn.rows(sql, &[&id, &from_day, &to_day])?;
     Ok(rows
         .iter()
         .map(|r| StaleDay {
@@ -533,13 +540,13 @@ pub(super) fn stale_glucose_days(
 }
 
 pub(super) fn put_glucose_day(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     day: i64,
     generation: i64,
     c: &DayCounts,
 ) -> Result<bool> {
-    let n = conn.execute(
+    let n = conn.exec(
         "UPDATE glucose_days SET fresh = $3, readings = $4, very_low = $5, low = $6,
                 in_range = $7, tight = $8, high = $9, very_high = $10, slots = $11,
                 sum_mg_dl = $12

@@ -26,6 +26,7 @@ use crate::storage::Storage;
 
 mod alerts;
 mod audit;
+mod conn;
 mod directory;
 mod intake;
 pub mod notify;
@@ -33,6 +34,7 @@ mod pool;
 mod readings;
 mod webhooks;
 
+pub use conn::{Conn, Tx};
 pub use pool::{Connector, Manager, POOL_SIZE, POOL_WAIT, Pool, Pooled, Target};
 
 /// The PostgreSQL migrations: the same versions and names as

@@ -15,7 +15,7 @@ impl Readings for PostgresStorage {
     fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
         Ok(self
             .conn()?
-            .query_opt(
+            .one_or_none(
                 "SELECT policy FROM precedence_policies WHERE patient_id = $1 AND quantity = $2",
                 &[&patient, &quantity],
             )?
