@@ -156,6 +156,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0019_create_glucose_days",
         include_str!("../../migrations/0019_create_glucose_days.sql"),
     ),
+    (
+        20,
+        "0020_drop_intake_foreign_keys",
+        include_str!("../../migrations/0020_drop_intake_foreign_keys.sql"),
+    ),
 ];
 
 /// The storage contract: the union of the concerns, plus the database's

@@ -135,6 +135,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0019_create_glucose_days",
         include_str!("../../../migrations/postgres/0019_create_glucose_days.sql"),
     ),
+    (
+        20,
+        "0020_drop_intake_foreign_keys",
+        include_str!("../../../migrations/postgres/0020_drop_intake_foreign_keys.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating (any constant works; this
