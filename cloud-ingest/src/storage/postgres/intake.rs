@@ -12,7 +12,7 @@ use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
 use super::{Conn, Tx};
-use crate::domain::{PatientId, TokenId};
+use crate::domain::{NewAuditEntry, PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::intake::{
     AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewGroup,
@@ -31,11 +31,34 @@ fn touch_contact(tx: &mut Tx<'_>, patient: PatientId, at: DateTime<Utc>) -> Resu
     Ok(())
 }
 
+/// Appends `audit` in the request's own transaction (checked by the
+/// caller): intake then commits once a request.
+fn audit_in(tx: &mut Tx<'_>, audit: Option<&NewAuditEntry>) -> Result<()> {
+    if let Some(e) = audit {
+        tx.exec(
+            "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &Utc::now(),
+                &e.credential.as_str(),
+                &e.token_id,
+                &e.patient_id,
+                &e.action,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 fn json_error(e: serde_json::Error) -> Error {
     Error::Internal(format!("stored acknowledgement: {e}"))
 }
 
-pub(super) fn store_batch(conn: &mut Conn, b: &NewBatch) -> Result<BatchAck> {
+pub(super) fn store_batch(
+    conn: &mut Conn,
+    b: &NewBatch,
+    audit: Option<&NewAuditEntry>,
+) -> Result<BatchAck> {
     let key = b.idempotency_key();
     let mut tx = conn.begin()?;
     let claimed = tx.one_or_none(
@@ -51,6 +74,7 @@ pub(super) fn store_batch(conn: &mut Conn, b: &NewBatch) -> Result<BatchAck> {
         let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
         ack.duplicate = true;
         touch_contact(&mut tx, b.patient, b.received_at)?;
+        audit_in(&mut tx, audit)?;
         tx.commit()?;
         return Ok(ack);
     };
@@ -67,6 +91,7 @@ pub(super) fn store_batch(conn: &mut Conn, b: &NewBatch) -> Result<BatchAck> {
         &[&text, &batch_row],
     )?;
     touch_contact(&mut tx, b.patient, b.received_at)?;
+    audit_in(&mut tx, audit)?;
     tx.commit()?;
     Ok(ack)
 }
@@ -247,7 +272,12 @@ pub(super) fn readings(conn: &mut Conn, q: &ReadingQuery) -> Result<Vec<StoredRe
     .collect()
 }
 
-pub(super) fn store_alert(conn: &mut Conn, a: &NewAlert, contact: bool) -> Result<bool> {
+pub(super) fn store_alert(
+    conn: &mut Conn,
+    a: &NewAlert,
+    contact: bool,
+    audit: Option<&NewAuditEntry>,
+) -> Result<bool> {
     let mut tx = conn.begin()?;
     let n = tx.exec(
         "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
@@ -270,6 +300,7 @@ pub(super) fn store_alert(conn: &mut Conn, a: &NewAlert, contact: bool) -> Resul
     if contact {
         touch_contact(&mut tx, a.patient, a.received_at)?;
     }
+    audit_in(&mut tx, audit)?;
     tx.commit()?;
     Ok(n == 1)
 }
@@ -359,7 +390,11 @@ pub(super) fn ack_alert(
     Ok(n == 1)
 }
 
-pub(super) fn store_heartbeat(conn: &mut Conn, h: &NewHeartbeat) -> Result<()> {
+pub(super) fn store_heartbeat(
+    conn: &mut Conn,
+    h: &NewHeartbeat,
+    audit: Option<&NewAuditEntry>,
+) -> Result<()> {
     let mut tx = conn.begin()?;
     tx.exec(
         "INSERT INTO heartbeats (patient_id, sent_at, received_at, body) VALUES ($1, $2, $3, $4)
@@ -374,13 +409,19 @@ pub(super) fn store_heartbeat(conn: &mut Conn, h: &NewHeartbeat) -> Result<()> {
         ],
     )?;
     touch_contact(&mut tx, h.patient, h.received_at)?;
-    tx.commit()?;
-    Ok(())
+    audit_in(&mut tx, audit)?;
+    tx.commit()
 }
 
-pub(super) fn record_contact(conn: &mut Conn, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+pub(super) fn record_contact(
+    conn: &mut Conn,
+    patient: PatientId,
+    at: DateTime<Utc>,
+    audit: Option<&NewAuditEntry>,
+) -> Result<()> {
     let mut tx = conn.begin()?;
     touch_contact(&mut tx, patient, at)?;
+    audit_in(&mut tx, audit)?;
     tx.commit()
 }
 

@@ -125,7 +125,7 @@ impl Readings for PostgresStorage {
     }
 
     fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
-        intake::store_batch(&mut *self.conn()?, batch)
+        intake::store_batch(&mut *self.conn()?, batch, None)
     }
 
     fn kept_reading_before(
