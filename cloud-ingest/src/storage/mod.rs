@@ -165,6 +165,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0020_drop_intake_foreign_keys",
         include_str!("../../migrations/0020_drop_intake_foreign_keys.sql"),
     ),
+    (
+        21,
+        "0021_drop_readings_id_index",
+        include_str!("../../migrations/0021_drop_readings_id_index.sql"),
+    ),
 ];
 
 /// The storage contract: the union of the concerns, plus the database's

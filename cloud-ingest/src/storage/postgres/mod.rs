@@ -141,6 +141,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0020_drop_intake_foreign_keys",
         include_str!("../../../migrations/postgres/0020_drop_intake_foreign_keys.sql"),
     ),
+    (
+        21,
+        "0021_drop_readings_id_index",
+        include_str!("../../../migrations/postgres/0021_drop_readings_id_index.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating (any constant works; this
