@@ -1,11 +1,33 @@
 //! Capacity: how many patients one `vigil-ingest serve` node holds.
 //!
-//! A patient's phone sends what the SDK sends at its defaults: one batch
-//! every 15 minutes (streaming reduction: kept readings with values, held
-//! back ones as sequence and time; columnar binary, deflated) and, while
-//! batches flow, one heartbeat an hour. Half the patients wear a 1-minute
-//! CGM (15 readings a batch), half a 5-minute one (3). So `n` patients
-//! offer `n / 900` batches and `n / 3600` heartbeats a second.
+//! Half the patients wear a 1-minute CGM, half a 5-minute one. Batches
+//! are what streaming reduction leaves of a smooth trace (kept readings
+//! with values, about three in four held back as sequence and time;
+//! columnar binary, deflated, `Prefer: return=minimal`). Two request mixes
+//! (`VIGIL_CAPACITY_MIX`):
+//!
+//! - `sdk` (the default): what the SDK as shipped sends per patient-day on
+//!   average, as `reduction-check` measured it over the simulator's three
+//!   profiles (`bench/RESULTS.md`, "Minimal answers, shorter tokens, a
+//!   measured steady rule"; `docs/capacity.md`). 5-minute CGM: 40.7
+//!   batches, 9.6 alert events, 23.2 heartbeats = 73.5 requests a day;
+//!   1-minute: 43.5 + 10.7 + 22.7 = 76.9. A batch carries the day's
+//!   readings over its batches: 288 / 40.7 = 7.08 readings for 5-minute
+//!   CGM, 1,440 / 43.5 = 33.1 for 1-minute (batch `k` carries readings
+//!   `floor(k r)` to `floor((k + 1) r)`, so the day adds up exactly). Of
+//!   the heartbeats, 4 a day are health reports (JSON; the SDK's
+//!   `heartbeat_with_data_every` is 6 hours while batches flow) and the
+//!   rest body-less contact heartbeats (19.2 and 18.7 a day). Alert events
+//!   are the SDK's JSON `POST /v1/alerts` with `Prefer: return=minimal`.
+//!   So `n` patients offer `n (73.5 + 76.9) / 2 / 86,400` requests a
+//!   second. It is the default because it is the load the product puts
+//!   on a node; it is a daily average (no busy hour, no catch-up after an
+//!   outage: `docs/capacity.md` plans for those with a factor).
+//! - `legacy`: the cadence before the steady stretch, kept so that figures
+//!   compare with earlier runs: a batch every 15 minutes (15 readings of
+//!   1-minute CGM, 3 of 5-minute) and an hourly health report, 120
+//!   requests a patient-day, `n / 900` batches and `n / 3600` heartbeats a
+//!   second.
 //!
 //! Arrivals are open-loop: each request is due at a time drawn from a
 //! Poisson process at that rate and is sent then whether or not earlier
@@ -20,11 +42,11 @@
 //! addresses, and the service caps connections per address.
 //!
 //! What it does not model: the phones' TLS (terminated here or at a
-//! proxy; loopback is plain HTTP), reads by clinicians, alerts. The seeded
+//! proxy; loopback is plain HTTP), reads by clinicians. The seeded
 //! patients (`VIGIL_CAPACITY_SEEDED`, default 5,000) are fewer than the
-//! simulated ones; each sends its batches in order, 15 simulated minutes
-//! apart, so a step's database work is what that many patients' batches
-//! cost, but the token cache sees fewer distinct tokens than a real node.
+//! simulated ones; each sends its batches in order along its own timeline,
+//! so a step's database work is what that many patients' batches cost,
+//! but the token cache sees fewer distinct tokens than a real node.
 //!
 //! `cargo bench -p vigil-ingest --bench capacity` runs the search on SQLite
 //! and on PostgreSQL with durable settings (fsync, synchronous commit and
@@ -33,10 +55,10 @@
 //! Environment: `VIGIL_CAPACITY_BACKENDS` (`sqlite,postgres`),
 //! `VIGIL_CAPACITY_WINDOW` (seconds per step, default 20),
 //! `VIGIL_CAPACITY_START` (patients, default 50,000),
-//! `VIGIL_CAPACITY_SEEDED`, `VIGIL_CAPACITY_REPLICAS` (`serve` processes
+//! `VIGIL_CAPACITY_SEEDED`, `VIGIL_CAPACITY_MIX` (`sdk` or `legacy`),
+//! `VIGIL_CAPACITY_REPLICAS` (`serve` processes
 //! over the one PostgreSQL database, requests spread round robin as a load
 //! balancer would; their CPU is added up; default 1, SQLite always 1).
-//! Batches carry `Prefer: return=minimal`, as the SDK sends them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
 #[path = "common/serve.rs"]
@@ -53,9 +75,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vigil_ingest::admin;
 use vigil_ingest::domain::Role;
+use vigil_model::alerts::{AlertKind, Phase};
 use vigil_model::reading::{DeviceId, PatientId, Provenance, Quality, Reading, Stream};
 use vigil_model::wire::{
-    self, AppState, Batch, BatchId, BufferHealth, ContentEncoding, Heartbeat, PressureLevel,
+    self, Alert, AppState, Batch, BatchId, BufferHealth, ContentEncoding, Heartbeat, PressureLevel,
 };
 
 use serve::Server;
@@ -66,9 +89,13 @@ const P99_LIMIT: Duration = Duration::from_millis(100);
 const SOURCES: u8 = 8;
 /// A request not answered within this long is an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most batches one seeded patient sends over a whole run; its first batch
-/// lies this many 15-minute steps in the past, so none is in the future.
+/// Most batches one seeded patient sends over a whole run; its timeline
+/// starts that many of its longest batches in the past, so no reading is
+/// in the future.
 const MAX_BATCHES_PER_PATIENT: u32 = 6_000;
+/// The longest stretch one batch covers in either mix, minutes (`sdk`:
+/// 1,440 / 40.7 = 35.4 for 5-minute CGM).
+const LONGEST_BATCH_MIN: i64 = 36;
 /// Reduction's tolerance on the simulated CGM, mg/dL.
 const TOLERANCE: f64 = 3.0;
 /// The bisection stops when the bracket is this narrow (relative).
@@ -112,13 +139,77 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// One seeded patient: wire id, device token, and how many batches it has
-/// sent so far (its next batch's place in its own timeline).
+/// One seeded patient: wire id, device token, and how many batches and
+/// alert events it has sent so far (its place in its own timeline).
 struct Patient {
     id: String,
     token: String,
     one_minute: bool,
     sent: u32,
+    alerts: u32,
+}
+
+/// What the simulated phones send (see the module comment).
+#[derive(Clone, Copy, PartialEq)]
+enum Mix {
+    Sdk,
+    Legacy,
+}
+
+/// One kind of CGM's requests a patient-day under a mix.
+struct Cadence {
+    batches: f64,
+    alerts: f64,
+    health_reports: f64,
+    contacts: f64,
+}
+
+impl Mix {
+    fn parse(s: &str) -> Mix {
+        match s {
+            "sdk" => Mix::Sdk,
+            "legacy" => Mix::Legacy,
+            other => panic!("VIGIL_CAPACITY_MIX: {other:?} is neither sdk nor legacy"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Sdk => "sdk",
+            Mix::Legacy => "legacy",
+        }
+    }
+
+    /// Requests a patient-day for a 1-minute or a 5-minute CGM.
+    fn cadence(self, one_minute: bool) -> Cadence {
+        match (self, one_minute) {
+            (Mix::Legacy, _) => Cadence {
+                batches: 96.0,
+                alerts: 0.0,
+                health_reports: 24.0,
+                contacts: 0.0,
+            },
+            // Measured totals (module comment); 4 health reports a day.
+            (Mix::Sdk, false) => Cadence {
+                batches: 40.7,
+                alerts: 9.6,
+                health_reports: 4.0,
+                contacts: 23.2 - 4.0,
+            },
+            (Mix::Sdk, true) => Cadence {
+                batches: 43.5,
+                alerts: 10.7,
+                health_reports: 4.0,
+                contacts: 22.7 - 4.0,
+            },
+        }
+    }
+
+    /// Readings (kept and held back) per batch, on average.
+    fn readings_per_batch(self, one_minute: bool) -> f64 {
+        let per_day = if one_minute { 1440.0 } else { 288.0 };
+        per_day / self.cadence(one_minute).batches
+    }
 }
 
 fn seed(db: &Path, n: usize) -> Vec<Patient> {
@@ -133,29 +224,43 @@ fn seed(db: &Path, n: usize) -> Vec<Patient> {
                 token: token.expose().to_owned(),
                 one_minute: i % 2 == 0,
                 sent: 0,
+                alerts: 0,
             }
         })
         .collect()
 }
 
-/// The batch a patient's phone sends for its `k`-th 15-minute window,
-/// reduced as the streaming reducer leaves a smooth trace: about three in
-/// four readings held back; the last of every window kept, and the very
-/// first reading kept, so every held-back reading has kept neighbours.
-fn batch(p: &Patient, k: u32, origin: DateTime<Utc>) -> Vec<u8> {
+/// The sequence numbers a patient's `k`-th batch carries under `mix`.
+fn batch_seqs(mix: Mix, one_minute: bool, k: u32) -> std::ops::Range<u64> {
+    let r = mix.readings_per_batch(one_minute);
+    let edge = |k: u32| (f64::from(k) * r).floor() as u64;
+    edge(k)..edge(k + 1)
+}
+
+/// The patient's own clock after `k` batches: just past its last reading.
+fn timeline(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>) -> DateTime<Utc> {
+    let step_min = if p.one_minute { 1 } else { 5 };
+    origin + TimeDelta::minutes(step_min * batch_seqs(mix, p.one_minute, k).start as i64)
+}
+
+/// The batch a patient's phone sends for its `k`-th window, reduced as the
+/// streaming reducer leaves a smooth trace: about three in four readings
+/// held back; the last of every batch kept, and the very first reading
+/// kept, so every held-back reading has kept neighbours.
+fn batch(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>) -> Vec<u8> {
     let device = format!("cgm-{}", p.id);
-    let (step_min, count) = if p.one_minute { (1, 15) } else { (5, 3) };
-    let window = origin + TimeDelta::minutes(15 * i64::from(k));
-    let sent_at = window + TimeDelta::minutes(15);
+    let step_min = if p.one_minute { 1 } else { 5 };
+    let seqs = batch_seqs(mix, p.one_minute, k);
+    let sent_at = timeline(mix, p, k + 1, origin);
     let mut b = Batch::new(
         BatchId::random(),
         PatientId(p.id.clone()),
         DeviceId(device.clone()),
         sent_at,
     );
-    for i in 0..count {
-        let seq = u64::from(k) * count + i;
-        let t = window + TimeDelta::minutes(step_min * i as i64);
+    let (first, last) = (seqs.start, seqs.end.saturating_sub(1));
+    for seq in seqs {
+        let t = origin + TimeDelta::minutes(step_min * seq as i64);
         let minutes = (seq * step_min as u64) as f64;
         let r = Reading {
             patient: PatientId(p.id.clone()),
@@ -172,7 +277,7 @@ fn batch(p: &Patient, k: u32, origin: DateTime<Utc>) -> Vec<u8> {
                 session: Some(1),
             },
         };
-        let kept = seq == 0 || i == count - 1 || i % 4 == 3;
+        let kept = seq == 0 || seq == last || (seq - first) % 4 == 3;
         if kept {
             b.push_reading(&r, false).unwrap();
         } else {
@@ -203,28 +308,75 @@ fn heartbeat(p: &Patient, at: DateTime<Utc>) -> Vec<u8> {
     wire::json::to_vec(&hb).unwrap()
 }
 
+/// The SDK's alert event as it posts it (JSON, no device, no `null`s).
+fn alert(p: &Patient, n: u32, at: DateTime<Utc>) -> Vec<u8> {
+    let a = Alert {
+        v: wire::PROTOCOL_VERSION,
+        patient: PatientId(p.id.clone()),
+        device: None,
+        sent_at: at,
+        id: format!("low-{}-{}", p.id, n / 2),
+        kind: AlertKind::Low,
+        // An episode starts and ends.
+        phase: if n % 2 == 0 { Phase::Start } else { Phase::End },
+        time: at,
+        glucose_mg_dl: Some(if n % 2 == 0 { 66.0 } else { 76.0 }),
+        rate_mg_dl_per_min: None,
+        battery_pct: None,
+        session_expires_at: None,
+    };
+    wire::json::to_vec(&a).unwrap()
+}
+
+/// The kinds of request, each with its route and headers.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Batch,
+    Alert,
+    HealthReport,
+    Contact,
+}
+
 /// One request of a step, built before the step starts (the phones' CPU
 /// is not the service's).
 struct Planned {
     due: Duration,
     token: Arc<str>,
     body: Vec<u8>,
-    is_batch: bool,
+    kind: Kind,
 }
 
 fn plan(
+    mix: Mix,
     patients: &mut [Patient],
     count: u64,
     window: Duration,
     origin: DateTime<Utc>,
     rng: &mut ChaCha8Rng,
 ) -> Vec<Planned> {
-    let batches_per_s = count as f64 / 900.0;
-    let heartbeats_per_s = count as f64 / 3600.0;
-    let total_rate = batches_per_s + heartbeats_per_s;
+    // Every (CGM, kind) pair with its rate: half the patients each CGM.
+    let mut classes = Vec::new();
+    for one_minute in [true, false] {
+        let c = mix.cadence(one_minute);
+        let per_s = count as f64 / 2.0 / 86_400.0;
+        for (kind, per_day) in [
+            (Kind::Batch, c.batches),
+            (Kind::Alert, c.alerts),
+            (Kind::HealthReport, c.health_reports),
+            (Kind::Contact, c.contacts),
+        ] {
+            if per_day > 0.0 {
+                classes.push((one_minute, kind, per_s * per_day));
+            }
+        }
+    }
+    let total_rate: f64 = classes.iter().map(|c| c.2).sum();
+    // Round robin over each CGM's own patients.
+    let (ones, fives): (Vec<usize>, Vec<usize>) =
+        (0..patients.len()).partition(|&i| patients[i].one_minute);
+    let mut next = [0usize; 2];
     let mut out = Vec::new();
     let mut t = 0.0f64;
-    let mut next = 0usize;
     loop {
         // Exponential inter-arrival times: a Poisson process at the rate.
         let u: f64 = rng.random_range(f64::EPSILON..1.0);
@@ -232,25 +384,44 @@ fn plan(
         if t >= window.as_secs_f64() {
             break;
         }
-        let p = &mut patients[next % patients.len()];
-        next += 1;
-        let is_batch = rng.random_range(0.0..total_rate) < batches_per_s;
-        let body = if is_batch {
-            let k = p.sent;
-            p.sent += 1;
-            assert!(
-                p.sent < MAX_BATCHES_PER_PATIENT,
-                "seed more patients: one sent {MAX_BATCHES_PER_PATIENT} batches"
-            );
-            batch(p, k, origin)
+        let mut pick = rng.random_range(0.0..total_rate);
+        let &(one_minute, kind, _) = classes
+            .iter()
+            .find(|c| {
+                pick -= c.2;
+                pick < 0.0
+            })
+            .unwrap_or(&classes[classes.len() - 1]);
+        let (own, cursor) = if one_minute {
+            (&ones, &mut next[0])
         } else {
-            heartbeat(p, origin + TimeDelta::minutes(15 * i64::from(p.sent)))
+            (&fives, &mut next[1])
+        };
+        let p = &mut patients[own[*cursor % own.len()]];
+        *cursor += 1;
+        let now = timeline(mix, p, p.sent, origin);
+        let body = match kind {
+            Kind::Batch => {
+                let k = p.sent;
+                p.sent += 1;
+                assert!(
+                    p.sent < MAX_BATCHES_PER_PATIENT,
+                    "seed more patients: one sent {MAX_BATCHES_PER_PATIENT} batches"
+                );
+                batch(mix, p, k, origin)
+            }
+            Kind::Alert => {
+                p.alerts += 1;
+                alert(p, p.alerts, now)
+            }
+            Kind::HealthReport => heartbeat(p, now),
+            Kind::Contact => Vec::new(),
         };
         out.push(Planned {
             due: Duration::from_secs_f64(t),
             token: Arc::from(p.token.as_str()),
             body,
-            is_batch,
+            kind,
         });
     }
     out
@@ -300,14 +471,14 @@ async fn run_step(
     window: Duration,
 ) -> Step {
     let clients = clients();
-    let batches: Vec<String> = servers
-        .iter()
-        .map(|s| format!("{}/v1/batches", s.url))
-        .collect();
-    let heartbeats: Vec<String> = servers
-        .iter()
-        .map(|s| format!("{}/v1/heartbeats", s.url))
-        .collect();
+    let route = |path: &str| -> Vec<String> {
+        servers.iter().map(|s| format!("{}{path}", s.url)).collect()
+    };
+    let (batches, alerts, heartbeats) = (
+        route("/v1/batches"),
+        route("/v1/alerts"),
+        route("/v1/heartbeats"),
+    );
     let offered = planned.len();
     let cpu_before = cpu_of_all(servers);
     let started = tokio::time::Instant::now();
@@ -318,19 +489,24 @@ async fn run_step(
         let client = clients[i % clients.len()].clone();
         // Round robin over the replicas, as a load balancer would.
         let replica = i % servers.len();
-        let url = if r.is_batch {
-            batches[replica].clone()
-        } else {
-            heartbeats[replica].clone()
+        let url = match r.kind {
+            Kind::Batch => batches[replica].clone(),
+            Kind::Alert => alerts[replica].clone(),
+            Kind::HealthReport | Kind::Contact => heartbeats[replica].clone(),
         };
         tasks.push(tokio::spawn(async move {
             let mut req = client.post(url).bearer_auth(&*r.token).body(r.body);
-            req = if r.is_batch {
-                req.header("content-type", "application/vnd.vigil.batch+binary; v=1")
+            // The headers the SDK's poster sends (`core/src/sync/http.rs`).
+            req = match r.kind {
+                Kind::Batch => req
+                    .header("content-type", "application/vnd.vigil.batch+binary; v=1")
                     .header("content-encoding", "deflate")
-                    .header("prefer", wire::PREFER_MINIMAL)
-            } else {
-                req.header("content-type", "application/json")
+                    .header("prefer", wire::PREFER_MINIMAL),
+                Kind::Alert => req
+                    .header("content-type", "application/json")
+                    .header("prefer", wire::PREFER_MINIMAL),
+                Kind::HealthReport => req.header("content-type", "application/json"),
+                Kind::Contact => req,
             };
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => {
@@ -394,6 +570,7 @@ fn print_step(backend: &str, s: &Step) {
 
 struct Settings {
     full: bool,
+    mix: Mix,
     window: Duration,
     start: u64,
     seeded: usize,
@@ -433,9 +610,10 @@ fn search(backend: &str, db: &Path, s: &Settings, replicas: usize) -> (u64, bool
     let mut rng = ChaCha8Rng::seed_from_u64(20);
     // Whole seconds: the wire carries whole microseconds.
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
-    let origin = now - TimeDelta::minutes(15 * i64::from(MAX_BATCHES_PER_PATIENT + 2));
+    let origin =
+        now - TimeDelta::minutes(LONGEST_BATCH_MIN * i64::from(MAX_BATCHES_PER_PATIENT + 2));
     let mut step = |count: u64| {
-        let planned = plan(&mut patients, count, s.window, origin, &mut rng);
+        let planned = plan(s.mix, &mut patients, count, s.window, origin, &mut rng);
         let result = runtime.block_on(run_step(&servers, planned, count, s.window));
         print_step(backend, &result);
         // An overloaded step leaves a backlog (queued requests, WAL
@@ -481,15 +659,25 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let settings = Settings {
         full,
+        mix: Mix::parse(&std::env::var("VIGIL_CAPACITY_MIX").unwrap_or("sdk".into())),
         window: Duration::from_secs(env_num("VIGIL_CAPACITY_WINDOW", if full { 20 } else { 2 })),
         start: env_num("VIGIL_CAPACITY_START", if full { 50_000 } else { 20_000 }),
         seeded: env_num("VIGIL_CAPACITY_SEEDED", if full { 5_000 } else { 200 }),
         replicas: env_num("VIGIL_CAPACITY_REPLICAS", 1usize).max(1),
     };
     let backends = std::env::var("VIGIL_CAPACITY_BACKENDS").unwrap_or("sqlite,postgres".into());
+    let day = |one_minute| {
+        let c = settings.mix.cadence(one_minute);
+        c.batches + c.alerts + c.health_reports + c.contacts
+    };
     println!(
-        "capacity: open-loop 15-minute CGM batches (1- and 5-minute sensors) and hourly heartbeats, \
-         {} s a step, p99 limit {} ms, {} seeded patients, loopback",
+        "capacity: open-loop, mix {} ({:.1} / {:.1} requests a patient-day for 1- / 5-minute CGM, \
+         {:.1} / {:.1} readings a batch), {} s a step, p99 limit {} ms, {} seeded patients, loopback",
+        settings.mix.name(),
+        day(true),
+        day(false),
+        settings.mix.readings_per_batch(true),
+        settings.mix.readings_per_batch(false),
         settings.window.as_secs(),
         P99_LIMIT.as_millis(),
         settings.seeded

@@ -331,6 +331,44 @@ fn glucose(readings: Vec<NewReading>, rejected: Vec<Rejected>) -> NewGroup {
     }
 }
 
+fn intake_writes_carry_their_audit_row_and_a_bad_one_writes_nothing(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let entry = |action: &str| NewAuditEntry {
+        credential: CredentialKind::Token,
+        token_id: None,
+        patient_id: Some(p),
+        action: action.into(),
+    };
+    let g = || glucose(vec![reading(0, 0, 100.0)], vec![]);
+    // An empty action is refused before anything is stored.
+    assert!(matches!(
+        s.store_batch_audited(&batch(1, p, vec![g()]), &entry("")),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(s.audit_entries(0, 10).unwrap().is_empty());
+    assert!(s.contacts().unwrap().is_empty());
+    let ack = s
+        .store_batch_audited(&batch(1, p, vec![g()]), &entry("readings.write"))
+        .unwrap();
+    assert!(!ack.duplicate);
+    s.record_contact_audited(p, t(20_000), &entry("heartbeats.write"))
+        .unwrap();
+    let actions: Vec<_> = s
+        .audit_entries(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.patient_id, e.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (Some(p), "readings.write".to_owned()),
+            (Some(p), "heartbeats.write".to_owned())
+        ]
+    );
+    assert_eq!(s.contacts().unwrap()[0].last_contact, t(20_000));
+}
+
 fn delete_readings_removes_one_device_in_range_only(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     let q = s.add_patient("Bob").unwrap();
@@ -1122,6 +1160,12 @@ macro_rules! storage_contract {
             #[test]
             fn audit_log_appends_many_at_once_or_none() {
                 super::audit_log_appends_many_at_once_or_none(fresh().as_ref());
+            }
+            #[test]
+            fn intake_writes_carry_their_audit_row_and_a_bad_one_writes_nothing() {
+                super::intake_writes_carry_their_audit_row_and_a_bad_one_writes_nothing(
+                    fresh().as_ref(),
+                );
             }
             #[test]
             fn delete_readings_removes_one_device_in_range_only() {

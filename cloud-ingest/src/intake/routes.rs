@@ -373,10 +373,11 @@ pub async fn post_batch(
         .store
         .run(move |s| {
             let new = prepare_batch(s, &batch, patient, Utc::now(), max_future)?;
-            let ack = s.store_batch(&new)?;
+            // The audit row goes with the batch (one commit on PostgreSQL).
+            let ack =
+                s.store_batch_audited(&new, &who.audit_entry(Some(patient), "readings.write"))?;
             // The triage list's day summaries of the days just written.
             crate::glucose_days::after_batch(s, &new)?;
-            who.audit(s, Some(patient), "readings.write")?;
             // The new-data webhook is queued in the same trip to the
             // blocking pool as the batch (an empty subscription list
             // costs one indexed query, not a second hop).
@@ -489,9 +490,7 @@ pub async fn post_alert(
     let fresh = state
         .store
         .run(move |s| {
-            let fresh = s.store_alert(&stored, true)?;
-            who.audit(s, Some(patient), "alerts.write")?;
-            Ok(fresh)
+            s.store_alert_audited(&stored, &who.audit_entry(Some(patient), "alerts.write"))
         })
         .await?;
     if fresh {
@@ -535,8 +534,11 @@ pub async fn post_heartbeat(
         state
             .store
             .run(move |s| {
-                s.record_contact(patient, now)?;
-                who.audit(s, Some(patient), "heartbeats.write")
+                s.record_contact_audited(
+                    patient,
+                    now,
+                    &who.audit_entry(Some(patient), "heartbeats.write"),
+                )
             })
             .await?;
         return Ok(StatusCode::NO_CONTENT);
@@ -575,8 +577,7 @@ pub async fn post_heartbeat(
     state
         .store
         .run(move |s| {
-            s.store_heartbeat(&record)?;
-            who.audit(s, Some(patient), "heartbeats.write")
+            s.store_heartbeat_audited(&record, &who.audit_entry(Some(patient), "heartbeats.write"))
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

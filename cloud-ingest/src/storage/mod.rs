@@ -53,6 +53,10 @@ pub use intake::*;
 
 use std::sync::Arc;
 
+use vigil_model::wire::BatchAck;
+
+use crate::domain::NewAuditEntry;
+
 use crate::error::Result;
 
 /// The glucose units a clinician may read the dashboard in, as stored.
@@ -156,6 +160,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0019_create_glucose_days",
         include_str!("../../migrations/0019_create_glucose_days.sql"),
     ),
+    (
+        20,
+        "0020_drop_intake_foreign_keys",
+        include_str!("../../migrations/0020_drop_intake_foreign_keys.sql"),
+    ),
+    (
+        21,
+        "0021_drop_readings_id_index",
+        include_str!("../../migrations/0021_drop_readings_id_index.sql"),
+    ),
 ];
 
 /// The storage contract: the union of the concerns, plus the database's
@@ -167,6 +181,43 @@ pub trait Storage: Directory + Audit + Readings + Alerts + Webhooks + 'static {
     fn ping(&self) -> Result<()>;
     /// The highest migration version applied.
     fn schema_version(&self) -> Result<u32>;
+
+    // Intake writes with their audit entry. A backend with transactions
+    // over a network (PostgreSQL) writes both in one transaction: one
+    // commit a request instead of two. These defaults make two calls; the
+    // entry's action is checked first either way.
+
+    /// [`Readings::store_batch`] and [`Audit::append_audit`] of `audit`.
+    fn store_batch_audited(&self, batch: &NewBatch, audit: &NewAuditEntry) -> Result<BatchAck> {
+        rules::audit_action(&audit.action)?;
+        let ack = self.store_batch(batch)?;
+        self.insert_audit_row(audit)?;
+        Ok(ack)
+    }
+    /// [`Alerts::store_alert`] (with contact) and the audit entry.
+    fn store_alert_audited(&self, alert: &NewAlert, audit: &NewAuditEntry) -> Result<bool> {
+        rules::audit_action(&audit.action)?;
+        let fresh = self.store_alert(alert, true)?;
+        self.insert_audit_row(audit)?;
+        Ok(fresh)
+    }
+    /// [`Alerts::store_heartbeat`] and the audit entry.
+    fn store_heartbeat_audited(&self, hb: &NewHeartbeat, audit: &NewAuditEntry) -> Result<()> {
+        rules::audit_action(&audit.action)?;
+        self.store_heartbeat(hb)?;
+        self.insert_audit_row(audit).map(drop)
+    }
+    /// [`Alerts::record_contact`] and the audit entry.
+    fn record_contact_audited(
+        &self,
+        patient: crate::domain::PatientId,
+        at: chrono::DateTime<chrono::Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<()> {
+        rules::audit_action(&audit.action)?;
+        self.record_contact(patient, at)?;
+        self.insert_audit_row(audit).map(drop)
+    }
 }
 
 /// Opens the backend `database` names: PostgreSQL for a `postgres://` or

@@ -11,7 +11,7 @@ use crate::storage::{
 
 impl Alerts for PostgresStorage {
     fn store_alert(&self, alert: &NewAlert, contact: bool) -> Result<bool> {
-        intake::store_alert(&mut *self.conn()?, alert, contact)
+        intake::store_alert(&mut *self.conn()?, alert, contact, None)
     }
 
     fn alerts_for(
@@ -42,11 +42,11 @@ impl Alerts for PostgresStorage {
     }
 
     fn store_heartbeat(&self, heartbeat: &NewHeartbeat) -> Result<()> {
-        intake::store_heartbeat(&mut *self.conn()?, heartbeat)
+        intake::store_heartbeat(&mut *self.conn()?, heartbeat, None)
     }
 
     fn record_contact(&self, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
-        intake::record_contact(&mut *self.conn()?, patient, at)
+        intake::record_contact(&mut *self.conn()?, patient, at, None)
     }
 
     fn latest_heartbeat(&self, patient: PatientId) -> Result<Option<NewHeartbeat>> {

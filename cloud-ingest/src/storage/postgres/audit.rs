@@ -11,7 +11,7 @@ impl Audit for PostgresStorage {
     fn insert_audit_row(&self, entry: &NewAuditEntry) -> Result<i64> {
         Ok(self
             .conn()?
-            .query_one(
+            .one(
                 "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 &[

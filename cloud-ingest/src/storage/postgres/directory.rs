@@ -154,7 +154,7 @@ impl Directory for PostgresStorage {
     fn token_row(&self, hash: &TokenHash) -> Result<Option<TokenRow>> {
         Ok(self
             .conn()?
-            .query_opt(
+            .one_or_none(
                 "SELECT id, hash, role, patient_id, clinician_id, revoked_at
                    FROM tokens WHERE hash = $1",
                 &[&hash.as_bytes().as_slice()],

@@ -7,11 +7,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::Row;
 use vigil_model::reading::Stream;
 use vigil_model::wire::BatchAck;
 
-use crate::domain::{PatientId, TokenId};
+use super::{Conn, Tx};
+use crate::domain::{NewAuditEntry, PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::intake::{
     AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewGroup,
@@ -20,8 +21,8 @@ use crate::storage::intake::{
     session_column, session_from_column,
 };
 
-fn touch_contact(tx: &mut Transaction<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
-    tx.execute(
+fn touch_contact(tx: &mut Tx<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
+    tx.exec(
         "INSERT INTO patient_contact (patient_id, last_contact) VALUES ($1, $2)
          ON CONFLICT (patient_id) DO UPDATE SET last_contact =
              GREATEST(excluded.last_contact, patient_contact.last_contact)",
@@ -30,14 +31,37 @@ fn touch_contact(tx: &mut Transaction<'_>, patient: PatientId, at: DateTime<Utc>
     Ok(())
 }
 
+/// Appends `audit` in the request's own transaction (checked by the
+/// caller): intake then commits once a request.
+fn audit_in(tx: &mut Tx<'_>, audit: Option<&NewAuditEntry>) -> Result<()> {
+    if let Some(e) = audit {
+        tx.exec(
+            "INSERT INTO audit_log (at, credential, token_id, patient_id, action)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &Utc::now(),
+                &e.credential.as_str(),
+                &e.token_id,
+                &e.patient_id,
+                &e.action,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 fn json_error(e: serde_json::Error) -> Error {
     Error::Internal(format!("stored acknowledgement: {e}"))
 }
 
-pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
+pub(super) fn store_batch(
+    conn: &mut Conn,
+    b: &NewBatch,
+    audit: Option<&NewAuditEntry>,
+) -> Result<BatchAck> {
     let key = b.idempotency_key();
-    let mut tx = conn.transaction()?;
-    let claimed = tx.query_opt(
+    let mut tx = conn.begin()?;
+    let claimed = tx.one_or_none(
         "INSERT INTO batches (batch_key, patient_id, device, received_at, ack)
          VALUES ($1, $2, $3, $4, '')
          ON CONFLICT (batch_key) DO NOTHING RETURNING id",
@@ -45,11 +69,12 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
     )?;
     let Some(row) = claimed else {
         let text: String = tx
-            .query_one("SELECT ack FROM batches WHERE batch_key = $1", &[&&key[..]])?
+            .one("SELECT ack FROM batches WHERE batch_key = $1", &[&&key[..]])?
             .get(0);
         let mut ack: BatchAck = serde_json::from_str(&text).map_err(json_error)?;
         ack.duplicate = true;
         touch_contact(&mut tx, b.patient, b.received_at)?;
+        audit_in(&mut tx, audit)?;
         tx.commit()?;
         return Ok(ack);
     };
@@ -61,11 +86,12 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
     mark_days_stale(&mut tx, b.patient, &glucose_days_of(b))?;
     let ack = assemble_ack(b, &outcomes);
     let text = serde_json::to_string(&ack).map_err(json_error)?;
-    tx.execute(
+    tx.exec(
         "UPDATE batches SET ack = $1 WHERE id = $2",
         &[&text, &batch_row],
     )?;
     touch_contact(&mut tx, b.patient, b.received_at)?;
+    audit_in(&mut tx, audit)?;
     tx.commit()?;
     Ok(ack)
 }
@@ -76,7 +102,7 @@ pub(super) fn store_batch(conn: &mut Client, b: &NewBatch) -> Result<BatchAck> {
 /// Per-reading statements cost a round trip each, which made PostgreSQL
 /// intake several times slower than a bulk load.
 fn store_group(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     b: &NewBatch,
     g: &NewGroup,
     batch_row: i64,
@@ -92,7 +118,7 @@ fn store_group(
     let held: Vec<bool> = g.readings.iter().map(|r| r.held_back).collect();
     let raw: Vec<Option<&[u8]>> = g.readings.iter().map(|r| r.raw.as_deref()).collect();
     let inserted: HashSet<i64> = tx
-        .query(
+        .rows(
             "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
                  quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
                  batch_id)
@@ -131,7 +157,7 @@ fn store_group(
         .collect();
     let mut existing: HashMap<i64, (f64, bool)> = HashMap::new();
     if !others.is_empty() {
-        for r in tx.query(
+        for r in tx.rows(
             "SELECT seq, value, held_back FROM readings
              WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
                AND seq = ANY($5)",
@@ -167,8 +193,14 @@ fn store_group(
     Ok(out)
 }
 
-const READING_COLUMNS: &str = "device, stream, session, seq, time, value, quality_percent,
-     quality_flagged, characteristic, tolerance, held_back";
+/// The columns [`reading_row`] maps, as a literal so that `concat!` builds
+/// whole statements the connection can cache.
+macro_rules! reading_columns {
+    () => {
+        "device, stream, session, seq, time, value, quality_percent,
+         quality_flagged, characteristic, tolerance, held_back"
+    };
+}
 
 fn reading_row(r: &Row) -> Result<StoredReading> {
     let stream: String = r.get(1);
@@ -191,13 +223,15 @@ fn reading_row(r: &Row) -> Result<StoredReading> {
 }
 
 pub(super) fn kept_reading_before(
-    conn: &mut Client,
+    conn: &mut Conn,
     key: &SeriesKey,
     at: DateTime<Utc>,
 ) -> Result<Option<StoredReading>> {
-    conn.query_opt(
-        &format!(
-            "SELECT {READING_COLUMNS} FROM readings
+    conn.one_or_none(
+        concat!(
+            "SELECT ",
+            reading_columns!(),
+            " FROM readings
              WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
                AND NOT held_back AND time < $5
              ORDER BY time DESC LIMIT 1"
@@ -216,12 +250,12 @@ pub(super) fn kept_reading_before(
 }
 
 pub(super) fn sequences_between(
-    conn: &mut Client,
+    conn: &mut Conn,
     key: &SeriesKey,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(DateTime<Utc>, u64)>> {
-    let rows = conn.query(
+    let rows = conn.rows(
         "SELECT time, seq FROM readings
          WHERE patient_id = $1 AND stream = $2 AND time >= $3 AND time <= $4
            AND device = $5 AND session = $6",
@@ -239,10 +273,12 @@ pub(super) fn sequences_between(
         .collect()
 }
 
-pub(super) fn readings(conn: &mut Client, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
-    conn.query(
-        &format!(
-            "SELECT {READING_COLUMNS} FROM readings
+pub(super) fn readings(conn: &mut Conn, q: &ReadingQuery) -> Result<Vec<StoredReading>> {
+    conn.rows(
+        concat!(
+            "SELECT ",
+            reading_columns!(),
+            " FROM readings
              WHERE patient_id = $1 AND time >= $2 AND time < $3
                AND ($4::TEXT IS NULL OR stream = $4)
              ORDER BY time, id LIMIT $5"
@@ -260,9 +296,14 @@ pub(super) fn readings(conn: &mut Client, q: &ReadingQuery) -> Result<Vec<Stored
     .collect()
 }
 
-pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Result<bool> {
-    let mut tx = conn.transaction()?;
-    let n = tx.execute(
+pub(super) fn store_alert(
+    conn: &mut Conn,
+    a: &NewAlert,
+    contact: bool,
+    audit: Option<&NewAuditEntry>,
+) -> Result<bool> {
+    let mut tx = conn.begin()?;
+    let n = tx.exec(
         "INSERT INTO alert_events (patient_id, alert_id, device, kind, phase, time, value,
              detail, received_at, phone_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -283,17 +324,18 @@ pub(super) fn store_alert(conn: &mut Client, a: &NewAlert, contact: bool) -> Res
     if contact {
         touch_contact(&mut tx, a.patient, a.received_at)?;
     }
+    audit_in(&mut tx, audit)?;
     tx.commit()?;
     Ok(n == 1)
 }
 
 pub(super) fn alert_acks(
-    conn: &mut impl GenericClient,
+    conn: &mut Conn,
     patient: PatientId,
     alert_id: &str,
 ) -> Result<Vec<AlertAckRecord>> {
     Ok(conn
-        .query(
+        .rows(
             "SELECT a.token_id, a.at, COALESCE(c.name, t.label, t.role)
               FROM alert_acks a
               LEFT JOIN tokens t ON t.id = a.token_id
@@ -314,7 +356,7 @@ pub(super) fn alert_acks(
 }
 
 pub(super) fn alerts_for(
-    conn: &mut Client,
+    conn: &mut Conn,
     patients: &[PatientId],
     since: DateTime<Utc>,
     limit: u32,
@@ -346,7 +388,7 @@ pub(super) fn alerts_for(
     Ok(out)
 }
 
-pub(super) fn alert_patients(conn: &mut Client, alert_id: &str) -> Result<Vec<PatientId>> {
+pub(super) fn alert_patients(conn: &mut Conn, alert_id: &str) -> Result<Vec<PatientId>> {
     Ok(conn
         .query(
             "SELECT DISTINCT patient_id FROM alert_events WHERE alert_id = $1 ORDER BY patient_id",
@@ -358,7 +400,7 @@ pub(super) fn alert_patients(conn: &mut Client, alert_id: &str) -> Result<Vec<Pa
 }
 
 pub(super) fn ack_alert(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     alert_id: &str,
     token: TokenId,
@@ -372,9 +414,13 @@ pub(super) fn ack_alert(
     Ok(n == 1)
 }
 
-pub(super) fn store_heartbeat(conn: &mut Client, h: &NewHeartbeat) -> Result<()> {
-    let mut tx = conn.transaction()?;
-    tx.execute(
+pub(super) fn store_heartbeat(
+    conn: &mut Conn,
+    h: &NewHeartbeat,
+    audit: Option<&NewAuditEntry>,
+) -> Result<()> {
+    let mut tx = conn.begin()?;
+    tx.exec(
         "INSERT INTO heartbeats (patient_id, sent_at, received_at, body) VALUES ($1, $2, $3, $4)
          ON CONFLICT (patient_id) DO UPDATE SET sent_at = excluded.sent_at,
              received_at = excluded.received_at, body = excluded.body
@@ -387,23 +433,24 @@ pub(super) fn store_heartbeat(conn: &mut Client, h: &NewHeartbeat) -> Result<()>
         ],
     )?;
     touch_contact(&mut tx, h.patient, h.received_at)?;
-    tx.commit()?;
-    Ok(())
+    audit_in(&mut tx, audit)?;
+    tx.commit()
 }
 
 pub(super) fn record_contact(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     at: DateTime<Utc>,
+    audit: Option<&NewAuditEntry>,
 ) -> Result<()> {
-    let mut tx = conn.transaction()?;
+    let mut tx = conn.begin()?;
     touch_contact(&mut tx, patient, at)?;
-    tx.commit()?;
-    Ok(())
+    audit_in(&mut tx, audit)?;
+    tx.commit()
 }
 
 pub(super) fn latest_heartbeat(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
 ) -> Result<Option<NewHeartbeat>> {
     Ok(conn
@@ -419,7 +466,7 @@ pub(super) fn latest_heartbeat(
         }))
 }
 
-pub(super) fn contacts(conn: &mut Client) -> Result<Vec<Contact>> {
+pub(super) fn contacts(conn: &mut Conn) -> Result<Vec<Contact>> {
     Ok(conn
         .query(
             "SELECT patient_id, last_contact, silent_alert_id, silent_since FROM patient_contact
@@ -443,7 +490,7 @@ pub(super) fn contacts(conn: &mut Client) -> Result<Vec<Contact>> {
 }
 
 pub(super) fn set_silence(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     expected: Option<&str>,
     silence: Option<&Silence>,
@@ -465,15 +512,11 @@ pub(super) fn set_silence(
 
 /// Bumps the generation of `patient`'s day summaries for `days` (creating
 /// the rows) in the caller's transaction; see `sqlite/intake.rs`.
-pub(super) fn mark_days_stale(
-    tx: &mut impl GenericClient,
-    patient: PatientId,
-    days: &[i64],
-) -> Result<()> {
+pub(super) fn mark_days_stale(tx: &mut Tx<'_>, patient: PatientId, days: &[i64]) -> Result<()> {
     if days.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO glucose_days (patient_id, day) SELECT $1, d FROM UNNEST($2::BIGINT[]) AS d
          ON CONFLICT (patient_id, day) DO UPDATE SET stale = glucose_days.stale + 1",
         &[&patient, &days],
@@ -481,34 +524,42 @@ pub(super) fn mark_days_stale(
     Ok(())
 }
 
-fn scope_filter(scope: DayScope) -> (&'static str, i64) {
-    match scope {
-        DayScope::Patient(p) => ("g.patient_id = $1", p),
-        DayScope::Clinician(c) => (
-            "g.patient_id IN (SELECT patient_id FROM clinician_patients WHERE clinician_id = $1)",
-            c,
-        ),
-    }
+/// The statement `head WHERE <the scope's filter> AND tail` and the id the
+/// filter binds as `$1`. Each variant is a whole literal, so the connection
+/// caches it like any other hot statement.
+macro_rules! scoped {
+    ($scope:expr, $head:literal, $tail:literal) => {
+        match $scope {
+            DayScope::Patient(p) => (concat!($head, " WHERE g.patient_id = $1 AND ", $tail), p),
+            DayScope::Clinician(c) => (
+                concat!(
+                    $head,
+                    " WHERE g.patient_id IN
+                         (SELECT patient_id FROM clinician_patients WHERE clinician_id = $1)
+                       AND ",
+                    $tail
+                ),
+                c,
+            ),
+        }
+    };
 }
 
 pub(super) fn glucose_days(
-    conn: &mut Client,
+    conn: &mut Conn,
     scope: DayScope,
     from_day: i64,
     to_day: i64,
 ) -> Result<Vec<GlucoseDay>> {
-    let (filter, id) = scope_filter(scope);
-    let rows = conn.query(
-        &format!(
-            "SELECT g.patient_id, g.day, COALESCE(g.fresh = g.stale, FALSE), g.readings,
-                    g.very_low, g.low, g.in_range, g.tight, g.high, g.very_high, g.slots,
-                    g.sum_mg_dl
-               FROM glucose_days g
-              WHERE {filter} AND g.day >= $2 AND g.day < $3
-              ORDER BY g.patient_id, g.day"
-        ),
-        &[&id, &from_day, &to_day],
-    )?;
+    let (sql, id) = scoped!(
+        scope,
+        "SELECT g.patient_id, g.day, COALESCE(g.fresh = g.stale, FALSE), g.readings,
+                g.very_low, g.low, g.in_range, g.tight, g.high, g.very_high, g.slots,
+                g.sum_mg_dl
+           FROM glucose_days g",
+        "g.day >= $2 AND g.day < $3 ORDER BY g.patient_id, g.day"
+    );
+    let rows = conn.rows(sql, &[&id, &from_day, &to_day])?;
     Ok(rows
         .iter()
         .map(|r| GlucoseDay {
@@ -531,21 +582,18 @@ pub(super) fn glucose_days(
 }
 
 pub(super) fn stale_glucose_days(
-    conn: &mut Client,
+    conn: &mut Conn,
     scope: DayScope,
     from_day: i64,
     to_day: i64,
 ) -> Result<Vec<StaleDay>> {
-    let (filter, id) = scope_filter(scope);
-    let rows = conn.query(
-        &format!(
-            "SELECT g.patient_id, g.day, g.stale FROM glucose_days g
-              WHERE {filter} AND g.day >= $2 AND g.day < $3
-                AND (g.fresh IS NULL OR g.fresh <> g.stale)
-              ORDER BY g.patient_id, g.day"
-        ),
-        &[&id, &from_day, &to_day],
-    )?;
+    let (sql, id) = scoped!(
+        scope,
+        "SELECT g.patient_id, g.day, g.stale FROM glucose_days g",
+        "g.day >= $2 AND g.day < $3 AND (g.fresh IS NULL OR g.fresh <> g.stale)
+         ORDER BY g.patient_id, g.day"
+    );
+    let rows = conn.rows(sql, &[&id, &from_day, &to_day])?;
     Ok(rows
         .iter()
         .map(|r| StaleDay {
@@ -557,13 +605,13 @@ pub(super) fn stale_glucose_days(
 }
 
 pub(super) fn put_glucose_day(
-    conn: &mut Client,
+    conn: &mut Conn,
     patient: PatientId,
     day: i64,
     generation: i64,
     c: &DayCounts,
 ) -> Result<bool> {
-    let n = conn.execute(
+    let n = conn.exec(
         "UPDATE glucose_days SET fresh = $3, readings = $4, very_low = $5, low = $6,
                 in_range = $7, tight = $8, high = $9, very_high = $10, slots = $11,
                 sum_mg_dl = $12

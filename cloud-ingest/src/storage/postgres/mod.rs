@@ -16,16 +16,18 @@
 //!   PostgreSQL's dialect, each applied in its own transaction under an
 //!   advisory lock so replicas starting together migrate once.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 use postgres::{Client, Row};
+use vigil_model::wire::BatchAck;
 
-use crate::domain::Patient;
+use crate::domain::{NewAuditEntry, Patient, PatientId};
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::storage::{NewAlert, NewBatch, NewHeartbeat, Storage, rules};
 
 mod alerts;
 mod audit;
+mod conn;
 mod directory;
 mod intake;
 pub mod notify;
@@ -33,6 +35,7 @@ mod pool;
 mod readings;
 mod webhooks;
 
+pub use conn::{Conn, Tx};
 pub use pool::{Connector, Manager, POOL_SIZE, POOL_WAIT, Pool, Pooled, Target};
 
 /// The PostgreSQL migrations: the same versions and names as
@@ -133,6 +136,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0019_create_glucose_days",
         include_str!("../../../migrations/postgres/0019_create_glucose_days.sql"),
     ),
+    (
+        20,
+        "0020_drop_intake_foreign_keys",
+        include_str!("../../../migrations/postgres/0020_drop_intake_foreign_keys.sql"),
+    ),
+    (
+        21,
+        "0021_drop_readings_id_index",
+        include_str!("../../../migrations/postgres/0021_drop_readings_id_index.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating (any constant works; this
@@ -230,6 +243,31 @@ impl Storage for PostgresStorage {
     fn ping(&self) -> Result<()> {
         self.conn()?.execute("SELECT 1", &[])?;
         Ok(())
+    }
+
+    fn store_batch_audited(&self, batch: &NewBatch, audit: &NewAuditEntry) -> Result<BatchAck> {
+        rules::audit_action(&audit.action)?;
+        intake::store_batch(&mut *self.conn()?, batch, Some(audit))
+    }
+
+    fn store_alert_audited(&self, alert: &NewAlert, audit: &NewAuditEntry) -> Result<bool> {
+        rules::audit_action(&audit.action)?;
+        intake::store_alert(&mut *self.conn()?, alert, true, Some(audit))
+    }
+
+    fn store_heartbeat_audited(&self, hb: &NewHeartbeat, audit: &NewAuditEntry) -> Result<()> {
+        rules::audit_action(&audit.action)?;
+        intake::store_heartbeat(&mut *self.conn()?, hb, Some(audit))
+    }
+
+    fn record_contact_audited(
+        &self,
+        patient: PatientId,
+        at: DateTime<Utc>,
+        audit: &NewAuditEntry,
+    ) -> Result<()> {
+        rules::audit_action(&audit.action)?;
+        intake::record_contact(&mut *self.conn()?, patient, at, Some(audit))
     }
 
     fn schema_version(&self) -> Result<u32> {

@@ -82,7 +82,7 @@ impl PgFanout {
     /// the blocking pool). Every replica's `deliver` gets it once, unless
     /// its listener is reconnecting at that moment.
     pub fn publish(&self, payload: &str) -> Result<()> {
-        publish(&mut *self.publisher.get()?, payload)
+        publish(&mut **self.publisher.get()?, payload)
     }
 
     /// The listener, for its reconnect count.

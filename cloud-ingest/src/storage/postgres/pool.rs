@@ -1,5 +1,6 @@
 //! Connections to PostgreSQL: the parsed target with its TLS choice, and a
-//! bounded r2d2 pool of blocking clients.
+//! bounded r2d2 pool of blocking clients, each with its prepared statements
+//! ([`Conn`]).
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::conn::Conn;
 use crate::error::{Error, Result};
 
 /// Connections a replica opens at most. The blocking pool runs many more
@@ -131,19 +133,19 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 pub struct Manager(Target);
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = Client;
+    type Connection = Conn;
     type Error = Error;
 
-    fn connect(&self) -> Result<Client> {
-        self.0.connect()
+    fn connect(&self) -> Result<Conn> {
+        Ok(Conn::new(self.0.connect()?))
     }
 
-    fn is_valid(&self, conn: &mut Client) -> Result<()> {
+    fn is_valid(&self, conn: &mut Conn) -> Result<()> {
         conn.simple_query("")?;
         Ok(())
     }
 
-    fn has_broken(&self, conn: &mut Client) -> bool {
+    fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.is_closed()
     }
 }

@@ -15,7 +15,7 @@ impl Readings for PostgresStorage {
     fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
         Ok(self
             .conn()?
-            .query_opt(
+            .one_or_none(
                 "SELECT policy FROM precedence_policies WHERE patient_id = $1 AND quantity = $2",
                 &[&patient, &quantity],
             )?
@@ -125,7 +125,7 @@ impl Readings for PostgresStorage {
     }
 
     fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
-        intake::store_batch(&mut *self.conn()?, batch)
+        intake::store_batch(&mut *self.conn()?, batch, None)
     }
 
     fn kept_reading_before(

@@ -1,0 +1,8 @@
+-- SQLite keeps its foreign keys: this version exists so that both backends
+-- carry the same migration numbers (postgres/0020_drop_intake_foreign_keys.sql
+-- drops PostgreSQL's per-row checks of the intake tables).
+--
+-- Why not here: SQLite checks a reference with one look-up of the parent's
+-- primary key in the same process, and takes no row lock; and dropping a
+-- constraint in SQLite means rebuilding the table (a full copy of readings).
+-- Nothing to run: applying it only records the version.

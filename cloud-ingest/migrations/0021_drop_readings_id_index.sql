@@ -1,0 +1,5 @@
+-- SQLite keeps `id` as its primary key: this version keeps both backends'
+-- migration numbers in step (postgres/0021_drop_readings_id_index.sql
+-- drops PostgreSQL's separate index on `id`). In SQLite an INTEGER PRIMARY
+-- KEY is the rowid itself, not an extra index, so there is nothing to drop.
+-- Nothing to run: applying it only records the version.
