@@ -106,25 +106,36 @@ pub fn rate_at(samples: &[Sample], index: usize) -> Option<f64> {
     if window.len() < MIN_READINGS || last.time - first.time < MIN_SPAN {
         return None;
     }
-    // Minutes relative to the window's last reading keep the sums small.
-    let points: Vec<(f64, f64)> = window
-        .iter()
-        .map(|s| {
-            let minutes = (s.time - last.time).num_milliseconds() as f64 / 60_000.0;
-            (minutes, s.value)
-        })
-        .collect();
-    let n = points.len() as f64;
-    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    for (x, y) in &points {
-        sxy += (x - mean_x) * (y - mean_y);
-        sxx += (x - mean_x) * (x - mean_x);
-    }
-    let rate = sxy / sxx;
     // `sxx` is positive once the span is, but a NaN reading is not a rate.
-    rate.is_finite().then_some(rate)
+    slope_mg_dl_per_min(window.iter(), MIN_READINGS).filter(|r| r.is_finite())
+}
+
+/// Least-squares slope of `samples` in mg/dL per minute, or `None` with fewer
+/// than `min_readings` samples (and always with fewer than two) or when all
+/// share one time.
+pub fn slope_mg_dl_per_min<'a>(
+    samples: impl Iterator<Item = &'a Sample> + Clone,
+    min_readings: usize,
+) -> Option<f64> {
+    let first = samples.clone().next()?.time;
+    let minutes = |s: &Sample| (s.time - first).num_milliseconds() as f64 / 60_000.0;
+    let (mut n, mut sx, mut sy) = (0usize, 0.0, 0.0);
+    for s in samples.clone() {
+        n += 1;
+        sx += minutes(s);
+        sy += s.value;
+    }
+    if n < min_readings.max(2) {
+        return None;
+    }
+    let (mx, my) = (sx / n as f64, sy / n as f64);
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for s in samples {
+        let dx = minutes(s) - mx;
+        sxy += dx * (s.value - my);
+        sxx += dx * dx;
+    }
+    (sxx > 0.0).then(|| sxy / sxx)
 }
 
 /// [`rate_at`] of every reading of `samples` (time order), in order.

@@ -10,8 +10,6 @@
 
 use chrono::TimeDelta;
 
-use crate::model::Sample;
-
 /// A threshold rule with hysteresis on one number (glucose, rate, battery).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Threshold {
@@ -50,32 +48,10 @@ impl Threshold {
     }
 }
 
-/// Least-squares slope of `samples` in mg/dL per minute, or `None` with fewer
-/// than `min_readings` samples or when all share one time.
-pub fn slope_mg_dl_per_min<'a>(
-    samples: impl Iterator<Item = &'a Sample> + Clone,
-    min_readings: usize,
-) -> Option<f64> {
-    let first = samples.clone().next()?.time;
-    let minutes = |s: &Sample| (s.time - first).num_milliseconds() as f64 / 60_000.0;
-    let (mut n, mut sx, mut sy) = (0usize, 0.0, 0.0);
-    for s in samples.clone() {
-        n += 1;
-        sx += minutes(s);
-        sy += s.value;
-    }
-    if n < min_readings.max(2) {
-        return None;
-    }
-    let (mx, my) = (sx / n as f64, sy / n as f64);
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    for s in samples {
-        let dx = minutes(s) - mx;
-        sxy += dx * (s.value - my);
-        sxx += dx * dx;
-    }
-    (sxx > 0.0).then(|| sxy / sxx)
-}
+/// Least-squares slope of `samples` in mg/dL per minute: the one fit the
+/// phone's rate alerts and the cloud's derived trend share (it lives in
+/// `vigil-model` so the service can use it without the SDK).
+pub use vigil_model::trend::slope_mg_dl_per_min;
 
 /// Glucose projected `horizon` ahead on the line through `value` with `rate`.
 pub fn projected_mg_dl(value: f64, rate_mg_dl_per_min: f64, horizon: TimeDelta) -> f64 {
@@ -85,6 +61,7 @@ pub fn projected_mg_dl(value: f64, rate_mg_dl_per_min: f64, horizon: TimeDelta) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Sample;
     use chrono::{DateTime, Utc};
 
     fn at(min: i64, value: f64) -> Sample {
