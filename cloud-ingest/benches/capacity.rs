@@ -37,7 +37,9 @@
 //! 2xx and the p99 latency is under 100 ms. The search doubles the patient
 //! count from a start until a step fails, then bisects between the last
 //! pass and the first fail. The service runs as its own process, so its
-//! CPU time per request is read from `/proc`. Clients connect from several
+//! CPU time per request is read from `/proc`, and so is PostgreSQL's (the
+//! postmaster and its backends); between steps the search waits until
+//! both are idle. Clients connect from several
 //! loopback addresses (127.0.0.2, …): a clinic's phones come from many
 //! addresses, and the service caps connections per address.
 //!
@@ -61,12 +63,13 @@
 //! balancer would; their CPU is added up; default 1, SQLite always 1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
 
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/serve.rs"]
 mod serve;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,42 +104,29 @@ const TOLERANCE: f64 = 3.0;
 /// The bisection stops when the bracket is this narrow (relative).
 const RESOLUTION: f64 = 0.1;
 
-/// The service process's CPU time so far (user + system).
-fn cpu_of(server: &Server) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid()))
-        .expect("read the service's /proc stat");
-    // Fields after the parenthesised command name; utime and stime are
-    // the 14th and 15th fields of the whole line.
-    let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
-}
-
 /// The CPU time of every replica so far.
 fn cpu_of_all(servers: &[Server]) -> Duration {
-    servers.iter().map(cpu_of).sum()
+    servers.iter().map(|s| cpu::process(s.pid())).sum()
 }
 
-/// Waits (at most a minute) until the replicas together used under 5 % of
-/// a core over one second.
-fn settle(servers: &[Server]) {
+/// The database server's CPU time so far (PostgreSQL's postmaster and
+/// its backends); zero for SQLite, which runs inside the service.
+fn cpu_of_db(db: Option<u32>) -> Duration {
+    db.map_or(Duration::ZERO, cpu::tree)
+}
+
+/// Waits (at most a minute) until the replicas and the database server
+/// together used under 5 % of a core over one second: a backlog left in
+/// either (queued requests, a checkpoint) would fail the next step.
+fn settle(servers: &[Server], db: Option<u32>) {
+    let busy = || cpu_of_all(servers) + cpu_of_db(db);
     for _ in 0..60 {
-        let before = cpu_of_all(servers);
+        let before = busy();
         std::thread::sleep(Duration::from_secs(1));
-        if (cpu_of_all(servers).saturating_sub(before)).as_secs_f64() < 0.05 {
+        if (busy().saturating_sub(before)).as_secs_f64() < 0.05 {
             return;
         }
     }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// One seeded patient: wire id, device token, and how many batches and
@@ -435,6 +425,8 @@ struct Step {
     errors: Vec<String>,
     latencies: Vec<Duration>,
     cpu_per_request: Duration,
+    /// The database server's CPU per request (PostgreSQL only).
+    db_cpu_per_request: Duration,
     cores: f64,
 }
 
@@ -466,6 +458,7 @@ fn clients() -> Vec<reqwest::Client> {
 
 async fn run_step(
     servers: &[Server],
+    db: Option<u32>,
     planned: Vec<Planned>,
     patients: u64,
     window: Duration,
@@ -481,6 +474,7 @@ async fn run_step(
     );
     let offered = planned.len();
     let cpu_before = cpu_of_all(servers);
+    let db_before = cpu_of_db(db);
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(offered);
     for (i, r) in planned.into_iter().enumerate() {
@@ -530,6 +524,7 @@ async fn run_step(
     }
     let elapsed = started.elapsed();
     let cpu = cpu_of_all(servers).saturating_sub(cpu_before);
+    let db_cpu = cpu_of_db(db).saturating_sub(db_before);
     latencies.sort();
     Step {
         patients,
@@ -537,6 +532,7 @@ async fn run_step(
         answered: latencies.len(),
         errors,
         cpu_per_request: cpu / (offered.max(1) as u32),
+        db_cpu_per_request: db_cpu / (offered.max(1) as u32),
         cores: cpu.as_secs_f64() / elapsed.as_secs_f64(),
         latencies,
     }
@@ -551,7 +547,7 @@ fn ms(d: Duration) -> String {
 
 fn print_step(backend: &str, s: &Step) {
     println!(
-        "| {backend} | {} | {:.0} | {} | {} | {} / {} / {} | {:.2} | {:.2} | {} |",
+        "| {backend} | {} | {:.0} | {} | {} | {} / {} / {} | {:.2} | {:.2} | {:.2} | {} |",
         s.patients,
         s.offered_per_s,
         s.answered,
@@ -560,11 +556,12 @@ fn print_step(backend: &str, s: &Step) {
         ms(s.p(99.0)),
         ms(s.latencies.last().copied().unwrap_or(Duration::MAX)),
         s.cpu_per_request.as_secs_f64() * 1000.0,
+        s.db_cpu_per_request.as_secs_f64() * 1000.0,
         s.cores,
         if s.passed() { "pass" } else { "fail" },
     );
     if let Some(e) = s.errors.first() {
-        println!("|  | first error: {e} | | | | | | | |");
+        println!("|  | first error: {e} | | | | | | | | |");
     }
 }
 
@@ -590,7 +587,13 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Runs the search (or, not `full`, one step) against `db`. Returns the
 /// largest passing patient count (0 if none) and whether any step of a
 /// quick run failed with errors.
-fn search(backend: &str, db: &Path, s: &Settings, replicas: usize) -> (u64, bool) {
+fn search(
+    backend: &str,
+    db: &Path,
+    db_pid: Option<u32>,
+    s: &Settings,
+    replicas: usize,
+) -> (u64, bool) {
     let mut patients = seed(db, s.seeded);
     let servers: Vec<Server> = (0..replicas)
         .map(|_| {
@@ -614,13 +617,13 @@ fn search(backend: &str, db: &Path, s: &Settings, replicas: usize) -> (u64, bool
         now - TimeDelta::minutes(LONGEST_BATCH_MIN * i64::from(MAX_BATCHES_PER_PATIENT + 2));
     let mut step = |count: u64| {
         let planned = plan(s.mix, &mut patients, count, s.window, origin, &mut rng);
-        let result = runtime.block_on(run_step(&servers, planned, count, s.window));
+        let result = runtime.block_on(run_step(&servers, db_pid, planned, count, s.window));
         print_step(backend, &result);
         // An overloaded step leaves a backlog (queued requests, WAL
         // checkpoints) that would fail the next step too: wait until the
         // service is idle before the next one starts.
         if s.full {
-            settle(&servers);
+            settle(&servers, db_pid);
         }
         result
     };
@@ -683,9 +686,9 @@ fn main() {
         settings.seeded
     );
     println!(
-        "| backend | patients | requests / s | answered | errors | p50 / p99 / max ms | service CPU ms / request | service cores | step |"
+        "| backend | patients | requests / s | answered | errors | p50 / p99 / max ms | service CPU ms / request | database CPU ms / request | service cores | step |"
     );
-    println!("|---|---:|---:|---:|---:|---|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---|---:|---:|---:|---|");
     let mut failed = false;
     let mut found = Vec::new();
     for backend in backends.split(',').map(str::trim) {
@@ -693,7 +696,13 @@ fn main() {
             "sqlite" => {
                 let dir = tempfile::tempdir().unwrap();
                 // One process owns a SQLite file's writer: no replicas.
-                let (n, bad) = search("SQLite", &dir.path().join("capacity.db"), &settings, 1);
+                let (n, bad) = search(
+                    "SQLite",
+                    &dir.path().join("capacity.db"),
+                    None,
+                    &settings,
+                    1,
+                );
                 found.push(("SQLite".to_owned(), n));
                 failed |= bad;
             }
@@ -706,7 +715,14 @@ fn main() {
                 } else {
                     "PostgreSQL (durable)".to_owned()
                 };
-                let (n, bad) = search(&name, Path::new(&url), &settings, settings.replicas);
+                let pid = pg.postmaster_pid().unwrap_or_else(|e| panic!("{e}"));
+                let (n, bad) = search(
+                    &name,
+                    Path::new(&url),
+                    Some(pid),
+                    &settings,
+                    settings.replicas,
+                );
                 found.push((name, n));
                 failed |= bad;
             }

@@ -336,6 +336,17 @@ impl PgServer {
         Ok(self.url(&name))
     }
 
+    /// The postmaster's process id, from the first line of its
+    /// `postmaster.pid`: benchmarks add up the server's CPU time (the
+    /// postmaster and its backends) beside the client's.
+    pub fn postmaster_pid(&self) -> Result<u32, HarnessError> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid"))?;
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| HarnessError::Command("postmaster.pid has no process id".into()))
+    }
+
     /// The server's log so far, for a failing test's message.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir().join("server.log")).unwrap_or_default()
