@@ -8,8 +8,8 @@
 //!
 //! Two figures each, after `VACUUM` and less the empty schema, over the
 //! rows: the readings table with its indexes (SQLite's `dbstat`;
-//! PostgreSQL's `pg_total_relation_size('readings')`: heap, TOAST, every
-//! index), and the whole database (the batches table keeps each batch's
+//! PostgreSQL's `pg_total_relation_size` summed over the partitions of
+//! `readings`: heap, TOAST, every index), and the whole database (the batches table keeps each batch's
 //! acknowledgement for idempotent retries, so it grows per batch, not per
 //! reading).
 //!
@@ -134,7 +134,8 @@ fn postgres_per_reading(
         c.batch_execute("VACUUM FULL").unwrap();
         let row = c
             .query_one(
-                "SELECT pg_total_relation_size('readings'), \
+                "SELECT (SELECT SUM(pg_total_relation_size(relid))::bigint \
+                         FROM pg_partition_tree('readings')), \
                  (SELECT SUM(pg_total_relation_size(c.oid))::bigint FROM pg_class c \
                   JOIN pg_namespace n ON n.oid = c.relnamespace \
                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm'))",

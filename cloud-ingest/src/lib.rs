@@ -35,6 +35,7 @@ pub mod routes;
 pub mod serve;
 pub mod storage;
 pub mod telemetry;
+pub mod upkeep;
 pub mod validate;
 pub mod views;
 pub mod webhooks;

@@ -284,6 +284,7 @@ fn run(cli: Cli) -> Result<Option<String>> {
             };
             let _switch = runtime.enter();
             vigil_ingest::deadman::spawn(state.clone(), deadman);
+            vigil_ingest::upkeep::spawn(state.store.clone());
             runtime.block_on(vigil_ingest::serve::serve(
                 state,
                 opts,

@@ -633,6 +633,91 @@ fn overlapping_batches_store_each_reading_once_and_flag_conflicts(s: &dyn Storag
     );
 }
 
+/// The series and seq name a reading, whatever time it is sent with: on
+/// PostgreSQL the two times fall in different monthly partitions, where
+/// the table's unique key (which holds `time`) cannot catch the copy.
+fn a_resent_seq_at_another_time_is_stored_once_even_a_month_apart(s: &dyn Storage) {
+    let p = s.add_patient("Ada").unwrap();
+    let now = Utc::now();
+    let later = now + chrono::TimeDelta::days(40);
+    let at = |seq: u64, time: DateTime<Utc>, value: f64| NewReading {
+        time,
+        ..reading(seq, 0, value)
+    };
+    let first = s
+        .store_batch(&batch(
+            1,
+            p,
+            vec![glucose(vec![at(1, now, 100.0), at(2, now, 101.0)], vec![])],
+        ))
+        .unwrap();
+    assert_eq!(
+        first.streams[0].stored,
+        vec![SeqRange { first: 1, last: 2 }]
+    );
+    let again = s
+        .store_batch(&batch(
+            2,
+            p,
+            vec![glucose(
+                vec![
+                    at(1, later, 100.0),
+                    at(2, later, 150.0),
+                    // A copy inside the batch, a month apart, too.
+                    at(3, now, 102.0),
+                    at(3, later, 102.0),
+                ],
+                vec![],
+            )],
+        ))
+        .unwrap();
+    assert_eq!(
+        again.streams[0].stored,
+        vec![
+            SeqRange { first: 1, last: 1 },
+            SeqRange { first: 3, last: 3 }
+        ]
+    );
+    assert_eq!(
+        again.streams[0].rejected,
+        vec![Rejected {
+            seq: 2,
+            reason: RejectReason::Conflict
+        }],
+        "1 is already stored (same value), 2 conflicts"
+    );
+    // A held-back copy is an estimate: stored, whatever its value.
+    let held = s
+        .store_batch(&batch(
+            3,
+            p,
+            vec![glucose(
+                vec![NewReading {
+                    held_back: true,
+                    ..at(2, later, 170.0)
+                }],
+                vec![],
+            )],
+        ))
+        .unwrap();
+    assert_eq!(held.streams[0].stored, vec![SeqRange { first: 2, last: 2 }]);
+    let all = s
+        .readings(&ReadingQuery {
+            patient: p,
+            stream: None,
+            from: now - chrono::TimeDelta::days(1),
+            to: later + chrono::TimeDelta::days(1),
+            limit: 100,
+        })
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| (r.seq, r.value)).collect::<Vec<_>>(),
+        [(1, 100.0), (2, 101.0), (3, 102.0)],
+        "one row a seq, the first time and value stand"
+    );
+    assert!(all.iter().all(|r| r.time < later));
+}
+
 fn readings_filter_by_patient_stream_and_time_and_page(s: &dyn Storage) {
     let p = s.add_patient("Ada").unwrap();
     let q = s.add_patient("Bob").unwrap();
@@ -1182,6 +1267,12 @@ macro_rules! storage_contract {
             #[test]
             fn batches_store_once_and_retries_get_the_stored_ack() {
                 super::batches_store_once_and_retries_get_the_stored_ack(fresh().as_ref());
+            }
+            #[test]
+            fn a_resent_seq_at_another_time_is_stored_once_even_a_month_apart() {
+                super::a_resent_seq_at_another_time_is_stored_once_even_a_month_apart(
+                    fresh().as_ref(),
+                );
             }
             #[test]
             fn overlapping_batches_store_each_reading_once_and_flag_conflicts() {

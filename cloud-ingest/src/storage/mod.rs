@@ -170,6 +170,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0021_drop_readings_id_index",
         include_str!("../../migrations/0021_drop_readings_id_index.sql"),
     ),
+    (
+        22,
+        "0022_partition_readings_by_month",
+        include_str!("../../migrations/0022_partition_readings_by_month.sql"),
+    ),
 ];
 
 /// The storage contract: the union of the concerns, plus the database's
@@ -181,6 +186,14 @@ pub trait Storage: Directory + Audit + Readings + Alerts + Webhooks + 'static {
     fn ping(&self) -> Result<()>;
     /// The highest migration version applied.
     fn schema_version(&self) -> Result<u32>;
+    /// Makes what storage needs before time reaches it: on PostgreSQL the
+    /// readings partitions of the month holding `now` and the next ones,
+    /// moving their rows out of the default partition. Idempotent; run at
+    /// open and daily ([`crate::upkeep`]). Returns what it made, by name.
+    /// A backend without partitions (SQLite) has nothing to do.
+    fn ensure_partitions(&self, _now: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 
     // Intake writes with their audit entry. A backend with transactions
     // over a network (PostgreSQL) writes both in one transaction: one

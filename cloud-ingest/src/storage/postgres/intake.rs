@@ -79,6 +79,7 @@ pub(super) fn store_batch(
         return Ok(ack);
     };
     let batch_row: i64 = row.get(0);
+    lock_series(&mut tx, b)?;
     let mut outcomes = Vec::with_capacity(b.groups.len());
     for g in &b.groups {
         outcomes.push(store_group(&mut tx, b, g, batch_row)?);
@@ -96,11 +97,68 @@ pub(super) fn store_batch(
     Ok(ack)
 }
 
-/// Stores one stream group in two round trips whatever its size: one
-/// `INSERT … SELECT FROM UNNEST(…)` of every reading (duplicates skipped by
-/// the unique key), then one look-up of the rows that were already there.
-/// Per-reading statements cost a round trip each, which made PostgreSQL
-/// intake several times slower than a bulk load.
+/// The advisory-lock key of one series: FNV-1a 64 over its patient,
+/// device, stream and session, each length-prefixed so that no two series
+/// spell the same bytes. A collision only makes two series wait for each
+/// other; it never mixes their rows.
+fn series_lock_key(patient: PatientId, device: &str, stream: &str, session: i64) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&patient.to_le_bytes());
+    eat(&(device.len() as u64).to_le_bytes());
+    eat(device.as_bytes());
+    eat(&(stream.len() as u64).to_le_bytes());
+    eat(stream.as_bytes());
+    eat(&session.to_le_bytes());
+    i64::from_le_bytes(h.to_le_bytes())
+}
+
+/// Takes the advisory lock of every series the batch writes, for the rest
+/// of the transaction, in one round trip. The unique key of the
+/// partitioned table holds `time` (migration 0022), so it no longer stops
+/// a second writer from storing the same seq at another time; the lock
+/// does: whoever holds a series' lock sees every row of it that was
+/// committed before. Keys are taken in ascending order, so two batches
+/// that share series cannot deadlock. Advisory locks write no WAL.
+fn lock_series(tx: &mut Tx<'_>, b: &NewBatch) -> Result<()> {
+    let mut keys: Vec<i64> = b
+        .groups
+        .iter()
+        .map(|g| {
+            series_lock_key(
+                b.patient,
+                &b.device,
+                g.stream.as_str(),
+                session_column(g.session),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        tx.rows(
+            "SELECT pg_advisory_xact_lock(k)
+               FROM (SELECT k FROM UNNEST($1::BIGINT[]) AS k ORDER BY k) AS keys",
+            &[&keys],
+        )?;
+    }
+    Ok(())
+}
+
+/// Stores one stream group in one round trip whatever its size, under its
+/// series' lock ([`lock_series`]). One statement looks up the series' rows
+/// whose seq lies in the group's [min, max] (a range: one index descent per
+/// partition, not one per seq; a re-sent seq can sit in any month, so no
+/// partition is pruned) and inserts, from UNNEST, the readings whose seq is
+/// not among them; it returns both. Rust keeps the first copy of a seq the
+/// batch repeats and decides each reading's outcome as before: inserted,
+/// already stored (same value, or a held-back estimate on either side) or
+/// a conflict.
 fn store_group(
     tx: &mut Tx<'_>,
     b: &NewBatch,
@@ -110,16 +168,30 @@ fn store_group(
     let stream = g.stream.as_str();
     let session = session_column(g.session);
     let characteristic = i32::from(g.characteristic);
-    let seqs: Vec<i64> = g.readings.iter().map(|r| seq_column(r.seq)).collect();
-    let times: Vec<i64> = g.readings.iter().map(|r| micros(r.time)).collect();
-    let values: Vec<f64> = g.readings.iter().map(|r| r.value).collect();
-    let quality: Vec<Option<f64>> = g.readings.iter().map(|r| r.quality_percent).collect();
-    let flagged: Vec<bool> = g.readings.iter().map(|r| r.quality_flagged).collect();
-    let held: Vec<bool> = g.readings.iter().map(|r| r.held_back).collect();
-    let raw: Vec<Option<&[u8]>> = g.readings.iter().map(|r| r.raw.as_deref()).collect();
-    let inserted: HashSet<i64> = tx
-        .rows(
-            "INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
+    // The first copy of each seq: a later one meets it as stored.
+    let mut seen = HashSet::with_capacity(g.readings.len());
+    let firsts: Vec<_> = g
+        .readings
+        .iter()
+        .filter(|r| seen.insert(seq_column(r.seq)))
+        .collect();
+    let seqs: Vec<i64> = firsts.iter().map(|r| seq_column(r.seq)).collect();
+    let (Some(&lowest), Some(&highest)) = (seqs.iter().min(), seqs.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let times: Vec<i64> = firsts.iter().map(|r| micros(r.time)).collect();
+    let values: Vec<f64> = firsts.iter().map(|r| r.value).collect();
+    let quality: Vec<Option<f64>> = firsts.iter().map(|r| r.quality_percent).collect();
+    let flagged: Vec<bool> = firsts.iter().map(|r| r.quality_flagged).collect();
+    let held: Vec<bool> = firsts.iter().map(|r| r.held_back).collect();
+    let raw: Vec<Option<&[u8]>> = firsts.iter().map(|r| r.raw.as_deref()).collect();
+    let rows = tx.rows(
+        "WITH stored AS (
+             SELECT seq, value, held_back FROM readings
+              WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
+                AND seq BETWEEN $15 AND $16
+         ), fresh AS (
+             INSERT INTO readings (patient_id, device, stream, session, seq, time, value,
                  quality_percent, quality_flagged, characteristic, tolerance, held_back, raw,
                  batch_id)
              SELECT $1, $2, $3, $4, u.seq, u.time, u.value, u.quality, u.flagged, $5, $6,
@@ -128,49 +200,48 @@ fn store_group(
                            $11::DOUBLE PRECISION[], $12::BOOLEAN[], $13::BOOLEAN[],
                            $14::BYTEA[])
                  AS u(seq, time, value, quality, flagged, held, raw)
-             ON CONFLICT (patient_id, device, stream, session, seq) DO NOTHING
-             RETURNING seq",
-            &[
-                &b.patient,
-                &b.device,
-                &stream,
-                &session,
-                &characteristic,
-                &g.tolerance,
-                &batch_row,
-                &seqs,
-                &times,
-                &values,
-                &quality,
-                &flagged,
-                &held,
-                &raw,
-            ],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let others: Vec<i64> = seqs
-        .iter()
-        .copied()
-        .filter(|q| !inserted.contains(q))
-        .collect();
+              WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.seq = u.seq)
+             ON CONFLICT (patient_id, device, stream, session, seq, time) DO NOTHING
+             RETURNING seq
+         )
+         SELECT seq, value, held_back, FALSE FROM stored
+         UNION ALL
+         SELECT seq, NULL, NULL, TRUE FROM fresh",
+        &[
+            &b.patient,
+            &b.device,
+            &stream,
+            &session,
+            &characteristic,
+            &g.tolerance,
+            &batch_row,
+            &seqs,
+            &times,
+            &values,
+            &quality,
+            &flagged,
+            &held,
+            &raw,
+            &lowest,
+            &highest,
+        ],
+    )?;
+    let mut inserted: HashSet<i64> = HashSet::new();
     let mut existing: HashMap<i64, (f64, bool)> = HashMap::new();
-    if !others.is_empty() {
-        for r in tx.rows(
-            "SELECT seq, value, held_back FROM readings
-             WHERE patient_id = $1 AND device = $2 AND stream = $3 AND session = $4
-               AND seq = ANY($5)",
-            &[&b.patient, &b.device, &stream, &session, &others],
-        )? {
-            existing.insert(r.get(0), (r.get(1), r.get(2)));
+    for r in &rows {
+        let seq: i64 = r.try_get(0)?;
+        if r.try_get(3)? {
+            inserted.insert(seq);
+        } else if seen.contains(&seq) {
+            // The range holds the series' other seqs too: only the group's
+            // own are wanted.
+            existing.insert(seq, (r.try_get(1)?, r.try_get(2)?));
         }
     }
     let mut out = Vec::with_capacity(g.readings.len());
-    let mut first = inserted;
     for r in &g.readings {
         let seq = seq_column(r.seq);
-        if first.remove(&seq) {
+        if inserted.remove(&seq) {
             // A later copy of this seq in the same batch meets this row.
             existing.insert(seq, (r.value, r.held_back));
             out.push(ReadingOutcome::Inserted);
@@ -632,4 +703,26 @@ pub(super) fn put_glucose_day(
         ],
     )?;
     Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::series_lock_key;
+
+    #[test]
+    fn series_lock_keys_take_any_input_and_tell_shifted_fields_apart() {
+        let edge = series_lock_key(i64::MIN, "", "", i64::MAX);
+        assert_ne!(edge, series_lock_key(i64::MAX, "", "", i64::MIN));
+        let long = "\u{10ffff}".repeat(10_000);
+        series_lock_key(-1, &long, &long, -1);
+        // Length prefixes: moving a byte from device to stream is another series.
+        assert_ne!(
+            series_lock_key(1, "ab", "c", 0),
+            series_lock_key(1, "a", "bc", 0)
+        );
+        assert_eq!(
+            series_lock_key(7, "cgm", "glucose", 4),
+            series_lock_key(7, "cgm", "glucose", 4)
+        );
+    }
 }

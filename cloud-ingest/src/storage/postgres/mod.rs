@@ -31,6 +31,7 @@ mod conn;
 mod directory;
 mod intake;
 pub mod notify;
+pub mod partitions;
 mod pool;
 mod readings;
 mod webhooks;
@@ -146,6 +147,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0021_drop_readings_id_index",
         include_str!("../../../migrations/postgres/0021_drop_readings_id_index.sql"),
     ),
+    (
+        22,
+        "0022_partition_readings_by_month",
+        include_str!("../../../migrations/postgres/0022_partition_readings_by_month.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating (any constant works; this
@@ -164,7 +170,9 @@ pub struct PostgresStorage {
 
 impl PostgresStorage {
     /// Connects to `url` (a `postgres://` URL) and applies every pending
-    /// migration. Guarantees the schema is at the latest version on success.
+    /// migration. Guarantees the schema is at the latest version, and the
+    /// readings partitions of this month and the next
+    /// [`partitions::MONTHS_AHEAD`] exist, on success.
     pub fn connect(url: &str) -> Result<Self> {
         let target = Target::parse(url)?;
         let storage = Self {
@@ -174,7 +182,10 @@ impl PostgresStorage {
             let mut conn = storage.pool.get().map_err(|e| {
                 Error::Config(format!("cannot connect to PostgreSQL at --database: {e}"))
             })?;
-            migrate(&mut conn)?;
+            migrate(&mut conn, u32::MAX)?;
+            for name in partitions::ensure(&mut conn, Utc::now())? {
+                tracing::info!(partition = %name, "made a readings partition");
+            }
         }
 
         Ok(storage)
@@ -191,7 +202,11 @@ impl PostgresStorage {
     }
 }
 
-fn migrate(conn: &mut Client) -> Result<()> {
+/// Applies the pending migrations up to version `last`, each in its own
+/// transaction under [`MIGRATION_LOCK`]. [`PostgresStorage::connect`]
+/// applies them all; a test stops at an older version to build the
+/// database a later migration must convert.
+pub fn migrate(conn: &mut Client, last: u32) -> Result<()> {
     let mut tx = conn.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
@@ -202,7 +217,7 @@ fn migrate(conn: &mut Client) -> Result<()> {
          )",
     )?;
     tx.commit()?;
-    for (version, name, sql) in MIGRATIONS {
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v <= last) {
         let version = i32::try_from(*version)
             .map_err(|_| Error::Config(format!("migration {name}: version too large")))?;
         let mut tx = conn.transaction()?;
@@ -268,6 +283,11 @@ impl Storage for PostgresStorage {
     ) -> Result<()> {
         rules::audit_action(&audit.action)?;
         intake::record_contact(&mut *self.conn()?, patient, at, Some(audit))
+    }
+
+    fn ensure_partitions(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        partitions::ensure(&mut conn, now)
     }
 
     fn schema_version(&self) -> Result<u32> {

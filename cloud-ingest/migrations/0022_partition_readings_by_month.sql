@@ -1,0 +1,6 @@
+-- SQLite has no table partitioning: this version keeps both backends'
+-- migration numbers in step (postgres/0022_partition_readings_by_month.sql
+-- partitions PostgreSQL's readings by month). One SQLite file serves a
+-- clinic; its readings table never reaches the size where dropping or
+-- scanning a month at a time would pay.
+-- Nothing to run: applying it only records the version.
