@@ -49,6 +49,11 @@
 //! simulated ones; each sends its batches in order along its own timeline,
 //! so a step's database work is what that many patients' batches cost,
 //! but the token cache sees fewer distinct tokens than a real node.
+//! Timelines start at a UTC midnight three days back, and before the
+//! search each seeded patient's first day is filled, in one untimed
+//! request, up to a point drawn uniformly from the day: a batch makes the
+//! service recompute its day's summary over the whole day so far, so
+//! patients with empty days would make the node look cheaper than it is.
 //!
 //! `cargo bench -p vigil-ingest --bench capacity` runs the search on SQLite
 //! and on PostgreSQL with durable settings (fsync, synchronous commit and
@@ -92,13 +97,11 @@ const P99_LIMIT: Duration = Duration::from_millis(100);
 const SOURCES: u8 = 8;
 /// A request not answered within this long is an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most batches one seeded patient sends over a whole run; its timeline
-/// starts that many of its longest batches in the past, so no reading is
-/// in the future.
-const MAX_BATCHES_PER_PATIENT: u32 = 6_000;
-/// The longest stretch one batch covers in either mix, minutes (`sdk`:
-/// 1,440 / 40.7 = 35.4 for 5-minute CGM).
-const LONGEST_BATCH_MIN: i64 = 36;
+/// How far back, in whole UTC days, the patients' timelines start: each
+/// patient's phone sends its batches in order from there, so no reading
+/// is in the future, and the readings land in this month's partitions as a
+/// live node's do.
+const DAYS_BACK: i64 = 3;
 /// Reduction's tolerance on the simulated CGM, mg/dL.
 const TOLERANCE: f64 = 3.0;
 /// The bisection stops when the bracket is this narrow (relative).
@@ -238,44 +241,115 @@ fn timeline(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>) -> DateTime<Ut
 /// held back; the last of every batch kept, and the very first reading
 /// kept, so every held-back reading has kept neighbours.
 fn batch(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>) -> Vec<u8> {
+    batches(mix, p, k..k + 1, origin)
+}
+
+/// Batches `ks` in one request, reduced as each would have been: the
+/// day's readings so far, posted before the search (see [`prefill`]).
+fn batches(mix: Mix, p: &Patient, ks: std::ops::Range<u32>, origin: DateTime<Utc>) -> Vec<u8> {
     let device = format!("cgm-{}", p.id);
     let step_min = if p.one_minute { 1 } else { 5 };
-    let seqs = batch_seqs(mix, p.one_minute, k);
-    let sent_at = timeline(mix, p, k + 1, origin);
+    let sent_at = timeline(mix, p, ks.end, origin);
     let mut b = Batch::new(
         BatchId::random(),
         PatientId(p.id.clone()),
         DeviceId(device.clone()),
         sent_at,
     );
-    let (first, last) = (seqs.start, seqs.end.saturating_sub(1));
-    for seq in seqs {
-        let t = origin + TimeDelta::minutes(step_min * seq as i64);
-        let minutes = (seq * step_min as u64) as f64;
-        let r = Reading {
-            patient: PatientId(p.id.clone()),
-            stream: Stream::Glucose,
-            value: (130.0 + 35.0 * (minutes / 120.0).sin()).round(),
-            sensor_time: t,
-            receive_time: t,
-            sequence: seq,
-            quality: Quality::default(),
-            provenance: Provenance {
-                device: DeviceId(device.clone()),
-                characteristic: 0x2AA7,
-                raw: Vec::new(),
-                session: Some(1),
-            },
-        };
-        let kept = seq == 0 || seq == last || (seq - first) % 4 == 3;
-        if kept {
-            b.push_reading(&r, false).unwrap();
-        } else {
-            b.push_held_back(&r, TOLERANCE).unwrap();
+    for k in ks {
+        let seqs = batch_seqs(mix, p.one_minute, k);
+        let (first, last) = (seqs.start, seqs.end.saturating_sub(1));
+        for seq in seqs {
+            let t = origin + TimeDelta::minutes(step_min * seq as i64);
+            let minutes = (seq * step_min as u64) as f64;
+            let r = Reading {
+                patient: PatientId(p.id.clone()),
+                stream: Stream::Glucose,
+                value: (130.0 + 35.0 * (minutes / 120.0).sin()).round(),
+                sensor_time: t,
+                receive_time: t,
+                sequence: seq,
+                quality: Quality::default(),
+                provenance: Provenance {
+                    device: DeviceId(device.clone()),
+                    characteristic: 0x2AA7,
+                    raw: Vec::new(),
+                    session: Some(1),
+                },
+            };
+            let kept = seq == 0 || seq == last || (seq - first) % 4 == 3;
+            if kept {
+                b.push_reading(&r, false).unwrap();
+            } else {
+                b.push_held_back(&r, TOLERANCE).unwrap();
+            }
         }
     }
     let binary = wire::binary::encode(&b).unwrap();
     wire::compress::compress(&binary, ContentEncoding::Deflate).unwrap()
+}
+
+/// Fills each seeded patient's first UTC day up to a point drawn
+/// uniformly from the day, in one request per patient, before anything is
+/// timed; returns the readings posted. Every batch makes the service
+/// recompute its day's summary over the whole day so far (the triage
+/// list's counts), so a node whose patients' days were all nearly empty
+/// would look cheaper than a live one, where a batch lands on half a day
+/// of readings on average.
+async fn prefill(
+    url: &str,
+    mix: Mix,
+    patients: &mut [Patient],
+    origin: DateTime<Utc>,
+    rng: &mut ChaCha8Rng,
+) -> u64 {
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT * 6)
+        .build()
+        .unwrap();
+    let mut readings = 0;
+    let mut posts = Vec::new();
+    for p in patients.iter_mut() {
+        let per_day = mix.cadence(p.one_minute).batches.floor() as u32;
+        let k0 = rng.random_range(0..per_day);
+        if k0 == 0 {
+            continue;
+        }
+        readings += batch_seqs(mix, p.one_minute, k0).start;
+        posts.push((p.token.clone(), batches(mix, p, 0..k0, origin)));
+        p.sent = k0;
+    }
+    let posts = Arc::new(std::sync::Mutex::new(posts));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, posts, url) = (client.clone(), posts.clone(), format!("{url}/v1/batches"));
+            tokio::spawn(async move {
+                loop {
+                    let next = posts.lock().unwrap().pop();
+                    let Some((token, body)) = next else { break };
+                    let resp = client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .header("content-type", "application/vnd.vigil.batch+binary; v=1")
+                        .header("content-encoding", "deflate")
+                        .header("prefer", wire::PREFER_MINIMAL)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(
+                        resp.status().is_success(),
+                        "prefill: HTTP {}",
+                        resp.status()
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    readings
 }
 
 fn heartbeat(p: &Patient, at: DateTime<Utc>) -> Vec<u8> {
@@ -395,8 +469,8 @@ fn plan(
                 let k = p.sent;
                 p.sent += 1;
                 assert!(
-                    p.sent < MAX_BATCHES_PER_PATIENT,
-                    "seed more patients: one sent {MAX_BATCHES_PER_PATIENT} batches"
+                    timeline(mix, p, p.sent, origin) <= Utc::now(),
+                    "seed more patients: one patient's timeline reached the present"
                 );
                 batch(mix, p, k, origin)
             }
@@ -612,9 +686,22 @@ fn search(
         .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(20);
     // Whole seconds: the wire carries whole microseconds.
-    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
-    let origin =
-        now - TimeDelta::minutes(LONGEST_BATCH_MIN * i64::from(MAX_BATCHES_PER_PATIENT + 2));
+    let today = Utc::now().timestamp().div_euclid(86_400) * 86_400;
+    let origin = DateTime::from_timestamp(today, 0).unwrap() - TimeDelta::days(DAYS_BACK);
+    let filled = runtime.block_on(prefill(
+        &servers[0].url,
+        s.mix,
+        &mut patients,
+        origin,
+        &mut rng,
+    ));
+    println!(
+        "| {backend} | prefill: {filled} readings, the {} seeded patients' first day filled to a uniform point | | | | | | | | |",
+        patients.len()
+    );
+    if s.full {
+        settle(&servers, db_pid);
+    }
     let mut step = |count: u64| {
         let planned = plan(s.mix, &mut patients, count, s.window, origin, &mut rng);
         let result = runtime.block_on(run_step(&servers, db_pid, planned, count, s.window));
