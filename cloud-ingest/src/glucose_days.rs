@@ -20,6 +20,14 @@
 //!   a crash between the two, the migration's backfill of existing data, or
 //!   a concurrent write all end up recomputed. A recompute lands only if
 //!   no write bumped the generation meanwhile.
+//! - **Appended to, when a batch only extends its day.** Recomputing the
+//!   whole day after every batch made each batch cost the day so far (up
+//!   to 1,440 readings read and resolved, for 33 new ones), and was the
+//!   largest cost per batch on a node whose patients' days were filling
+//!   (issue 20). A phone's CGM posting in order only appends to a day that
+//!   holds its series alone, where the counts add up; intake then updates
+//!   them in the batch's own transaction ([`append`]) and leaves every
+//!   other case to the recompute.
 //! - **Days are UTC days and resolved one at a time.** A day is at most
 //!   1,440 one-minute readings, so recomputing one is cheap. Resolving day
 //!   by day equals resolving the whole period except where a coincidence
@@ -34,11 +42,16 @@
 use chrono::TimeDelta;
 
 use vigil_model::metrics::{Band, Gri};
+use vigil_model::precedence::{Coincidence, PrecedenceConfig, Quantity, Validity};
+use vigil_model::reading::{DeviceId, Provenance, Quality, Reading, Stream};
 
 use crate::domain::DataPoint;
 use crate::domain::PatientId;
 use crate::error::Result;
-use crate::storage::{DayCounts, DayScope, NewBatch, Storage, day_start};
+use crate::storage::{
+    DayCounts, DayRow, DayScope, DayTail, NewBatch, NewReading, ReadingOutcome, ReadingQuery,
+    Storage, day_of, day_start,
+};
 
 /// Width of a wear slot, microseconds (the CGM's 5-minute interval).
 const SLOT_MICROS: i64 = match crate::glucose::CGM_INTERVAL.num_microseconds() {
@@ -78,13 +91,203 @@ pub fn counts(points: &[DataPoint]) -> DayCounts {
 pub fn refresh(s: &dyn Storage, scope: DayScope, from_day: i64, to_day: i64) -> Result<usize> {
     let mut stored = 0;
     for d in s.stale_glucose_days(scope, from_day, to_day)? {
-        let start = day_start(d.day);
-        let points = crate::glucose::points(s, d.patient, start, start + TimeDelta::days(1))?;
-        if s.put_glucose_day(d.patient, d.day, d.generation, &counts(&points))? {
+        let (counts, tail) = recompute(s, d.patient, d.day)?;
+        if s.put_glucose_day(d.patient, d.day, d.generation, &counts, &tail)? {
             stored += 1;
         }
     }
     Ok(stored)
+}
+
+/// A day's counts over its whole resolved series (what
+/// [`crate::glucose::points`] gives every reader), and what they were
+/// computed over.
+fn recompute(s: &dyn Storage, patient: PatientId, day: i64) -> Result<(DayCounts, DayTail)> {
+    let from = day_start(day);
+    let rows = s.readings(&ReadingQuery {
+        patient,
+        stream: Some(Stream::Glucose),
+        from,
+        to: from + TimeDelta::days(1),
+        limit: crate::resolved::MAX_RAW,
+    })?;
+    let truncated = rows.len() >= crate::resolved::MAX_RAW as usize;
+    let first = rows.first().map(|r| series_key(&r.device, r.session));
+    let one_series = !truncated
+        && rows
+            .iter()
+            .all(|r| Some(series_key(&r.device, r.session)) == first);
+    let last_raw = rows.iter().map(|r| r.time.timestamp_micros()).max();
+    let policy = crate::resolved::policy(s, patient, Quantity::Glucose)?;
+    let points: Vec<DataPoint> = crate::resolved::resolve_rows(patient, policy.config, rows)?
+        .series
+        .into_iter()
+        .map(|r| DataPoint {
+            time: r.time,
+            mg_dl: r.value,
+            device: r.device,
+            held_back: r.held_back,
+        })
+        .collect();
+    let tail = DayTail {
+        series: if one_series { first } else { None },
+        last_raw,
+        last_point: points.iter().map(|p| p.time.timestamp_micros()).max(),
+    };
+    Ok((counts(&points), tail))
+}
+
+/// One sensor series' key in [`DayTail::series`]: its device and session,
+/// the device length-prefixed so that no two series share a key.
+pub fn series_key(device: &str, session: Option<i64>) -> String {
+    match session {
+        Some(s) => format!("{}:{device}:{s}", device.len()),
+        None => format!("{}:{device}:-", device.len()),
+    }
+}
+
+/// Whether a reading counts in the resolved series when alone in its
+/// moment: the precedence resolver's own validity test.
+fn counted(r: &NewReading) -> bool {
+    let reading = Reading {
+        patient: vigil_model::reading::PatientId(String::new()),
+        stream: Stream::Glucose,
+        value: r.value,
+        sensor_time: r.time,
+        receive_time: r.time,
+        sequence: r.seq,
+        quality: Quality {
+            percent: r.quality_percent,
+            flagged: r.quality_flagged,
+        },
+        provenance: Provenance {
+            device: DeviceId(String::new()),
+            characteristic: 0,
+            raw: Vec::new(),
+            session: None,
+        },
+    };
+    Validity::of(&reading) != Validity::Invalid
+}
+
+fn slot_of(micros: i64) -> i64 {
+    micros.div_euclid(SLOT_MICROS)
+}
+
+/// `row`'s counts and tail after a batch from one series (`series`)
+/// inserted `inserted` into its day, without reading the day again; `None`
+/// when only a recompute over the day is right.
+///
+/// Under a window policy the resolver never puts two readings of one
+/// series at different instants in one moment, so on a day holding that
+/// series alone every valid reading is a point by itself and the counts
+/// add up. That needs: a window policy (`window`); no write to the day
+/// other than this batch since the counts were computed (`stale` one past
+/// `fresh`, or a day this batch opened); the day's readings so far all of
+/// this series; and the new readings strictly later than every stored one,
+/// so none meets another at its instant and a wear slot can only be shared
+/// with the day's last point. A phone's CGM posting in order meets all of
+/// them, so the day costs the batch's readings instead of the whole day
+/// (which grew with every batch, issue 20); a backfill, a second source, a
+/// Nightscout delete or a policy change falls back to the recompute.
+pub fn append(
+    row: &DayRow,
+    series: &str,
+    inserted: &[&NewReading],
+    window: bool,
+) -> Option<(DayCounts, DayTail)> {
+    let outstanding = row.stale.checked_sub(row.fresh.unwrap_or(0))?;
+    let opened_here = row.fresh.is_none() && row.stale == 1;
+    let same_series = row.tail.series.as_deref() == Some(series) && row.tail.last_raw.is_some();
+    if !window || outstanding != 1 || !(opened_here || same_series) {
+        return None;
+    }
+    let (before, mut tail) = if opened_here {
+        (DayCounts::default(), DayTail::default())
+    } else {
+        (row.counts, row.tail.clone())
+    };
+    let mut last = tail.last_raw;
+    for r in inserted {
+        let t = r.time.timestamp_micros();
+        if last.is_some_and(|l| t <= l) {
+            return None;
+        }
+        last = Some(t);
+    }
+    let points: Vec<DataPoint> = inserted
+        .iter()
+        .filter(|r| counted(r))
+        .map(|r| DataPoint {
+            time: r.time,
+            mg_dl: r.value,
+            device: String::new(),
+            held_back: r.held_back,
+        })
+        .collect();
+    let mut added = counts(&points);
+    if let (Some(prev), Some(first)) = (tail.last_point, points.first()) {
+        if slot_of(prev) == slot_of(first.time.timestamp_micros()) {
+            added.slots -= 1;
+        }
+    }
+    let after = sum([&before, &added]);
+    if !inserted.is_empty() {
+        tail.series = Some(series.to_owned());
+        tail.last_raw = last;
+    }
+    if let Some(p) = points.last() {
+        tail.last_point = Some(p.time.timestamp_micros());
+    }
+    Some((after, tail))
+}
+
+/// Whether a stored glucose policy (`None`: the default) groups readings
+/// by window, the case [`append`] handles. A policy that does not parse
+/// is left to the recompute, which reports it.
+pub fn window_policy(policy: Option<&str>) -> bool {
+    let config = match policy {
+        None => PrecedenceConfig::default_for(Quantity::Glucose),
+        Some(json) => match serde_json::from_str::<PrecedenceConfig>(json) {
+            Ok(c) => c,
+            Err(_) => return false,
+        },
+    };
+    matches!(config.coincidence, Coincidence::Window { .. })
+}
+
+/// The days of `b` that [`append`] brings up to date, as (day, generation,
+/// counts, tail), from the rows of its days read after the bump and its
+/// per-reading outcomes. Each backend calls it inside the batch's
+/// transaction and stores the result with the generation as `fresh`; the
+/// other days stay stale for [`after_batch`] to recompute.
+pub fn appended(
+    b: &NewBatch,
+    outcomes: &[Vec<ReadingOutcome>],
+    rows: &[DayRow],
+    window: bool,
+) -> Vec<(i64, i64, DayCounts, DayTail)> {
+    let mut out = Vec::new();
+    for row in rows {
+        let mut groups = b.groups.iter().zip(outcomes).filter(|(g, _)| {
+            g.stream == Stream::Glucose && g.readings.iter().any(|r| day_of(r.time) == row.day)
+        });
+        let (Some((g, outcome)), None) = (groups.next(), groups.next()) else {
+            continue;
+        };
+        let inserted: Vec<&NewReading> = g
+            .readings
+            .iter()
+            .zip(outcome)
+            .filter(|(r, o)| day_of(r.time) == row.day && **o == ReadingOutcome::Inserted)
+            .map(|(r, _)| r)
+            .collect();
+        let series = series_key(&b.device, g.session);
+        if let Some((counts, tail)) = append(row, &series, &inserted, window) {
+            out.push((row.day, row.stale, counts, tail));
+        }
+    }
+    out
 }
 
 /// Recomputes the days a stored batch marked stale (call after
@@ -198,6 +401,21 @@ pub fn per_patient(
 mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
+
+    #[test]
+    fn only_window_policies_take_appends_and_series_keys_do_not_collide() {
+        assert!(window_policy(None));
+        let mut slots = PrecedenceConfig::default_for(Quantity::Glucose);
+        slots.coincidence = Coincidence::Slots {
+            width: TimeDelta::minutes(5),
+        };
+        assert!(!window_policy(Some(&serde_json::to_string(&slots).unwrap())));
+        let default = PrecedenceConfig::default_for(Quantity::Glucose);
+        assert!(window_policy(Some(&serde_json::to_string(&default).unwrap())));
+        assert!(!window_policy(Some("{not json")));
+        assert_ne!(series_key("a:1", None), series_key("a", Some(1)));
+        assert_ne!(series_key("ab", Some(1)), series_key("a", Some(1)));
+    }
 
     fn p(minute: i64, mg_dl: f64) -> DataPoint {
         DataPoint {

@@ -196,7 +196,14 @@ mod broken {
         fn stale_glucose_days(&self, _: DayScope, _: i64, _: i64) -> Result<Vec<StaleDay>> {
             Err(rusqlite::Error::InvalidQuery.into())
         }
-        fn put_glucose_day(&self, _: PatientId, _: i64, _: i64, _: &DayCounts) -> Result<bool> {
+        fn put_glucose_day(
+            &self,
+            _: PatientId,
+            _: i64,
+            _: i64,
+            _: &DayCounts,
+            _: &DayTail,
+        ) -> Result<bool> {
             Err(rusqlite::Error::InvalidQuery.into())
         }
     }

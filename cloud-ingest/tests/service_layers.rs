@@ -217,8 +217,10 @@ mod delegate {
             day: i64,
             generation: i64,
             counts: &DayCounts,
+            tail: &DayTail,
         ) -> Result<bool> {
-            self.0.put_glucose_day(patient, day, generation, counts)
+            self.0
+                .put_glucose_day(patient, day, generation, counts, tail)
         }
     }
 

@@ -17,7 +17,7 @@ use vigil_ingest::storage::prelude::*;
 use vigil_ingest::storage::sqlite::SqliteStorage;
 use vigil_ingest::storage::{
     MIGRATIONS, NewAlert, NewBatch, NewGroup, NewHeartbeat, NewReading, ReadingQuery, SeriesKey,
-    Silence, Storage,
+    Silence, Storage, glucose_days_of,
 };
 use vigil_pg_harness::PgServer;
 
@@ -1189,6 +1189,147 @@ fn glucose_day_summaries_equal_the_metrics_of_the_resolved_series(s: &dyn Storag
     );
 }
 
+/// A phone's CGM posting in order keeps its days current without a
+/// recompute, and the counts are exactly what a recompute gives; anything
+/// the append cannot know about (a second series, a backfill) leaves the
+/// day stale for one.
+fn glucose_days_kept_current_by_appends_equal_a_recompute(s: &dyn Storage) {
+    use vigil_ingest::glucose_days;
+    use vigil_ingest::storage::{DayScope, day_start};
+
+    let p = s.add_patient("Ada").unwrap();
+    let d1 = 20_600_i64;
+    let start = day_start(d1);
+    // Every band, flagged and invalid values among them, some held back.
+    let reading = |minute: i64| {
+        let value = match minute % 97 {
+            13 => -4.0,
+            41 => -0.5,
+            _ => 38.0 + ((minute * 37) % 290) as f64,
+        };
+        NewReading {
+            seq: u64::try_from(minute).unwrap(),
+            time: start + chrono::TimeDelta::seconds(minute * 60 + 7),
+            value,
+            quality_percent: None,
+            quality_flagged: minute % 53 == 0,
+            held_back: minute % 4 != 3,
+            raw: None,
+        }
+    };
+    let batch = |id: u16, session: i64, minutes: std::ops::Range<i64>| NewBatch {
+        v: 1,
+        id: BatchId({
+            let mut b = [7u8; 16];
+            b[..2].copy_from_slice(&id.to_le_bytes());
+            b[2] = u8::try_from(session).unwrap();
+            b
+        }),
+        patient: p,
+        device: "cgm-1".into(),
+        received_at: start,
+        groups: vec![NewGroup {
+            stream: Stream::Glucose,
+            session: Some(session),
+            characteristic: 0x2AA7,
+            tolerance: Some(3.0),
+            readings: minutes.map(reading).collect(),
+            rejected: Vec::new(),
+        }],
+    };
+    let recomputed = |day: i64| {
+        let from = day_start(day);
+        glucose_days::counts(
+            &vigil_ingest::glucose::points(s, p, from, from + chrono::TimeDelta::days(1)).unwrap(),
+        )
+    };
+    let stored = |day: i64| {
+        s.glucose_days(DayScope::Patient(p), day, day + 1)
+            .unwrap()
+            .into_iter()
+            .next()
+            .expect("a row for the day")
+    };
+    let assert_current_and_equal = |day: i64, when: &str| {
+        let row = stored(day);
+        assert!(row.current, "{when}: day {day} was left stale");
+        let (a, b) = (row.counts, recomputed(day));
+        assert_eq!(
+            (
+                a.readings,
+                a.very_low,
+                a.low,
+                a.in_range,
+                a.tight,
+                a.high,
+                a.very_high,
+                a.slots
+            ),
+            (
+                b.readings,
+                b.very_low,
+                b.low,
+                b.in_range,
+                b.tight,
+                b.high,
+                b.very_high,
+                b.slots
+            ),
+            "{when}: day {day}"
+        );
+        assert!(
+            (a.sum_mg_dl - b.sum_mg_dl).abs() < 1e-6,
+            "{when}: day {day}"
+        );
+    };
+    // 33 one-minute readings a batch, as the SDK sends them: batches
+    // straddle wear slots and, once, midnight. No recompute is asked for.
+    let mut minute = 0;
+    let mut id = 0;
+    while minute < 1440 + 300 {
+        id += 1;
+        let b = batch(id, 1, minute..minute + 33);
+        s.store_batch(&b).unwrap();
+        for day in glucose_days_of(&b) {
+            assert_current_and_equal(day, &format!("batch {id}"));
+        }
+        minute += 33;
+    }
+    assert_eq!(stored(d1).counts.readings, recomputed(d1).readings);
+    assert!(stored(d1).counts.slots > 280, "the day is nearly whole");
+    // The same batch again changes nothing and stays current.
+    s.store_batch(&batch(id, 1, minute - 33..minute)).unwrap();
+    assert_current_and_equal(d1 + 1, "a retry");
+    // A second session on the same day: the append does not know how the
+    // two resolve, so the day waits for its recompute, and stays with it
+    // for the next batch of the first session too.
+    let other = batch(900, 2, minute..minute + 5);
+    s.store_batch(&other).unwrap();
+    assert!(!stored(d1 + 1).current);
+    glucose_days::after_batch(s, &other).unwrap();
+    assert_current_and_equal(d1 + 1, "after the second session's recompute");
+    let next = batch(901, 1, minute + 10..minute + 20);
+    s.store_batch(&next).unwrap();
+    assert!(!stored(d1 + 1).current, "two series: recompute only");
+    glucose_days::after_batch(s, &next).unwrap();
+    assert_current_and_equal(d1 + 1, "after the recompute");
+    // A backfill before the day's last reading, on a one-series day.
+    let fresh_day = d1 + 5;
+    let base = (fresh_day - d1) * 1440;
+    s.store_batch(&batch(902, 3, base + 100..base + 133))
+        .unwrap();
+    assert_current_and_equal(fresh_day, "a new day");
+    let back = batch(903, 3, base + 50..base + 60);
+    s.store_batch(&back).unwrap();
+    assert!(!stored(fresh_day).current, "a backfill: recompute only");
+    glucose_days::after_batch(s, &back).unwrap();
+    assert_current_and_equal(fresh_day, "after the backfill's recompute");
+    // The recompute records the one series again, so appends resume.
+    s.store_batch(&batch(904, 3, base + 133..base + 166))
+        .unwrap();
+    assert_current_and_equal(fresh_day, "appending after a recompute");
+}
+
 macro_rules! storage_contract {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -1287,6 +1428,10 @@ macro_rules! storage_contract {
             #[test]
             fn alerts_store_once_by_event_key_and_acks_record_who() {
                 super::alerts_store_once_by_event_key_and_acks_record_who(fresh().as_ref());
+            }
+            #[test]
+            fn glucose_days_kept_current_by_appends_equal_a_recompute() {
+                super::glucose_days_kept_current_by_appends_equal_a_recompute(fresh().as_ref());
             }
             #[test]
             fn glucose_day_summaries_equal_the_metrics_of_the_resolved_series() {

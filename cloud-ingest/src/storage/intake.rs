@@ -373,6 +373,37 @@ pub struct GlucoseDay {
     pub current: bool,
 }
 
+/// What a day summary keeps beside its counts so that a batch appending to
+/// the day's one sensor series can update the counts without reading the
+/// day again (`glucose_days::append`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayTail {
+    /// The one series every reading of the day came from
+    /// (`glucose_days::series_key`); `None` when there are several, or it is
+    /// not known.
+    pub series: Option<String>,
+    /// The latest reading's time (microseconds), counted or not.
+    pub last_raw: Option<i64>,
+    /// The latest counted point's time (microseconds).
+    pub last_point: Option<i64>,
+}
+
+/// A day summary row as intake reads it inside the transaction that just
+/// bumped its generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayRow {
+    /// Whole days since 1970-01-01 UTC.
+    pub day: i64,
+    /// The generation after this transaction's bump.
+    pub stale: i64,
+    /// The generation the counts were computed at (`None`: never).
+    pub fresh: Option<i64>,
+    /// The counts as last computed.
+    pub counts: DayCounts,
+    /// What the counts were computed over.
+    pub tail: DayTail,
+}
+
 /// A day summary that needs computing: its generation when it was read
 /// (pass it back to [`super::Storage::put_glucose_day`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

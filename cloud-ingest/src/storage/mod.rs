@@ -175,6 +175,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0022_partition_readings_by_month",
         include_str!("../../migrations/0022_partition_readings_by_month.sql"),
     ),
+    (
+        23,
+        "0023_add_glucose_day_tail",
+        include_str!("../../migrations/0023_add_glucose_day_tail.sql"),
+    ),
 ];
 
 /// The storage contract: the union of the concerns, plus the database's

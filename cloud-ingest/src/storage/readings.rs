@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    DayCounts, DayScope, GlucoseDay, NewBatch, ReadingQuery, SeriesKey, StaleDay, StoredReading,
+    DayCounts, DayScope, DayTail, GlucoseDay, NewBatch, ReadingQuery, SeriesKey, StaleDay,
+    StoredReading,
 };
 use crate::domain::{NsDocument, PatientId, TokenId};
 use crate::error::Result;
@@ -95,13 +96,15 @@ pub trait Readings: Send + Sync {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<StaleDay>>;
-    /// Stores the counts computed for a stale day read at `generation`; a
-    /// write since then leaves the row stale and returns false.
+    /// Stores the counts computed for a stale day read at `generation`, and
+    /// what they were computed over; a write since then leaves the row
+    /// stale and returns false.
     fn put_glucose_day(
         &self,
         patient: PatientId,
         day: i64,
         generation: i64,
         counts: &DayCounts,
+        tail: &DayTail,
     ) -> Result<bool>;
 }

@@ -15,10 +15,10 @@ use super::{Conn, Tx};
 use crate::domain::{NewAuditEntry, PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::intake::{
-    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewGroup,
-    NewHeartbeat, ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert,
-    StoredReading, assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
-    session_column, session_from_column,
+    AlertAckRecord, Contact, DayCounts, DayRow, DayScope, DayTail, GlucoseDay, NewAlert, NewBatch,
+    NewGroup, NewHeartbeat, ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay,
+    StoredAlert, StoredReading, assemble_ack, from_micros, glucose_days_of, micros, seq_column,
+    seq_from_column, session_column, session_from_column,
 };
 
 fn touch_contact(tx: &mut Tx<'_>, patient: PatientId, at: DateTime<Utc>) -> Result<()> {
@@ -84,7 +84,7 @@ pub(super) fn store_batch(
     for g in &b.groups {
         outcomes.push(store_group(&mut tx, b, g, batch_row)?);
     }
-    mark_days_stale(&mut tx, b.patient, &glucose_days_of(b))?;
+    append_days(&mut tx, b, &glucose_days_of(b), &outcomes)?;
     let ack = assemble_ack(b, &outcomes);
     let text = serde_json::to_string(&ack).map_err(json_error)?;
     tx.exec(
@@ -581,18 +581,97 @@ pub(super) fn set_silence(
     Ok(n == 1)
 }
 
-/// Bumps the generation of `patient`'s day summaries for `days` (creating
-/// the rows) in the caller's transaction; see `sqlite/intake.rs`.
-pub(super) fn mark_days_stale(tx: &mut Tx<'_>, patient: PatientId, days: &[i64]) -> Result<()> {
+/// Bumps the generation of the batch's glucose days (creating the rows) in
+/// its transaction, so no summary outlives a write that changed its day,
+/// and in the same round trip reads them back with the patient's glucose
+/// policy;
+/// then brings up to date, in the batch's transaction, the days
+/// `glucose_days::append` can. The rest stay stale for
+/// `glucose_days::after_batch` to recompute.
+fn append_days(
+    tx: &mut Tx<'_>,
+    b: &NewBatch,
+    days: &[i64],
+    outcomes: &[Vec<ReadingOutcome>],
+) -> Result<()> {
     if days.is_empty() {
         return Ok(());
     }
-    tx.exec(
+    let found = tx.rows(
         "INSERT INTO glucose_days (patient_id, day) SELECT $1, d FROM UNNEST($2::BIGINT[]) AS d
-         ON CONFLICT (patient_id, day) DO UPDATE SET stale = glucose_days.stale + 1",
-        &[&patient, &days],
+         ON CONFLICT (patient_id, day) DO UPDATE SET stale = glucose_days.stale + 1
+         RETURNING day, stale, fresh, readings, very_low, low, in_range, tight, high, very_high,
+                   slots, sum_mg_dl, series, last_raw, last_point,
+                   (SELECT policy FROM precedence_policies
+                     WHERE patient_id = $1 AND quantity = 'glucose')",
+        &[&b.patient, &days],
     )?;
+    let policy: Option<String> = found.first().and_then(|r| r.get(15));
+    let rows: Vec<DayRow> = found
+        .iter()
+        .map(|r| DayRow {
+            day: r.get(0),
+            stale: r.get(1),
+            fresh: r.get(2),
+            counts: DayCounts {
+                readings: r.get(3),
+                very_low: r.get(4),
+                low: r.get(5),
+                in_range: r.get(6),
+                tight: r.get(7),
+                high: r.get(8),
+                very_high: r.get(9),
+                slots: r.get(10),
+                sum_mg_dl: r.get(11),
+            },
+            tail: DayTail {
+                series: r.get(12),
+                last_raw: r.get(13),
+                last_point: r.get(14),
+            },
+        })
+        .collect();
+    let window = crate::glucose_days::window_policy(policy.as_deref());
+    for (day, generation, counts, tail) in crate::glucose_days::appended(b, outcomes, &rows, window)
+    {
+        tx.exec(
+            PUT_DAY,
+            &put_day_params(&b.patient, &day, &generation, &counts, &tail),
+        )?;
+    }
     Ok(())
+}
+
+/// Stores a day's counts if its generation is still `$3`.
+const PUT_DAY: &str = "UPDATE glucose_days SET fresh = $3, readings = $4, very_low = $5, low = $6,
+        in_range = $7, tight = $8, high = $9, very_high = $10, slots = $11, sum_mg_dl = $12,
+        series = $13, last_raw = $14, last_point = $15
+  WHERE patient_id = $1 AND day = $2 AND stale = $3";
+
+fn put_day_params<'a>(
+    patient: &'a PatientId,
+    day: &'a i64,
+    generation: &'a i64,
+    c: &'a DayCounts,
+    t: &'a DayTail,
+) -> [&'a (dyn postgres::types::ToSql + Sync); 15] {
+    [
+        patient,
+        day,
+        generation,
+        &c.readings,
+        &c.very_low,
+        &c.low,
+        &c.in_range,
+        &c.tight,
+        &c.high,
+        &c.very_high,
+        &c.slots,
+        &c.sum_mg_dl,
+        &t.series,
+        &t.last_raw,
+        &t.last_point,
+    ]
 }
 
 /// The statement `head WHERE <the scope's filter> AND tail` and the id the
@@ -681,27 +760,9 @@ pub(super) fn put_glucose_day(
     day: i64,
     generation: i64,
     c: &DayCounts,
+    t: &DayTail,
 ) -> Result<bool> {
-    let n = conn.exec(
-        "UPDATE glucose_days SET fresh = $3, readings = $4, very_low = $5, low = $6,
-                in_range = $7, tight = $8, high = $9, very_high = $10, slots = $11,
-                sum_mg_dl = $12
-          WHERE patient_id = $1 AND day = $2 AND stale = $3",
-        &[
-            &patient,
-            &day,
-            &generation,
-            &c.readings,
-            &c.very_low,
-            &c.low,
-            &c.in_range,
-            &c.tight,
-            &c.high,
-            &c.very_high,
-            &c.slots,
-            &c.sum_mg_dl,
-        ],
-    )?;
+    let n = conn.exec(PUT_DAY, &put_day_params(&patient, &day, &generation, c, t))?;
     Ok(n == 1)
 }
 

@@ -152,6 +152,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0022_partition_readings_by_month",
         include_str!("../../../migrations/postgres/0022_partition_readings_by_month.sql"),
     ),
+    (
+        23,
+        "0023_add_glucose_day_tail",
+        include_str!("../../../migrations/postgres/0023_add_glucose_day_tail.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating (any constant works; this

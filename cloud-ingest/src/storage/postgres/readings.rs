@@ -7,8 +7,8 @@ use super::{PostgresStorage, intake};
 use crate::domain::{NsDocument, PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::{
-    DayCounts, DayScope, GlucoseDay, NewBatch, ReadingQuery, Readings, SeriesKey, StaleDay,
-    StoredReading, micros, rules,
+    DayCounts, DayScope, DayTail, GlucoseDay, NewBatch, ReadingQuery, Readings, SeriesKey,
+    StaleDay, StoredReading, micros, rules,
 };
 
 impl Readings for PostgresStorage {
@@ -198,7 +198,8 @@ impl Readings for PostgresStorage {
         day: i64,
         generation: i64,
         counts: &DayCounts,
+        tail: &DayTail,
     ) -> Result<bool> {
-        intake::put_glucose_day(&mut *self.conn()?, patient, day, generation, counts)
+        intake::put_glucose_day(&mut *self.conn()?, patient, day, generation, counts, tail)
     }
 }

@@ -16,9 +16,9 @@ use vigil_model::wire::BatchAck;
 use crate::domain::{PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::intake::{
-    AlertAckRecord, Contact, DayCounts, DayScope, GlucoseDay, NewAlert, NewBatch, NewHeartbeat,
-    ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert, StoredReading,
-    assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
+    AlertAckRecord, Contact, DayCounts, DayRow, DayScope, DayTail, GlucoseDay, NewAlert, NewBatch,
+    NewHeartbeat, ReadingOutcome, ReadingQuery, SeriesKey, Silence, StaleDay, StoredAlert,
+    StoredReading, assemble_ack, from_micros, glucose_days_of, micros, seq_column, seq_from_column,
     session_column, session_from_column,
 };
 
@@ -103,6 +103,7 @@ pub(super) fn store_batch<G: DerefMut<Target = Connection>>(
     };
     insert_chunk(&tx, b, batch_row, first, &days, &mut outcomes)?;
     if positions.len() <= CHUNK {
+        append_days(&tx, b, &days, &outcomes)?;
         let ack = finish_batch(&tx, b, batch_row, &outcomes)?;
         tx.commit()?;
         return Ok(ack);
@@ -533,6 +534,67 @@ pub(super) fn mark_days_stale(conn: &Connection, patient: PatientId, days: &[i64
     Ok(())
 }
 
+/// Brings the batch's glucose days up to date in its own transaction where
+/// `glucose_days::append` can, after `insert_chunk` bumped them; the rest
+/// stay stale for `glucose_days::after_batch`. Only a batch stored in one
+/// transaction takes this path: a chunked one bumps its days per chunk.
+fn append_days(
+    tx: &Transaction<'_>,
+    b: &NewBatch,
+    days: &[i64],
+    outcomes: &[Vec<ReadingOutcome>],
+) -> Result<()> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let mut read = tx.prepare_cached(
+        "SELECT stale, fresh, readings, very_low, low, in_range, tight, high, very_high, slots,
+                sum_mg_dl, series, last_raw, last_point
+           FROM glucose_days WHERE patient_id = ?1 AND day = ?2",
+    )?;
+    let mut rows = Vec::with_capacity(days.len());
+    for &day in days {
+        let row = read
+            .query_row(params![b.patient, day], |r| {
+                Ok(DayRow {
+                    day,
+                    stale: r.get(0)?,
+                    fresh: r.get(1)?,
+                    counts: DayCounts {
+                        readings: r.get(2)?,
+                        very_low: r.get(3)?,
+                        low: r.get(4)?,
+                        in_range: r.get(5)?,
+                        tight: r.get(6)?,
+                        high: r.get(7)?,
+                        very_high: r.get(8)?,
+                        slots: r.get(9)?,
+                        sum_mg_dl: r.get(10)?,
+                    },
+                    tail: DayTail {
+                        series: r.get(11)?,
+                        last_raw: r.get(12)?,
+                        last_point: r.get(13)?,
+                    },
+                })
+            })
+            .optional()?;
+        rows.extend(row);
+    }
+    let policy: Option<String> = tx
+        .prepare_cached(
+            "SELECT policy FROM precedence_policies WHERE patient_id = ?1 AND quantity = 'glucose'",
+        )?
+        .query_row([b.patient], |r| r.get(0))
+        .optional()?;
+    let window = crate::glucose_days::window_policy(policy.as_deref());
+    for (day, generation, counts, tail) in crate::glucose_days::appended(b, outcomes, &rows, window)
+    {
+        put_glucose_day(tx, b.patient, day, generation, &counts, &tail)?;
+    }
+    Ok(())
+}
+
 /// The `WHERE` of a day-summary query by scope (`?1` the id, `?2`/`?3` the
 /// day range).
 fn scope_filter(scope: DayScope) -> (&'static str, i64) {
@@ -609,13 +671,16 @@ pub(super) fn put_glucose_day(
     day: i64,
     generation: i64,
     c: &DayCounts,
+    t: &DayTail,
 ) -> Result<bool> {
-    let n = conn.execute(
-        "UPDATE glucose_days SET fresh = ?3, readings = ?4, very_low = ?5, low = ?6,
+    let n = conn
+        .prepare_cached(
+            "UPDATE glucose_days SET fresh = ?3, readings = ?4, very_low = ?5, low = ?6,
                 in_range = ?7, tight = ?8, high = ?9, very_high = ?10, slots = ?11,
-                sum_mg_dl = ?12
+                sum_mg_dl = ?12, series = ?13, last_raw = ?14, last_point = ?15
           WHERE patient_id = ?1 AND day = ?2 AND stale = ?3",
-        params![
+        )?
+        .execute(params![
             patient,
             day,
             generation,
@@ -627,8 +692,10 @@ pub(super) fn put_glucose_day(
             c.high,
             c.very_high,
             c.slots,
-            c.sum_mg_dl
-        ],
-    )?;
+            c.sum_mg_dl,
+            t.series,
+            t.last_raw,
+            t.last_point
+        ])?;
     Ok(n == 1)
 }

@@ -8,8 +8,8 @@ use super::{SqliteStorage, intake};
 use crate::domain::{NsDocument, PatientId, TokenId};
 use crate::error::{Error, Result};
 use crate::storage::{
-    DayCounts, DayScope, GlucoseDay, NewBatch, ReadingQuery, Readings, SeriesKey, StaleDay,
-    StoredReading, rules,
+    DayCounts, DayScope, DayTail, GlucoseDay, NewBatch, ReadingQuery, Readings, SeriesKey,
+    StaleDay, StoredReading, rules,
 };
 
 impl Readings for SqliteStorage {
@@ -173,8 +173,9 @@ impl Readings for SqliteStorage {
         day: i64,
         generation: i64,
         counts: &DayCounts,
+        tail: &DayTail,
     ) -> Result<bool> {
-        intake::put_glucose_day(&self.conn(), patient, day, generation, counts)
+        intake::put_glucose_day(&self.conn(), patient, day, generation, counts, tail)
     }
 
     fn store_batch(&self, batch: &NewBatch) -> Result<BatchAck> {
