@@ -63,7 +63,8 @@
 //! `VIGIL_CAPACITY_WINDOW` (seconds per step, default 20),
 //! `VIGIL_CAPACITY_START` (patients, default 50,000),
 //! `VIGIL_CAPACITY_SEEDED`, `VIGIL_CAPACITY_MIX` (`sdk` or `legacy`),
-//! `VIGIL_CAPACITY_REPLICAS` (`serve` processes
+//! `VIGIL_CAPACITY_PREFILL` (1, or 0 to start every day empty, the bench
+//! before the prefill), `VIGIL_CAPACITY_REPLICAS` (`serve` processes
 //! over the one PostgreSQL database, requests spread round robin as a load
 //! balancer would; their CPU is added up; default 1, SQLite always 1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
@@ -240,16 +241,27 @@ fn timeline(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>) -> DateTime<Ut
 /// streaming reducer leaves a smooth trace: about three in four readings
 /// held back; the last of every batch kept, and the very first reading
 /// kept, so every held-back reading has kept neighbours.
-fn batch(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>) -> Vec<u8> {
-    batches(mix, p, k..k + 1, origin)
+fn batch(mix: Mix, p: &Patient, k: u32, origin: DateTime<Utc>, sent_at: DateTime<Utc>) -> Vec<u8> {
+    batches(mix, p, k..k + 1, origin, sent_at)
 }
 
 /// Batches `ks` in one request, reduced as each would have been: the
 /// day's readings so far, posted before the search (see [`prefill`]).
-fn batches(mix: Mix, p: &Patient, ks: std::ops::Range<u32>, origin: DateTime<Utc>) -> Vec<u8> {
+///
+/// `sent_at` is the phone's clock when it sends, as a phone with a right
+/// clock stamps it: the service shifts every reading of a batch whose
+/// `sent_at` is off by more than a few seconds, so a stamp from the
+/// simulated timeline would move each batch onto the present and pile the
+/// batches of a day on top of each other.
+fn batches(
+    mix: Mix,
+    p: &Patient,
+    ks: std::ops::Range<u32>,
+    origin: DateTime<Utc>,
+    sent_at: DateTime<Utc>,
+) -> Vec<u8> {
     let device = format!("cgm-{}", p.id);
     let step_min = if p.one_minute { 1 } else { 5 };
-    let sent_at = timeline(mix, p, ks.end, origin);
     let mut b = Batch::new(
         BatchId::random(),
         PatientId(p.id.clone()),
@@ -289,6 +301,11 @@ fn batches(mix: Mix, p: &Patient, ks: std::ops::Range<u32>, origin: DateTime<Utc
     wire::compress::compress(&binary, ContentEncoding::Deflate).unwrap()
 }
 
+/// The present in whole microseconds, as the wire carries times.
+fn wall_clock() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
+}
+
 /// Fills each seeded patient's first UTC day up to a point drawn
 /// uniformly from the day, in one request per patient, before anything is
 /// timed; returns the readings posted. Every batch makes the service
@@ -316,7 +333,16 @@ async fn prefill(
             continue;
         }
         readings += batch_seqs(mix, p.one_minute, k0).start;
-        posts.push((p.token.clone(), batches(mix, p, 0..k0, origin)));
+        posts.push((
+            Patient {
+                id: p.id.clone(),
+                token: p.token.clone(),
+                one_minute: p.one_minute,
+                sent: 0,
+                alerts: 0,
+            },
+            k0,
+        ));
         p.sent = k0;
     }
     let posts = Arc::new(std::sync::Mutex::new(posts));
@@ -326,10 +352,12 @@ async fn prefill(
             tokio::spawn(async move {
                 loop {
                     let next = posts.lock().unwrap().pop();
-                    let Some((token, body)) = next else { break };
+                    let Some((p, k0)) = next else { break };
+                    // Built when sent, so its stamp is the present.
+                    let body = batches(mix, &p, 0..k0, origin, wall_clock());
                     let resp = client
                         .post(&url)
-                        .bearer_auth(token)
+                        .bearer_auth(&p.token)
                         .header("content-type", "application/vnd.vigil.batch+binary; v=1")
                         .header("content-encoding", "deflate")
                         .header("prefer", wire::PREFER_MINIMAL)
@@ -435,6 +463,7 @@ fn plan(
         }
     }
     let total_rate: f64 = classes.iter().map(|c| c.2).sum();
+    let planned_at = wall_clock();
     // Round robin over each CGM's own patients.
     let (ones, fives): (Vec<usize>, Vec<usize>) =
         (0..patients.len()).partition(|&i| patients[i].one_minute);
@@ -464,6 +493,8 @@ fn plan(
         let p = &mut patients[own[*cursor % own.len()]];
         *cursor += 1;
         let now = timeline(mix, p, p.sent, origin);
+        // The phone's clock when the request is due (see `batches`).
+        let sent_at = planned_at + TimeDelta::microseconds((t * 1e6) as i64);
         let body = match kind {
             Kind::Batch => {
                 let k = p.sent;
@@ -472,7 +503,7 @@ fn plan(
                     timeline(mix, p, p.sent, origin) <= Utc::now(),
                     "seed more patients: one patient's timeline reached the present"
                 );
-                batch(mix, p, k, origin)
+                batch(mix, p, k, origin, sent_at)
             }
             Kind::Alert => {
                 p.alerts += 1;
@@ -647,6 +678,8 @@ struct Settings {
     seeded: usize,
     /// `serve` processes over the one PostgreSQL database.
     replicas: usize,
+    /// Whether the seeded patients' first day is filled before the search.
+    prefill: bool,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -688,17 +721,29 @@ fn search(
     // Whole seconds: the wire carries whole microseconds.
     let today = Utc::now().timestamp().div_euclid(86_400) * 86_400;
     let origin = DateTime::from_timestamp(today, 0).unwrap() - TimeDelta::days(DAYS_BACK);
-    let filled = runtime.block_on(prefill(
-        &servers[0].url,
-        s.mix,
-        &mut patients,
-        origin,
-        &mut rng,
-    ));
-    println!(
-        "| {backend} | prefill: {filled} readings, the {} seeded patients' first day filled to a uniform point | | | | | | | | |",
-        patients.len()
-    );
+    if s.prefill {
+        let filled = runtime.block_on(prefill(
+            &servers[0].url,
+            s.mix,
+            &mut patients,
+            origin,
+            &mut rng,
+        ));
+        println!(
+            "| {backend} | prefill: {filled} readings, the {} seeded patients' first day filled to a uniform point | | | | | | | | |",
+            patients.len()
+        );
+        // A node that has run for a while has its statistics and its
+        // checkpoints behind it: do both now rather than in the first steps.
+        if db_pid.is_some() {
+            let url = db.to_str().unwrap();
+            let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            // Two statements: VACUUM refuses to run in the implicit
+            // transaction of a multi-statement query.
+            c.batch_execute("VACUUM ANALYZE").unwrap();
+            c.batch_execute("CHECKPOINT").unwrap();
+        }
+    }
     if s.full {
         settle(&servers, db_pid);
     }
@@ -754,6 +799,7 @@ fn main() {
         start: env_num("VIGIL_CAPACITY_START", if full { 50_000 } else { 20_000 }),
         seeded: env_num("VIGIL_CAPACITY_SEEDED", if full { 5_000 } else { 200 }),
         replicas: env_num("VIGIL_CAPACITY_REPLICAS", 1usize).max(1),
+        prefill: env_num("VIGIL_CAPACITY_PREFILL", 1u8) == 1,
     };
     let backends = std::env::var("VIGIL_CAPACITY_BACKENDS").unwrap_or("sqlite,postgres".into());
     let day = |one_minute| {

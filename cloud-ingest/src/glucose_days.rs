@@ -175,7 +175,7 @@ fn slot_of(micros: i64) -> i64 {
 }
 
 /// `row`'s counts and tail after a batch from one series (`series`)
-/// inserted `inserted` into its day, without reading the day again; `None`
+/// inserted `inserted` (in time order) into its day, without reading the day again; `None`
 /// when only a recompute over the day is right.
 ///
 /// Under a window policy the resolver never puts two readings of one
@@ -275,13 +275,16 @@ pub fn appended(
         let (Some((g, outcome)), None) = (groups.next(), groups.next()) else {
             continue;
         };
-        let inserted: Vec<&NewReading> = g
+        // In time order: intake lists a group's kept readings before its
+        // held-back ones.
+        let mut inserted: Vec<&NewReading> = g
             .readings
             .iter()
             .zip(outcome)
             .filter(|(r, o)| day_of(r.time) == row.day && **o == ReadingOutcome::Inserted)
             .map(|(r, _)| r)
             .collect();
+        inserted.sort_by_key(|r| r.time);
         let series = series_key(&b.device, g.session);
         if let Some((counts, tail)) = append(row, &series, &inserted, window) {
             out.push((row.day, row.stale, counts, tail));
@@ -409,9 +412,13 @@ mod tests {
         slots.coincidence = Coincidence::Slots {
             width: TimeDelta::minutes(5),
         };
-        assert!(!window_policy(Some(&serde_json::to_string(&slots).unwrap())));
+        assert!(!window_policy(Some(
+            &serde_json::to_string(&slots).unwrap()
+        )));
         let default = PrecedenceConfig::default_for(Quantity::Glucose);
-        assert!(window_policy(Some(&serde_json::to_string(&default).unwrap())));
+        assert!(window_policy(Some(
+            &serde_json::to_string(&default).unwrap()
+        )));
         assert!(!window_policy(Some("{not json")));
         assert_ne!(series_key("a:1", None), series_key("a", Some(1)));
         assert_ne!(series_key("ab", Some(1)), series_key("a", Some(1)));

@@ -1233,7 +1233,13 @@ fn glucose_days_kept_current_by_appends_equal_a_recompute(s: &dyn Storage) {
             session: Some(session),
             characteristic: 0x2AA7,
             tolerance: Some(3.0),
-            readings: minutes.map(reading).collect(),
+            // Kept readings first, then the held-back ones, as intake
+            // lists them: not in time order.
+            readings: {
+                let (kept, held): (Vec<_>, Vec<_>) =
+                    minutes.map(reading).partition(|r| !r.held_back);
+                kept.into_iter().chain(held).collect()
+            },
             rejected: Vec::new(),
         }],
     };
