@@ -64,7 +64,9 @@
 //! `VIGIL_CAPACITY_START` (patients, default 50,000),
 //! `VIGIL_CAPACITY_SEEDED`, `VIGIL_CAPACITY_MIX` (`sdk` or `legacy`),
 //! `VIGIL_CAPACITY_PREFILL` (1, or 0 to start every day empty, the bench
-//! before the prefill), `VIGIL_CAPACITY_REPLICAS` (`serve` processes
+//! before the prefill), `VIGIL_CAPACITY_STATEMENTS` (list that many of
+//! PostgreSQL's statements by time after each step, from
+//! `pg_stat_statements`), `VIGIL_CAPACITY_REPLICAS` (`serve` processes
 //! over the one PostgreSQL database, requests spread round robin as a load
 //! balancer would; their CPU is added up; default 1, SQLite always 1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A bench fails loudly.
@@ -680,6 +682,52 @@ struct Settings {
     replicas: usize,
     /// Whether the seeded patients' first day is filled before the search.
     prefill: bool,
+    /// How many of PostgreSQL's statements to list after each step, by
+    /// their share of the database's time (0: none, and no tracking).
+    statements: usize,
+}
+
+/// The `top` statements by execution time since the last call, as a table
+/// under the step's row; then resets the counters for the next step.
+fn print_statements(url: &str, top: usize, requests: usize) {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let rows = c
+        .query(
+            "SELECT calls, total_exec_time, mean_exec_time, shared_blks_hit, shared_blks_read,
+                    wal_bytes::float8, regexp_replace(left(query, 140), '\\s+', ' ', 'g')
+               FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
+            &[&(top as i64)],
+        )
+        .unwrap();
+    let total: f64 = c
+        .query_one(
+            "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if top > 0 {
+        println!(
+            "|  | statements: calls / request, mean ms, share of time, blocks hit / read per call, WAL bytes per call | | | | | | | | |"
+        );
+    }
+    for r in rows {
+        let calls: i64 = r.get(0);
+        let per = |x: f64| x / calls.max(1) as f64;
+        let (hit, read): (i64, i64) = (r.get(3), r.get(4));
+        println!(
+            "|  | {:.2} / req, {:.3} ms, {:.0} %, {:.1} / {:.1}, {:.0} B: `{}` | | | | | | | | |",
+            calls as f64 / requests.max(1) as f64,
+            r.get::<_, f64>(2),
+            100.0 * r.get::<_, f64>(1) / total.max(f64::MIN_POSITIVE),
+            per(hit as f64),
+            per(read as f64),
+            per(r.get::<_, f64>(5)),
+            r.get::<_, String>(6).replace('|', "\\|"),
+        );
+    }
+    c.batch_execute("SELECT pg_stat_statements_reset()")
+        .unwrap();
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -747,10 +795,18 @@ fn search(
     if s.full {
         settle(&servers, db_pid);
     }
+    let profiled = s.statements > 0 && db_pid.is_some();
+    if profiled {
+        print_statements(db.to_str().unwrap(), 0, 1);
+    }
     let mut step = |count: u64| {
         let planned = plan(s.mix, &mut patients, count, s.window, origin, &mut rng);
         let result = runtime.block_on(run_step(&servers, db_pid, planned, count, s.window));
         print_step(backend, &result);
+        if profiled {
+            let requests = result.answered + result.errors.len();
+            print_statements(db.to_str().unwrap(), s.statements, requests);
+        }
         // An overloaded step leaves a backlog (queued requests, WAL
         // checkpoints) that would fail the next step too: wait until the
         // service is idle before the next one starts.
@@ -800,6 +856,7 @@ fn main() {
         seeded: env_num("VIGIL_CAPACITY_SEEDED", if full { 5_000 } else { 200 }),
         replicas: env_num("VIGIL_CAPACITY_REPLICAS", 1usize).max(1),
         prefill: env_num("VIGIL_CAPACITY_PREFILL", 1u8) == 1,
+        statements: env_num("VIGIL_CAPACITY_STATEMENTS", 0usize),
     };
     let backends = std::env::var("VIGIL_CAPACITY_BACKENDS").unwrap_or("sqlite,postgres".into());
     let day = |one_minute| {
@@ -840,9 +897,18 @@ fn main() {
                 failed |= bad;
             }
             "postgres" => {
-                let pg =
-                    vigil_pg_harness::PgServer::start_durable().unwrap_or_else(|e| panic!("{e}"));
+                let pg = if settings.statements > 0 {
+                    vigil_pg_harness::PgServer::start_durable_profiled()
+                } else {
+                    vigil_pg_harness::PgServer::start_durable()
+                }
+                .unwrap_or_else(|e| panic!("{e}"));
                 let url = pg.fresh_database().unwrap();
+                if settings.statements > 0 {
+                    postgres::Client::connect(&url, postgres::NoTls)
+                        .and_then(|mut c| c.batch_execute("CREATE EXTENSION pg_stat_statements"))
+                        .unwrap_or_else(|e| panic!("pg_stat_statements: {e}"));
+                }
                 let name = if settings.replicas > 1 {
                     format!("PostgreSQL (durable), {} replicas", settings.replicas)
                 } else {

@@ -235,6 +235,40 @@ async fn a_phone_that_prefers_minimal_gets_204_only_when_every_reading_is_stored
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_back_readings_before_a_batch_s_first_kept_one_lean_on_the_stored_one_before_each() {
+    let fx = Fixture::new();
+    let base = common::serve_loopback(fx.state(Limits::default())).await;
+    let t0 = now_us() - TimeDelta::hours(2);
+    let at = |i: i64| t0 + TimeDelta::minutes(5 * i);
+    let first = batch(&fx, now_us(), &[(1, at(0), 100.0), (5, at(4), 120.0)]);
+    assert_eq!(post_json_batch(&base, &fx.device, &first).await.0, 200);
+    // The next batch's first kept reading is at(8); seqs 6 and 7 lie after
+    // the stored at(4), seq 2 before it (its earlier neighbour is at(0)).
+    let mut next = batch(&fx, now_us(), &[(9, at(8), 140.0)]);
+    next.streams[0].tolerance = Some(3.0);
+    for (seq, i) in [(6, 5), (7, 6), (2, 1)] {
+        next.streams[0]
+            .held_back
+            .push(HeldBack { seq, time: at(i) });
+    }
+    let (status, ack) = post_json_batch(&base, &fx.device, &next).await;
+    assert_eq!(status, 200, "{ack}");
+    let mut got = stored(&fx);
+    got.sort_by_key(|r| r.0);
+    assert_eq!(
+        got,
+        [
+            (1, 100.0),
+            (2, 105.0),
+            (5, 120.0),
+            (6, 125.0),
+            (7, 130.0),
+            (9, 140.0)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_heartbeat_records_contact_and_keeps_the_health_report() {
     let fx = Fixture::new();
     let base = common::serve_loopback(fx.state(Limits::default())).await;

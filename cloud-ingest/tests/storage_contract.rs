@@ -761,19 +761,46 @@ fn readings_filter_by_patient_stream_and_time_and_page(s: &dyn Storage) {
     assert!(streams.contains(&Stream::HeartRate));
     query.patient = q;
     assert_eq!(s.readings(&query).unwrap().len(), 1);
-    let before = s
-        .kept_reading_before(
-            &SeriesKey {
-                patient: p,
-                device: "cgm-1".into(),
-                stream: Stream::Glucose,
-                session: Some(4),
-            },
-            t(1000),
-        )
-        .unwrap()
-        .unwrap();
+    // Between seq 3 (900 s) and 1000 s: another device's glucose, another
+    // session of the same device, and a held-back reading of the series.
+    // None is the series' kept reading before 1000 s.
+    let mut other_device = batch(3, p, vec![glucose(vec![reading(1, 950, 90.0)], vec![])]);
+    other_device.device = "cgm-2".into();
+    s.store_batch(&other_device).unwrap();
+    let mut other_session = glucose(vec![reading(1, 960, 91.0)], vec![]);
+    other_session.session = Some(5);
+    let held = NewReading {
+        held_back: true,
+        ..reading(20, 990, 92.0)
+    };
+    s.store_batch(&batch(
+        4,
+        p,
+        vec![other_session, glucose(vec![held], vec![])],
+    ))
+    .unwrap();
+    let series = SeriesKey {
+        patient: p,
+        device: "cgm-1".into(),
+        stream: Stream::Glucose,
+        session: Some(4),
+    };
+    let before = s.kept_reading_before(&series, t(1000)).unwrap().unwrap();
     assert_eq!(before.seq, 3);
+    assert_eq!(
+        s.kept_reading_before(&series, t(900)).unwrap().unwrap().seq,
+        2
+    );
+    assert!(s.kept_reading_before(&series, t(0)).unwrap().is_none());
+    let no_session = SeriesKey {
+        session: None,
+        ..series
+    };
+    assert!(
+        s.kept_reading_before(&no_session, t(1000))
+            .unwrap()
+            .is_none()
+    );
 }
 
 fn alert(p: i64, id: &str, phase: &str, secs: i64) -> NewAlert {

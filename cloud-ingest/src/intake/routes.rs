@@ -221,6 +221,17 @@ pub fn prepare_batch(
             stream: g.stream,
             session: g.session,
         };
+        // The stored kept reading before the group's first kept one, looked
+        // up once: it is the earlier neighbour of every held-back reading
+        // between the two, which is where a phone's held-back readings lie
+        // (those since its previous batch's last kept reading).
+        let mut before_first: Option<Option<Sample>> = None;
+        let stored_before = |at| -> Result<Option<Sample>> {
+            Ok(storage.kept_reading_before(&key, at)?.map(|r| Sample {
+                time: r.time,
+                value: r.value,
+            }))
+        };
         for h in &g.held_back {
             let time = match corrected(h.time, shift, now, max_future) {
                 Ok(time) => time,
@@ -230,12 +241,18 @@ pub fn prepare_batch(
                 }
             };
             let mut value = vigil_model::reduce::interpolate(&kept, time);
-            if value.is_none() && kept.first().is_some_and(|k| k.time > time) {
-                if let Some(prev) = storage.kept_reading_before(&key, time)? {
-                    let mut around = vec![Sample {
-                        time: prev.time,
-                        value: prev.value,
-                    }];
+            let first = kept.first().map(|k| k.time);
+            if let Some(first) = first.filter(|&first| value.is_none() && first > time) {
+                let shared = match before_first {
+                    Some(found) => found,
+                    None => *before_first.insert(stored_before(first)?),
+                };
+                let prev = match shared {
+                    Some(p) if p.time >= time => stored_before(time)?,
+                    other => other,
+                };
+                if let Some(prev) = prev {
+                    let mut around = vec![prev];
                     around.extend(kept.iter().copied());
                     value = vigil_model::reduce::interpolate(&around, time);
                 }

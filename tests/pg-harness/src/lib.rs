@@ -72,6 +72,7 @@ pub struct PgServer {
     watchdog: Option<(Child, ChildStdin)>,
     tls: bool,
     durable: bool,
+    profiled: bool,
 }
 
 /// Where the server binaries are: the newest `/usr/lib/postgresql/*/bin`
@@ -125,6 +126,14 @@ impl PgServer {
         Self::start_inner(None, true)
     }
 
+    /// [`PgServer::start_durable`] with `pg_stat_statements` loaded and I/O
+    /// timing on, so a benchmark can say which statements its database
+    /// time goes to (`CREATE EXTENSION pg_stat_statements` in the database
+    /// it reads them from). Tracking costs a little CPU per statement.
+    pub fn start_durable_profiled() -> Result<Self, HarnessError> {
+        Self::start_inner_with(None, true, true)
+    }
+
     /// Whether this server flushes its commits (see [`PgServer::start_durable`]).
     pub fn durable(&self) -> bool {
         self.durable
@@ -137,6 +146,14 @@ impl PgServer {
     }
 
     fn start_inner(tls: Option<(&str, &str)>, durable: bool) -> Result<Self, HarnessError> {
+        Self::start_inner_with(tls, durable, false)
+    }
+
+    fn start_inner_with(
+        tls: Option<(&str, &str)>,
+        durable: bool,
+        profiled: bool,
+    ) -> Result<Self, HarnessError> {
         let bin = find_bin_dir().ok_or(HarnessError::NotInstalled)?;
         if !bin.join("pg_ctl").is_file() || !bin.join("postgres").is_file() {
             return Err(HarnessError::NotInstalled);
@@ -166,6 +183,7 @@ impl PgServer {
             watchdog: None,
             tls: false,
             durable,
+            profiled,
         };
         server.initdb()?;
         if let Some((cert, key)) = tls {
@@ -248,6 +266,11 @@ impl PgServer {
             self.port,
             quote(self.dir())
         );
+        if self.profiled {
+            opts.push_str(
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on",
+            );
+        }
         if self.tls {
             opts.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
