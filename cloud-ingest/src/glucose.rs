@@ -13,7 +13,7 @@ use vigil_model::wire::{BatchAck, BatchId, PROTOCOL_VERSION};
 use crate::domain::DataPoint;
 use crate::domain::PatientId;
 use crate::error::{Error, Result};
-use crate::storage::{NewBatch, NewGroup, NewReading, Storage};
+use crate::storage::{NewBatch, NewGroup, NewReading, Storage, StoredReading};
 
 /// The CGM Measurement characteristic (0x2AA7): what imported glucose is
 /// filed under, as it is what a CGM would have sent.
@@ -38,16 +38,18 @@ pub fn points(
         from,
         to,
     )?;
-    Ok(resolved
-        .series
-        .into_iter()
-        .map(|r| DataPoint {
-            time: r.time,
-            mg_dl: r.value,
-            device: r.device,
-            held_back: r.held_back,
-        })
-        .collect())
+    Ok(resolved.series.into_iter().map(point).collect())
+}
+
+/// One resolved reading as a point of the trend: the one mapping every
+/// reader and the day summaries share.
+pub fn point(r: StoredReading) -> DataPoint {
+    DataPoint {
+        time: r.time,
+        mg_dl: r.value,
+        device: r.device,
+        held_back: r.held_back,
+    }
 }
 
 /// The CGM sampling interval the consensus metrics and wear are counted in:

@@ -43,7 +43,7 @@ use chrono::TimeDelta;
 
 use vigil_model::metrics::{Band, Gri};
 use vigil_model::precedence::{Coincidence, PrecedenceConfig, Quantity, Validity};
-use vigil_model::reading::{DeviceId, Provenance, Quality, Reading, Stream};
+use vigil_model::reading::Stream;
 
 use crate::domain::DataPoint;
 use crate::domain::PatientId;
@@ -122,12 +122,7 @@ fn recompute(s: &dyn Storage, patient: PatientId, day: i64) -> Result<(DayCounts
     let points: Vec<DataPoint> = crate::resolved::resolve_rows(patient, policy.config, rows)?
         .series
         .into_iter()
-        .map(|r| DataPoint {
-            time: r.time,
-            mg_dl: r.value,
-            device: r.device,
-            held_back: r.held_back,
-        })
+        .map(crate::glucose::point)
         .collect();
     let tail = DayTail {
         series: if one_series { first } else { None },
@@ -149,25 +144,7 @@ pub fn series_key(device: &str, session: Option<i64>) -> String {
 /// Whether a reading counts in the resolved series when alone in its
 /// moment: the precedence resolver's own validity test.
 fn counted(r: &NewReading) -> bool {
-    let reading = Reading {
-        patient: vigil_model::reading::PatientId(String::new()),
-        stream: Stream::Glucose,
-        value: r.value,
-        sensor_time: r.time,
-        receive_time: r.time,
-        sequence: r.seq,
-        quality: Quality {
-            percent: r.quality_percent,
-            flagged: r.quality_flagged,
-        },
-        provenance: Provenance {
-            device: DeviceId(String::new()),
-            characteristic: 0,
-            raw: Vec::new(),
-            session: None,
-        },
-    };
-    Validity::of(&reading) != Validity::Invalid
+    Validity::classify(Stream::Glucose.unit(), r.value, r.quality_flagged) != Validity::Invalid
 }
 
 fn slot_of(micros: i64) -> i64 {

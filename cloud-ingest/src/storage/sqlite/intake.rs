@@ -560,17 +560,7 @@ fn append_days(
                     day,
                     stale: r.get(0)?,
                     fresh: r.get(1)?,
-                    counts: DayCounts {
-                        readings: r.get(2)?,
-                        very_low: r.get(3)?,
-                        low: r.get(4)?,
-                        in_range: r.get(5)?,
-                        tight: r.get(6)?,
-                        high: r.get(7)?,
-                        very_high: r.get(8)?,
-                        slots: r.get(9)?,
-                        sum_mg_dl: r.get(10)?,
-                    },
+                    counts: day_counts(r, 2)?,
                     tail: DayTail {
                         series: r.get(11)?,
                         last_raw: r.get(12)?,
@@ -626,17 +616,7 @@ pub(super) fn glucose_days(
             patient: r.get(0)?,
             day: r.get(1)?,
             current: r.get(2)?,
-            counts: DayCounts {
-                readings: r.get(3)?,
-                very_low: r.get(4)?,
-                low: r.get(5)?,
-                in_range: r.get(6)?,
-                tight: r.get(7)?,
-                high: r.get(8)?,
-                very_high: r.get(9)?,
-                slots: r.get(10)?,
-                sum_mg_dl: r.get(11)?,
-            },
+            counts: day_counts(r, 3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -698,4 +678,20 @@ pub(super) fn put_glucose_day(
             t.last_point
         ])?;
     Ok(n == 1)
+}
+
+/// A day's counts from nine columns of `r` from `first` on, in
+/// [`DayCounts`]' field order (every statement that reads them lists them so).
+fn day_counts(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<DayCounts> {
+    Ok(DayCounts {
+        readings: r.get(first)?,
+        very_low: r.get(first + 1)?,
+        low: r.get(first + 2)?,
+        in_range: r.get(first + 3)?,
+        tight: r.get(first + 4)?,
+        high: r.get(first + 5)?,
+        very_high: r.get(first + 6)?,
+        slots: r.get(first + 7)?,
+        sum_mg_dl: r.get(first + 8)?,
+    })
 }

@@ -170,12 +170,17 @@ pub enum Validity {
 impl Validity {
     /// Classifies one reading.
     pub fn of(reading: &Reading) -> Validity {
-        let v = reading.value;
+        Validity::classify(reading.unit(), reading.value, reading.quality.flagged)
+    }
+
+    /// Classifies a value in `unit` whose quality is `flagged` or not: for
+    /// callers that hold the parts of a reading rather than a [`Reading`].
+    pub fn classify(unit: Unit, value: f64, flagged: bool) -> Validity {
         let impossible =
-            !v.is_finite() || v < 0.0 || (reading.unit() == Unit::Percent && v > 100.0);
+            !value.is_finite() || value < 0.0 || (unit == Unit::Percent && value > 100.0);
         if impossible {
             Validity::Invalid
-        } else if reading.quality.flagged {
+        } else if flagged {
             Validity::Flagged
         } else {
             Validity::Valid
