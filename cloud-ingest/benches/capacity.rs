@@ -706,11 +706,9 @@ fn print_statements(url: &str, top: usize, requests: usize) {
         )
         .unwrap()
         .get(0);
-    if top > 0 {
-        println!(
-            "|  | statements: calls / request, mean ms, share of time, blocks hit / read per call, WAL bytes per call | | | | | | | | |"
-        );
-    }
+    println!(
+        "|  | statements: calls / request, mean ms, share of time, blocks hit / read per call, WAL bytes per call | | | | | | | | |"
+    );
     for r in rows {
         let calls: i64 = r.get(0);
         let per = |x: f64| x / calls.max(1) as f64;
@@ -726,6 +724,12 @@ fn print_statements(url: &str, top: usize, requests: usize) {
             r.get::<_, String>(6).replace('|', "\\|"),
         );
     }
+    reset_statements(&mut c);
+}
+
+/// Starts `pg_stat_statements`' counts afresh, so a step's table holds that
+/// step alone.
+fn reset_statements(c: &mut postgres::Client) {
     c.batch_execute("SELECT pg_stat_statements_reset()")
         .unwrap();
 }
@@ -797,7 +801,8 @@ fn search(
     }
     let profiled = s.statements > 0 && db_pid.is_some();
     if profiled {
-        print_statements(db.to_str().unwrap(), 0, 1);
+        let mut c = postgres::Client::connect(db.to_str().unwrap(), postgres::NoTls).unwrap();
+        reset_statements(&mut c);
     }
     let mut step = |count: u64| {
         let planned = plan(s.mix, &mut patients, count, s.window, origin, &mut rng);

@@ -534,6 +534,21 @@ pub(super) fn mark_days_stale(conn: &Connection, patient: PatientId, days: &[i64
     Ok(())
 }
 
+/// A patient's stored precedence policy for `quantity` (JSON), on any
+/// connection: the reader's, or a batch's transaction.
+pub(super) fn precedence_policy(
+    conn: &Connection,
+    patient: PatientId,
+    quantity: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT policy FROM precedence_policies WHERE patient_id = ?1 AND quantity = ?2",
+        )?
+        .query_row(params![patient, quantity], |r| r.get(0))
+        .optional()?)
+}
+
 /// Brings the batch's glucose days up to date in its own transaction where
 /// `glucose_days::append` can, after `insert_chunk` bumped them; the rest
 /// stay stale for `glucose_days::after_batch`. Only a batch stored in one
@@ -571,12 +586,7 @@ fn append_days(
             .optional()?;
         rows.extend(row);
     }
-    let policy: Option<String> = tx
-        .prepare_cached(
-            "SELECT policy FROM precedence_policies WHERE patient_id = ?1 AND quantity = 'glucose'",
-        )?
-        .query_row([b.patient], |r| r.get(0))
-        .optional()?;
+    let policy = precedence_policy(tx, b.patient, "glucose")?;
     let window = crate::glucose_days::window_policy(policy.as_deref());
     for (day, generation, counts, tail) in crate::glucose_days::appended(b, outcomes, &rows, window)
     {

@@ -1,7 +1,7 @@
 //! Readings: rows for [`crate::storage::Readings`].
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use vigil_model::wire::BatchAck;
 
 use super::{SqliteStorage, intake};
@@ -14,14 +14,7 @@ use crate::storage::{
 
 impl Readings for SqliteStorage {
     fn precedence_policy(&self, patient: PatientId, quantity: &str) -> Result<Option<String>> {
-        Ok(self
-            .reader()
-            .query_row(
-                "SELECT policy FROM precedence_policies WHERE patient_id = ?1 AND quantity = ?2",
-                params![patient, quantity],
-                |r| r.get(0),
-            )
-            .optional()?)
+        intake::precedence_policy(&self.reader(), patient, quantity)
     }
 
     fn set_precedence_policy(
